@@ -1,0 +1,73 @@
+//! Generates the tributary.v1 messages, clients and the Admin server from `proto/`, and the
+//! Producer/Consumer servers over the zero-copy wire types of `src/wire.rs`.
+
+use std::path::PathBuf;
+
+const PROTOS: &[&str] = &[
+    "tributary/v1/records.proto",
+    "tributary/v1/admin.proto",
+    "tributary/v1/producer.proto",
+    "tributary/v1/consumer.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    let protos: Vec<PathBuf> = PROTOS.iter().map(|p| root.join(p)).collect();
+    for p in &protos {
+        println!("cargo:rerun-if-changed={}", p.display());
+    }
+
+    // protoc comes from the protoc-bin-vendored crate: no system protoc needed.
+    let mut config = prost_build::Config::new();
+    config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    // Payload fields decode as `Bytes` slices of the request buffer instead of copies.
+    config.bytes(["."]);
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(out.join("tributary_descriptor.bin"))
+        .compile_with_config(config, &protos, &[root])?;
+
+    // The server side of Produce and Fetch treats record batches as opaque bytes.
+    let wire_out = out.join("wire");
+    std::fs::create_dir_all(&wire_out)?;
+    let method = |name: &str, route: &str, input: &str, output: &str| {
+        tonic_build::manual::Method::builder()
+            .name(name)
+            .route_name(route)
+            .input_type(input)
+            .output_type(output)
+            .codec_path("tonic_prost::ProstCodec")
+            .build()
+    };
+    let producer = tonic_build::manual::Service::builder()
+        .name("Producer")
+        .package("tributary.v1")
+        .method(method(
+            "produce",
+            "Produce",
+            "crate::wire::ProduceRequest",
+            "crate::v1::ProduceResponse",
+        ))
+        .build();
+    let consumer = tonic_build::manual::Service::builder()
+        .name("Consumer")
+        .package("tributary.v1")
+        .method(method(
+            "fetch",
+            "Fetch",
+            "crate::v1::FetchRequest",
+            "crate::wire::FetchResponse",
+        ))
+        .method(method(
+            "list_offsets",
+            "ListOffsets",
+            "crate::v1::ListOffsetsRequest",
+            "crate::v1::ListOffsetsResponse",
+        ))
+        .build();
+    tonic_build::manual::Builder::new()
+        .build_client(false)
+        .out_dir(&wire_out)
+        .compile(&[producer, consumer]);
+    Ok(())
+}

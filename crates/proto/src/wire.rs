@@ -1,0 +1,99 @@
+//! The server's view of the two messages that carry record batches.
+//!
+//! A protobuf `bytes` field is encoded exactly like an embedded message field, so the server
+//! can read `ProduceRequest.batch` and write `FetchResponse.batches` as opaque bytes while
+//! clients see `RecordBatch` messages. The stored batch is the wire batch: it is decoded
+//! once for validation and never re-encoded on the way in or out.
+
+use bytes::Bytes;
+
+/// Server-side `tributary.v1.ProduceRequest`, with `batch` left encoded.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ProduceRequest {
+    #[prost(string, tag = "1")]
+    pub topic: String,
+    #[prost(uint32, optional, tag = "2")]
+    pub partition: Option<u32>,
+    /// An encoded `tributary.v1.RecordBatch`.
+    #[prost(bytes = "bytes", tag = "3")]
+    pub batch: Bytes,
+}
+
+/// Server-side `tributary.v1.FetchResponse`, with each batch as stored bytes.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct FetchResponse {
+    /// Encoded `tributary.v1.RecordBatch`es.
+    #[prost(bytes = "bytes", repeated, tag = "1")]
+    pub batches: Vec<Bytes>,
+    #[prost(uint64, tag = "2")]
+    pub high_watermark: u64,
+    #[prost(uint64, tag = "3")]
+    pub log_start_offset: u64,
+}
+
+include!(concat!(env!("OUT_DIR"), "/wire/tributary.v1.Producer.rs"));
+include!(concat!(env!("OUT_DIR"), "/wire/tributary.v1.Consumer.rs"));
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::v1;
+    use prost::Message;
+
+    fn batch() -> v1::RecordBatch {
+        v1::RecordBatch {
+            records: vec![v1::Record {
+                key: Bytes::from_static(b"k"),
+                value: Bytes::from_static(b"v"),
+                headers: vec![v1::Header {
+                    key: "h".into(),
+                    value: Bytes::from_static(b"x"),
+                }],
+                timestamp_ms: Some(7),
+            }],
+            base_offset: 42,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn produce_request_batch_is_wire_identical_to_bytes() {
+        let client = v1::ProduceRequest {
+            topic: "/v/s:t".into(),
+            partition: Some(2),
+            batch: Some(batch()),
+        };
+        let server = ProduceRequest::decode(client.encode_to_vec().as_slice()).unwrap();
+        assert_eq!(server.topic, "/v/s:t");
+        assert_eq!(server.partition, Some(2));
+        assert_eq!(server.batch, batch().encode_to_vec());
+    }
+
+    #[test]
+    fn fetch_response_bytes_decode_as_batches() {
+        let server = FetchResponse {
+            batches: vec![batch().encode_to_vec().into(), Bytes::new()],
+            high_watermark: 43,
+            log_start_offset: 1,
+        };
+        let client = v1::FetchResponse::decode(server.encode_to_vec().as_slice()).unwrap();
+        assert_eq!(client.batches, vec![batch(), v1::RecordBatch::default()]);
+        assert_eq!((client.high_watermark, client.log_start_offset), (43, 1));
+    }
+
+    #[test]
+    fn appended_fields_override_by_merge() {
+        // The server appends base_offset to the stored encoding; protobuf merge semantics
+        // make the appended value the one a client decodes.
+        let mut stored = batch().encode_to_vec();
+        v1::RecordBatch {
+            base_offset: 1000,
+            ..Default::default()
+        }
+        .encode(&mut stored)
+        .unwrap();
+        let decoded = v1::RecordBatch::decode(stored.as_slice()).unwrap();
+        assert_eq!(decoded.base_offset, 1000);
+        assert_eq!(decoded.records, batch().records);
+    }
+}
