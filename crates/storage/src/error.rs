@@ -1,0 +1,64 @@
+//! The storage error type. RocksDB's error is wrapped, never exposed as such.
+
+use std::path::PathBuf;
+
+use crate::keys::PartitionId;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("partition {0} does not exist")]
+    UnknownPartition(PartitionId),
+
+    #[error("offset {offset} is out of range: valid offsets are {log_start} to {high_watermark}")]
+    OffsetOutOfRange {
+        offset: u64,
+        log_start: u64,
+        high_watermark: u64,
+    },
+
+    #[error("batch of {bytes} bytes is larger than the {limit}-byte limit of one stored batch")]
+    BatchTooLarge { bytes: usize, limit: usize },
+
+    #[error("{path}: {reason}; refusing to open it as a Tributary data directory")]
+    ForeignDataDir { path: PathBuf, reason: String },
+
+    #[error("corrupt {what} in the store: {detail}")]
+    Corrupt { what: &'static str, detail: String },
+
+    #[error("storage engine: {0}")]
+    Engine(#[from] EngineError),
+
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn corrupt(what: &'static str, detail: String) -> Self {
+        Error::Corrupt { what, detail }
+    }
+
+    /// True for failures of the disk or engine rather than of the request.
+    pub fn is_engine(&self) -> bool {
+        matches!(
+            self,
+            Error::Engine(_) | Error::Io { .. } | Error::Corrupt { .. }
+        )
+    }
+}
+
+/// An error reported by the storage engine.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct EngineError(rocksdb::Error);
+
+impl From<rocksdb::Error> for Error {
+    fn from(e: rocksdb::Error) -> Self {
+        Error::Engine(EngineError(e))
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,26 @@
+//! Tributary's storage layer: partitions as append-only logs of record batches in RocksDB,
+//! with dense u64 offsets, plus an opaque catalog for the namespace layer.
+//!
+//! **Boundary:** storage never sees a path, a principal or a protobuf message. It stores
+//! opaque batch bytes under `(partition_id, base_offset)` and catalog rows under opaque
+//! keys. RocksDB types never leave this crate.
+//!
+//! **Invariant:** every append is one `WriteBatch` holding the batch, its summary and the
+//! partition's new high-water mark, so after a crash the log and its offsets agree.
+
+mod error;
+pub mod keys;
+mod options;
+mod store;
+pub mod values;
+
+pub use error::{EngineError, Error, Result};
+pub use keys::PartitionId;
+pub use options::StoreOptions;
+pub use store::{
+    Appended, CatalogTx, ClusterIdentity, Durability, MAX_BATCH_BYTES, NewBatch, PartitionStats,
+    ReadResult, Store, StoredBatch,
+};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,93 @@
+//! RocksDB tuning for a log store on a small machine. Each choice is named with its reason;
+//! measurements live in docs/PERFORMANCE.md.
+
+use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Options};
+
+use crate::keys::cf;
+
+/// Knobs the server exposes; everything else is fixed here.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Memtable size of the log column family.
+    pub log_write_buffer_bytes: usize,
+    /// Shared block cache for metadata, index and cursor lookups.
+    pub block_cache_bytes: usize,
+    /// Flush threads + compaction threads.
+    pub background_jobs: i32,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            log_write_buffer_bytes: 128 << 20,
+            block_cache_bytes: 64 << 20,
+            background_jobs: 4,
+        }
+    }
+}
+
+pub(crate) fn db_options(o: &StoreOptions) -> Options {
+    let mut opts = Options::default();
+    opts.create_if_missing(true);
+    opts.create_missing_column_families(true);
+    opts.set_max_background_jobs(o.background_jobs);
+    // Writers to different partitions share the WAL write and one fsync (group commit);
+    // pipelining lets the next group write the WAL while this one fills memtables.
+    opts.set_enable_pipelined_write(true);
+    opts.set_allow_concurrent_memtable_write(true);
+    opts.set_enable_write_thread_adaptive_yield(true);
+    // The meta CF changes rarely; without a cap it would pin old WAL files forever.
+    opts.set_max_total_wal_size(512 << 20);
+    opts.set_bytes_per_sync(1 << 20);
+    opts.set_wal_bytes_per_sync(0);
+    opts.set_keep_log_file_num(4);
+    opts
+}
+
+pub(crate) fn column_families(o: &StoreOptions) -> Vec<ColumnFamilyDescriptor> {
+    let cache = Cache::new_lru_cache(o.block_cache_bytes);
+    let point_lookups = |cache: &Cache| {
+        let mut t = BlockBasedOptions::default();
+        t.set_block_cache(cache);
+        t.set_bloom_filter(10.0, false);
+        t.set_cache_index_and_filter_blocks(true);
+        t
+    };
+    let scans = |cache: &Cache| {
+        let mut t = BlockBasedOptions::default();
+        t.set_block_cache(cache);
+        t
+    };
+
+    cf::ALL
+        .iter()
+        .map(|&name| {
+            let mut opts = Options::default();
+            opts.set_compression_type(DBCompressionType::Lz4);
+            match name {
+                cf::LOG => {
+                    // Batches go to blob files once; compaction moves only the 16-byte keys.
+                    opts.set_enable_blob_files(true);
+                    opts.set_min_blob_size(256);
+                    opts.set_blob_file_size(256 << 20);
+                    // Clients may compress; recompressing payloads costs CPU for little.
+                    opts.set_blob_compression_type(DBCompressionType::None);
+                    opts.set_compression_type(DBCompressionType::None);
+                    opts.set_enable_blob_gc(true);
+                    opts.set_write_buffer_size(o.log_write_buffer_bytes);
+                    opts.set_max_write_buffer_number(4);
+                    opts.set_block_based_table_factory(&scans(&cache));
+                }
+                cf::INDEX => {
+                    opts.set_write_buffer_size(32 << 20);
+                    opts.set_block_based_table_factory(&scans(&cache));
+                }
+                _ => {
+                    opts.set_write_buffer_size(16 << 20);
+                    opts.set_block_based_table_factory(&point_lookups(&cache));
+                }
+            }
+            ColumnFamilyDescriptor::new(name, opts)
+        })
+        .collect()
+}

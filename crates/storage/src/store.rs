@@ -1,0 +1,595 @@
+//! The store: one RocksDB instance holding every partition's log, plus the namespace
+//! catalog as opaque rows. All calls block on disk; async callers use `spawn_blocking`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use rocksdb::{ColumnFamily, DB, ReadOptions, WriteBatch, WriteOptions};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::keys::{self, PartitionId, cf};
+use crate::options::{StoreOptions, column_families, db_options};
+use crate::values::{BatchSummary, PartitionState, decode_u64};
+
+/// The on-disk format this build reads and writes.
+const FORMAT_VERSION: u32 = 1;
+
+/// The largest stored batch (the summary keeps sizes as u32).
+pub const MAX_BATCH_BYTES: usize = u32::MAX as usize;
+
+/// When an append is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// The write-ahead log is fsynced first (concurrent writers share one fsync).
+    Sync,
+    /// The write-ahead log is written to the OS page cache.
+    Buffered,
+}
+
+/// Who this data directory belongs to; made at first open, never changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterIdentity {
+    pub format: u32,
+    pub cluster_id: Uuid,
+    pub created_ms: i64,
+}
+
+/// A batch ready to append, built by the caller once it knows its base offset.
+#[derive(Debug)]
+pub struct NewBatch {
+    /// The bytes to store and serve back unchanged.
+    pub value: Vec<u8>,
+    pub record_count: u32,
+    pub append_time_ms: i64,
+    pub max_timestamp_ms: i64,
+}
+
+/// What an append assigned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub base_offset: u64,
+    pub record_count: u32,
+    pub append_time_ms: i64,
+}
+
+/// One stored batch as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBatch {
+    pub base_offset: u64,
+    pub value: Bytes,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadResult {
+    /// Whole batches in offset order; the first holds the requested offset.
+    pub batches: Vec<StoredBatch>,
+    pub high_watermark: u64,
+    pub log_start: u64,
+}
+
+/// Live figures of one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionStats {
+    pub log_start: u64,
+    pub high_watermark: u64,
+    pub records: u64,
+    pub bytes: u64,
+    pub first_append_ms: Option<i64>,
+    pub last_append_ms: Option<i64>,
+}
+
+/// Namespace rows and partition lifecycle changes committed in one atomic write.
+#[derive(Debug, Default)]
+pub struct CatalogTx {
+    puts: Vec<(Vec<u8>, Vec<u8>)>,
+    deletes: Vec<Vec<u8>>,
+    create: Vec<PartitionId>,
+    drop: Vec<PartitionId>,
+}
+
+impl CatalogTx {
+    pub fn put(&mut self, key: &[u8], value: Vec<u8>) {
+        self.puts.push((key.to_vec(), value));
+    }
+
+    pub fn delete(&mut self, key: &[u8]) {
+        self.deletes.push(key.to_vec());
+    }
+
+    /// Creates an empty partition with an id from [`Store::reserve_partition_ids`].
+    pub fn create_partition(&mut self, id: PartitionId) {
+        self.create.push(id);
+    }
+
+    /// Removes a partition and every batch in it.
+    pub fn drop_partition(&mut self, id: PartitionId) {
+        self.drop.push(id);
+    }
+}
+
+/// In-memory handle of one partition. Appends serialize on `slot`; readers use the atomics
+/// and never wait for a writer.
+struct Partition {
+    slot: Mutex<Slot>,
+    /// Committed high-water mark; long-polling readers wait on it.
+    hwm: watch::Sender<u64>,
+    log_start: AtomicU64,
+}
+
+struct Slot {
+    state: PartitionState,
+    dropped: bool,
+}
+
+pub struct Store {
+    db: DB,
+    path: PathBuf,
+    identity: ClusterIdentity,
+    partitions: RwLock<HashMap<PartitionId, Arc<Partition>>>,
+    /// Next id to hand out; persisted by the commit that uses it.
+    next_partition_id: Mutex<u64>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field("identity", &self.identity)
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens the store at `path` (a directory RocksDB owns), creating it if absent.
+    /// Refuses a directory that holds something other than a Tributary store.
+    pub fn open(path: &Path, options: &StoreOptions) -> Result<Store> {
+        let fresh = check_directory(path)?;
+        let opts = db_options(options);
+        if !fresh {
+            let existing = DB::list_cf(&opts, path)?;
+            if let Some(missing) = cf::ALL.iter().find(|c| !existing.iter().any(|e| e == *c)) {
+                return Err(Error::ForeignDataDir {
+                    path: path.to_owned(),
+                    reason: format!("a RocksDB database without the `{missing}` column family"),
+                });
+            }
+        }
+        let db = DB::open_cf_descriptors(&opts, path, column_families(options))?;
+        let identity = load_or_create_identity(&db, path)?;
+        let next_partition_id = match get(&db, cf::META, keys::META_NEXT_PARTITION_ID)? {
+            Some(v) => decode_u64("partition id allocator", &v)?,
+            None => 1,
+        };
+        Ok(Store {
+            db,
+            path: path.to_owned(),
+            identity,
+            partitions: RwLock::new(HashMap::new()),
+            next_partition_id: Mutex::new(next_partition_id),
+        })
+    }
+
+    pub fn identity(&self) -> &ClusterIdentity {
+        &self.identity
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    // ---- catalog -------------------------------------------------------------------
+
+    pub fn catalog_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        get(&self.db, cf::META, &keys::catalog(key))
+    }
+
+    /// Catalog rows whose key starts with `prefix`, in key order, keys without the
+    /// catalog prefix; at most `limit` rows.
+    pub fn catalog_scan(&self, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let meta = self.cf(cf::META);
+        let start = keys::catalog(prefix);
+        let mut ro = ReadOptions::default();
+        if let Some(end) = keys::prefix_end(&start) {
+            ro.set_iterate_upper_bound(end);
+        }
+        let mut it = self.db.raw_iterator_cf_opt(meta, ro);
+        it.seek(&start);
+        let mut rows = Vec::new();
+        while it.valid() && rows.len() < limit {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            let Some(k) = keys::catalog_suffix(k) else {
+                break;
+            };
+            rows.push((k.to_vec(), v.to_vec()));
+            it.next();
+        }
+        it.status()?;
+        Ok(rows)
+    }
+
+    /// Reserves `n` fresh partition ids for a [`CatalogTx`]. Ids of a transaction that is
+    /// never committed are simply never used.
+    pub fn reserve_partition_ids(&self, n: usize) -> Vec<PartitionId> {
+        let mut next = self.next_partition_id.lock();
+        let ids = (*next..*next + n as u64).collect();
+        *next += n as u64;
+        ids
+    }
+
+    /// Commits namespace rows and partition creations/drops atomically and durably.
+    pub fn commit(&self, tx: CatalogTx) -> Result<()> {
+        let (meta, log, index) = (self.cf(cf::META), self.cf(cf::LOG), self.cf(cf::INDEX));
+        let mut wb = WriteBatch::default();
+        for (k, v) in &tx.puts {
+            wb.put_cf(meta, keys::catalog(k), v);
+        }
+        for k in &tx.deletes {
+            wb.delete_cf(meta, keys::catalog(k));
+        }
+        if let Some(&max) = tx.create.iter().max() {
+            let next = *self.next_partition_id.lock();
+            debug_assert!(max < next, "partition id {max} was not reserved");
+            wb.put_cf(
+                meta,
+                keys::META_NEXT_PARTITION_ID,
+                next.max(max + 1).to_be_bytes(),
+            );
+        }
+        for &id in &tx.create {
+            wb.put_cf(
+                meta,
+                keys::partition_state(id),
+                PartitionState::default().encode(),
+            );
+        }
+        // Appenders hold a partition's slot lock; take the dropped ones in id order so a
+        // concurrent append either lands before the drop or sees `dropped`.
+        let mut dropped: Vec<(PartitionId, Arc<Partition>)> = Vec::new();
+        let mut drop_ids = tx.drop.clone();
+        drop_ids.sort_unstable();
+        drop_ids.dedup();
+        for &id in &drop_ids {
+            match self.partition(id) {
+                Ok(p) => dropped.push((id, p)),
+                Err(Error::UnknownPartition(_)) => continue,
+                Err(e) => return Err(e),
+            }
+            let (start, end) = partition_range(id);
+            wb.delete_range_cf(log, &start, &end);
+            wb.delete_range_cf(index, &start, &end);
+            wb.delete_cf(meta, keys::partition_state(id));
+        }
+        let mut slots: Vec<_> = dropped.iter().map(|(_, p)| p.slot.lock()).collect();
+        self.db.write_opt(wb, &write_options(Durability::Sync))?;
+        for slot in &mut slots {
+            slot.dropped = true;
+        }
+        drop(slots);
+        if !dropped.is_empty() {
+            let mut map = self.partitions.write();
+            for (id, _) in &dropped {
+                map.remove(id);
+            }
+        }
+        Ok(())
+    }
+
+    // ---- partitions ----------------------------------------------------------------
+
+    fn partition(&self, id: PartitionId) -> Result<Arc<Partition>> {
+        if let Some(p) = self.partitions.read().get(&id) {
+            return Ok(p.clone());
+        }
+        let state = match get(&self.db, cf::META, &keys::partition_state(id))? {
+            Some(v) => PartitionState::decode(&v)?,
+            None => return Err(Error::UnknownPartition(id)),
+        };
+        let mut map = self.partitions.write();
+        let p = map.entry(id).or_insert_with(|| {
+            Arc::new(Partition {
+                slot: Mutex::new(Slot {
+                    state,
+                    dropped: false,
+                }),
+                hwm: watch::Sender::new(state.next_offset),
+                log_start: AtomicU64::new(state.log_start),
+            })
+        });
+        Ok(p.clone())
+    }
+
+    /// Appends one batch to each of `partitions` (distinct ids) atomically: every batch, its
+    /// summary and each partition's new state go to RocksDB in one `WriteBatch`. `build(i,
+    /// base_offset)` makes the batch for `partitions[i]`; it runs under the partitions'
+    /// append locks, so it should only encode.
+    pub fn append(
+        &self,
+        durability: Durability,
+        partitions: &[PartitionId],
+        mut build: impl FnMut(usize, u64) -> NewBatch,
+    ) -> Result<Vec<Appended>> {
+        let handles = partitions
+            .iter()
+            .map(|&id| self.partition(id))
+            .collect::<Result<Vec<_>>>()?;
+        // Lock in id order so concurrent multi-partition appends cannot deadlock.
+        let mut order: Vec<usize> = (0..partitions.len()).collect();
+        order.sort_unstable_by_key(|&i| partitions[i]);
+        assert!(
+            order
+                .windows(2)
+                .all(|w| partitions[w[0]] != partitions[w[1]]),
+            "distinct partitions"
+        );
+        let mut slots: Vec<Option<parking_lot::MutexGuard<'_, Slot>>> =
+            partitions.iter().map(|_| None).collect();
+        for &i in &order {
+            slots[i] = Some(handles[i].slot.lock());
+        }
+        let mut slots: Vec<_> = slots
+            .into_iter()
+            .map(|s| s.expect("locked above"))
+            .collect();
+
+        let mut wb = WriteBatch::default();
+        let mut appended = Vec::with_capacity(partitions.len());
+        let mut states = Vec::with_capacity(partitions.len());
+        for (i, (&id, slot)) in partitions.iter().zip(&slots).enumerate() {
+            if slot.dropped {
+                return Err(Error::UnknownPartition(id));
+            }
+            let base = slot.state.next_offset;
+            let batch = build(i, base);
+            assert!(batch.record_count > 0, "empty batches are never appended");
+            if batch.value.len() > MAX_BATCH_BYTES {
+                return Err(Error::BatchTooLarge {
+                    bytes: batch.value.len(),
+                    limit: MAX_BATCH_BYTES,
+                });
+            }
+            let summary = BatchSummary {
+                record_count: batch.record_count,
+                bytes: batch.value.len() as u32,
+                append_time_ms: batch.append_time_ms,
+                max_timestamp_ms: batch.max_timestamp_ms,
+            };
+            let count = u64::from(batch.record_count);
+            let state = PartitionState {
+                next_offset: base + count,
+                log_start: slot.state.log_start,
+                records: slot.state.records + count,
+                bytes: slot.state.bytes + batch.value.len() as u64,
+            };
+            wb.put_cf(self.cf(cf::LOG), keys::log(id, base), &batch.value);
+            wb.put_cf(
+                self.cf(cf::INDEX),
+                keys::index_batch(id, base),
+                summary.encode(),
+            );
+            wb.put_cf(self.cf(cf::META), keys::partition_state(id), state.encode());
+            states.push(state);
+            appended.push(Appended {
+                base_offset: base,
+                record_count: batch.record_count,
+                append_time_ms: batch.append_time_ms,
+            });
+        }
+        self.db.write_opt(wb, &write_options(durability))?;
+        for ((slot, state), p) in slots.iter_mut().zip(states).zip(&handles) {
+            slot.state = state;
+            p.hwm.send_replace(state.next_offset);
+        }
+        Ok(appended)
+    }
+
+    /// Reads whole batches from the one holding `offset`, until `max_bytes` is reached
+    /// (always at least one batch when any exists at or after `offset`).
+    pub fn read(&self, id: PartitionId, offset: u64, max_bytes: usize) -> Result<ReadResult> {
+        let p = self.partition(id)?;
+        let high_watermark = *p.hwm.borrow();
+        let log_start = p.log_start.load(Ordering::Acquire);
+        if offset < log_start || offset > high_watermark {
+            return Err(Error::OffsetOutOfRange {
+                offset,
+                log_start,
+                high_watermark,
+            });
+        }
+        let mut result = ReadResult {
+            batches: Vec::new(),
+            high_watermark,
+            log_start,
+        };
+        if offset == high_watermark {
+            return Ok(result);
+        }
+        let (start, end) = partition_range(id);
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_lower_bound(start);
+        ro.set_iterate_upper_bound(end);
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(cf::LOG), ro);
+        it.seek_for_prev(keys::log(id, offset));
+        if !it.valid() {
+            it.seek(keys::log(id, log_start));
+        }
+        let mut total = 0usize;
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            let Some((pid, base)) = keys::decode_log(k) else {
+                return Err(Error::corrupt("log key", format!("{k:02x?}")));
+            };
+            if pid != id || base >= high_watermark {
+                break;
+            }
+            total += v.len();
+            result.batches.push(StoredBatch {
+                base_offset: base,
+                value: Bytes::copy_from_slice(v),
+            });
+            if total >= max_bytes {
+                break;
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(result)
+    }
+
+    /// A receiver of the partition's committed high-water mark, for long-polls. It reports
+    /// closed when the partition is dropped.
+    pub fn watch(&self, id: PartitionId) -> Result<watch::Receiver<u64>> {
+        Ok(self.partition(id)?.hwm.subscribe())
+    }
+
+    pub fn partition_stats(&self, id: PartitionId) -> Result<PartitionStats> {
+        let p = self.partition(id)?;
+        let state = p.slot.lock().state;
+        let (start, end) = partition_range(id);
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_lower_bound(start);
+        ro.set_iterate_upper_bound(end);
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(cf::INDEX), ro);
+        let append_time = |it: &mut rocksdb::DBRawIterator<'_>| -> Result<Option<i64>> {
+            match (it.valid(), it.key(), it.value()) {
+                (true, Some(k), Some(v)) if keys::decode_index_batch(k).is_some() => {
+                    Ok(Some(BatchSummary::decode(v)?.append_time_ms))
+                }
+                _ => Ok(None),
+            }
+        };
+        it.seek(keys::index_batch(id, state.log_start));
+        let first_append_ms = append_time(&mut it)?;
+        it.seek_for_prev(keys::index_batch(id, u64::MAX));
+        let last_append_ms = append_time(&mut it)?;
+        it.status()?;
+        Ok(PartitionStats {
+            log_start: state.log_start,
+            high_watermark: state.next_offset,
+            records: state.records,
+            bytes: state.bytes,
+            first_append_ms,
+            last_append_ms,
+        })
+    }
+
+    /// Makes buffered appends durable (fsyncs the write-ahead log).
+    pub fn sync_wal(&self) -> Result<()> {
+        self.db.flush_wal(true)?;
+        Ok(())
+    }
+
+    fn cf(&self, name: &str) -> &ColumnFamily {
+        self.db
+            .cf_handle(name)
+            .expect("column families are created at open")
+    }
+}
+
+fn partition_range(id: PartitionId) -> (Vec<u8>, Vec<u8>) {
+    let end = match id.checked_add(1) {
+        Some(next) => keys::partition_start(next).to_vec(),
+        None => vec![0xFF; keys::LOG_KEY_LEN + 1],
+    };
+    (keys::partition_start(id).to_vec(), end)
+}
+
+fn write_options(d: Durability) -> WriteOptions {
+    let mut wo = WriteOptions::default();
+    wo.set_sync(d == Durability::Sync);
+    wo
+}
+
+fn get(db: &DB, cf_name: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    let cf = db
+        .cf_handle(cf_name)
+        .expect("column families are created at open");
+    Ok(db.get_pinned_cf(cf, key)?.map(|v| v.to_vec()))
+}
+
+/// True when `path` is absent or empty (a new store); an error when it holds something
+/// that is not a RocksDB database.
+fn check_directory(path: &Path) -> Result<bool> {
+    let io = |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    };
+    match std::fs::read_dir(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(path).map_err(io)?;
+            Ok(true)
+        }
+        Err(e) => Err(io(e)),
+        Ok(mut entries) => {
+            if entries.next().is_none() {
+                return Ok(true);
+            }
+            if !path.join("CURRENT").exists() {
+                return Err(Error::ForeignDataDir {
+                    path: path.to_owned(),
+                    reason: "the directory is not empty and holds no RocksDB database".into(),
+                });
+            }
+            Ok(false)
+        }
+    }
+}
+
+fn load_or_create_identity(db: &DB, path: &Path) -> Result<ClusterIdentity> {
+    if let Some(v) = get(db, cf::META, keys::META_IDENTITY)? {
+        let id: ClusterIdentity = serde_json::from_slice(&v)
+            .map_err(|e| Error::corrupt("cluster identity", e.to_string()))?;
+        if id.format != FORMAT_VERSION {
+            return Err(Error::ForeignDataDir {
+                path: path.to_owned(),
+                reason: format!(
+                    "on-disk format {} (this build reads {FORMAT_VERSION})",
+                    id.format
+                ),
+            });
+        }
+        return Ok(id);
+    }
+    // No identity: only a brand-new, empty store may be initialised.
+    let meta = db
+        .cf_handle(cf::META)
+        .expect("column families are created at open");
+    let mut it = db.raw_iterator_cf(meta);
+    it.seek_to_first();
+    if it.valid() {
+        return Err(Error::ForeignDataDir {
+            path: path.to_owned(),
+            reason: "metadata without a cluster identity".into(),
+        });
+    }
+    it.status()?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let id = ClusterIdentity {
+        format: FORMAT_VERSION,
+        cluster_id: Uuid::new_v4(),
+        created_ms: now,
+    };
+    let mut wo = WriteOptions::default();
+    wo.set_sync(true);
+    let mut wb = WriteBatch::default();
+    wb.put_cf(
+        meta,
+        keys::META_IDENTITY,
+        serde_json::to_vec(&id).expect("serializable"),
+    );
+    db.write_opt(wb, &wo)?;
+    Ok(id)
+}
