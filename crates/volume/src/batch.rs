@@ -1,0 +1,226 @@
+//! Produced batches: decoded once to validate, stored as the client encoded them with the
+//! server-assigned fields appended (protobuf merges concatenated encodings, so appending a
+//! field sets it without re-encoding the records).
+
+use bytes::Bytes;
+use prost::Message;
+use tributary_proto::v1::{Record, RecordBatch};
+
+use crate::{Error, Result};
+
+/// A produced batch that passed validation. `records` slice the request buffer.
+#[derive(Debug)]
+pub struct Produced {
+    pub encoded: Bytes,
+    pub records: Vec<Record>,
+}
+
+/// Size a record counts against `max_message_bytes`: key, value and headers.
+pub fn record_size(r: &Record) -> usize {
+    r.key.len()
+        + r.value.len()
+        + r.headers
+            .iter()
+            .map(|h| h.key.len() + h.value.len())
+            .sum::<usize>()
+}
+
+/// Decodes and checks a produced `RecordBatch`.
+pub fn validate(encoded: Bytes, max_message_bytes: u32) -> Result<Produced> {
+    let batch = RecordBatch::decode(encoded.clone())
+        .map_err(|e| Error::invalid("batch", format!("not a valid RecordBatch: {e}")))?;
+    let server_set = [
+        ("batch.base_offset", batch.base_offset != 0),
+        ("batch.append_time_ms", batch.append_time_ms != 0),
+        ("batch.origin_cluster", !batch.origin_cluster.is_empty()),
+        ("batch.origin_base_offset", batch.origin_base_offset != 0),
+    ];
+    if let Some((field, _)) = server_set.iter().find(|(_, set)| *set) {
+        return Err(Error::invalid(
+            field,
+            "is assigned by the server; leave it unset".into(),
+        ));
+    }
+    if batch.records.is_empty() {
+        return Err(Error::invalid(
+            "batch.records",
+            "the batch has no records".into(),
+        ));
+    }
+    if batch.records.len() > u32::MAX as usize {
+        return Err(Error::invalid(
+            "batch.records",
+            "too many records in one batch".into(),
+        ));
+    }
+    for (i, r) in batch.records.iter().enumerate() {
+        let size = record_size(r);
+        if size > max_message_bytes as usize {
+            return Err(Error::invalid(
+                &format!("batch.records[{i}]"),
+                format!(
+                    "record is {size} bytes; the stream's max_message_bytes is {max_message_bytes}"
+                ),
+            ));
+        }
+        if r.timestamp_ms.is_some_and(|t| t < 0) {
+            return Err(Error::invalid(
+                &format!("batch.records[{i}].timestamp_ms"),
+                "must not be negative".into(),
+            ));
+        }
+    }
+    Ok(Produced {
+        encoded,
+        records: batch.records,
+    })
+}
+
+/// The records of one partition, encoded as a `RecordBatch` body (no server fields).
+pub fn encode_records(records: Vec<Record>) -> Vec<u8> {
+    RecordBatch {
+        records,
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+/// Server-assigned fields of a stored batch.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerFields {
+    pub base_offset: u64,
+    pub append_time_ms: i64,
+    pub origin_cluster: [u8; 16],
+    pub origin_base_offset: u64,
+}
+
+/// `body` followed by the encoding of the server's fields: the stored (and served) batch.
+pub fn stored_value(body: &[u8], f: &ServerFields) -> Vec<u8> {
+    let trailer = RecordBatch {
+        records: Vec::new(),
+        base_offset: f.base_offset,
+        append_time_ms: f.append_time_ms,
+        origin_cluster: Bytes::copy_from_slice(&f.origin_cluster),
+        origin_base_offset: f.origin_base_offset,
+    };
+    let mut value = Vec::with_capacity(body.len() + trailer.encoded_len());
+    value.extend_from_slice(body);
+    trailer.encode(&mut value).expect("a Vec grows as needed");
+    value
+}
+
+/// Latest record timestamp; records without one take the append time.
+pub fn max_timestamp(records: &[Record], append_time_ms: i64) -> i64 {
+    records
+        .iter()
+        .map(|r| r.timestamp_ms.unwrap_or(append_time_ms))
+        .max()
+        .unwrap_or(append_time_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tributary_proto::v1::Header;
+
+    fn record(key: &str, value: &str) -> Record {
+        Record {
+            key: Bytes::copy_from_slice(key.as_bytes()),
+            value: Bytes::copy_from_slice(value.as_bytes()),
+            headers: vec![Header {
+                key: "h".into(),
+                value: Bytes::from_static(b"1"),
+            }],
+            timestamp_ms: None,
+        }
+    }
+
+    fn encoded(records: Vec<Record>) -> Bytes {
+        RecordBatch {
+            records,
+            ..Default::default()
+        }
+        .encode_to_vec()
+        .into()
+    }
+
+    #[test]
+    fn stored_batch_is_the_client_bytes_plus_server_fields() {
+        let wire = encoded(vec![record("k", "v"), record("", "w")]);
+        let p = validate(wire.clone(), 100).unwrap();
+        assert_eq!(p.records.len(), 2);
+        let f = ServerFields {
+            base_offset: 7,
+            append_time_ms: 99,
+            origin_cluster: [1; 16],
+            origin_base_offset: 7,
+        };
+        let stored = stored_value(&p.encoded, &f);
+        assert!(
+            stored.starts_with(&wire),
+            "the client's encoding is kept byte for byte"
+        );
+        let back = RecordBatch::decode(stored.as_slice()).unwrap();
+        assert_eq!(back.records, p.records);
+        assert_eq!(
+            (
+                back.base_offset,
+                back.append_time_ms,
+                back.origin_base_offset
+            ),
+            (7, 99, 7)
+        );
+        assert_eq!(back.origin_cluster.as_ref(), &[1; 16]);
+    }
+
+    #[test]
+    fn decoded_payloads_slice_the_request_buffer() {
+        let wire = encoded(vec![record("key", "a-long-enough-value")]);
+        let p = validate(wire.clone(), 100).unwrap();
+        let range = wire.as_ptr() as usize..wire.as_ptr() as usize + wire.len();
+        assert!(
+            range.contains(&(p.records[0].value.as_ptr() as usize)),
+            "no copy on decode"
+        );
+    }
+
+    #[test]
+    fn bad_batches_are_refused_naming_the_field() {
+        let err = |b: Bytes, max| validate(b, max).unwrap_err().to_string();
+        assert!(
+            err(Bytes::from_static(&[0xff, 0xff]), 10)
+                .starts_with("batch: not a valid RecordBatch")
+        );
+        assert!(err(encoded(vec![]), 10).starts_with("batch.records: the batch has no records"));
+        let set = RecordBatch {
+            records: vec![record("k", "v")],
+            base_offset: 3,
+            ..Default::default()
+        };
+        assert!(
+            err(set.encode_to_vec().into(), 10)
+                .starts_with("batch.base_offset: is assigned by the server")
+        );
+        let e = err(
+            encoded(vec![record("k", "v"), record("k", "0123456789")]),
+            10,
+        );
+        assert!(
+            e.starts_with(
+                "batch.records[1]: record is 13 bytes; the stream's max_message_bytes is 10"
+            ),
+            "{e}"
+        );
+        let mut r = record("k", "v");
+        r.timestamp_ms = Some(-1);
+        assert!(err(encoded(vec![r]), 10).starts_with("batch.records[0].timestamp_ms"));
+    }
+
+    #[test]
+    fn max_timestamp_defaults_to_append_time() {
+        let mut a = record("", "");
+        a.timestamp_ms = Some(5);
+        assert_eq!(max_timestamp(&[a.clone(), record("", "")], 3), 5);
+        assert_eq!(max_timestamp(&[a, record("", "")], 9), 9);
+    }
+}

@@ -1,0 +1,47 @@
+//! The namespace layer's error type: one variant per kind of failure a client can act on
+//! (DESIGN §7). `tributary-api` maps each variant to a gRPC status in one place.
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A bad name, attribute or argument; `field` is the request field at fault.
+    #[error("{field}: {message}")]
+    InvalidArgument { field: String, message: String },
+
+    #[error("{what} {path} does not exist")]
+    NotFound { what: &'static str, path: String },
+
+    #[error("{what} {path} already exists")]
+    AlreadyExists { what: &'static str, path: String },
+
+    /// The request is valid but the state forbids it (e.g. deleting a non-empty volume).
+    #[error("{0}")]
+    FailedPrecondition(String),
+
+    #[error(
+        "offset {offset} is out of range for {path}: valid offsets are {log_start} to {high_watermark}"
+    )]
+    OffsetOutOfRange {
+        path: String,
+        offset: u64,
+        log_start: u64,
+        high_watermark: u64,
+    },
+
+    #[error(transparent)]
+    Storage(#[from] tributary_storage::Error),
+
+    /// A blocking storage task could not run (the runtime is shutting down).
+    #[error("server is shutting down")]
+    ShuttingDown,
+}
+
+impl Error {
+    pub(crate) fn invalid(field: &str, message: String) -> Self {
+        Error::InvalidArgument {
+            field: field.to_owned(),
+            message,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

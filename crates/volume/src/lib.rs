@@ -1,0 +1,26 @@
+//! Tributary's namespace: volumes, streams at paths inside them, topics inside streams, and
+//! their attributes, over `tributary-storage`.
+//!
+//! **Boundary:** this crate knows paths and attributes but no gRPC; it returns domain types
+//! and one `Error` enum that `tributary-api` maps to status codes. It never touches RocksDB
+//! except through the store's typed API.
+//!
+//! **Invariant:** a topic path resolves to storage partition ids through the stream's id,
+//! so renaming or deleting a stream never rewrites a log.
+
+pub mod batch;
+pub mod clock;
+mod error;
+pub mod model;
+pub mod names;
+mod namespace;
+pub mod partitioner;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{Error, Result};
+pub use model::{Durability, StreamAttributes, StreamAttributesPatch};
+pub use namespace::*;
+pub use tributary_storage::PartitionStats;
+
+#[cfg(test)]
+mod tests;

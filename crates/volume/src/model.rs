@@ -1,0 +1,198 @@
+//! The namespace's persistent rows and their catalog keys, and the attribute rules.
+//!
+//! Catalog keys (opaque to storage, under its catalog prefix):
+//!
+//! ```text
+//!   'v' | volume path                      -> VolumeRow (JSON)
+//!   's' | stream path                      -> StreamRow (JSON)
+//!   't' | stream id (16 bytes) | topic     -> TopicRow  (JSON)
+//! ```
+//!
+//! Topics hang off the stream's id, not its path: a stream deleted and created again at the
+//! same path shares nothing with the old one.
+
+use serde::{Deserialize, Serialize};
+use tributary_storage::PartitionId;
+use uuid::Uuid;
+
+use crate::{Error, Result};
+
+pub const DEFAULT_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
+pub const DEFAULT_MAX_MESSAGE_BYTES: u32 = 1 << 20;
+/// Largest `max_message_bytes` a stream may set; the server's request limit is above it.
+pub const MAX_MESSAGE_BYTES_LIMIT: u32 = 16 << 20;
+pub const MAX_PARTITIONS: u32 = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    Sync,
+    Buffered,
+}
+
+impl From<Durability> for tributary_storage::Durability {
+    fn from(d: Durability) -> Self {
+        match d {
+            Durability::Sync => tributary_storage::Durability::Sync,
+            Durability::Buffered => tributary_storage::Durability::Buffered,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamAttributes {
+    pub default_partitions: u32,
+    pub autocreate_topics: bool,
+    pub durability: Durability,
+    /// 0 keeps records forever.
+    pub ttl_ms: u64,
+    pub max_message_bytes: u32,
+}
+
+impl Default for StreamAttributes {
+    fn default() -> Self {
+        Self {
+            default_partitions: 1,
+            autocreate_topics: true,
+            durability: Durability::Sync,
+            ttl_ms: DEFAULT_TTL_MS,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+        }
+    }
+}
+
+/// Attributes given in a request; `None` keeps the current (or default) value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamAttributesPatch {
+    pub default_partitions: Option<u32>,
+    pub autocreate_topics: Option<bool>,
+    pub durability: Option<Durability>,
+    pub ttl_ms: Option<u64>,
+    pub max_message_bytes: Option<u32>,
+}
+
+impl StreamAttributes {
+    pub fn apply(&self, p: &StreamAttributesPatch) -> Result<Self> {
+        let a = Self {
+            default_partitions: p.default_partitions.unwrap_or(self.default_partitions),
+            autocreate_topics: p.autocreate_topics.unwrap_or(self.autocreate_topics),
+            durability: p.durability.unwrap_or(self.durability),
+            ttl_ms: p.ttl_ms.unwrap_or(self.ttl_ms),
+            max_message_bytes: p.max_message_bytes.unwrap_or(self.max_message_bytes),
+        };
+        check_partitions("attributes.default_partitions", a.default_partitions)?;
+        if a.max_message_bytes == 0 || a.max_message_bytes > MAX_MESSAGE_BYTES_LIMIT {
+            return Err(Error::invalid(
+                "attributes.max_message_bytes",
+                format!(
+                    "{} is outside 1 to {MAX_MESSAGE_BYTES_LIMIT}",
+                    a.max_message_bytes
+                ),
+            ));
+        }
+        Ok(a)
+    }
+}
+
+pub fn check_partitions(field: &str, n: u32) -> Result<()> {
+    if n == 0 || n > MAX_PARTITIONS {
+        return Err(Error::invalid(
+            field,
+            format!("{n} partitions is outside 1 to {MAX_PARTITIONS}"),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeRow {
+    pub path: String,
+    pub owner: String,
+    pub created_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamRow {
+    pub id: Uuid,
+    pub path: String,
+    pub attributes: StreamAttributes,
+    pub created_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicRow {
+    pub name: String,
+    /// Storage partition id of each partition, by partition number.
+    pub partitions: Vec<PartitionId>,
+    pub created_ms: i64,
+}
+
+pub fn volume_key(path: &str) -> Vec<u8> {
+    [b"v".as_slice(), path.as_bytes()].concat()
+}
+
+pub fn stream_key(path: &str) -> Vec<u8> {
+    [b"s".as_slice(), path.as_bytes()].concat()
+}
+
+pub fn topics_prefix(stream: Uuid) -> Vec<u8> {
+    [b"t".as_slice(), stream.as_bytes()].concat()
+}
+
+pub fn topic_key(stream: Uuid, topic: &str) -> Vec<u8> {
+    [topics_prefix(stream).as_slice(), topic.as_bytes()].concat()
+}
+
+pub fn encode<T: Serialize>(row: &T) -> Vec<u8> {
+    serde_json::to_vec(row).expect("rows serialize")
+}
+
+pub fn decode<T: for<'de> Deserialize<'de>>(what: &'static str, v: &[u8]) -> Result<T> {
+    serde_json::from_slice(v).map_err(|e| {
+        Error::Storage(tributary_storage::Error::Corrupt {
+            what,
+            detail: e.to_string(),
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_patches() {
+        let d = StreamAttributes::default();
+        assert_eq!(
+            (d.default_partitions, d.ttl_ms, d.durability),
+            (1, 7 * 86_400_000, Durability::Sync)
+        );
+        let p = StreamAttributesPatch {
+            default_partitions: Some(3),
+            ..Default::default()
+        };
+        assert_eq!(d.apply(&p).unwrap().default_partitions, 3);
+        let p = StreamAttributesPatch {
+            default_partitions: Some(0),
+            ..Default::default()
+        };
+        assert!(
+            d.apply(&p)
+                .unwrap_err()
+                .to_string()
+                .starts_with("attributes.default_partitions")
+        );
+        let p = StreamAttributesPatch {
+            max_message_bytes: Some(MAX_MESSAGE_BYTES_LIMIT + 1),
+            ..Default::default()
+        };
+        assert!(d.apply(&p).is_err());
+    }
+
+    #[test]
+    fn topic_keys_of_one_stream_share_its_prefix_only() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        assert!(topic_key(a, "x").starts_with(&topics_prefix(a)));
+        assert!(!topic_key(b, "x").starts_with(&topics_prefix(a)));
+    }
+}
