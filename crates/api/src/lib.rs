@@ -1,0 +1,14 @@
+//! Tributary's gRPC front: thin tonic handlers over the namespace layer, the server loop,
+//! and the single mapping of domain errors to gRPC status codes.
+//!
+//! **Boundary:** this is the only crate that knows gRPC status codes; handlers decide
+//! nothing themselves, they convert and call `tributary-volume`.
+
+mod convert;
+mod error;
+mod server;
+mod services;
+
+pub use error::ApiError;
+pub use server::{ServerOptions, serve};
+pub use services::Services;

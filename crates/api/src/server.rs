@@ -1,0 +1,72 @@
+//! Runs the gRPC server on a given listener until a shutdown future resolves; in-flight
+//! requests finish first (parked long-polls are released at once).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tonic::codec::CompressionEncoding;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tributary_proto::{v1, wire};
+use tributary_volume::Namespace;
+
+use crate::Services;
+
+/// Transport settings.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Largest request or response message.
+    pub max_message_bytes: usize,
+    /// HTTP/2 flow-control windows: the 64 KiB default throttles one busy stream.
+    pub stream_window_bytes: u32,
+    pub connection_window_bytes: u32,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 64 << 20,
+            stream_window_bytes: 8 << 20,
+            connection_window_bytes: 32 << 20,
+        }
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    ns: Arc<Namespace>,
+    listener: TcpListener,
+    options: &ServerOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let services = Services::new(ns.clone());
+    let max = options.max_message_bytes;
+    let admin = v1::admin_server::AdminServer::new(services.clone())
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+    let producer = wire::producer_server::ProducerServer::new(services.clone())
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max)
+        .accept_compressed(CompressionEncoding::Gzip);
+    let consumer = wire::consumer_server::ConsumerServer::new(services)
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip);
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let shutdown = async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        ns.close();
+    };
+    Server::builder()
+        .initial_stream_window_size(options.stream_window_bytes)
+        .initial_connection_window_size(options.connection_window_bytes)
+        .trace_fn(|req| tracing::info_span!("rpc", method = %req.uri().path()))
+        .add_service(admin)
+        .add_service(producer)
+        .add_service(consumer)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+}

@@ -1,0 +1,200 @@
+//! `tributary consume`: prints a topic's records, one per line. One fetch loop per partition
+//! feeds a printer that stops after `--max` records or `--timeout` without a new one.
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use base64::Engine;
+use clap::Args;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tributary_client::{Client, ConsumedRecord};
+
+use crate::Global;
+use crate::output::parse_duration;
+
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    /// Topic, as STREAM_PATH:TOPIC.
+    topic: String,
+    /// Where to start in each partition: earliest, latest or an offset.
+    #[arg(long, default_value = "latest")]
+    from: String,
+    /// Read only this partition.
+    #[arg(long)]
+    partition: Option<u32>,
+    /// Stop after this many records.
+    #[arg(long)]
+    max: Option<u64>,
+    /// Stop when no record arrives for this long (default: keep waiting).
+    #[arg(long, value_parser = parse_duration)]
+    timeout: Option<Duration>,
+    /// Print each record's key before its value.
+    #[arg(long)]
+    print_key: bool,
+    /// Print each record's partition and offset (`P:OFFSET`) first.
+    #[arg(long)]
+    print_offset: bool,
+    /// Separator between printed fields.
+    #[arg(long, value_name = "SEP", default_value = "\t")]
+    key_separator: String,
+}
+
+enum Start {
+    Earliest,
+    Latest,
+    Offset(u64),
+}
+
+fn parse_from(s: &str) -> anyhow::Result<Start> {
+    Ok(match s {
+        "earliest" => Start::Earliest,
+        "latest" => Start::Latest,
+        n => Start::Offset(
+            n.parse()
+                .with_context(|| format!("--from `{n}`: expected earliest, latest or an offset"))?,
+        ),
+    })
+}
+
+pub async fn run(g: &Global, args: ConsumeArgs) -> anyhow::Result<()> {
+    let from = parse_from(&args.from)?;
+    let client = g.connect().await?;
+    let partitions: Vec<u32> = args.partition.map(|p| vec![p]).unwrap_or_default();
+    let starts: Vec<(u32, u64)> = match from {
+        Start::Earliest => client.list_offsets(&args.topic, &partitions, false).await?,
+        Start::Latest => client.list_offsets(&args.topic, &partitions, true).await?,
+        Start::Offset(o) => {
+            let all = client.list_offsets(&args.topic, &partitions, true).await?;
+            all.into_iter().map(|(p, _)| (p, o)).collect()
+        }
+    };
+    if starts.is_empty() {
+        bail!("{} has no partitions", args.topic);
+    }
+    if args.max == Some(0) {
+        return Ok(());
+    }
+
+    let (tx, mut rx) = mpsc::channel::<anyhow::Result<Vec<ConsumedRecord>>>(starts.len() * 2);
+    let mut loops = tokio::task::JoinSet::new();
+    for (p, offset) in starts {
+        loops.spawn(fetch_loop(
+            client.clone(),
+            args.topic.clone(),
+            p,
+            offset,
+            tx.clone(),
+        ));
+    }
+    drop(tx);
+
+    let mut printed = 0u64;
+    let stdout = std::io::stdout();
+    loop {
+        let next = match args.timeout {
+            Some(t) => match tokio::time::timeout(t, rx.recv()).await {
+                Ok(n) => n,
+                Err(_) => break, // quiet for --timeout
+            },
+            None => rx.recv().await,
+        };
+        let Some(records) = next else { break };
+        let mut out = stdout.lock();
+        for r in records? {
+            if let Err(e) = print(&mut out, &r, g.json, &args) {
+                if e.kind() == std::io::ErrorKind::BrokenPipe {
+                    return Ok(()); // e.g. `| head`
+                }
+                return Err(e.into());
+            }
+            printed += 1;
+            if Some(printed) == args.max {
+                out.flush()?;
+                return Ok(());
+            }
+        }
+        if let Err(e) = out.flush() {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(());
+            }
+            return Err(e.into());
+        }
+    }
+    loops.abort_all();
+    Ok(())
+}
+
+async fn fetch_loop(
+    client: Client,
+    topic: String,
+    partition: u32,
+    mut offset: u64,
+    tx: mpsc::Sender<anyhow::Result<Vec<ConsumedRecord>>>,
+) {
+    loop {
+        let r = client
+            .fetch(&topic, partition, offset, 1 << 20, Duration::from_secs(5))
+            .await
+            .with_context(|| format!("fetching {topic} partition {partition} at offset {offset}"));
+        match r {
+            Ok(f) => {
+                offset = f.next_offset;
+                if !f.records.is_empty() && tx.send(Ok(f.records)).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+        }
+    }
+}
+
+fn text(b: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(b)
+}
+
+fn print(
+    out: &mut impl Write,
+    r: &ConsumedRecord,
+    as_json: bool,
+    args: &ConsumeArgs,
+) -> std::io::Result<()> {
+    if as_json {
+        let mut o = json!({
+            "partition": r.partition,
+            "offset": r.offset,
+            "timestamp_ms": r.timestamp_ms,
+        });
+        for (name, bytes) in [("key", &r.record.key), ("value", &r.record.value)] {
+            match std::str::from_utf8(bytes) {
+                Ok(s) => o[name] = json!(s),
+                Err(_) => {
+                    o[format!("{name}_base64")] =
+                        json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+                }
+            }
+        }
+        if !r.record.headers.is_empty() {
+            o["headers"] = r
+                .record
+                .headers
+                .iter()
+                .map(|h| json!([h.key, text(&h.value)]))
+                .collect();
+        }
+        return writeln!(out, "{o}");
+    }
+    let sep = &args.key_separator;
+    if args.print_offset {
+        write!(out, "{}:{}{sep}", r.partition, r.offset)?;
+    }
+    if args.print_key {
+        write!(out, "{}{sep}", text(&r.record.key))?;
+    }
+    out.write_all(&r.record.value)?;
+    out.write_all(b"\n")
+}

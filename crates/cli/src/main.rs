@@ -1,0 +1,103 @@
+//! `tributary`: the server and every user-facing verb in one binary. This file only parses
+//! flags and dispatches; each verb lives in its own module.
+
+mod admin;
+mod consume;
+mod output;
+mod produce;
+mod serve;
+
+use clap::{Args, Parser, Subcommand};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tributary",
+    version,
+    about = "Tributary: a multi-tenant, replicated stream store"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Flags every client verb takes, before or after the verb.
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// Server URL.
+    #[arg(
+        long,
+        global = true,
+        env = "TRIBUTARY_SERVER",
+        default_value = "http://127.0.0.1:7070"
+    )]
+    pub server: String,
+    /// Bearer token for the server.
+    #[arg(long, global = true, env = "TRIBUTARY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print JSON (one object per line) instead of human-readable output.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+impl Global {
+    pub async fn connect(&self) -> anyhow::Result<tributary_client::Client> {
+        Ok(tributary_client::Client::connect(&self.server, self.token.as_deref()).await?)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a server.
+    Serve(serve::ServeArgs),
+    /// Manage volumes (tenants).
+    #[command(subcommand)]
+    Volume(admin::VolumeCmd),
+    /// Manage streams.
+    #[command(subcommand)]
+    Stream(admin::StreamCmd),
+    /// Manage topics.
+    #[command(subcommand)]
+    Topic(admin::TopicCmd),
+    /// Show the cluster's identity.
+    #[command(subcommand)]
+    Cluster(admin::ClusterCmd),
+    /// Produce records read from standard input, one per line.
+    Produce(produce::ProduceArgs),
+    /// Print records of a topic.
+    Consume(consume::ConsumeArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Volume(c) => admin::volume(&cli.global, c).await,
+            Command::Stream(c) => admin::stream(&cli.global, c).await,
+            Command::Topic(c) => admin::topic(&cli.global, c).await,
+            Command::Cluster(c) => admin::cluster(&cli.global, c).await,
+            Command::Produce(args) => produce::run(&cli.global, args).await,
+            Command::Consume(args) => consume::run(&cli.global, args).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // A server refusal prints as `CODE: message`, whatever layer it came through.
+            match e.downcast_ref::<tonic::Status>() {
+                Some(s) => eprintln!("error: {}", tributary_client::Error::from(s.clone())),
+                None => eprintln!("error: {e:#}"),
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

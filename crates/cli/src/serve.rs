@@ -1,0 +1,164 @@
+//! `tributary serve`: layered configuration (defaults, then `--config` TOML, then
+//! `TRIBUTARY_*` variables, then flags), logging, and the server's life from open to a clean
+//! close on SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde::Deserialize;
+use tokio::io::AsyncWriteExt;
+use tributary_api::ServerOptions;
+use tributary_storage::{Store, StoreOptions};
+use tributary_volume::{Namespace, SystemClock};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Data directory (created if absent).
+    #[arg(long, env = "TRIBUTARY_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// gRPC listen address; port 0 picks a free port.
+    #[arg(long, env = "TRIBUTARY_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// TOML configuration file (see deploy/tributary.toml).
+    #[arg(long, env = "TRIBUTARY_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log filter, RUST_LOG syntax (e.g. `info,tributary_api=debug`).
+    #[arg(long, env = "TRIBUTARY_LOG")]
+    log: Option<String>,
+    /// Log format.
+    #[arg(long, env = "TRIBUTARY_LOG_FORMAT", value_parser = ["text", "json"])]
+    log_format: Option<String>,
+}
+
+/// The configuration file; unknown keys are an error.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    log: Option<String>,
+    log_format: Option<String>,
+    max_message_bytes: Option<usize>,
+}
+
+/// The effective configuration.
+#[derive(Debug)]
+struct Config {
+    data_dir: PathBuf,
+    listen: SocketAddr,
+    log: String,
+    log_format: String,
+    max_message_bytes: usize,
+}
+
+fn load(args: ServeArgs) -> anyhow::Result<Config> {
+    let file = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            toml::from_str::<FileConfig>(&text).with_context(|| format!("in {}", path.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let defaults = ServerOptions::default();
+    let cfg = Config {
+        data_dir: args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./data")),
+        listen: args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| ([127, 0, 0, 1], 7070).into()),
+        log: args
+            .log
+            .or(file.log)
+            .or_else(|| std::env::var("RUST_LOG").ok())
+            .unwrap_or_else(|| "info".into()),
+        log_format: args
+            .log_format
+            .or(file.log_format)
+            .unwrap_or_else(|| "text".into()),
+        max_message_bytes: file.max_message_bytes.unwrap_or(defaults.max_message_bytes),
+    };
+    if !["text", "json"].contains(&cfg.log_format.as_str()) {
+        bail!(
+            "log_format must be `text` or `json`, not `{}`",
+            cfg.log_format
+        );
+    }
+    Ok(cfg)
+}
+
+fn init_logging(cfg: &Config) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log)
+        .with_context(|| format!("log filter `{}`", cfg.log))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cfg.log_format == "json" {
+        builder.json().init()
+    } else {
+        builder.init()
+    }
+    Ok(())
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let cfg = load(args)?;
+    init_logging(&cfg)?;
+    let db_path = cfg.data_dir.join("db");
+    let store =
+        tokio::task::spawn_blocking(move || Store::open(&db_path, &StoreOptions::default()))
+            .await?
+            .with_context(|| format!("opening data directory {}", cfg.data_dir.display()))?;
+    let store = Arc::new(store);
+    let cluster_id = store.identity().cluster_id;
+    let ns = Arc::new(Namespace::open(store.clone(), Arc::new(SystemClock)).await?);
+
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("binding {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, %cluster_id, data_dir = %cfg.data_dir.display(), "tributary listening");
+    // One machine-readable line on stdout, for scripts and tests that start on port 0.
+    let mut stdout = tokio::io::stdout();
+    stdout
+        .write_all(format!("tributary listening on {addr}\n").as_bytes())
+        .await?;
+    stdout.flush().await?;
+
+    let options = ServerOptions {
+        max_message_bytes: cfg.max_message_bytes,
+        ..ServerOptions::default()
+    };
+    tributary_api::serve(ns.clone(), listener, &options, shutdown_signal()).await?;
+
+    drop(ns);
+    close(store, &cfg.data_dir).await;
+    Ok(())
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+    }
+}
+
+/// Makes buffered writes durable and lets go of the store. RocksDB closes when the last
+/// reference drops; blocking tasks still finishing hold one, and the runtime waits for them
+/// before the process exits.
+async fn close(store: Arc<Store>, data_dir: &Path) {
+    if let Err(e) = store.sync_wal() {
+        tracing::error!(error = %e, "syncing the write-ahead log at shutdown");
+    }
+    drop(store);
+    tracing::info!(data_dir = %data_dir.display(), "stopped cleanly");
+}

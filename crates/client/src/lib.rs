@@ -1,0 +1,263 @@
+//! The Rust client for Tributary's gRPC API: a connection with the transport tuned for
+//! bulk records, typed produce/fetch helpers, and the raw generated clients for the rest.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+use tributary_proto::v1::{
+    self, admin_client::AdminClient, consumer_client::ConsumerClient,
+    producer_client::ProducerClient,
+};
+
+pub use tributary_proto::v1::{Header, Record, RecordBatch};
+
+/// Largest message the client sends or accepts.
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid server URL `{url}`: {reason}")]
+    InvalidUrl { url: String, reason: String },
+
+    #[error("cannot connect to {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+
+    #[error("token is not a valid header value")]
+    InvalidToken,
+
+    #[error("{}: {}", code_name(.0.code()), .0.message())]
+    Status(#[from] tonic::Status),
+}
+
+impl Error {
+    /// The gRPC code, when the server answered.
+    pub fn code(&self) -> Option<tonic::Code> {
+        match self {
+            Error::Status(s) => Some(s.code()),
+            _ => None,
+        }
+    }
+}
+
+fn code_name(c: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match c {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Adds `authorization: Bearer TOKEN` to every call when a token is set.
+#[derive(Debug, Clone)]
+pub struct Auth(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for Auth {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+type Svc = InterceptedService<Channel, Auth>;
+
+/// A connection to one Tributary server. Cheap to clone; clones share the connection.
+#[derive(Debug, Clone)]
+pub struct Client {
+    admin: AdminClient<Svc>,
+    producer: ProducerClient<Svc>,
+    consumer: ConsumerClient<Svc>,
+}
+
+/// One record read back, with its position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsumedRecord {
+    pub partition: u32,
+    pub offset: u64,
+    /// The record's own timestamp, or its batch's append time.
+    pub timestamp_ms: i64,
+    pub record: Record,
+}
+
+/// The records of one fetch, already trimmed to those at or after the asked offset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fetched {
+    pub records: Vec<ConsumedRecord>,
+    /// Where the next fetch should start.
+    pub next_offset: u64,
+    pub high_watermark: u64,
+    pub log_start_offset: u64,
+}
+
+impl Client {
+    /// Connects to `url` (`http://host:port`), sending `token` with every call if given.
+    pub async fn connect(url: &str, token: Option<&str>) -> Result<Client> {
+        let endpoint = Endpoint::from_shared(url.to_owned())
+            .map_err(|e| Error::InvalidUrl {
+                url: url.into(),
+                reason: e.to_string(),
+            })?
+            .tcp_nodelay(true)
+            .initial_stream_window_size(8 << 20)
+            .initial_connection_window_size(32 << 20)
+            .connect_timeout(Duration::from_secs(10))
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_while_idle(true);
+        let channel = endpoint.connect().await.map_err(|source| Error::Connect {
+            url: url.into(),
+            source,
+        })?;
+        let auth = Auth(match token {
+            Some(t) => Some(
+                format!("Bearer {t}")
+                    .parse()
+                    .map_err(|_| Error::InvalidToken)?,
+            ),
+            None => None,
+        });
+        let svc = InterceptedService::new(channel, auth);
+        Ok(Client {
+            admin: AdminClient::new(svc.clone())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            producer: ProducerClient::new(svc.clone())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            consumer: ConsumerClient::new(svc)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        })
+    }
+
+    /// The generated Admin client, for namespace calls.
+    pub fn admin(&self) -> AdminClient<Svc> {
+        self.admin.clone()
+    }
+
+    pub fn producer(&self) -> ProducerClient<Svc> {
+        self.producer.clone()
+    }
+
+    pub fn consumer(&self) -> ConsumerClient<Svc> {
+        self.consumer.clone()
+    }
+
+    /// Produces `records` to `topic` in one request.
+    pub async fn produce(
+        &self,
+        topic: &str,
+        partition: Option<u32>,
+        records: Vec<Record>,
+    ) -> Result<v1::ProduceResponse> {
+        let req = v1::ProduceRequest {
+            topic: topic.to_owned(),
+            partition,
+            batch: Some(RecordBatch {
+                records,
+                ..Default::default()
+            }),
+        };
+        Ok(self.producer.clone().produce(req).await?.into_inner())
+    }
+
+    /// Fetches from `offset` and unpacks the records at or after it.
+    pub async fn fetch(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max_bytes: u32,
+        max_wait: Duration,
+    ) -> Result<Fetched> {
+        let req = v1::FetchRequest {
+            topic: topic.to_owned(),
+            partition,
+            offset,
+            max_bytes,
+            max_wait_ms: max_wait.as_millis().min(u32::MAX as u128) as u32,
+        };
+        let r = self.consumer.clone().fetch(req).await?.into_inner();
+        let mut fetched = Fetched {
+            records: Vec::new(),
+            next_offset: offset,
+            high_watermark: r.high_watermark,
+            log_start_offset: r.log_start_offset,
+        };
+        for b in r.batches {
+            for (i, record) in b.records.into_iter().enumerate() {
+                let o = b.base_offset + i as u64;
+                if o < offset {
+                    continue;
+                }
+                fetched.records.push(ConsumedRecord {
+                    partition,
+                    offset: o,
+                    timestamp_ms: record.timestamp_ms.unwrap_or(b.append_time_ms),
+                    record,
+                });
+                fetched.next_offset = o + 1;
+            }
+        }
+        Ok(fetched)
+    }
+
+    /// Earliest or latest offset of each partition (all when `partitions` is empty).
+    pub async fn list_offsets(
+        &self,
+        topic: &str,
+        partitions: &[u32],
+        latest: bool,
+    ) -> Result<Vec<(u32, u64)>> {
+        let spec = if latest {
+            v1::OffsetSpec::Latest
+        } else {
+            v1::OffsetSpec::Earliest
+        };
+        let req = v1::ListOffsetsRequest {
+            topic: topic.to_owned(),
+            partitions: partitions.to_vec(),
+            spec: spec as i32,
+        };
+        let r = self.consumer.clone().list_offsets(req).await?.into_inner();
+        Ok(r.offsets
+            .into_iter()
+            .map(|o| (o.partition, o.offset))
+            .collect())
+    }
+}
+
+/// A record with just a key and a value.
+pub fn record(key: impl Into<Bytes>, value: impl Into<Bytes>) -> Record {
+    Record {
+        key: key.into(),
+        value: value.into(),
+        headers: Vec::new(),
+        timestamp_ms: None,
+    }
+}
