@@ -1,0 +1,241 @@
+//! Test kit for end-to-end tests: start real `tributary` processes on ephemeral loopback
+//! ports with their own data directories, run CLI verbs against them, kill them.
+//!
+//! The binary is the one built next to the test executable (`target/<profile>/tributary`),
+//! or `$TRIBUTARY_BIN`; `scripts/test.sh` builds it before running the tests.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+pub use tributary_client::Client;
+
+/// Path of the `tributary` binary under test.
+pub fn binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("TRIBUTARY_BIN") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/tributary
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("tributary");
+    assert!(
+        bin.exists(),
+        "{} not found: build it first (scripts/test.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A running server. Killed (SIGKILL) when dropped.
+pub struct Server {
+    child: Option<Child>,
+    pub url: String,
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// Starts a server on a fresh temporary data directory.
+    pub fn start() -> Server {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let mut s = Self::start_in(tmp.path()).expect("server starts");
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts a server on `data_dir` (kept after the server ends), listening on a free port.
+    pub fn start_in(data_dir: &Path) -> anyhow::Result<Server> {
+        std::fs::create_dir_all(data_dir)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.join("server.log"))?;
+        let mut child = Command::new(binary())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .context("spawning tributary serve")?;
+        // The server prints `tributary listening on ADDR` once it accepts connections.
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let Some(addr) = line.trim().strip_prefix("tributary listening on ") else {
+            let status = child.wait()?;
+            let log = std::fs::read_to_string(data_dir.join("server.log")).unwrap_or_default();
+            bail!("server did not start ({status}); its log:\n{log}");
+        };
+        Ok(Server {
+            url: format!("http://{addr}"),
+            child: Some(child),
+            data_dir: data_dir.to_owned(),
+            _tmp: None,
+        })
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(&self.url, None).await.expect("connect")
+    }
+
+    /// `kill -9`: no shutdown code runs.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().expect("SIGKILL");
+            c.wait().expect("reap");
+        }
+    }
+
+    /// SIGTERM, then waits for the process to exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut c = self.child.take().expect("server running");
+        let ok = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill -TERM failed");
+        c.wait().expect("wait")
+    }
+
+    /// Restarts on the same data directory (a new port).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop the server before restarting it");
+        let mut next = Self::start_in(&self.data_dir).expect("server restarts");
+        self.url = std::mem::take(&mut next.url);
+        self.child = next.child.take();
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// A `tributary` CLI command aimed at this server.
+    pub fn cli(&self) -> Cli {
+        Cli {
+            cmd: cli_command(&self.url),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn cli_command(url: &str) -> Command {
+    let mut cmd = Command::new(binary());
+    cmd.env("TRIBUTARY_SERVER", url)
+        .env_remove("TRIBUTARY_TOKEN");
+    cmd
+}
+
+/// A CLI invocation being built.
+pub struct Cli {
+    cmd: Command,
+}
+
+/// What a CLI run printed.
+#[derive(Debug)]
+pub struct Run {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Panics with the output unless the command succeeded.
+    pub fn ok(self) -> Run {
+        assert!(
+            self.status.success(),
+            "command failed: {}\nstdout:\n{}\nstderr:\n{}",
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Panics unless the command failed; returns it for inspection.
+    pub fn failed(self) -> Run {
+        assert!(
+            !self.status.success(),
+            "command unexpectedly succeeded:\n{}",
+            self.stdout
+        );
+        self
+    }
+}
+
+impl Cli {
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.cmd.args(args);
+        self
+    }
+
+    /// Runs with empty standard input.
+    pub fn run(self) -> Run {
+        self.run_with_stdin(b"")
+    }
+
+    /// Runs with `input` on standard input.
+    pub fn run_with_stdin(mut self, input: &[u8]) -> Run {
+        let mut child = self
+            .cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tributary");
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let input = input.to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = child.wait_with_output().expect("wait");
+        writer.join().expect("stdin writer");
+        Run {
+            status,
+            stdout: String::from_utf8_lossy(&stdout).into(),
+            stderr: String::from_utf8_lossy(&stderr).into(),
+        }
+    }
+}
+
+/// Polls `check` until it returns `Some`, or panics after `timeout` naming `what`.
+pub async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(20)).await; // poll interval, not synchronisation
+    }
+}

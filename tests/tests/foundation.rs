@@ -1,0 +1,323 @@
+//! The foundation, end to end: the README's quick start on the real binary, 100,000 records
+//! through a 3-partition topic surviving `kill -9`, clean shutdown, and refusal of a
+//! foreign data directory.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tributary_e2e::{Client, Server, binary};
+use tributary_proto::v1;
+
+#[test]
+fn readme_quick_start() {
+    let server = Server::start();
+    server.cli().args(["volume", "create", "/demo"]).run().ok();
+    server
+        .cli()
+        .args(["stream", "create", "/demo/iot/sensors", "--partitions", "3"])
+        .run()
+        .ok();
+    // Global flags are accepted after the verb too.
+    let url = server.url.clone();
+    server
+        .cli()
+        .args([
+            "topic",
+            "create",
+            "/demo/iot/sensors:temperature",
+            "--server",
+            &url,
+        ])
+        .run()
+        .ok();
+    server
+        .cli()
+        .args(["produce", "/demo/iot/sensors:temperature"])
+        .run_with_stdin(b"a\nb\nc\n")
+        .ok();
+    let out = server
+        .cli()
+        .args([
+            "consume",
+            "/demo/iot/sensors:temperature",
+            "--from",
+            "earliest",
+            "--max",
+            "3",
+        ])
+        .run()
+        .ok();
+    assert_eq!(out.stdout, "a\nb\nc\n");
+
+    // --json before the verb, keys and offsets.
+    server
+        .cli()
+        .args(["produce", "/demo/iot/sensors:keyed", "--key-separator", "="])
+        .run_with_stdin(b"k1=v1\nk2=v2\n")
+        .ok();
+    let out = server
+        .cli()
+        .args([
+            "--json",
+            "consume",
+            "/demo/iot/sensors:keyed",
+            "--from",
+            "earliest",
+            "--timeout",
+            "500ms",
+        ])
+        .run()
+        .ok();
+    let mut rows: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    rows.sort_by_key(|r| r["key"].as_str().unwrap().to_owned());
+    assert_eq!(rows.len(), 2, "{}", out.stdout);
+    assert_eq!(
+        (rows[0]["key"].as_str(), rows[0]["value"].as_str()),
+        (Some("k1"), Some("v1"))
+    );
+    assert_eq!(rows[1]["value"], "v2");
+    let out = server
+        .cli()
+        .args(["topic", "info", "/demo/iot/sensors:keyed", "--json"])
+        .run()
+        .ok();
+    let info: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        info["partitions"], 3,
+        "autocreated with the stream's default partitions"
+    );
+
+    // Errors exit non-zero with the server's message.
+    let bad = server
+        .cli()
+        .args(["stream", "create", "/demo/bad name"])
+        .run()
+        .failed();
+    assert!(
+        bad.stderr.contains("INVALID_ARGUMENT") && bad.stderr.contains("bad name"),
+        "{}",
+        bad.stderr
+    );
+    let missing = server
+        .cli()
+        .args([
+            "consume",
+            "/demo/nope:t",
+            "--from",
+            "earliest",
+            "--max",
+            "1",
+        ])
+        .run()
+        .failed();
+    assert!(missing.stderr.contains("NOT_FOUND"), "{}", missing.stderr);
+    let listed = server.cli().args(["stream", "list", "/demo"]).run().ok();
+    assert_eq!(
+        listed.stdout.lines().count(),
+        2,
+        "one stream under a header:\n{}",
+        listed.stdout
+    );
+}
+
+const RECORDS: usize = 100_000;
+const BATCH: usize = 1_000;
+
+/// Every record of every partition, in offset order, as (offset, key, value).
+async fn read_all(
+    client: &Client,
+    topic: &str,
+    partitions: u32,
+) -> BTreeMap<u32, Vec<(u64, Bytes, Bytes)>> {
+    let mut out = BTreeMap::new();
+    for p in 0..partitions {
+        let end = client.list_offsets(topic, &[p], true).await.unwrap()[0].1;
+        let mut offset = 0;
+        let mut records = Vec::new();
+        while offset < end {
+            let f = client
+                .fetch(topic, p, offset, 256 << 10, Duration::ZERO)
+                .await
+                .unwrap();
+            assert!(!f.records.is_empty(), "no progress at {offset} of {end}");
+            for r in f.records {
+                records.push((r.offset, r.record.key, r.record.value));
+            }
+            offset = f.next_offset;
+        }
+        out.insert(p, records);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_thousand_records_survive_kill_9() {
+    let mut server = Server::start();
+    let client = server.client().await;
+    let mut admin = client.admin();
+    admin
+        .create_volume(v1::CreateVolumeRequest {
+            path: "/e2e".into(),
+            owner: String::new(),
+        })
+        .await
+        .unwrap();
+    let attributes = v1::StreamAttributes {
+        default_partitions: Some(3),
+        durability: v1::Durability::Sync as i32,
+        ..Default::default()
+    };
+    admin
+        .create_stream(v1::CreateStreamRequest {
+            path: "/e2e/s".into(),
+            attributes: Some(attributes),
+        })
+        .await
+        .unwrap();
+    let topic = "/e2e/s:events";
+
+    // Keyed records spread by murmur2; the acks tell where each one went.
+    let mut expected: BTreeMap<u32, Vec<(u64, Bytes, Bytes)>> = BTreeMap::new();
+    for b in 0..RECORDS / BATCH {
+        let records: Vec<_> = (b * BATCH..(b + 1) * BATCH)
+            .map(|i| tributary_client::record(format!("key-{i}"), format!("value-{i:06}")))
+            .collect();
+        let r = client.produce(topic, None, records.clone()).await.unwrap();
+        let mut next: BTreeMap<u32, u64> = r
+            .acks
+            .iter()
+            .map(|a| (a.partition, a.base_offset))
+            .collect();
+        for (i, rec) in records.into_iter().enumerate() {
+            let p = r
+                .record_partitions
+                .get(i)
+                .copied()
+                .unwrap_or(r.acks[0].partition);
+            let o = next.get_mut(&p).unwrap();
+            expected
+                .entry(p)
+                .or_default()
+                .push((*o, rec.key, rec.value));
+            *o += 1;
+        }
+    }
+    assert_eq!(expected.len(), 3, "keys spread over every partition");
+    for (p, recs) in &expected {
+        let offsets: Vec<u64> = recs.iter().map(|r| r.0).collect();
+        assert_eq!(
+            offsets,
+            (0..recs.len() as u64).collect::<Vec<_>>(),
+            "partition {p}: dense offsets from 0"
+        );
+    }
+    assert_eq!(
+        read_all(&client, topic, 3).await,
+        expected,
+        "read back in order before the crash"
+    );
+
+    // Every produce above was acknowledged with sync durability: a crash loses none.
+    server.kill9();
+    server.restart();
+    let client = server.client().await;
+    assert_eq!(
+        read_all(&client, topic, 3).await,
+        expected,
+        "read back in order after kill -9"
+    );
+    let r = client
+        .produce(topic, Some(0), vec![tributary_client::record("", "after")])
+        .await
+        .unwrap();
+    assert_eq!(
+        r.acks[0].base_offset,
+        expected[&0].len() as u64,
+        "offsets continue after the crash"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_stops_cleanly_and_keeps_buffered_writes() {
+    let mut server = Server::start();
+    let client = server.client().await;
+    let mut admin = client.admin();
+    admin
+        .create_volume(v1::CreateVolumeRequest {
+            path: "/v".into(),
+            owner: String::new(),
+        })
+        .await
+        .unwrap();
+    let attributes = v1::StreamAttributes {
+        durability: v1::Durability::Buffered as i32,
+        ..Default::default()
+    };
+    admin
+        .create_stream(v1::CreateStreamRequest {
+            path: "/v/s".into(),
+            attributes: Some(attributes),
+        })
+        .await
+        .unwrap();
+    client
+        .produce("/v/s:t", None, vec![tributary_client::record("", "kept")])
+        .await
+        .unwrap();
+
+    // A parked long-poll must not hold up the shutdown.
+    let poller = tokio::spawn({
+        let client = client.clone();
+        async move {
+            client
+                .fetch("/v/s:t", 0, 1, 0, Duration::from_secs(60))
+                .await
+        }
+    });
+    let status = tokio::task::spawn_blocking(move || {
+        let status = server.terminate();
+        (status, server)
+    });
+    let (status, mut server) = status.await.unwrap();
+    assert!(status.success(), "exit status {status}");
+    assert!(server.log().contains("stopped cleanly"), "{}", server.log());
+    let _ = poller.await.unwrap(); // ended by the shutdown, either way
+
+    server.restart();
+    let f = server
+        .client()
+        .await
+        .fetch("/v/s:t", 0, 0, 0, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(f.records.len(), 1);
+    assert_eq!(f.records[0].record.value, Bytes::from_static(b"kept"));
+}
+
+#[test]
+fn a_foreign_data_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    std::fs::create_dir_all(&db).unwrap();
+    std::fs::write(db.join("precious.txt"), "not ours").unwrap();
+    let out = std::process::Command::new(binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("refusing to open it as a Tributary data directory"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(db.join("precious.txt")).unwrap(),
+        "not ours"
+    );
+}
