@@ -37,6 +37,7 @@ impl From<ApiError> for Status {
                     storage::Error::BatchTooLarge { .. } => Code::InvalidArgument,
                     storage::Error::Corrupt { .. } => Code::DataLoss,
                     storage::Error::ForeignDataDir { .. }
+                    | storage::Error::InUse { .. }
                     | storage::Error::Engine(_)
                     | storage::Error::Io { .. } => Code::Internal,
                 },

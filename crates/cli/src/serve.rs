@@ -98,7 +98,8 @@ fn init_logging(cfg: &Config) -> anyhow::Result<()> {
         .with_context(|| format!("log filter `{}`", cfg.log))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if cfg.log_format == "json" {
         builder.json().init()
     } else {

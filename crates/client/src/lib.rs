@@ -23,7 +23,7 @@ pub enum Error {
     #[error("invalid server URL `{url}`: {reason}")]
     InvalidUrl { url: String, reason: String },
 
-    #[error("cannot connect to {url}: {source}")]
+    #[error("cannot connect to {url}")]
     Connect {
         url: String,
         #[source]
@@ -33,8 +33,15 @@ pub enum Error {
     #[error("token is not a valid header value")]
     InvalidToken,
 
+    /// The server's refusal, shown as `CODE: message`.
     #[error("{}: {}", code_name(.0.code()), .0.message())]
-    Status(#[from] tonic::Status),
+    Status(tonic::Status),
+}
+
+impl From<tonic::Status> for Error {
+    fn from(s: tonic::Status) -> Self {
+        Error::Status(s)
+    }
 }
 
 impl Error {

@@ -22,16 +22,18 @@ pub enum Error {
     #[error("{path}: {reason}; refusing to open it as a Tributary data directory")]
     ForeignDataDir { path: PathBuf, reason: String },
 
+    #[error("{path} is in use by another process (is another tributary server running on it?)")]
+    InUse { path: PathBuf },
+
     #[error("corrupt {what} in the store: {detail}")]
     Corrupt { what: &'static str, detail: String },
 
     #[error("storage engine: {0}")]
-    Engine(#[from] EngineError),
+    Engine(EngineError),
 
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
-        #[source]
         source: std::io::Error,
     },
 }

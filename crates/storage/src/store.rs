@@ -162,7 +162,15 @@ impl Store {
                 });
             }
         }
-        let db = DB::open_cf_descriptors(&opts, path, column_families(options))?;
+        let db = DB::open_cf_descriptors(&opts, path, column_families(options)).map_err(|e| {
+            if e.kind() == rocksdb::ErrorKind::IOError && e.as_ref().contains("/LOCK") {
+                Error::InUse {
+                    path: path.to_owned(),
+                }
+            } else {
+                e.into()
+            }
+        })?;
         let identity = load_or_create_identity(&db, path)?;
         let next_partition_id = match get(&db, cf::META, keys::META_NEXT_PARTITION_ID)? {
             Some(v) => decode_u64("partition id allocator", &v)?,

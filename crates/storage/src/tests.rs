@@ -240,6 +240,14 @@ fn multi_partition_appends_are_one_write() {
 }
 
 #[test]
+fn a_store_in_use_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = open(dir.path());
+    let err = Store::open(&dir.path().join("db"), &StoreOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::InUse { .. }), "{err}");
+}
+
+#[test]
 fn watchers_see_the_high_water_mark_move() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());

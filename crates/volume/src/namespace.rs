@@ -553,7 +553,20 @@ impl Namespace {
         let path = TopicPath::parse("topic", topic)?;
         let s = self.stream(&path.stream)?;
         let produced = batch::validate(encoded, s.attributes.max_message_bytes)?;
-        let t = self.topic(&path, true).await?;
+        let t = match self.topic(&path, false).await {
+            Err(Error::NotFound { what: "topic", .. }) if s.attributes.autocreate_topics => {
+                // Refuse before creating anything: a failed produce changes nothing.
+                let n = s.attributes.default_partitions;
+                if let Some(p) = partition.filter(|&p| p >= n) {
+                    return Err(Error::NotFound {
+                        what: "partition",
+                        path: format!("{path} #{p} (of {n})"),
+                    });
+                }
+                self.topic(&path, true).await?
+            }
+            t => t?,
+        };
         let n = t.row.partitions.len() as u32;
 
         // Route: an explicit partition, else murmur2 of the key, else one round-robin pick.

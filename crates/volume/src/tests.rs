@@ -291,6 +291,24 @@ async fn bad_requests_change_nothing() {
         f.ns.list_topics("/v/s").await.unwrap().is_empty(),
         "a refused produce creates no topic"
     );
+    let err =
+        f.ns.produce("/v/s:t", Some(1), encoded(&[("", "x")]))
+            .await
+            .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::NotFound {
+                what: "partition",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        f.ns.list_topics("/v/s").await.unwrap().is_empty(),
+        "not even to a partition it lacks"
+    );
     assert_eq!(f.ns.list_volumes().await.unwrap()[0].stream_count, 1);
 }
 
