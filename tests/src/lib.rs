@@ -50,8 +50,20 @@ impl Server {
         s
     }
 
+    /// Starts a server on a fresh temporary data directory with extra `serve` flags.
+    pub fn start_with(args: &[&str]) -> Server {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let mut s = Self::start_in_with(tmp.path(), args).expect("server starts");
+        s._tmp = Some(tmp);
+        s
+    }
+
     /// Starts a server on `data_dir` (kept after the server ends), listening on a free port.
     pub fn start_in(data_dir: &Path) -> anyhow::Result<Server> {
+        Self::start_in_with(data_dir, &[])
+    }
+
+    fn start_in_with(data_dir: &Path, args: &[&str]) -> anyhow::Result<Server> {
         std::fs::create_dir_all(data_dir)?;
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -60,6 +72,7 @@ impl Server {
         let mut child = Command::new(binary())
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -83,8 +96,23 @@ impl Server {
         })
     }
 
+    /// The cluster admin's token, written by the server at its first start.
+    pub fn admin_token(&self) -> String {
+        let path = self.data_dir.join("admin.token");
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .trim()
+            .to_owned()
+    }
+
+    /// A client acting as the cluster admin.
     pub async fn client(&self) -> Client {
-        Client::connect(&self.url, None).await.expect("connect")
+        self.client_as(Some(&self.admin_token())).await
+    }
+
+    /// A client acting as the holder of `token` (anonymous when `None`).
+    pub async fn client_as(&self, token: Option<&str>) -> Client {
+        Client::connect(&self.url, token).await.expect("connect")
     }
 
     /// `kill -9`: no shutdown code runs.
@@ -121,9 +149,16 @@ impl Server {
 
     /// A `tributary` CLI command aimed at this server.
     pub fn cli(&self) -> Cli {
-        Cli {
-            cmd: cli_command(&self.url),
+        self.cli_as(Some(&self.admin_token()))
+    }
+
+    /// A `tributary` CLI command aimed at this server, as the holder of `token`.
+    pub fn cli_as(&self, token: Option<&str>) -> Cli {
+        let mut cmd = cli_command(&self.url);
+        if let Some(t) = token {
+            cmd.env("TRIBUTARY_TOKEN", t);
         }
+        Cli { cmd }
     }
 }
 
@@ -138,9 +173,36 @@ impl Drop for Server {
 
 fn cli_command(url: &str) -> Command {
     let mut cmd = Command::new(binary());
+    // Run where no ./data/admin.token can be picked up by accident.
     cmd.env("TRIBUTARY_SERVER", url)
-        .env_remove("TRIBUTARY_TOKEN");
+        .env_remove("TRIBUTARY_TOKEN")
+        .current_dir(std::env::temp_dir());
     cmd
+}
+
+/// Creates a volume and a stream in it as `client`'s user.
+pub async fn create_stream(
+    client: &Client,
+    stream: &str,
+    attributes: tributary_proto::v1::StreamAttributes,
+) {
+    use tributary_proto::v1;
+    let volume = format!("/{}", stream[1..].split('/').next().expect("a stream path"));
+    let mut admin = client.admin();
+    admin
+        .create_volume(v1::CreateVolumeRequest {
+            path: volume,
+            ..Default::default()
+        })
+        .await
+        .expect("create volume");
+    admin
+        .create_stream(v1::CreateStreamRequest {
+            path: stream.into(),
+            attributes: Some(attributes),
+        })
+        .await
+        .expect("create stream");
 }
 
 /// A CLI invocation being built.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tributary_e2e::{Client, Server, binary};
+use tributary_e2e::{Client, Server, binary, create_stream};
 use tributary_proto::v1;
 
 #[test]
@@ -159,26 +159,12 @@ async fn read_all(
 async fn a_hundred_thousand_records_survive_kill_9() {
     let mut server = Server::start();
     let client = server.client().await;
-    let mut admin = client.admin();
-    admin
-        .create_volume(v1::CreateVolumeRequest {
-            path: "/e2e".into(),
-            owner: String::new(),
-        })
-        .await
-        .unwrap();
     let attributes = v1::StreamAttributes {
         default_partitions: Some(3),
         durability: v1::Durability::Sync as i32,
         ..Default::default()
     };
-    admin
-        .create_stream(v1::CreateStreamRequest {
-            path: "/e2e/s".into(),
-            attributes: Some(attributes),
-        })
-        .await
-        .unwrap();
+    create_stream(&client, "/e2e/s", attributes).await;
     let topic = "/e2e/s:events";
 
     // Keyed records spread by murmur2; the acks tell where each one went.
@@ -246,25 +232,11 @@ async fn a_hundred_thousand_records_survive_kill_9() {
 async fn sigterm_stops_cleanly_and_keeps_buffered_writes() {
     let mut server = Server::start();
     let client = server.client().await;
-    let mut admin = client.admin();
-    admin
-        .create_volume(v1::CreateVolumeRequest {
-            path: "/v".into(),
-            owner: String::new(),
-        })
-        .await
-        .unwrap();
     let attributes = v1::StreamAttributes {
         durability: v1::Durability::Buffered as i32,
         ..Default::default()
     };
-    admin
-        .create_stream(v1::CreateStreamRequest {
-            path: "/v/s".into(),
-            attributes: Some(attributes),
-        })
-        .await
-        .unwrap();
+    create_stream(&client, "/v/s", attributes).await;
     client
         .produce("/v/s:t", None, vec![tributary_client::record("", "kept")])
         .await

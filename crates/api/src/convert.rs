@@ -2,7 +2,8 @@
 
 use tributary_proto::v1;
 use tributary_volume::{
-    self as volume, Durability, PartitionStats, StreamAttributes, StreamAttributesPatch,
+    self as volume, Acl, Durability, PartitionStats, Quotas, StreamAttributes,
+    StreamAttributesPatch,
 };
 
 use crate::ApiError;
@@ -26,7 +27,41 @@ pub fn patch(a: Option<v1::StreamAttributes>) -> Result<StreamAttributesPatch, A
         durability,
         ttl_ms: a.ttl_ms,
         max_message_bytes: a.max_message_bytes,
+        produce_perm: acl("attributes.produce_perm", a.produce_perm.as_deref())?,
+        consume_perm: acl("attributes.consume_perm", a.consume_perm.as_deref())?,
+        topic_perm: acl("attributes.topic_perm", a.topic_perm.as_deref())?,
+        copy_perm: acl("attributes.copy_perm", a.copy_perm.as_deref())?,
+        admin_perm: acl("attributes.admin_perm", a.admin_perm.as_deref())?,
     })
+}
+
+/// Parses an optional ACL expression, naming the field and column on error.
+pub fn acl(field: &'static str, text: Option<&str>) -> Result<Option<Acl>, ApiError> {
+    text.map(|t| {
+        Acl::parse(t).map_err(|e| ApiError::InvalidArgument {
+            field,
+            message: e.to_string(),
+        })
+    })
+    .transpose()
+}
+
+pub fn quotas(q: Option<v1::VolumeQuotas>) -> Quotas {
+    let q = q.unwrap_or_default();
+    Quotas {
+        max_bytes: q.max_bytes,
+        max_streams: q.max_streams,
+        max_topics: q.max_topics,
+    }
+}
+
+pub fn user(u: volume::UserInfo) -> v1::User {
+    v1::User {
+        name: u.name,
+        groups: u.groups,
+        cluster_admin: u.cluster_admin,
+        created_ms: u.created_ms,
+    }
 }
 
 pub fn attributes(a: &StreamAttributes) -> v1::StreamAttributes {
@@ -39,6 +74,11 @@ pub fn attributes(a: &StreamAttributes) -> v1::StreamAttributes {
         } as i32,
         ttl_ms: Some(a.ttl_ms),
         max_message_bytes: Some(a.max_message_bytes),
+        produce_perm: Some(a.produce_perm.to_string()),
+        consume_perm: Some(a.consume_perm.to_string()),
+        topic_perm: Some(a.topic_perm.to_string()),
+        copy_perm: Some(a.copy_perm.to_string()),
+        admin_perm: Some(a.admin_perm.to_string()),
     }
 }
 
@@ -48,6 +88,14 @@ pub fn volume(v: volume::VolumeInfo) -> v1::Volume {
         owner: v.owner,
         created_ms: v.created_ms,
         stream_count: v.stream_count,
+        admin_perm: v.admin_perm,
+        quotas: Some(v1::VolumeQuotas {
+            max_bytes: v.quotas.max_bytes,
+            max_streams: v.quotas.max_streams,
+            max_topics: v.quotas.max_topics,
+        }),
+        topic_count: v.topic_count,
+        bytes: v.bytes,
     }
 }
 

@@ -26,6 +26,9 @@ impl From<ApiError> for Status {
             ApiError::InvalidArgument { .. } => Code::InvalidArgument,
             ApiError::Namespace(n) => match n {
                 volume::Error::InvalidArgument { .. } => Code::InvalidArgument,
+                volume::Error::Unauthenticated(_) => Code::Unauthenticated,
+                volume::Error::PermissionDenied { .. } => Code::PermissionDenied,
+                volume::Error::QuotaExceeded { .. } => Code::ResourceExhausted,
                 volume::Error::NotFound { .. } => Code::NotFound,
                 volume::Error::AlreadyExists { .. } => Code::AlreadyExists,
                 volume::Error::FailedPrecondition(_) => Code::FailedPrecondition,
@@ -92,6 +95,28 @@ mod tests {
                 Code::OutOfRange,
             ),
             (volume::Error::ShuttingDown, Code::Unavailable),
+            (
+                volume::Error::Unauthenticated("bad".into()),
+                Code::Unauthenticated,
+            ),
+            (
+                volume::Error::PermissionDenied {
+                    who: "bob".into(),
+                    permission: "produce",
+                    path: "/a/s".into(),
+                },
+                Code::PermissionDenied,
+            ),
+            (
+                volume::Error::QuotaExceeded {
+                    volume: "/a".into(),
+                    quota: "bytes",
+                    limit: 1,
+                    used: 1,
+                    asked: 1,
+                },
+                Code::ResourceExhausted,
+            ),
         ];
         for (e, code) in cases {
             let text = e.to_string();

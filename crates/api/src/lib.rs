@@ -4,6 +4,7 @@
 //! **Boundary:** this is the only crate that knows gRPC status codes; handlers decide
 //! nothing themselves, they convert and call `tributary-volume`.
 
+mod auth;
 mod convert;
 mod error;
 mod server;

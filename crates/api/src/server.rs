@@ -6,16 +6,20 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tributary_proto::{v1, wire};
 use tributary_volume::Namespace;
 
 use crate::Services;
+use crate::auth::Authenticator;
 
-/// Transport settings.
+/// Transport and access settings.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
+    /// Serve requests without credentials as the `anonymous` user.
+    pub allow_anonymous: bool,
     /// Largest request or response message.
     pub max_message_bytes: usize,
     /// HTTP/2 flow-control windows: the 64 KiB default throttles one busy stream.
@@ -26,6 +30,7 @@ pub struct ServerOptions {
 impl Default for ServerOptions {
     fn default() -> Self {
         Self {
+            allow_anonymous: false,
             max_message_bytes: 64 << 20,
             stream_window_bytes: 8 << 20,
             connection_window_bytes: 32 << 20,
@@ -41,6 +46,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let services = Services::new(ns.clone());
+    let auth = Authenticator::new(ns.clone(), options.allow_anonymous);
     let max = options.max_message_bytes;
     let admin = v1::admin_server::AdminServer::new(services.clone())
         .max_decoding_message_size(max)
@@ -54,6 +60,9 @@ pub async fn serve(
         .max_encoding_message_size(max)
         .accept_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Gzip);
+    let admin = InterceptedService::new(admin, auth.clone());
+    let producer = InterceptedService::new(producer, auth.clone());
+    let consumer = InterceptedService::new(consumer, auth);
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let shutdown = async move {
         shutdown.await;

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use tonic::{Request, Response, Status};
 use tributary_proto::{v1, wire};
-use tributary_volume::{Namespace, OffsetSpec};
+use tributary_volume::{Namespace, OffsetSpec, VolumeEdit};
 
+use crate::auth::caller;
 use crate::{ApiError, convert};
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -43,17 +44,74 @@ impl v1::admin_server::Admin for Services {
         })
     }
 
-    async fn create_volume(&self, r: Request<v1::CreateVolumeRequest>) -> Reply<v1::Volume> {
+    async fn who_am_i(&self, r: Request<v1::WhoAmIRequest>) -> Reply<v1::User> {
+        let c = caller(&r)?;
+        ok(convert::user(self.ns.whoami(&c)))
+    }
+
+    async fn create_user(
+        &self,
+        r: Request<v1::CreateUserRequest>,
+    ) -> Reply<v1::CreateUserResponse> {
+        let c = caller(&r)?;
         let r = r.into_inner();
-        // Until authentication lands (the namespace/security issue) the owner is as given.
-        let owner = if r.owner.is_empty() {
-            "admin".to_owned()
-        } else {
-            r.owner
-        };
+        let (u, token) = self
+            .ns
+            .create_user(&c, &r.name, r.groups, r.cluster_admin)
+            .await
+            .map_err(ApiError::from)?;
+        ok(v1::CreateUserResponse {
+            user: Some(convert::user(u)),
+            token,
+        })
+    }
+
+    async fn list_users(&self, r: Request<v1::ListUsersRequest>) -> Reply<v1::ListUsersResponse> {
+        let c = caller(&r)?;
+        let users = self.ns.list_users(&c).map_err(ApiError::from)?;
+        ok(v1::ListUsersResponse {
+            users: users.into_iter().map(convert::user).collect(),
+        })
+    }
+
+    async fn delete_user(
+        &self,
+        r: Request<v1::DeleteUserRequest>,
+    ) -> Reply<v1::DeleteUserResponse> {
+        let c = caller(&r)?;
+        self.ns
+            .delete_user(&c, &r.into_inner().name)
+            .await
+            .map_err(ApiError::from)?;
+        ok(v1::DeleteUserResponse {})
+    }
+
+    async fn rotate_token(
+        &self,
+        r: Request<v1::RotateTokenRequest>,
+    ) -> Reply<v1::RotateTokenResponse> {
+        let c = caller(&r)?;
+        let token = self
+            .ns
+            .rotate_token(&c, &r.into_inner().name)
+            .await
+            .map_err(ApiError::from)?;
+        ok(v1::RotateTokenResponse { token })
+    }
+
+    async fn create_volume(&self, r: Request<v1::CreateVolumeRequest>) -> Reply<v1::Volume> {
+        let c = caller(&r)?;
+        let r = r.into_inner();
+        let admin_perm = convert::acl("admin_perm", r.admin_perm.as_deref())?;
         let v = self
             .ns
-            .create_volume(&r.path, &owner)
+            .create_volume(
+                &c,
+                &r.path,
+                Some(&r.owner),
+                admin_perm,
+                convert::quotas(r.quotas),
+            )
             .await
             .map_err(ApiError::from)?;
         ok(convert::volume(v))
@@ -61,18 +119,39 @@ impl v1::admin_server::Admin for Services {
 
     async fn list_volumes(
         &self,
-        _: Request<v1::ListVolumesRequest>,
+        r: Request<v1::ListVolumesRequest>,
     ) -> Reply<v1::ListVolumesResponse> {
-        let v = self.ns.list_volumes().await.map_err(ApiError::from)?;
+        let c = caller(&r)?;
         ok(v1::ListVolumesResponse {
-            volumes: v.into_iter().map(convert::volume).collect(),
+            volumes: self
+                .ns
+                .list_volumes(&c)
+                .into_iter()
+                .map(convert::volume)
+                .collect(),
         })
     }
 
     async fn describe_volume(&self, r: Request<v1::DescribeVolumeRequest>) -> Reply<v1::Volume> {
+        let c = caller(&r)?;
         let v = self
             .ns
-            .describe_volume(&r.into_inner().path)
+            .describe_volume(&c, &r.into_inner().path)
+            .map_err(ApiError::from)?;
+        ok(convert::volume(v))
+    }
+
+    async fn edit_volume(&self, r: Request<v1::EditVolumeRequest>) -> Reply<v1::Volume> {
+        let c = caller(&r)?;
+        let r = r.into_inner();
+        let edit = VolumeEdit {
+            owner: r.owner,
+            admin_perm: convert::acl("admin_perm", r.admin_perm.as_deref())?,
+            quotas: r.quotas.map(|q| convert::quotas(Some(q))),
+        };
+        let v = self
+            .ns
+            .edit_volume(&c, &r.path, edit)
             .await
             .map_err(ApiError::from)?;
         ok(convert::volume(v))
@@ -82,20 +161,22 @@ impl v1::admin_server::Admin for Services {
         &self,
         r: Request<v1::DeleteVolumeRequest>,
     ) -> Reply<v1::DeleteVolumeResponse> {
+        let c = caller(&r)?;
         let r = r.into_inner();
         self.ns
-            .delete_volume(&r.path, r.force)
+            .delete_volume(&c, &r.path, r.force)
             .await
             .map_err(ApiError::from)?;
         ok(v1::DeleteVolumeResponse {})
     }
 
     async fn create_stream(&self, r: Request<v1::CreateStreamRequest>) -> Reply<v1::Stream> {
+        let c = caller(&r)?;
         let r = r.into_inner();
         let patch = convert::patch(r.attributes)?;
         let s = self
             .ns
-            .create_stream(&r.path, &patch)
+            .create_stream(&c, &r.path, &patch)
             .await
             .map_err(ApiError::from)?;
         ok(convert::stream(s))
@@ -105,9 +186,10 @@ impl v1::admin_server::Admin for Services {
         &self,
         r: Request<v1::ListStreamsRequest>,
     ) -> Reply<v1::ListStreamsResponse> {
+        let c = caller(&r)?;
         let s = self
             .ns
-            .list_streams(&r.into_inner().prefix)
+            .list_streams(&c, &r.into_inner().prefix)
             .await
             .map_err(ApiError::from)?;
         ok(v1::ListStreamsResponse {
@@ -116,9 +198,22 @@ impl v1::admin_server::Admin for Services {
     }
 
     async fn describe_stream(&self, r: Request<v1::DescribeStreamRequest>) -> Reply<v1::Stream> {
+        let c = caller(&r)?;
         let s = self
             .ns
-            .describe_stream(&r.into_inner().path)
+            .describe_stream(&c, &r.into_inner().path)
+            .await
+            .map_err(ApiError::from)?;
+        ok(convert::stream(s))
+    }
+
+    async fn edit_stream(&self, r: Request<v1::EditStreamRequest>) -> Reply<v1::Stream> {
+        let c = caller(&r)?;
+        let r = r.into_inner();
+        let patch = convert::patch(r.attributes)?;
+        let s = self
+            .ns
+            .edit_stream(&c, &r.path, &patch)
             .await
             .map_err(ApiError::from)?;
         ok(convert::stream(s))
@@ -128,18 +223,20 @@ impl v1::admin_server::Admin for Services {
         &self,
         r: Request<v1::DeleteStreamRequest>,
     ) -> Reply<v1::DeleteStreamResponse> {
+        let c = caller(&r)?;
         self.ns
-            .delete_stream(&r.into_inner().path)
+            .delete_stream(&c, &r.into_inner().path)
             .await
             .map_err(ApiError::from)?;
         ok(v1::DeleteStreamResponse {})
     }
 
     async fn create_topic(&self, r: Request<v1::CreateTopicRequest>) -> Reply<v1::Topic> {
+        let c = caller(&r)?;
         let r = r.into_inner();
         let t = self
             .ns
-            .create_topic(&r.path, r.partitions)
+            .create_topic(&c, &r.path, r.partitions)
             .await
             .map_err(ApiError::from)?;
         ok(convert::topic(t))
@@ -149,9 +246,10 @@ impl v1::admin_server::Admin for Services {
         &self,
         r: Request<v1::ListTopicsRequest>,
     ) -> Reply<v1::ListTopicsResponse> {
+        let c = caller(&r)?;
         let t = self
             .ns
-            .list_topics(&r.into_inner().stream)
+            .list_topics(&c, &r.into_inner().stream)
             .await
             .map_err(ApiError::from)?;
         ok(v1::ListTopicsResponse {
@@ -160,9 +258,21 @@ impl v1::admin_server::Admin for Services {
     }
 
     async fn describe_topic(&self, r: Request<v1::DescribeTopicRequest>) -> Reply<v1::Topic> {
+        let c = caller(&r)?;
         let t = self
             .ns
-            .describe_topic(&r.into_inner().path)
+            .describe_topic(&c, &r.into_inner().path)
+            .await
+            .map_err(ApiError::from)?;
+        ok(convert::topic(t))
+    }
+
+    async fn edit_topic(&self, r: Request<v1::EditTopicRequest>) -> Reply<v1::Topic> {
+        let c = caller(&r)?;
+        let r = r.into_inner();
+        let t = self
+            .ns
+            .edit_topic(&c, &r.path, r.partitions)
             .await
             .map_err(ApiError::from)?;
         ok(convert::topic(t))
@@ -172,8 +282,9 @@ impl v1::admin_server::Admin for Services {
         &self,
         r: Request<v1::DeleteTopicRequest>,
     ) -> Reply<v1::DeleteTopicResponse> {
+        let c = caller(&r)?;
         self.ns
-            .delete_topic(&r.into_inner().path)
+            .delete_topic(&c, &r.into_inner().path)
             .await
             .map_err(ApiError::from)?;
         ok(v1::DeleteTopicResponse {})
@@ -183,10 +294,11 @@ impl v1::admin_server::Admin for Services {
 #[tonic::async_trait]
 impl wire::producer_server::Producer for Services {
     async fn produce(&self, r: Request<wire::ProduceRequest>) -> Reply<v1::ProduceResponse> {
+        let c = caller(&r)?;
         let r = r.into_inner();
         let res = self
             .ns
-            .produce(&r.topic, r.partition, r.batch)
+            .produce(&c, &r.topic, r.partition, r.batch)
             .await
             .map_err(ApiError::from)?;
         ok(v1::ProduceResponse {
@@ -208,10 +320,12 @@ impl wire::producer_server::Producer for Services {
 #[tonic::async_trait]
 impl wire::consumer_server::Consumer for Services {
     async fn fetch(&self, r: Request<v1::FetchRequest>) -> Reply<wire::FetchResponse> {
+        let c = caller(&r)?;
         let r = r.into_inner();
         let res = self
             .ns
             .fetch(
+                &c,
                 &r.topic,
                 r.partition,
                 r.offset,
@@ -231,6 +345,7 @@ impl wire::consumer_server::Consumer for Services {
         &self,
         r: Request<v1::ListOffsetsRequest>,
     ) -> Reply<v1::ListOffsetsResponse> {
+        let c = caller(&r)?;
         let r = r.into_inner();
         let spec = match v1::OffsetSpec::try_from(r.spec) {
             Ok(v1::OffsetSpec::Earliest) => OffsetSpec::Earliest,
@@ -245,7 +360,7 @@ impl wire::consumer_server::Consumer for Services {
         };
         let offsets = self
             .ns
-            .list_offsets(&r.topic, &r.partitions, spec)
+            .list_offsets(&c, &r.topic, &r.partitions, spec)
             .await
             .map_err(ApiError::from)?;
         ok(v1::ListOffsetsResponse {

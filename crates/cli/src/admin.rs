@@ -10,12 +10,23 @@ use crate::output::{format_duration_ms, json, parse_duration, table};
 
 #[derive(Debug, Subcommand)]
 pub enum VolumeCmd {
-    /// Create a volume, e.g. `/acme`.
+    /// Create a volume, e.g. `/acme` (cluster admins).
     Create {
         path: String,
         /// Owner (defaults to the caller).
         #[arg(long)]
         owner: Option<String>,
+        #[command(flatten)]
+        settings: VolumeSettings,
+    },
+    /// Change a volume's admin ACL (volume admins), or its owner and quotas (cluster admins).
+    Edit {
+        path: String,
+        /// New owner.
+        #[arg(long)]
+        owner: Option<String>,
+        #[command(flatten)]
+        settings: VolumeSettings,
     },
     /// List volumes.
     List,
@@ -28,6 +39,52 @@ pub enum VolumeCmd {
         #[arg(long)]
         force: bool,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VolumeSettings {
+    /// Who administers the volume and its streams (ACL expression; default `u:OWNER`).
+    #[arg(long, value_name = "EXPR")]
+    admin_perm: Option<String>,
+    /// Quota on bytes stored in the volume (`none` for unlimited).
+    #[arg(long, value_parser = parse_limit, value_name = "N|none")]
+    max_bytes: Option<Limit>,
+    /// Quota on the number of streams.
+    #[arg(long, value_parser = parse_limit, value_name = "N|none")]
+    max_streams: Option<Limit>,
+    /// Quota on the number of topics.
+    #[arg(long, value_parser = parse_limit, value_name = "N|none")]
+    max_topics: Option<Limit>,
+}
+
+/// A quota value: a number, or `none` for unlimited.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit(Option<u64>);
+
+fn parse_limit(s: &str) -> Result<Limit, String> {
+    match s {
+        "none" | "unlimited" => Ok(Limit(None)),
+        n => n
+            .parse()
+            .map(|n| Limit(Some(n)))
+            .map_err(|_| format!("`{n}` is not a number or `none`")),
+    }
+}
+
+impl VolumeSettings {
+    fn any_quota(&self) -> bool {
+        self.max_bytes.is_some() || self.max_streams.is_some() || self.max_topics.is_some()
+    }
+
+    /// Quotas given on the command line over `base` (the current ones, when editing).
+    fn quotas(&self, base: Option<v1::VolumeQuotas>) -> v1::VolumeQuotas {
+        let base = base.unwrap_or_default();
+        v1::VolumeQuotas {
+            max_bytes: self.max_bytes.map_or(base.max_bytes, |l| l.0),
+            max_streams: self.max_streams.map_or(base.max_streams, |l| l.0),
+            max_topics: self.max_topics.map_or(base.max_topics, |l| l.0),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -53,6 +110,42 @@ pub struct StreamAttrs {
     /// Largest record accepted, in bytes.
     #[arg(long)]
     max_message_bytes: Option<u32>,
+    /// Who may produce (ACL expression such as `u:alice | g:ops`; default: the creator).
+    #[arg(long, value_name = "EXPR")]
+    produce_perm: Option<String>,
+    /// Who may consume.
+    #[arg(long, value_name = "EXPR")]
+    consume_perm: Option<String>,
+    /// Who may create, edit and delete topics.
+    #[arg(long, value_name = "EXPR")]
+    topic_perm: Option<String>,
+    /// Who may replicate the stream to another cluster.
+    #[arg(long, value_name = "EXPR")]
+    copy_perm: Option<String>,
+    /// Who may edit and delete the stream.
+    #[arg(long, value_name = "EXPR")]
+    admin_perm: Option<String>,
+}
+
+impl StreamAttrs {
+    fn to_proto(&self) -> v1::StreamAttributes {
+        v1::StreamAttributes {
+            default_partitions: self.partitions,
+            autocreate_topics: self.autocreate,
+            durability: match self.durability {
+                None => v1::Durability::Unspecified,
+                Some(DurabilityArg::Sync) => v1::Durability::Sync,
+                Some(DurabilityArg::Buffered) => v1::Durability::Buffered,
+            } as i32,
+            ttl_ms: self.ttl.map(|d| d.as_millis() as u64),
+            max_message_bytes: self.max_message_bytes,
+            produce_perm: self.produce_perm.clone(),
+            consume_perm: self.consume_perm.clone(),
+            topic_perm: self.topic_perm.clone(),
+            copy_perm: self.copy_perm.clone(),
+            admin_perm: self.admin_perm.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -65,8 +158,14 @@ pub enum StreamCmd {
     },
     /// List streams, all or under a volume/path prefix.
     List { prefix: Option<String> },
-    /// Describe a stream with its live figures.
+    /// Describe a stream with its live figures and permissions.
     Info { path: String },
+    /// Change a stream's attributes or permissions; the others stay as they are.
+    Edit {
+        path: String,
+        #[command(flatten)]
+        attrs: StreamAttrs,
+    },
     /// Delete a stream, its topics and records.
     Delete { path: String },
 }
@@ -84,8 +183,44 @@ pub enum TopicCmd {
     List { stream: String },
     /// Describe a topic with per-partition offsets.
     Info { path: String },
+    /// Add partitions to a topic (it never shrinks).
+    Edit {
+        path: String,
+        /// The new partition count.
+        #[arg(long)]
+        partitions: u32,
+    },
     /// Delete a topic and its records.
     Delete { path: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Create a user and print its token (shown only once).
+    Create {
+        name: String,
+        /// Groups, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        groups: Vec<String>,
+        /// Make the user a cluster admin.
+        #[arg(long)]
+        cluster_admin: bool,
+    },
+    /// List users.
+    List,
+    /// Delete a user; its token stops working.
+    Delete { name: String },
+    /// Show who the server takes you for.
+    Whoami,
+    /// Manage a user's token.
+    #[command(subcommand)]
+    Token(TokenCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// Replace a user's token (yours when NAME is absent) and print the new one.
+    Rotate { name: Option<String> },
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,14 +232,41 @@ pub enum ClusterCmd {
 pub async fn volume(g: &Global, cmd: VolumeCmd) -> anyhow::Result<()> {
     let mut admin = g.connect().await?.admin();
     match cmd {
-        VolumeCmd::Create { path, owner } => {
-            let v = admin
-                .create_volume(v1::CreateVolumeRequest {
-                    path,
-                    owner: owner.unwrap_or_default(),
-                })
-                .await?;
+        VolumeCmd::Create {
+            path,
+            owner,
+            settings,
+        } => {
+            let req = v1::CreateVolumeRequest {
+                path,
+                owner: owner.unwrap_or_default(),
+                admin_perm: settings.admin_perm.clone(),
+                quotas: Some(settings.quotas(None)),
+            };
+            let v = admin.create_volume(req).await?;
             print_volumes(g, &[v.into_inner()], "created");
+        }
+        VolumeCmd::Edit {
+            path,
+            owner,
+            settings,
+        } => {
+            let quotas = if settings.any_quota() {
+                let current = admin
+                    .describe_volume(v1::DescribeVolumeRequest { path: path.clone() })
+                    .await?;
+                Some(settings.quotas(current.into_inner().quotas))
+            } else {
+                None
+            };
+            let req = v1::EditVolumeRequest {
+                path,
+                owner,
+                admin_perm: settings.admin_perm.clone(),
+                quotas,
+            };
+            let v = admin.edit_volume(req).await?;
+            print_volumes(g, &[v.into_inner()], "");
         }
         VolumeCmd::List => {
             let r = admin
@@ -137,24 +299,20 @@ pub async fn stream(g: &Global, cmd: StreamCmd) -> anyhow::Result<()> {
     let mut admin = g.connect().await?.admin();
     match cmd {
         StreamCmd::Create { path, attrs } => {
-            let attributes = v1::StreamAttributes {
-                default_partitions: attrs.partitions,
-                autocreate_topics: attrs.autocreate,
-                durability: match attrs.durability {
-                    None => v1::Durability::Unspecified,
-                    Some(DurabilityArg::Sync) => v1::Durability::Sync,
-                    Some(DurabilityArg::Buffered) => v1::Durability::Buffered,
-                } as i32,
-                ttl_ms: attrs.ttl.map(|d| d.as_millis() as u64),
-                max_message_bytes: attrs.max_message_bytes,
+            let req = v1::CreateStreamRequest {
+                path,
+                attributes: Some(attrs.to_proto()),
             };
-            let s = admin
-                .create_stream(v1::CreateStreamRequest {
-                    path,
-                    attributes: Some(attributes),
-                })
-                .await?;
-            print_streams(g, &[s.into_inner()], false);
+            let s = admin.create_stream(req).await?.into_inner();
+            print_streams(g, &[s], false);
+        }
+        StreamCmd::Edit { path, attrs } => {
+            let req = v1::EditStreamRequest {
+                path,
+                attributes: Some(attrs.to_proto()),
+            };
+            let s = admin.edit_stream(req).await?.into_inner();
+            print_streams(g, &[s], true);
         }
         StreamCmd::List { prefix } => {
             let r = admin
@@ -191,6 +349,14 @@ pub async fn topic(g: &Global, cmd: TopicCmd) -> anyhow::Result<()> {
                 .into_inner();
             print_topics(g, &[t]);
         }
+        TopicCmd::Edit { path, partitions } => {
+            let req = v1::EditTopicRequest {
+                path,
+                partitions: Some(partitions),
+            };
+            let t = admin.edit_topic(req).await?.into_inner();
+            print_topic_info(g, &t);
+        }
         TopicCmd::List { stream } => {
             let r = admin
                 .list_topics(v1::ListTopicsRequest { stream })
@@ -203,42 +369,72 @@ pub async fn topic(g: &Global, cmd: TopicCmd) -> anyhow::Result<()> {
                 .describe_topic(v1::DescribeTopicRequest { path })
                 .await?
                 .into_inner();
-            if g.json {
-                json(&topic_json(&t));
-            } else {
-                println!("{}  ({} partitions)", t.path, t.partitions);
-                let rows: Vec<_> = t
-                    .partition_info
-                    .iter()
-                    .map(|p| {
-                        vec![
-                            p.partition.to_string(),
-                            p.earliest_offset.to_string(),
-                            p.latest_offset.to_string(),
-                            p.records.to_string(),
-                            p.bytes.to_string(),
-                            p.latest_append_ms.map_or("-".into(), time),
-                        ]
-                    })
-                    .collect();
-                table(
-                    &[
-                        "PARTITION",
-                        "EARLIEST",
-                        "LATEST",
-                        "RECORDS",
-                        "BYTES",
-                        "LAST APPEND",
-                    ],
-                    &rows,
-                );
-            }
+            print_topic_info(g, &t);
         }
         TopicCmd::Delete { path } => {
             admin
                 .delete_topic(v1::DeleteTopicRequest { path: path.clone() })
                 .await?;
             done(g, "deleted", &path);
+        }
+    }
+    Ok(())
+}
+
+pub async fn user(g: &Global, cmd: UserCmd) -> anyhow::Result<()> {
+    let mut admin = g.connect().await?.admin();
+    match cmd {
+        UserCmd::Create {
+            name,
+            groups,
+            cluster_admin,
+        } => {
+            let r = admin
+                .create_user(v1::CreateUserRequest {
+                    name,
+                    groups,
+                    cluster_admin,
+                })
+                .await?
+                .into_inner();
+            let u = r.user.unwrap_or_default();
+            if g.json {
+                json(
+                    &json!({ "name": u.name, "groups": u.groups, "cluster_admin": u.cluster_admin, "token": r.token }),
+                );
+            } else {
+                eprintln!("created user {}; its token (shown only now):", u.name);
+                println!("{}", r.token);
+            }
+        }
+        UserCmd::List => {
+            let r = admin
+                .list_users(v1::ListUsersRequest {})
+                .await?
+                .into_inner();
+            print_users(g, &r.users);
+        }
+        UserCmd::Delete { name } => {
+            admin
+                .delete_user(v1::DeleteUserRequest { name: name.clone() })
+                .await?;
+            done(g, "deleted", &name);
+        }
+        UserCmd::Whoami => {
+            let u = admin.who_am_i(v1::WhoAmIRequest {}).await?.into_inner();
+            print_users(g, &[u]);
+        }
+        UserCmd::Token(TokenCmd::Rotate { name }) => {
+            let req = v1::RotateTokenRequest {
+                name: name.unwrap_or_default(),
+            };
+            let r = admin.rotate_token(req).await?.into_inner();
+            if g.json {
+                json(&json!({ "token": r.token }));
+            } else {
+                eprintln!("new token (shown only now; the old one no longer works):");
+                println!("{}", r.token);
+            }
         }
     }
     Ok(())
@@ -274,12 +470,48 @@ fn time(ms: i64) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
+fn limit(v: Option<u64>) -> String {
+    v.map_or("-".into(), |n| n.to_string())
+}
+
+fn print_users(g: &Global, us: &[v1::User]) {
+    if g.json {
+        for u in us {
+            json(
+                &json!({ "name": u.name, "groups": u.groups, "cluster_admin": u.cluster_admin, "created_ms": u.created_ms }),
+            );
+        }
+    } else {
+        let rows: Vec<_> = us
+            .iter()
+            .map(|u| {
+                vec![
+                    u.name.clone(),
+                    u.groups.join(","),
+                    u.cluster_admin.to_string(),
+                ]
+            })
+            .collect();
+        table(&["USER", "GROUPS", "CLUSTER ADMIN"], &rows);
+    }
+}
+
 fn print_volumes(g: &Global, vs: &[v1::Volume], verb: &str) {
     if g.json {
         for v in vs {
-            json(
-                &json!({ "path": v.path, "owner": v.owner, "created_ms": v.created_ms, "streams": v.stream_count }),
-            );
+            let q = v.quotas.unwrap_or_default();
+            json(&json!({
+                "path": v.path,
+                "owner": v.owner,
+                "admin_perm": v.admin_perm,
+                "created_ms": v.created_ms,
+                "streams": v.stream_count,
+                "topics": v.topic_count,
+                "bytes": v.bytes,
+                "max_bytes": q.max_bytes,
+                "max_streams": q.max_streams,
+                "max_topics": q.max_topics,
+            }));
         }
     } else if !verb.is_empty() && vs.len() == 1 {
         println!("{verb} {}", vs[0].path);
@@ -287,15 +519,21 @@ fn print_volumes(g: &Global, vs: &[v1::Volume], verb: &str) {
         let rows: Vec<_> = vs
             .iter()
             .map(|v| {
+                let q = v.quotas.unwrap_or_default();
                 vec![
                     v.path.clone(),
                     v.owner.clone(),
-                    v.stream_count.to_string(),
-                    time(v.created_ms),
+                    v.admin_perm.clone(),
+                    format!("{}/{}", v.stream_count, limit(q.max_streams)),
+                    format!("{}/{}", v.topic_count, limit(q.max_topics)),
+                    format!("{}/{}", v.bytes, limit(q.max_bytes)),
                 ]
             })
             .collect();
-        table(&["VOLUME", "OWNER", "STREAMS", "CREATED"], &rows);
+        table(
+            &["VOLUME", "OWNER", "ADMIN", "STREAMS", "TOPICS", "BYTES"],
+            &rows,
+        );
     }
 }
 
@@ -307,10 +545,10 @@ fn durability_name(d: i32) -> &'static str {
     }
 }
 
-fn print_streams(g: &Global, ss: &[v1::Stream], figures: bool) {
+fn print_streams(g: &Global, ss: &[v1::Stream], details: bool) {
     if g.json {
         for s in ss {
-            let a = s.attributes.unwrap_or_default();
+            let a = s.attributes.clone().unwrap_or_default();
             json(&json!({
                 "path": s.path,
                 "default_partitions": a.default_partitions,
@@ -318,6 +556,11 @@ fn print_streams(g: &Global, ss: &[v1::Stream], figures: bool) {
                 "durability": durability_name(a.durability),
                 "ttl_ms": a.ttl_ms,
                 "max_message_bytes": a.max_message_bytes,
+                "produce_perm": a.produce_perm,
+                "consume_perm": a.consume_perm,
+                "topic_perm": a.topic_perm,
+                "copy_perm": a.copy_perm,
+                "admin_perm": a.admin_perm,
                 "created_ms": s.created_ms,
                 "topics": s.topic_count,
                 "partitions": s.partition_count,
@@ -335,13 +578,13 @@ fn print_streams(g: &Global, ss: &[v1::Stream], figures: bool) {
         "AUTOCREATE",
         "TOPICS",
     ];
-    if figures {
+    if details {
         header.extend(["RECORDS", "BYTES"]);
     }
     let rows: Vec<_> = ss
         .iter()
         .map(|s| {
-            let a = s.attributes.unwrap_or_default();
+            let a = s.attributes.clone().unwrap_or_default();
             let mut row = vec![
                 s.path.clone(),
                 a.default_partitions.unwrap_or(1).to_string(),
@@ -350,13 +593,29 @@ fn print_streams(g: &Global, ss: &[v1::Stream], figures: bool) {
                 a.autocreate_topics.unwrap_or(true).to_string(),
                 s.topic_count.to_string(),
             ];
-            if figures {
+            if details {
                 row.extend([s.records.to_string(), s.bytes.to_string()]);
             }
             row
         })
         .collect();
     table(&header, &rows);
+    if details && ss.len() == 1 {
+        let a = ss[0].attributes.clone().unwrap_or_default();
+        let perms = [
+            ("produce", a.produce_perm),
+            ("consume", a.consume_perm),
+            ("topic", a.topic_perm),
+            ("copy", a.copy_perm),
+            ("admin", a.admin_perm),
+        ];
+        println!();
+        let rows: Vec<_> = perms
+            .into_iter()
+            .map(|(p, e)| vec![p.to_string(), e.unwrap_or_default()])
+            .collect();
+        table(&["PERMISSION", "WHO"], &rows);
+    }
 }
 
 fn topic_json(t: &v1::Topic) -> serde_json::Value {
@@ -374,6 +633,41 @@ fn topic_json(t: &v1::Topic) -> serde_json::Value {
             "latest_append_ms": p.latest_append_ms,
         })).collect::<Vec<_>>(),
     })
+}
+
+fn print_topic_info(g: &Global, t: &v1::Topic) {
+    if g.json {
+        json(&topic_json(t));
+        return;
+    }
+    println!("{}  ({} partitions)", t.path, t.partitions);
+    let rows: Vec<_> = t
+        .partition_info
+        .iter()
+        .map(|p| {
+            vec![
+                p.partition.to_string(),
+                p.earliest_offset.to_string(),
+                p.latest_offset.to_string(),
+                p.records.to_string(),
+                p.bytes.to_string(),
+                p.earliest_append_ms.map_or("-".into(), time),
+                p.latest_append_ms.map_or("-".into(), time),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "PARTITION",
+            "EARLIEST",
+            "LATEST",
+            "RECORDS",
+            "BYTES",
+            "FIRST APPEND",
+            "LAST APPEND",
+        ],
+        &rows,
+    );
 }
 
 fn print_topics(g: &Global, ts: &[v1::Topic]) {

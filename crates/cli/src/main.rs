@@ -36,7 +36,8 @@ pub struct Global {
         default_value = "http://127.0.0.1:7070"
     )]
     pub server: String,
-    /// Bearer token for the server.
+    /// Bearer token for the server. Without one, ./data/admin.token is used if it exists
+    /// (the token `tributary serve` writes at first start).
     #[arg(long, global = true, env = "TRIBUTARY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Print JSON (one object per line) instead of human-readable output.
@@ -46,7 +47,15 @@ pub struct Global {
 
 impl Global {
     pub async fn connect(&self) -> anyhow::Result<tributary_client::Client> {
-        Ok(tributary_client::Client::connect(&self.server, self.token.as_deref()).await?)
+        let token = match &self.token {
+            Some(t) => Some(t.trim().to_owned()),
+            None => match std::fs::read_to_string(serve::DEFAULT_ADMIN_TOKEN) {
+                Ok(t) => Some(t.trim().to_owned()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => anyhow::bail!("reading {}: {e}", serve::DEFAULT_ADMIN_TOKEN),
+            },
+        };
+        Ok(tributary_client::Client::connect(&self.server, token.as_deref()).await?)
     }
 }
 
@@ -66,6 +75,9 @@ enum Command {
     /// Show the cluster's identity.
     #[command(subcommand)]
     Cluster(admin::ClusterCmd),
+    /// Manage users and their tokens.
+    #[command(subcommand)]
+    User(admin::UserCmd),
     /// Produce records read from standard input, one per line.
     Produce(produce::ProduceArgs),
     /// Print records of a topic.
@@ -85,6 +97,7 @@ fn main() -> std::process::ExitCode {
             Command::Stream(c) => admin::stream(&cli.global, c).await,
             Command::Topic(c) => admin::topic(&cli.global, c).await,
             Command::Cluster(c) => admin::cluster(&cli.global, c).await,
+            Command::User(c) => admin::user(&cli.global, c).await,
             Command::Produce(args) => produce::run(&cli.global, args).await,
             Command::Consume(args) => consume::run(&cli.global, args).await,
         }

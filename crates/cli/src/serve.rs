@@ -31,7 +31,14 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "TRIBUTARY_LOG_FORMAT", value_parser = ["text", "json"])]
     log_format: Option<String>,
+    /// Serve requests without credentials, as the user `anonymous`.
+    #[arg(long, env = "TRIBUTARY_ALLOW_ANONYMOUS")]
+    allow_anonymous: bool,
 }
+
+/// Where the CLI looks for a token when none is given: the file the server writes at its
+/// first start in the default data directory.
+pub const DEFAULT_ADMIN_TOKEN: &str = "./data/admin.token";
 
 /// The configuration file; unknown keys are an error.
 #[derive(Debug, Default, Deserialize)]
@@ -42,6 +49,7 @@ struct FileConfig {
     log: Option<String>,
     log_format: Option<String>,
     max_message_bytes: Option<usize>,
+    allow_anonymous: Option<bool>,
 }
 
 /// The effective configuration.
@@ -52,6 +60,7 @@ struct Config {
     log: String,
     log_format: String,
     max_message_bytes: usize,
+    allow_anonymous: bool,
 }
 
 fn load(args: ServeArgs) -> anyhow::Result<Config> {
@@ -83,6 +92,7 @@ fn load(args: ServeArgs) -> anyhow::Result<Config> {
             .or(file.log_format)
             .unwrap_or_else(|| "text".into()),
         max_message_bytes: file.max_message_bytes.unwrap_or(defaults.max_message_bytes),
+        allow_anonymous: args.allow_anonymous || file.allow_anonymous.unwrap_or(false),
     };
     if !["text", "json"].contains(&cfg.log_format.as_str()) {
         bail!(
@@ -119,6 +129,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let store = Arc::new(store);
     let cluster_id = store.identity().cluster_id;
     let ns = Arc::new(Namespace::open(store.clone(), Arc::new(SystemClock)).await?);
+    if let Some(token) = ns.ensure_admin().await? {
+        let path = cfg.data_dir.join("admin.token");
+        write_secret(&path, &token).with_context(|| format!("writing {}", path.display()))?;
+        tracing::info!(path = %path.display(), "wrote the cluster admin's token");
+    }
 
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -134,6 +149,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let options = ServerOptions {
         max_message_bytes: cfg.max_message_bytes,
+        allow_anonymous: cfg.allow_anonymous,
         ..ServerOptions::default()
     };
     tributary_api::serve(ns.clone(), listener, &options, shutdown_signal()).await?;
@@ -141,6 +157,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     drop(ns);
     close(store, &cfg.data_dir).await;
     Ok(())
+}
+
+/// Writes a file only its owner can read (mode 0600 from creation).
+fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(secret.as_bytes())?;
+    f.write_all(b"\n")?;
+    f.sync_all()
 }
 
 /// Resolves on the first SIGINT or SIGTERM.

@@ -58,6 +58,8 @@ pub struct Appended {
     pub base_offset: u64,
     pub record_count: u32,
     pub append_time_ms: i64,
+    /// Size of the stored batch.
+    pub bytes: u64,
 }
 
 /// One stored batch as read back.
@@ -390,6 +392,7 @@ impl Store {
                 base_offset: base,
                 record_count: batch.record_count,
                 append_time_ms: batch.append_time_ms,
+                bytes: batch.value.len() as u64,
             });
         }
         self.db.write_opt(wb, &write_options(durability))?;

@@ -13,6 +13,30 @@ pub enum Error {
     #[error("{what} {path} already exists")]
     AlreadyExists { what: &'static str, path: String },
 
+    /// No or bad credentials.
+    #[error("{0}")]
+    Unauthenticated(String),
+
+    /// An ACL refused the call; `permission` is `any` when the caller holds none at all.
+    #[error("{}", denied(who, permission, path))]
+    PermissionDenied {
+        who: String,
+        permission: &'static str,
+        path: String,
+    },
+
+    /// A volume quota would be passed; nothing was written.
+    #[error(
+        "volume {volume} would pass its {quota} quota of {limit} (using {used}, asked for {asked} more)"
+    )]
+    QuotaExceeded {
+        volume: String,
+        quota: &'static str,
+        limit: u64,
+        used: u64,
+        asked: u64,
+    },
+
     /// The request is valid but the state forbids it (e.g. deleting a non-empty volume).
     #[error("{0}")]
     FailedPrecondition(String),
@@ -33,6 +57,13 @@ pub enum Error {
     /// A blocking storage task could not run (the runtime is shutting down).
     #[error("server is shutting down")]
     ShuttingDown,
+}
+
+fn denied(who: &str, permission: &str, path: &str) -> String {
+    match permission {
+        "any" => format!("{who} has no permission on {path}"),
+        p => format!("{who} lacks the `{p}` permission on {path}"),
+    }
 }
 
 impl Error {

@@ -8,6 +8,8 @@
 //! **Invariant:** a topic path resolves to storage partition ids through the stream's id,
 //! so renaming or deleting a stream never rewrites a log.
 
+pub mod acl;
+pub mod auth;
 pub mod batch;
 pub mod clock;
 mod error;
@@ -16,9 +18,11 @@ pub mod names;
 mod namespace;
 pub mod partitioner;
 
+pub use acl::{Acl, Principal};
+pub use auth::Caller;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
-pub use model::{Durability, StreamAttributes, StreamAttributesPatch};
+pub use model::{Durability, Perm, Quotas, StreamAttributes, StreamAttributesPatch};
 pub use namespace::*;
 pub use tributary_storage::PartitionStats;
 

@@ -3,6 +3,7 @@
 //! Catalog keys (opaque to storage, under its catalog prefix):
 //!
 //! ```text
+//!   'u' | user name                        -> UserRow   (JSON)
 //!   'v' | volume path                      -> VolumeRow (JSON)
 //!   's' | stream path                      -> StreamRow (JSON)
 //!   't' | stream id (16 bytes) | topic     -> TopicRow  (JSON)
@@ -13,6 +14,8 @@
 
 use serde::{Deserialize, Serialize};
 use tributary_storage::PartitionId;
+
+use crate::acl::Acl;
 use uuid::Uuid;
 
 use crate::{Error, Result};
@@ -39,6 +42,36 @@ impl From<Durability> for tributary_storage::Durability {
     }
 }
 
+/// The five per-stream permissions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Perm {
+    Produce,
+    Consume,
+    Topic,
+    Copy,
+    Admin,
+}
+
+impl Perm {
+    pub const ALL: [Perm; 5] = [
+        Perm::Produce,
+        Perm::Consume,
+        Perm::Topic,
+        Perm::Copy,
+        Perm::Admin,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Perm::Produce => "produce",
+            Perm::Consume => "consume",
+            Perm::Topic => "topic",
+            Perm::Copy => "copy",
+            Perm::Admin => "admin",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamAttributes {
     pub default_partitions: u32,
@@ -47,18 +80,11 @@ pub struct StreamAttributes {
     /// 0 keeps records forever.
     pub ttl_ms: u64,
     pub max_message_bytes: u32,
-}
-
-impl Default for StreamAttributes {
-    fn default() -> Self {
-        Self {
-            default_partitions: 1,
-            autocreate_topics: true,
-            durability: Durability::Sync,
-            ttl_ms: DEFAULT_TTL_MS,
-            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
-        }
-    }
+    pub produce_perm: Acl,
+    pub consume_perm: Acl,
+    pub topic_perm: Acl,
+    pub copy_perm: Acl,
+    pub admin_perm: Acl,
 }
 
 /// Attributes given in a request; `None` keeps the current (or default) value.
@@ -69,16 +95,54 @@ pub struct StreamAttributesPatch {
     pub durability: Option<Durability>,
     pub ttl_ms: Option<u64>,
     pub max_message_bytes: Option<u32>,
+    pub produce_perm: Option<Acl>,
+    pub consume_perm: Option<Acl>,
+    pub topic_perm: Option<Acl>,
+    pub copy_perm: Option<Acl>,
+    pub admin_perm: Option<Acl>,
 }
 
 impl StreamAttributes {
+    /// Defaults for a stream made by `creator`: every permission is the creator's alone.
+    pub fn defaults_for(creator: &str) -> Self {
+        let me = Acl::user(creator);
+        Self {
+            default_partitions: 1,
+            autocreate_topics: true,
+            durability: Durability::Sync,
+            ttl_ms: DEFAULT_TTL_MS,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            produce_perm: me.clone(),
+            consume_perm: me.clone(),
+            topic_perm: me.clone(),
+            copy_perm: me.clone(),
+            admin_perm: me,
+        }
+    }
+
+    pub fn perm(&self, p: Perm) -> &Acl {
+        match p {
+            Perm::Produce => &self.produce_perm,
+            Perm::Consume => &self.consume_perm,
+            Perm::Topic => &self.topic_perm,
+            Perm::Copy => &self.copy_perm,
+            Perm::Admin => &self.admin_perm,
+        }
+    }
+
     pub fn apply(&self, p: &StreamAttributesPatch) -> Result<Self> {
+        let pick = |new: &Option<Acl>, old: &Acl| new.clone().unwrap_or_else(|| old.clone());
         let a = Self {
             default_partitions: p.default_partitions.unwrap_or(self.default_partitions),
             autocreate_topics: p.autocreate_topics.unwrap_or(self.autocreate_topics),
             durability: p.durability.unwrap_or(self.durability),
             ttl_ms: p.ttl_ms.unwrap_or(self.ttl_ms),
             max_message_bytes: p.max_message_bytes.unwrap_or(self.max_message_bytes),
+            produce_perm: pick(&p.produce_perm, &self.produce_perm),
+            consume_perm: pick(&p.consume_perm, &self.consume_perm),
+            topic_perm: pick(&p.topic_perm, &self.topic_perm),
+            copy_perm: pick(&p.copy_perm, &self.copy_perm),
+            admin_perm: pick(&p.admin_perm, &self.admin_perm),
         };
         check_partitions("attributes.default_partitions", a.default_partitions)?;
         if a.max_message_bytes == 0 || a.max_message_bytes > MAX_MESSAGE_BYTES_LIMIT {
@@ -92,6 +156,14 @@ impl StreamAttributes {
         }
         Ok(a)
     }
+}
+
+/// Limits of a volume; `None` is unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quotas {
+    pub max_bytes: Option<u64>,
+    pub max_streams: Option<u64>,
+    pub max_topics: Option<u64>,
 }
 
 pub fn check_partitions(field: &str, n: u32) -> Result<()> {
@@ -109,6 +181,9 @@ pub struct VolumeRow {
     pub path: String,
     pub owner: String,
     pub created_ms: i64,
+    /// Who administers the volume and every stream in it.
+    pub admin_perm: Acl,
+    pub quotas: Quotas,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,6 +200,10 @@ pub struct TopicRow {
     /// Storage partition id of each partition, by partition number.
     pub partitions: Vec<PartitionId>,
     pub created_ms: i64,
+}
+
+pub fn user_key(name: &str) -> Vec<u8> {
+    [b"u".as_slice(), name.as_bytes()].concat()
 }
 
 pub fn volume_key(path: &str) -> Vec<u8> {
@@ -162,10 +241,14 @@ mod tests {
 
     #[test]
     fn defaults_and_patches() {
-        let d = StreamAttributes::default();
+        let d = StreamAttributes::defaults_for("alice");
         assert_eq!(
             (d.default_partitions, d.ttl_ms, d.durability),
             (1, 7 * 86_400_000, Durability::Sync)
+        );
+        assert!(
+            Perm::ALL.iter().all(|&p| d.perm(p) == &Acl::user("alice")),
+            "the creator holds every permission"
         );
         let p = StreamAttributesPatch {
             default_partitions: Some(3),

@@ -14,6 +14,8 @@ struct Fixture {
     _dir: tempfile::TempDir,
     ns: Arc<Namespace>,
     clock: ManualClock,
+    /// The cluster admin.
+    a: Caller,
 }
 
 async fn fixture() -> Fixture {
@@ -25,10 +27,18 @@ async fn fixture() -> Fixture {
             .await
             .unwrap(),
     );
+    let token = ns
+        .ensure_admin()
+        .await
+        .unwrap()
+        .expect("first start makes the admin");
+    let a = ns.authenticate(&token).unwrap();
+    assert!(a.cluster_admin);
     Fixture {
         _dir: dir,
         ns,
         clock,
+        a,
     }
 }
 
@@ -56,9 +66,9 @@ fn partitions(n: u32) -> StreamAttributesPatch {
     }
 }
 
-async fn values(ns: &Namespace, topic: &str, partition: u32) -> Vec<(u64, String)> {
+async fn values(ns: &Namespace, c: &Caller, topic: &str, partition: u32) -> Vec<(u64, String)> {
     let r = ns
-        .fetch(topic, partition, 0, usize::MAX, Duration::ZERO)
+        .fetch(c, topic, partition, 0, usize::MAX, Duration::ZERO)
         .await
         .unwrap();
     r.batches
@@ -79,12 +89,14 @@ async fn values(ns: &Namespace, topic: &str, partition: u32) -> Vec<(u64, String
 #[tokio::test]
 async fn produce_and_fetch_through_the_namespace() {
     let f = fixture().await;
-    f.ns.create_volume("/demo", "admin").await.unwrap();
-    f.ns.create_stream("/demo/iot/sensors", &partitions(3))
+    f.ns.create_volume(&f.a, "/demo", None, None, Quotas::default())
+        .await
+        .unwrap();
+    f.ns.create_stream(&f.a, "/demo/iot/sensors", &partitions(3))
         .await
         .unwrap();
     let t =
-        f.ns.create_topic("/demo/iot/sensors:temp", None)
+        f.ns.create_topic(&f.a, "/demo/iot/sensors:temp", None)
             .await
             .unwrap();
     assert_eq!(t.partitions, 3);
@@ -92,6 +104,7 @@ async fn produce_and_fetch_through_the_namespace() {
     // Unkeyed: one partition per request, round-robin across requests.
     let a =
         f.ns.produce(
+            &f.a,
             "/demo/iot/sensors:temp",
             None,
             encoded(&[("", "a"), ("", "b")]),
@@ -99,14 +112,14 @@ async fn produce_and_fetch_through_the_namespace() {
         .await
         .unwrap();
     let b =
-        f.ns.produce("/demo/iot/sensors:temp", None, encoded(&[("", "c")]))
+        f.ns.produce(&f.a, "/demo/iot/sensors:temp", None, encoded(&[("", "c")]))
             .await
             .unwrap();
     assert_eq!(a.acks.len(), 1);
     assert!(a.record_partitions.is_empty());
     assert_ne!(a.acks[0].partition, b.acks[0].partition);
     assert_eq!(
-        values(&f.ns, "/demo/iot/sensors:temp", a.acks[0].partition).await,
+        values(&f.ns, &f.a, "/demo/iot/sensors:temp", a.acks[0].partition).await,
         vec![(0, "a".into()), (1, "b".into())]
     );
 
@@ -114,7 +127,7 @@ async fn produce_and_fetch_through_the_namespace() {
     let keys = ["k0", "k1", "k2", "k3", "k4", "k5"];
     let recs: Vec<_> = keys.iter().map(|k| (*k, *k)).collect();
     let r =
-        f.ns.produce("/demo/iot/sensors:temp", None, encoded(&recs))
+        f.ns.produce(&f.a, "/demo/iot/sensors:temp", None, encoded(&recs))
             .await
             .unwrap();
     let expected: Vec<u32> = keys
@@ -132,14 +145,24 @@ async fn produce_and_fetch_through_the_namespace() {
 
     // Explicit partition.
     let r =
-        f.ns.produce("/demo/iot/sensors:temp", Some(2), encoded(&[("x", "y")]))
-            .await
-            .unwrap();
+        f.ns.produce(
+            &f.a,
+            "/demo/iot/sensors:temp",
+            Some(2),
+            encoded(&[("x", "y")]),
+        )
+        .await
+        .unwrap();
     assert_eq!(r.acks[0].partition, 2);
     let err =
-        f.ns.produce("/demo/iot/sensors:temp", Some(3), encoded(&[("", "z")]))
-            .await
-            .unwrap_err();
+        f.ns.produce(
+            &f.a,
+            "/demo/iot/sensors:temp",
+            Some(3),
+            encoded(&[("", "z")]),
+        )
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             err,
@@ -151,15 +174,21 @@ async fn produce_and_fetch_through_the_namespace() {
         "{err}"
     );
 
-    let info = f.ns.describe_topic("/demo/iot/sensors:temp").await.unwrap();
+    let info =
+        f.ns.describe_topic(&f.a, "/demo/iot/sensors:temp")
+            .await
+            .unwrap();
     assert_eq!(
         info.partition_stats.iter().map(|p| p.records).sum::<u64>(),
         10
     );
-    let s = f.ns.describe_stream("/demo/iot/sensors").await.unwrap();
+    let s =
+        f.ns.describe_stream(&f.a, "/demo/iot/sensors")
+            .await
+            .unwrap();
     assert_eq!((s.topic_count, s.partition_count, s.records), (1, 3, 10));
     let offs =
-        f.ns.list_offsets("/demo/iot/sensors:temp", &[], OffsetSpec::Latest)
+        f.ns.list_offsets(&f.a, "/demo/iot/sensors:temp", &[], OffsetSpec::Latest)
             .await
             .unwrap();
     assert_eq!(offs.iter().map(|(_, o)| o).sum::<u64>(), 10);
@@ -168,22 +197,29 @@ async fn produce_and_fetch_through_the_namespace() {
 #[tokio::test]
 async fn autocreate_follows_the_stream_attribute() {
     let f = fixture().await;
-    f.ns.create_volume("/v", "u").await.unwrap();
-    f.ns.create_stream("/v/auto", &partitions(2)).await.unwrap();
+    f.ns.create_volume(&f.a, "/v", None, None, Quotas::default())
+        .await
+        .unwrap();
+    f.ns.create_stream(&f.a, "/v/auto", &partitions(2))
+        .await
+        .unwrap();
     let off = StreamAttributesPatch {
         autocreate_topics: Some(false),
         ..Default::default()
     };
-    f.ns.create_stream("/v/manual", &off).await.unwrap();
-    f.ns.produce("/v/auto:new", None, encoded(&[("", "a")]))
+    f.ns.create_stream(&f.a, "/v/manual", &off).await.unwrap();
+    f.ns.produce(&f.a, "/v/auto:new", None, encoded(&[("", "a")]))
         .await
         .unwrap();
     assert_eq!(
-        f.ns.describe_topic("/v/auto:new").await.unwrap().partitions,
+        f.ns.describe_topic(&f.a, "/v/auto:new")
+            .await
+            .unwrap()
+            .partitions,
         2
     );
     let err =
-        f.ns.produce("/v/manual:new", None, encoded(&[("", "a")]))
+        f.ns.produce(&f.a, "/v/manual:new", None, encoded(&[("", "a")]))
             .await
             .unwrap_err();
     assert!(
@@ -191,7 +227,10 @@ async fn autocreate_follows_the_stream_attribute() {
         "{err}"
     );
     assert!(
-        f.ns.list_topics("/v/manual").await.unwrap().is_empty(),
+        f.ns.list_topics(&f.a, "/v/manual")
+            .await
+            .unwrap()
+            .is_empty(),
         "nothing was created"
     );
 }
@@ -199,26 +238,32 @@ async fn autocreate_follows_the_stream_attribute() {
 #[tokio::test]
 async fn a_fetch_at_the_end_waits_for_the_next_append() {
     let f = fixture().await;
-    f.ns.create_volume("/v", "u").await.unwrap();
-    f.ns.create_stream("/v/s", &partitions(1)).await.unwrap();
-    f.ns.create_topic("/v/s:t", None).await.unwrap();
-    let ns = f.ns.clone();
-    let waiter =
-        tokio::spawn(async move { ns.fetch("/v/s:t", 0, 0, 0, Duration::from_secs(30)).await });
+    f.ns.create_volume(&f.a, "/v", None, None, Quotas::default())
+        .await
+        .unwrap();
+    f.ns.create_stream(&f.a, "/v/s", &partitions(1))
+        .await
+        .unwrap();
+    f.ns.create_topic(&f.a, "/v/s:t", None).await.unwrap();
+    let (ns, a) = (f.ns.clone(), f.a.clone());
+    let waiter = tokio::spawn(async move {
+        ns.fetch(&a, "/v/s:t", 0, 0, 0, Duration::from_secs(30))
+            .await
+    });
     // The waiter is parked on the high-water mark; the append wakes it.
-    f.ns.produce("/v/s:t", None, encoded(&[("", "x")]))
+    f.ns.produce(&f.a, "/v/s:t", None, encoded(&[("", "x")]))
         .await
         .unwrap();
     let r = waiter.await.unwrap().unwrap();
     assert_eq!((r.batches.len(), r.high_watermark), (1, 1));
     // Nothing new: an expired wait returns empty, not an error.
     let r =
-        f.ns.fetch("/v/s:t", 0, 1, 0, Duration::from_millis(1))
+        f.ns.fetch(&f.a, "/v/s:t", 0, 1, 0, Duration::from_millis(1))
             .await
             .unwrap();
     assert!(r.batches.is_empty());
     let err =
-        f.ns.fetch("/v/s:t", 0, 2, 0, Duration::ZERO)
+        f.ns.fetch(&f.a, "/v/s:t", 0, 2, 0, Duration::ZERO)
             .await
             .unwrap_err();
     assert!(
@@ -230,69 +275,83 @@ async fn a_fetch_at_the_end_waits_for_the_next_append() {
 #[tokio::test]
 async fn deleted_streams_leave_nothing_behind() {
     let f = fixture().await;
-    f.ns.create_volume("/v", "u").await.unwrap();
-    f.ns.create_stream("/v/s", &partitions(1)).await.unwrap();
-    f.ns.produce("/v/s:t", None, encoded(&[("", "old")]))
+    f.ns.create_volume(&f.a, "/v", None, None, Quotas::default())
         .await
         .unwrap();
-    let err = f.ns.delete_volume("/v", false).await.unwrap_err();
+    f.ns.create_stream(&f.a, "/v/s", &partitions(1))
+        .await
+        .unwrap();
+    f.ns.produce(&f.a, "/v/s:t", None, encoded(&[("", "old")]))
+        .await
+        .unwrap();
+    let err = f.ns.delete_volume(&f.a, "/v", false).await.unwrap_err();
     assert!(matches!(err, Error::FailedPrecondition(_)), "{err}");
-    f.ns.delete_stream("/v/s").await.unwrap();
+    f.ns.delete_stream(&f.a, "/v/s").await.unwrap();
     assert!(matches!(
-        f.ns.describe_stream("/v/s").await,
+        f.ns.describe_stream(&f.a, "/v/s").await,
         Err(Error::NotFound { .. })
     ));
     f.clock.advance_ms(1);
-    f.ns.create_stream("/v/s", &partitions(1)).await.unwrap();
-    assert!(
-        f.ns.list_topics("/v/s").await.unwrap().is_empty(),
-        "a new stream shares nothing"
-    );
-    f.ns.produce("/v/s:t", None, encoded(&[("", "new")]))
+    f.ns.create_stream(&f.a, "/v/s", &partitions(1))
         .await
         .unwrap();
-    assert_eq!(values(&f.ns, "/v/s:t", 0).await, vec![(0, "new".into())]);
-    f.ns.delete_volume("/v", true).await.unwrap();
-    assert!(f.ns.list_volumes().await.unwrap().is_empty());
-    assert!(f.ns.list_streams("").await.unwrap().is_empty());
+    assert!(
+        f.ns.list_topics(&f.a, "/v/s").await.unwrap().is_empty(),
+        "a new stream shares nothing"
+    );
+    f.ns.produce(&f.a, "/v/s:t", None, encoded(&[("", "new")]))
+        .await
+        .unwrap();
+    assert_eq!(
+        values(&f.ns, &f.a, "/v/s:t", 0).await,
+        vec![(0, "new".into())]
+    );
+    f.ns.delete_volume(&f.a, "/v", true).await.unwrap();
+    assert!(f.ns.list_volumes(&f.a).is_empty());
+    assert!(f.ns.list_streams(&f.a, "").await.unwrap().is_empty());
 }
 
 #[tokio::test]
 async fn bad_requests_change_nothing() {
     let f = fixture().await;
     assert!(matches!(
-        f.ns.create_stream("/nov/s", &partitions(1)).await,
+        f.ns.create_stream(&f.a, "/nov/s", &partitions(1)).await,
         Err(Error::NotFound { what: "volume", .. })
     ));
-    f.ns.create_volume("/v", "u").await.unwrap();
+    f.ns.create_volume(&f.a, "/v", None, None, Quotas::default())
+        .await
+        .unwrap();
     assert!(matches!(
-        f.ns.create_volume("/v", "u").await,
+        f.ns.create_volume(&f.a, "/v", None, None, Quotas::default())
+            .await,
         Err(Error::AlreadyExists { .. })
     ));
     assert!(matches!(
-        f.ns.create_stream("/v", &partitions(1)).await,
+        f.ns.create_stream(&f.a, "/v", &partitions(1)).await,
         Err(Error::InvalidArgument { .. })
     ));
-    f.ns.create_stream("/v/s", &partitions(1)).await.unwrap();
+    f.ns.create_stream(&f.a, "/v/s", &partitions(1))
+        .await
+        .unwrap();
     assert!(matches!(
-        f.ns.create_stream("/v/s", &partitions(1)).await,
+        f.ns.create_stream(&f.a, "/v/s", &partitions(1)).await,
         Err(Error::AlreadyExists { .. })
     ));
     assert!(matches!(
-        f.ns.create_topic("/v/s:t", Some(0)).await,
+        f.ns.create_topic(&f.a, "/v/s:t", Some(0)).await,
         Err(Error::InvalidArgument { .. })
     ));
     let err =
-        f.ns.produce("/v/s:t", None, Bytes::from_static(&[0xff]))
+        f.ns.produce(&f.a, "/v/s:t", None, Bytes::from_static(&[0xff]))
             .await
             .unwrap_err();
     assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
     assert!(
-        f.ns.list_topics("/v/s").await.unwrap().is_empty(),
+        f.ns.list_topics(&f.a, "/v/s").await.unwrap().is_empty(),
         "a refused produce creates no topic"
     );
     let err =
-        f.ns.produce("/v/s:t", Some(1), encoded(&[("", "x")]))
+        f.ns.produce(&f.a, "/v/s:t", Some(1), encoded(&[("", "x")]))
             .await
             .unwrap_err();
     assert!(
@@ -306,34 +365,459 @@ async fn bad_requests_change_nothing() {
         "{err}"
     );
     assert!(
-        f.ns.list_topics("/v/s").await.unwrap().is_empty(),
+        f.ns.list_topics(&f.a, "/v/s").await.unwrap().is_empty(),
         "not even to a partition it lacks"
     );
-    assert_eq!(f.ns.list_volumes().await.unwrap()[0].stream_count, 1);
+    assert_eq!(f.ns.list_volumes(&f.a)[0].stream_count, 1);
 }
 
 #[tokio::test]
 async fn the_namespace_survives_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
-    {
+    let open = || async {
         let store = Arc::new(Store::open(&path, &StoreOptions::default()).unwrap());
-        let ns = Namespace::open(store, Arc::new(SystemClock)).await.unwrap();
-        ns.create_volume("/v", "u").await.unwrap();
-        ns.create_stream("/v/s", &partitions(2)).await.unwrap();
-        ns.produce("/v/s:t", Some(1), encoded(&[("", "kept")]))
+        Namespace::open(store, Arc::new(SystemClock)).await.unwrap()
+    };
+    let (admin_token, bob_token) = {
+        let ns = open().await;
+        let admin_token = ns.ensure_admin().await.unwrap().unwrap();
+        let a = ns.authenticate(&admin_token).unwrap();
+        let (_, bob_token) = ns
+            .create_user(&a, "bob", vec!["ops".into()], false)
             .await
             .unwrap();
-    }
-    let store = Arc::new(Store::open(&path, &StoreOptions::default()).unwrap());
-    let ns = Namespace::open(store, Arc::new(SystemClock)).await.unwrap();
+        ns.create_volume(
+            &a,
+            "/v",
+            Some("bob"),
+            None,
+            Quotas {
+                max_topics: Some(5),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let bob = ns.authenticate(&bob_token).unwrap();
+        ns.create_stream(&bob, "/v/s", &partitions(2))
+            .await
+            .unwrap();
+        ns.produce(&bob, "/v/s:t", Some(1), encoded(&[("", "kept")]))
+            .await
+            .unwrap();
+        (admin_token, bob_token)
+    };
+    let ns = open().await;
     assert_eq!(
-        ns.describe_stream("/v/s")
+        ns.ensure_admin().await.unwrap(),
+        None,
+        "the admin is made once"
+    );
+    ns.authenticate(&admin_token).unwrap();
+    let bob = ns.authenticate(&bob_token).unwrap();
+    assert_eq!(bob.principal.groups, vec!["ops".to_string()]);
+    assert_eq!(
+        ns.describe_stream(&bob, "/v/s")
             .await
             .unwrap()
             .attributes
             .default_partitions,
         2
     );
-    assert_eq!(values(&ns, "/v/s:t", 1).await, vec![(0, "kept".into())]);
+    assert_eq!(
+        values(&ns, &bob, "/v/s:t", 1).await,
+        vec![(0, "kept".into())]
+    );
+    let v = ns.describe_volume(&bob, "/v").unwrap();
+    assert_eq!(
+        (v.owner.as_str(), v.topic_count, v.quotas.max_topics),
+        ("bob", 1, Some(5))
+    );
+    assert!(v.bytes > 0, "usage is rebuilt at open");
+}
+
+/// Two tenants with their own volume admins, and a third user with scoped permissions.
+struct Tenants {
+    f: Fixture,
+    alice: Caller,
+    bob: Caller,
+    carol: Caller,
+}
+
+async fn tenants() -> Tenants {
+    let f = fixture().await;
+    let user = |name: &'static str, groups: &[&str]| {
+        let (ns, a, groups) = (
+            f.ns.clone(),
+            f.a.clone(),
+            groups.iter().map(|g| g.to_string()).collect(),
+        );
+        async move {
+            let (_, token) = ns.create_user(&a, name, groups, false).await.unwrap();
+            ns.authenticate(&token).unwrap()
+        }
+    };
+    let alice = user("alice", &[]).await;
+    let bob = user("bob", &[]).await;
+    let carol = user("carol", &["readers"]).await;
+    f.ns.create_volume(&f.a, "/a", Some("alice"), None, Quotas::default())
+        .await
+        .unwrap();
+    f.ns.create_volume(&f.a, "/b", Some("bob"), None, Quotas::default())
+        .await
+        .unwrap();
+    f.ns.create_stream(&alice, "/a/s", &partitions(1))
+        .await
+        .unwrap();
+    f.ns.create_stream(&bob, "/b/s", &partitions(1))
+        .await
+        .unwrap();
+    f.ns.produce(&alice, "/a/s:t", None, encoded(&[("", "a1")]))
+        .await
+        .unwrap();
+    f.ns.produce(&bob, "/b/s:t", None, encoded(&[("", "b1")]))
+        .await
+        .unwrap();
+    Tenants {
+        f,
+        alice,
+        bob,
+        carol,
+    }
+}
+
+fn denied<T: std::fmt::Debug>(r: Result<T>, permission: &str) {
+    match r {
+        Err(Error::PermissionDenied { permission: p, .. }) if p == permission => {}
+        other => panic!("expected PermissionDenied({permission}), got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn tenants_cannot_reach_each_other() {
+    let Tenants { f, alice, bob, .. } = tenants().await;
+    let ns = &f.ns;
+    // Listing shows only what the caller may see.
+    assert_eq!(
+        ns.list_volumes(&alice)
+            .iter()
+            .map(|v| v.path.as_str())
+            .collect::<Vec<_>>(),
+        vec!["/a"]
+    );
+    assert_eq!(
+        ns.list_streams(&bob, "")
+            .await
+            .unwrap()
+            .iter()
+            .map(|s| s.path.as_str())
+            .collect::<Vec<_>>(),
+        vec!["/b/s"]
+    );
+    assert!(ns.list_streams(&bob, "/a").await.unwrap().is_empty());
+    denied(ns.describe_volume(&bob, "/a"), "admin");
+    denied(ns.describe_stream(&bob, "/a/s").await, "any");
+    denied(ns.list_topics(&bob, "/a/s").await, "any");
+    denied(ns.describe_topic(&bob, "/a/s:t").await, "any");
+    denied(
+        ns.produce(&bob, "/a/s:t", None, encoded(&[("", "x")]))
+            .await,
+        "produce",
+    );
+    denied(
+        ns.fetch(&bob, "/a/s:t", 0, 0, 0, Duration::ZERO).await,
+        "consume",
+    );
+    denied(
+        ns.list_offsets(&bob, "/a/s:t", &[], OffsetSpec::Latest)
+            .await,
+        "consume",
+    );
+    denied(
+        ns.create_stream(&bob, "/a/other", &partitions(1)).await,
+        "admin",
+    );
+    denied(ns.create_topic(&bob, "/a/s:new", None).await, "topic");
+    denied(ns.delete_stream(&bob, "/a/s").await, "admin");
+    denied(ns.delete_volume(&bob, "/a", true).await, "admin");
+    denied(
+        ns.create_volume(&bob, "/c", None, None, Quotas::default())
+            .await,
+        "cluster admin",
+    );
+    denied(
+        ns.create_user(&bob, "eve", vec![], true).await,
+        "cluster admin",
+    );
+    // Nothing changed.
+    assert_eq!(
+        values(ns, &alice, "/a/s:t", 0).await,
+        vec![(0, "a1".into())]
+    );
+    assert!(ns.list_topics(&alice, "/a/s").await.unwrap().len() == 1);
+    assert_eq!(ns.list_volumes(&f.a).len(), 2);
+}
+
+#[tokio::test]
+async fn each_permission_is_granted_by_its_acl_and_edits_apply_at_once() {
+    let Tenants {
+        f, alice, carol, ..
+    } = tenants().await;
+    let ns = &f.ns;
+    denied(
+        ns.fetch(&carol, "/a/s:t", 0, 0, 0, Duration::ZERO).await,
+        "consume",
+    );
+    let grant = |consume: &str| StreamAttributesPatch {
+        consume_perm: Some(Acl::parse(consume).unwrap()),
+        ..Default::default()
+    };
+    ns.edit_stream(&alice, "/a/s", &grant("u:alice | g:readers"))
+        .await
+        .unwrap();
+    assert_eq!(
+        values(ns, &carol, "/a/s:t", 0).await,
+        vec![(0, "a1".into())],
+        "a group grant applies on the next call"
+    );
+    denied(
+        ns.produce(&carol, "/a/s:t", None, encoded(&[("", "x")]))
+            .await,
+        "produce",
+    );
+    denied(ns.edit_stream(&carol, "/a/s", &grant("p")).await, "admin");
+    ns.edit_stream(&alice, "/a/s", &grant("u:alice | g:readers & !u:carol"))
+        .await
+        .unwrap();
+    denied(
+        ns.fetch(&carol, "/a/s:t", 0, 0, 0, Duration::ZERO).await,
+        "consume",
+    );
+
+    let perms = StreamAttributesPatch {
+        produce_perm: Some(Acl::parse("u:carol").unwrap()),
+        topic_perm: Some(Acl::parse("u:carol").unwrap()),
+        admin_perm: Some(Acl::parse("u:carol").unwrap()),
+        ..Default::default()
+    };
+    ns.edit_stream(&alice, "/a/s", &perms).await.unwrap();
+    ns.produce(&carol, "/a/s:t", None, encoded(&[("", "c")]))
+        .await
+        .unwrap();
+    ns.create_topic(&carol, "/a/s:mine", Some(2)).await.unwrap();
+    let t = ns.edit_topic(&carol, "/a/s:mine", Some(4)).await.unwrap();
+    assert_eq!(t.partitions, 4);
+    let err = ns
+        .edit_topic(&carol, "/a/s:mine", Some(3))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("never shrinks"), "{err}");
+    ns.delete_topic(&carol, "/a/s:mine").await.unwrap();
+    ns.edit_stream(
+        &carol,
+        "/a/s",
+        &StreamAttributesPatch {
+            ttl_ms: Some(0),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    // The volume admin keeps every right in the volume whatever the stream ACLs say.
+    assert_eq!(values(ns, &alice, "/a/s:t", 0).await.len(), 2);
+    // Volume admin ACLs: carol can manage streams of /a once the ACL names her.
+    denied(
+        ns.create_stream(&carol, "/a/s2", &partitions(1)).await,
+        "admin",
+    );
+    let edit = VolumeEdit {
+        admin_perm: Some(Acl::parse("u:alice | u:carol").unwrap()),
+        ..Default::default()
+    };
+    ns.edit_volume(&alice, "/a", edit).await.unwrap();
+    ns.create_stream(&carol, "/a/s2", &partitions(1))
+        .await
+        .unwrap();
+    // Only a cluster admin changes quotas and owners.
+    let quota = VolumeEdit {
+        quotas: Some(Quotas {
+            max_streams: Some(9),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    denied(
+        ns.edit_volume(&alice, "/a", quota.clone()).await,
+        "cluster admin",
+    );
+    ns.edit_volume(&f.a, "/a", quota).await.unwrap();
+}
+
+#[tokio::test]
+async fn quotas_refuse_without_partial_writes() {
+    let f = fixture().await;
+    let ns = &f.ns;
+    let q = Quotas {
+        max_bytes: Some(400),
+        max_streams: Some(1),
+        max_topics: Some(2),
+    };
+    ns.create_volume(&f.a, "/q", None, None, q).await.unwrap();
+    ns.create_stream(&f.a, "/q/s", &partitions(2))
+        .await
+        .unwrap();
+    let err = ns
+        .create_stream(&f.a, "/q/s2", &partitions(1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::QuotaExceeded {
+                quota: "streams",
+                limit: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    ns.create_topic(&f.a, "/q/s:t1", None).await.unwrap();
+    ns.produce(&f.a, "/q/s:t2", None, encoded(&[("", "autocreated")]))
+        .await
+        .unwrap();
+    let err = ns.create_topic(&f.a, "/q/s:t3", None).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::QuotaExceeded {
+                quota: "topics",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = ns
+        .produce(&f.a, "/q/s:t4", None, encoded(&[("", "x")]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::QuotaExceeded {
+                quota: "topics",
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    // Bytes: fill close to the limit, then a keyed batch spanning both partitions is
+    // refused whole.
+    let used = ns.describe_volume(&f.a, "/q").unwrap().bytes;
+    let big = "x".repeat((400 - used as usize) / 2);
+    ns.produce(&f.a, "/q/s:t1", Some(0), encoded(&[("", &big)]))
+        .await
+        .unwrap();
+    let before: Vec<_> = ns
+        .list_offsets(&f.a, "/q/s:t1", &[], OffsetSpec::Latest)
+        .await
+        .unwrap();
+    let err = ns
+        .produce(
+            &f.a,
+            "/q/s:t1",
+            None,
+            encoded(&[("k1", &big), ("k2", &big), ("k3", &big)]),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::QuotaExceeded {
+                quota: "bytes",
+                limit: 400,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("bytes quota of 400"), "{err}");
+    assert_eq!(
+        ns.list_offsets(&f.a, "/q/s:t1", &[], OffsetSpec::Latest)
+            .await
+            .unwrap(),
+        before,
+        "nothing written"
+    );
+    let names: Vec<_> = ns
+        .list_topics(&f.a, "/q/s")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.path)
+        .collect();
+    assert_eq!(names, vec!["/q/s:t1", "/q/s:t2"]);
+    // Deleting frees the quota.
+    ns.delete_topic(&f.a, "/q/s:t1").await.unwrap();
+    assert!(ns.describe_volume(&f.a, "/q").unwrap().bytes < used + 10);
+    ns.produce(&f.a, "/q/s:t5", None, encoded(&[("", "fits again")]))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn users_tokens_and_rotation() {
+    let f = fixture().await;
+    let ns = &f.ns;
+    let (u, token) = ns
+        .create_user(&f.a, "dave", vec!["ops".into(), "dev".into()], false)
+        .await
+        .unwrap();
+    assert_eq!((u.name.as_str(), u.cluster_admin), ("dave", false));
+    assert!(matches!(
+        ns.create_user(&f.a, "dave", vec![], false).await,
+        Err(Error::AlreadyExists { .. })
+    ));
+    assert!(matches!(
+        ns.create_user(&f.a, "bad name", vec![], false).await,
+        Err(Error::InvalidArgument { .. })
+    ));
+    let dave = ns.authenticate(&token).unwrap();
+    assert_eq!(
+        ns.whoami(&dave).groups,
+        vec!["ops".to_string(), "dev".to_string()]
+    );
+    denied(ns.list_users(&dave), "cluster admin");
+    denied(ns.rotate_token(&dave, "admin").await, "cluster admin");
+    let new = ns.rotate_token(&dave, "").await.unwrap();
+    assert!(
+        matches!(ns.authenticate(&token), Err(Error::Unauthenticated(_))),
+        "the old token stops working"
+    );
+    ns.authenticate(&new).unwrap();
+    let mut forged = new.clone();
+    forged.pop();
+    assert!(matches!(
+        ns.authenticate(&forged),
+        Err(Error::Unauthenticated(_))
+    ));
+    assert!(matches!(
+        ns.authenticate("nonsense"),
+        Err(Error::Unauthenticated(_))
+    ));
+    assert_eq!(ns.list_users(&f.a).unwrap().len(), 2);
+    assert!(
+        matches!(
+            ns.delete_user(&f.a, "admin").await,
+            Err(Error::FailedPrecondition(_))
+        ),
+        "the last cluster admin stays"
+    );
+    ns.delete_user(&f.a, "dave").await.unwrap();
+    assert!(matches!(
+        ns.authenticate(&new),
+        Err(Error::Unauthenticated(_))
+    ));
 }

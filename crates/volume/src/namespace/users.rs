@@ -1,0 +1,181 @@
+//! Users and tokens: the first cluster admin, authentication of every request, and user
+//! administration (cluster admins only, but anyone may rotate their own token).
+
+use std::sync::Arc;
+
+use tributary_storage::CatalogTx;
+
+use super::{Namespace, UserInfo};
+use crate::auth::{self, ADMIN, Caller, UserRow};
+use crate::model::{encode, user_key};
+use crate::{Error, Result};
+
+fn info(u: &UserRow) -> UserInfo {
+    UserInfo {
+        name: u.name.clone(),
+        groups: u.groups.clone(),
+        cluster_admin: u.cluster_admin,
+        created_ms: u.created_ms,
+    }
+}
+
+impl Namespace {
+    /// At the first start of a store, creates the cluster admin `admin` and returns its
+    /// token; afterwards returns `None`.
+    pub async fn ensure_admin(&self) -> Result<Option<String>> {
+        let _admin = self.admin.lock().await;
+        if !self.users.read().is_empty() {
+            return Ok(None);
+        }
+        let token = self.insert_user(ADMIN, Vec::new(), true).await?;
+        tracing::info!(user = ADMIN, "created the first cluster admin");
+        Ok(Some(token))
+    }
+
+    /// The caller a bearer token stands for.
+    pub fn authenticate(&self, token: &str) -> Result<Caller> {
+        let (id, secret) = auth::split_token(token)?;
+        let name = self.tokens.read().get(id).cloned();
+        let user = name.and_then(|n| self.users.read().get(&n).cloned());
+        match user {
+            Some(u) if u.token_id == id && auth::secret_matches(secret, &u.token_hash) => {
+                Ok(u.caller())
+            }
+            _ => Err(Error::Unauthenticated("unknown or revoked token".into())),
+        }
+    }
+
+    pub fn whoami(&self, c: &Caller) -> UserInfo {
+        match self.users.read().get(c.name()) {
+            Some(u) => info(u),
+            None => UserInfo {
+                name: c.name().into(),
+                groups: c.principal.groups.clone(),
+                cluster_admin: c.cluster_admin,
+                created_ms: 0,
+            },
+        }
+    }
+
+    /// Creates a user and returns it with its token (shown only here).
+    pub async fn create_user(
+        &self,
+        c: &Caller,
+        name: &str,
+        groups: Vec<String>,
+        cluster_admin: bool,
+    ) -> Result<(UserInfo, String)> {
+        self.check_cluster_admin(c, "users")?;
+        auth::check_name("name", "user name", name)?;
+        if name == auth::ANONYMOUS {
+            return Err(Error::invalid("name", format!("`{name}` is reserved")));
+        }
+        for g in &groups {
+            auth::check_name("groups", "group name", g)?;
+        }
+        let _admin = self.admin.lock().await;
+        if self.users.read().contains_key(name) {
+            return Err(Error::AlreadyExists {
+                what: "user",
+                path: name.into(),
+            });
+        }
+        let token = self.insert_user(name, groups, cluster_admin).await?;
+        let u = self.users.read().get(name).cloned().expect("just inserted");
+        Ok((info(&u), token))
+    }
+
+    pub fn list_users(&self, c: &Caller) -> Result<Vec<UserInfo>> {
+        self.check_cluster_admin(c, "users")?;
+        let mut v: Vec<_> = self.users.read().values().map(|u| info(u)).collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(v)
+    }
+
+    pub async fn delete_user(&self, c: &Caller, name: &str) -> Result<()> {
+        self.check_cluster_admin(c, "users")?;
+        let _admin = self.admin.lock().await;
+        let u = self
+            .users
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::NotFound {
+                what: "user",
+                path: name.into(),
+            })?;
+        let admins = self
+            .users
+            .read()
+            .values()
+            .filter(|u| u.cluster_admin)
+            .count();
+        if u.cluster_admin && admins == 1 {
+            return Err(Error::FailedPrecondition(format!(
+                "{name} is the last cluster admin; make another first"
+            )));
+        }
+        let mut tx = CatalogTx::default();
+        tx.delete(&user_key(name));
+        self.commit(tx).await?;
+        self.users.write().remove(name);
+        self.tokens.write().remove(&u.token_id);
+        Ok(())
+    }
+
+    /// Replaces a user's token (the caller's own when `name` is empty); the old one stops
+    /// working at once.
+    pub async fn rotate_token(&self, c: &Caller, name: &str) -> Result<String> {
+        let name = if name.is_empty() { c.name() } else { name };
+        if name != c.name() {
+            self.check_cluster_admin(c, &format!("user {name}"))?;
+        }
+        let _admin = self.admin.lock().await;
+        let old = self
+            .users
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::NotFound {
+                what: "user",
+                path: name.into(),
+            })?;
+        let t = auth::new_token();
+        let row = UserRow {
+            token_id: t.id.clone(),
+            token_hash: t.hash,
+            ..(*old).clone()
+        };
+        let mut tx = CatalogTx::default();
+        tx.put(&user_key(name), encode(&row));
+        self.commit(tx).await?;
+        self.tokens.write().remove(&old.token_id);
+        self.tokens.write().insert(t.id, name.to_owned());
+        self.users.write().insert(name.to_owned(), Arc::new(row));
+        Ok(t.token)
+    }
+
+    /// Stores a new user; the caller holds the admin lock.
+    async fn insert_user(
+        &self,
+        name: &str,
+        groups: Vec<String>,
+        cluster_admin: bool,
+    ) -> Result<String> {
+        let t = auth::new_token();
+        let row = UserRow {
+            name: name.to_owned(),
+            groups,
+            cluster_admin,
+            created_ms: self.clock.now_ms(),
+            token_id: t.id.clone(),
+            token_hash: t.hash,
+        };
+        let mut tx = CatalogTx::default();
+        tx.put(&user_key(name), encode(&row));
+        self.commit(tx).await?;
+        self.tokens.write().insert(t.id, name.to_owned());
+        self.users.write().insert(name.to_owned(), Arc::new(row));
+        Ok(t.token)
+    }
+}
