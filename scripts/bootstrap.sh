@@ -2,9 +2,11 @@
 # Installs what the build needs beyond the Rust toolchain, and nothing else.
 #
 # The only system dependency is libclang, which RocksDB's bindgen step loads. protoc is
-# vendored (protoc-bin-vendored), RocksDB itself is compiled from source by the rocksdb crate.
+# vendored (protoc-bin-vendored). RocksDB's C++ is compiled from source once per RocksDB
+# version, stripped, and kept in ~/.cache/tributary/rocksdb-lib; every build links that
+# archive (ROCKSDB_LIB_DIR), so changes elsewhere in the dependency graph never recompile it.
 # Sourced by scripts/serve.sh, scripts/test.sh and .ci/run; also sets CARGO_TARGET_DIR to a
-# cache outside the clone so repeated runs (and clean CI clones) reuse the compiled RocksDB.
+# cache outside the clone so repeated runs (and clean CI clones) reuse compiled crates.
 set -euo pipefail
 
 have_libclang() {
@@ -26,5 +28,21 @@ fi
 
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tributary/target}"
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/tributary"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
 mkdir -p "$CARGO_TARGET_DIR"
+
+# RocksDB, compiled once: the version comes from Cargo.lock, the features (LZ4 only) from
+# the workspace manifest.
+rocksdb_version=$(awk '/^name = "librocksdb-sys"$/ { getline; gsub(/"/, "", $3); print $3 }' Cargo.lock)
+rocksdb_lib="$cache/rocksdb-lib/$rocksdb_version-lz4"
+if [ ! -f "$rocksdb_lib/librocksdb.a" ]; then
+    echo "bootstrap: compiling RocksDB $rocksdb_version once (about 13 minutes on 2 cores)" >&2
+    (unset ROCKSDB_LIB_DIR ROCKSDB_STATIC; cargo build --release --locked -p tributary-storage)
+    built=$(ls -t "$CARGO_TARGET_DIR"/release/build/librocksdb-sys-*/out/librocksdb.a | head -n 1)
+    rm -rf "$rocksdb_lib.tmp" && mkdir -p "$rocksdb_lib.tmp"
+    cp "$built" "$rocksdb_lib.tmp/librocksdb.a"
+    strip --strip-debug "$rocksdb_lib.tmp/librocksdb.a"
+    rm -rf "$rocksdb_lib" && mv "$rocksdb_lib.tmp" "$rocksdb_lib"
+fi
+export ROCKSDB_LIB_DIR="$rocksdb_lib" ROCKSDB_STATIC=1
