@@ -88,8 +88,13 @@ impl Server {
             let log = std::fs::read_to_string(data_dir.join("server.log")).unwrap_or_default();
             bail!("server did not start ({status}); its log:\n{log}");
         };
+        let scheme = if args.contains(&"--tls-cert") {
+            "https"
+        } else {
+            "http"
+        };
         Ok(Server {
-            url: format!("http://{addr}"),
+            url: format!("{scheme}://{addr}"),
             child: Some(child),
             data_dir: data_dir.to_owned(),
             _tmp: None,

@@ -1,5 +1,6 @@
-//! Authentication of every request: the bearer token (or, when the server allows it, no
-//! credentials at all) becomes a `Caller` in the request extensions. Deciding what the
+//! Authentication of every request: a bearer token, else a client certificate verified by
+//! mutual TLS (its subject CN names the user), else (when the server allows it) no
+//! credentials at all, becomes a `Caller` in the request extensions. Deciding what the
 //! caller may do is the namespace's job, not this one's.
 
 use std::sync::Arc;
@@ -36,16 +37,35 @@ impl tonic::service::Interceptor for Authenticator {
                 })?;
                 self.ns.authenticate(token.trim()).map_err(ApiError::from)?
             }
-            None if self.allow_anonymous => Caller::anonymous(),
-            None => {
-                return Err(Status::unauthenticated(
-                    "no credentials: send `authorization: Bearer TOKEN`",
-                ));
-            }
+            None => match req.peer_certs().as_deref().and_then(|certs| certs.first()) {
+                Some(cert) => self
+                    .ns
+                    .authenticate_user(&common_name(cert)?)
+                    .map_err(ApiError::from)?,
+                None if self.allow_anonymous => Caller::anonymous(),
+                None => {
+                    return Err(Status::unauthenticated(
+                        "no credentials: send `authorization: Bearer TOKEN`",
+                    ));
+                }
+            },
         };
         req.extensions_mut().insert(caller);
         Ok(req)
     }
+}
+
+/// The subject CN of a client certificate (already verified by the TLS handshake).
+fn common_name(der: &[u8]) -> Result<String, Status> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| Status::unauthenticated(format!("unreadable client certificate: {e}")))?;
+    let cn = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok());
+    cn.map(str::to_owned)
+        .ok_or_else(|| Status::unauthenticated("client certificate has no subject CN"))
 }
 
 /// The caller the interceptor authenticated.

@@ -11,5 +11,5 @@ mod server;
 mod services;
 
 pub use error::ApiError;
-pub use server::{ServerOptions, serve};
+pub use server::{ServerOptions, TlsFiles, serve};
 pub use services::Services;

@@ -7,17 +7,29 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tributary_proto::{v1, wire};
 use tributary_volume::Namespace;
 
 use crate::Services;
 use crate::auth::Authenticator;
 
+/// PEM files for TLS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+    /// With a client CA, clients may authenticate with a certificate it signed; its subject
+    /// CN names the user.
+    pub client_ca: Option<Vec<u8>>,
+}
+
 /// Transport and access settings.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
+    /// Serve TLS instead of plaintext.
+    pub tls: Option<TlsFiles>,
     /// Serve requests without credentials as the `anonymous` user.
     pub allow_anonymous: bool,
     /// Largest request or response message.
@@ -30,6 +42,7 @@ pub struct ServerOptions {
 impl Default for ServerOptions {
     fn default() -> Self {
         Self {
+            tls: None,
             allow_anonymous: false,
             max_message_bytes: 64 << 20,
             stream_window_bytes: 8 << 20,
@@ -69,7 +82,17 @@ pub async fn serve(
         tracing::info!("shutting down: finishing in-flight requests");
         ns.close();
     };
-    Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = &options.tls {
+        let mut config = ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert, &tls.key));
+        if let Some(ca) = &tls.client_ca {
+            config = config
+                .client_ca_root(Certificate::from_pem(ca))
+                .client_auth_optional(true);
+        }
+        builder = builder.tls_config(config)?;
+    }
+    builder
         .initial_stream_window_size(options.stream_window_bytes)
         .initial_connection_window_size(options.connection_window_bytes)
         .trace_fn(|req| tracing::info_span!("rpc", method = %req.uri().path()))

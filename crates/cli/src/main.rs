@@ -43,6 +43,27 @@ pub struct Global {
     /// Print JSON (one object per line) instead of human-readable output.
     #[arg(long, global = true)]
     pub json: bool,
+    /// CA certificate (PEM) to verify an https:// server with.
+    #[arg(long, global = true, env = "TRIBUTARY_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<std::path::PathBuf>,
+    /// Client certificate (PEM) for mutual TLS; its subject CN names the user.
+    #[arg(
+        long,
+        global = true,
+        env = "TRIBUTARY_CLIENT_CERT",
+        value_name = "FILE",
+        requires = "client_key"
+    )]
+    pub client_cert: Option<std::path::PathBuf>,
+    /// Key (PEM) of --client-cert.
+    #[arg(
+        long,
+        global = true,
+        env = "TRIBUTARY_CLIENT_KEY",
+        value_name = "FILE",
+        requires = "client_cert"
+    )]
+    pub client_key: Option<std::path::PathBuf>,
 }
 
 impl Global {
@@ -55,7 +76,18 @@ impl Global {
                 Err(e) => anyhow::bail!("reading {}: {e}", serve::DEFAULT_ADMIN_TOKEN),
             },
         };
-        Ok(tributary_client::Client::connect(&self.server, token.as_deref()).await?)
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()))
+        };
+        let options = tributary_client::ConnectOptions {
+            token,
+            ca_cert: self.ca_cert.as_deref().map(read).transpose()?,
+            identity: match (&self.client_cert, &self.client_key) {
+                (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
+                _ => None,
+            },
+        };
+        Ok(tributary_client::Client::connect_with(&self.server, &options).await?)
     }
 }
 

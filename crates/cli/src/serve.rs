@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
-use tributary_api::ServerOptions;
+use tributary_api::{ServerOptions, TlsFiles};
 use tributary_storage::{Store, StoreOptions};
 use tributary_volume::{Namespace, SystemClock};
 
@@ -31,6 +31,16 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "TRIBUTARY_LOG_FORMAT", value_parser = ["text", "json"])]
     log_format: Option<String>,
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "TRIBUTARY_TLS_CERT", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, env = "TRIBUTARY_TLS_KEY", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// Accept client certificates signed by this CA (PEM): mutual TLS, the subject CN
+    /// naming the user.
+    #[arg(long, env = "TRIBUTARY_TLS_CLIENT_CA", value_name = "FILE")]
+    tls_client_ca: Option<PathBuf>,
     /// Serve requests without credentials, as the user `anonymous`.
     #[arg(long, env = "TRIBUTARY_ALLOW_ANONYMOUS")]
     allow_anonymous: bool,
@@ -50,6 +60,9 @@ struct FileConfig {
     log_format: Option<String>,
     max_message_bytes: Option<usize>,
     allow_anonymous: Option<bool>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
 }
 
 /// The effective configuration.
@@ -61,6 +74,9 @@ struct Config {
     log_format: String,
     max_message_bytes: usize,
     allow_anonymous: bool,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
 }
 
 fn load(args: ServeArgs) -> anyhow::Result<Config> {
@@ -93,7 +109,16 @@ fn load(args: ServeArgs) -> anyhow::Result<Config> {
             .unwrap_or_else(|| "text".into()),
         max_message_bytes: file.max_message_bytes.unwrap_or(defaults.max_message_bytes),
         allow_anonymous: args.allow_anonymous || file.allow_anonymous.unwrap_or(false),
+        tls_cert: args.tls_cert.or(file.tls_cert),
+        tls_key: args.tls_key.or(file.tls_key),
+        tls_client_ca: args.tls_client_ca.or(file.tls_client_ca),
     };
+    if cfg.tls_cert.is_some() != cfg.tls_key.is_some() {
+        bail!("tls_cert and tls_key go together: give both or neither");
+    }
+    if cfg.tls_client_ca.is_some() && cfg.tls_cert.is_none() {
+        bail!("tls_client_ca needs tls_cert and tls_key");
+    }
     if !["text", "json"].contains(&cfg.log_format.as_str()) {
         bail!(
             "log_format must be `text` or `json`, not `{}`",
@@ -147,7 +172,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await?;
     stdout.flush().await?;
 
+    let read = |p: &PathBuf| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+    let tls = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(c), Some(k)) => Some(TlsFiles {
+            cert: read(c)?,
+            key: read(k)?,
+            client_ca: cfg.tls_client_ca.as_ref().map(read).transpose()?,
+        }),
+        _ => None,
+    };
     let options = ServerOptions {
+        tls,
         max_message_bytes: cfg.max_message_bytes,
         allow_anonymous: cfg.allow_anonymous,
         ..ServerOptions::default()

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tributary_proto::v1::{
     self, admin_client::AdminClient, consumer_client::ConsumerClient,
     producer_client::ProducerClient,
@@ -102,6 +102,17 @@ pub struct Client {
     consumer: ConsumerClient<Svc>,
 }
 
+/// How to reach and authenticate to a server.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// Bearer token sent with every call.
+    pub token: Option<String>,
+    /// PEM CA certificate(s) to verify the server with, besides the system's roots.
+    pub ca_cert: Option<Vec<u8>>,
+    /// PEM client certificate and key for mutual TLS.
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
 /// One record read back, with its position.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConsumedRecord {
@@ -125,7 +136,20 @@ pub struct Fetched {
 impl Client {
     /// Connects to `url` (`http://host:port`), sending `token` with every call if given.
     pub async fn connect(url: &str, token: Option<&str>) -> Result<Client> {
-        let endpoint = Endpoint::from_shared(url.to_owned())
+        Self::connect_with(
+            url,
+            &ConnectOptions {
+                token: token.map(str::to_owned),
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    /// Connects with TLS settings: an `https://` URL is verified against `ca_cert` (or the
+    /// system's roots), and `identity` presents a client certificate for mutual TLS.
+    pub async fn connect_with(url: &str, options: &ConnectOptions) -> Result<Client> {
+        let mut endpoint = Endpoint::from_shared(url.to_owned())
             .map_err(|e| Error::InvalidUrl {
                 url: url.into(),
                 reason: e.to_string(),
@@ -136,11 +160,31 @@ impl Client {
             .connect_timeout(Duration::from_secs(10))
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_while_idle(true);
+        let tls_asked = options.ca_cert.is_some() || options.identity.is_some();
+        if url.starts_with("https://") || tls_asked {
+            if !url.starts_with("https://") {
+                return Err(Error::InvalidUrl {
+                    url: url.into(),
+                    reason: "TLS settings need an https:// URL".into(),
+                });
+            }
+            let mut tls = ClientTlsConfig::new().with_native_roots();
+            if let Some(ca) = &options.ca_cert {
+                tls = tls.ca_certificate(Certificate::from_pem(ca));
+            }
+            if let Some((cert, key)) = &options.identity {
+                tls = tls.identity(Identity::from_pem(cert, key));
+            }
+            endpoint = endpoint.tls_config(tls).map_err(|e| Error::InvalidUrl {
+                url: url.into(),
+                reason: format!("TLS settings: {e}"),
+            })?;
+        }
         let channel = endpoint.connect().await.map_err(|source| Error::Connect {
             url: url.into(),
             source,
         })?;
-        let auth = Auth(match token {
+        let auth = Auth(match &options.token {
             Some(t) => Some(
                 format!("Bearer {t}")
                     .parse()

@@ -45,6 +45,16 @@ impl Namespace {
         }
     }
 
+    /// The caller for a user proven by other means (a verified client certificate's CN).
+    pub fn authenticate_user(&self, name: &str) -> Result<Caller> {
+        match self.users.read().get(name) {
+            Some(u) => Ok(u.caller()),
+            None => Err(Error::Unauthenticated(format!(
+                "certificate subject `{name}` is not a known user"
+            ))),
+        }
+    }
+
     pub fn whoami(&self, c: &Caller) -> UserInfo {
         match self.users.read().get(c.name()) {
             Some(u) => info(u),

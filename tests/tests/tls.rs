@@ -1,0 +1,209 @@
+//! TLS and mutual TLS on the real server: a test PKI (made with rcgen) signs a server
+//! certificate and client certificates; a verified client certificate's subject CN names
+//! the user, a certificate from another CA is refused at the handshake.
+
+use std::path::{Path, PathBuf};
+
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use tonic::Code;
+use tributary_client::{Client, ConnectOptions};
+use tributary_e2e::Server;
+use tributary_proto::v1;
+
+struct Pki {
+    _dir: tempfile::TempDir,
+    ca: PathBuf,
+    server: (PathBuf, PathBuf),
+    alice: (PathBuf, PathBuf),
+    stranger: (PathBuf, PathBuf),
+    rogue_admin: (PathBuf, PathBuf),
+}
+
+fn write(dir: &Path, name: &str, pem: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, pem).unwrap();
+    p
+}
+
+fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, name);
+    CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
+}
+
+fn leaf(
+    dir: &Path,
+    name: &str,
+    sans: &[&str],
+    cn: &str,
+    issuer: &CertifiedIssuer<'_, KeyPair>,
+) -> (PathBuf, PathBuf) {
+    let key = KeyPair::generate().unwrap();
+    let mut params =
+        CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, cn);
+    let cert = params.signed_by(&key, issuer).unwrap();
+    (
+        write(dir, &format!("{name}.crt"), &cert.pem()),
+        write(dir, &format!("{name}.key"), &key.serialize_pem()),
+    )
+}
+
+fn pki() -> Pki {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = ca("Tributary test CA");
+    let rogue = ca_rogue();
+    Pki {
+        ca: write(dir.path(), "ca.crt", &ca.pem()),
+        server: leaf(
+            dir.path(),
+            "server",
+            &["localhost", "127.0.0.1"],
+            "tributary",
+            &ca,
+        ),
+        alice: leaf(dir.path(), "alice", &[], "alice", &ca),
+        stranger: leaf(dir.path(), "stranger", &[], "stranger", &ca),
+        rogue_admin: leaf(dir.path(), "rogue", &[], "admin", &rogue),
+        _dir: dir,
+    }
+}
+
+fn ca_rogue() -> CertifiedIssuer<'static, KeyPair> {
+    ca("Someone else's CA")
+}
+
+fn start(pki: &Pki, mutual: bool) -> Server {
+    let (cert, key) = (
+        pki.server.0.to_str().unwrap(),
+        pki.server.1.to_str().unwrap(),
+    );
+    let mut args = vec!["--tls-cert", cert, "--tls-key", key];
+    if mutual {
+        args.extend(["--tls-client-ca", pki.ca.to_str().unwrap()]);
+    }
+    Server::start_with(&args)
+}
+
+async fn connect(
+    server: &Server,
+    ca: Option<&Path>,
+    token: Option<String>,
+    id: Option<&(PathBuf, PathBuf)>,
+) -> tributary_client::Result<Client> {
+    let options = ConnectOptions {
+        token,
+        ca_cert: ca.map(|p| std::fs::read(p).unwrap()),
+        identity: id.map(|(c, k)| (std::fs::read(c).unwrap(), std::fs::read(k).unwrap())),
+    };
+    Client::connect_with(&server.url, &options).await
+}
+
+async fn whoami(c: &Client) -> Result<String, tonic::Status> {
+    Ok(c.admin()
+        .who_am_i(v1::WhoAmIRequest {})
+        .await?
+        .into_inner()
+        .name)
+}
+
+#[tokio::test]
+async fn tls_serves_token_holders_and_refuses_plaintext_and_unknown_issuers() {
+    let pki = pki();
+    let server = start(&pki, false);
+    assert!(server.url.starts_with("https://"), "{}", server.url);
+    let admin = connect(&server, Some(&pki.ca), Some(server.admin_token()), None)
+        .await
+        .unwrap();
+    assert_eq!(whoami(&admin).await.unwrap(), "admin");
+    tributary_e2e::create_stream(&admin, "/tls/s", Default::default()).await;
+    admin
+        .produce(
+            "/tls/s:t",
+            None,
+            vec![tributary_client::record("", "secret")],
+        )
+        .await
+        .unwrap();
+
+    // The CLI with --ca-cert and an https:// URL.
+    let out = server
+        .cli()
+        .args(["--ca-cert", pki.ca.to_str().unwrap(), "stream", "list"])
+        .run()
+        .ok();
+    assert!(out.stdout.contains("/tls/s"), "{}", out.stdout);
+    // Without the CA the server's certificate is not trusted.
+    let out = server.cli().args(["stream", "list"]).run().failed();
+    assert!(out.stderr.contains("cannot connect"), "{}", out.stderr);
+    // Plaintext to a TLS port does not get through.
+    let plain = server.url.replace("https://", "http://");
+    let refused = match Client::connect(&plain, Some(&server.admin_token())).await {
+        Err(_) => true,
+        Ok(c) => c.list_offsets("/tls/s:t", &[], true).await.is_err(),
+    };
+    assert!(refused, "plaintext must not be served");
+}
+
+#[tokio::test]
+async fn mutual_tls_maps_the_certificate_cn_to_a_user() {
+    let pki = pki();
+    let server = start(&pki, true);
+    let admin = connect(&server, Some(&pki.ca), Some(server.admin_token()), None)
+        .await
+        .unwrap();
+    admin
+        .admin()
+        .create_user(v1::CreateUserRequest {
+            name: "alice".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    // alice's certificate, no token: the server knows her by the CN.
+    let alice = connect(&server, Some(&pki.ca), None, Some(&pki.alice))
+        .await
+        .unwrap();
+    assert_eq!(whoami(&alice).await.unwrap(), "alice");
+    let out = server
+        .cli_as(None)
+        .args([
+            "--ca-cert",
+            pki.ca.to_str().unwrap(),
+            "user",
+            "whoami",
+            "--json",
+        ])
+        .args([
+            "--client-cert",
+            pki.alice.0.to_str().unwrap(),
+            "--client-key",
+            pki.alice.1.to_str().unwrap(),
+        ])
+        .run()
+        .ok();
+    assert!(out.stdout.contains("\"alice\""), "{}", out.stdout);
+
+    // A valid certificate for a user that does not exist: UNAUTHENTICATED.
+    let stranger = connect(&server, Some(&pki.ca), None, Some(&pki.stranger))
+        .await
+        .unwrap();
+    assert_eq!(
+        whoami(&stranger).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+    // No certificate and no token: UNAUTHENTICATED.
+    let nobody = connect(&server, Some(&pki.ca), None, None).await.unwrap();
+    assert_eq!(
+        whoami(&nobody).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+    // A certificate from another CA claiming to be admin never gets a call through.
+    let rogue = match connect(&server, Some(&pki.ca), None, Some(&pki.rogue_admin)).await {
+        Err(_) => true,
+        Ok(c) => whoami(&c).await.is_err(),
+    };
+    assert!(rogue, "a certificate from an unknown CA must be refused");
+}
