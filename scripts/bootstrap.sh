@@ -34,11 +34,12 @@ mkdir -p "$CARGO_TARGET_DIR"
 
 # RocksDB, compiled once: the version comes from Cargo.lock, the features (LZ4 only) from
 # the workspace manifest.
-rocksdb_version=$(awk '/^name = "librocksdb-sys"$/ { getline; gsub(/"/, "", $3); print $3 }' Cargo.lock)
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+rocksdb_version=$(awk '/^name = "librocksdb-sys"$/ { getline; gsub(/"/, "", $3); print $3 }' "$repo/Cargo.lock")
 rocksdb_lib="$cache/rocksdb-lib/$rocksdb_version-lz4"
 if [ ! -f "$rocksdb_lib/librocksdb.a" ]; then
     echo "bootstrap: compiling RocksDB $rocksdb_version once (about 13 minutes on 2 cores)" >&2
-    (unset ROCKSDB_LIB_DIR ROCKSDB_STATIC; cargo build --release --locked -p tributary-storage)
+    (unset ROCKSDB_LIB_DIR ROCKSDB_STATIC; cd "$repo" && cargo build --release --locked -p tributary-storage)
     built=$(ls -t "$CARGO_TARGET_DIR"/release/build/librocksdb-sys-*/out/librocksdb.a | head -n 1)
     rm -rf "$rocksdb_lib.tmp" && mkdir -p "$rocksdb_lib.tmp"
     cp "$built" "$rocksdb_lib.tmp/librocksdb.a"
