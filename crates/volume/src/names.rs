@@ -123,9 +123,16 @@ impl StreamPath {
     }
 
     pub fn volume(&self) -> VolumePath {
-        let end = self.0[1..].find('/').map_or(self.0.len(), |i| i + 1);
-        VolumePath(self.0[..end].to_owned())
+        VolumePath(volume_of(&self.0).to_owned())
     }
+}
+
+/// The volume part of a valid stream path (`/acme` of `/acme/iot/s`).
+pub fn volume_of(stream_path: &str) -> &str {
+    let end = stream_path[1..]
+        .find('/')
+        .map_or(stream_path.len(), |i| i + 1);
+    &stream_path[..end]
 }
 
 impl TopicPath {

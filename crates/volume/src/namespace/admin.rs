@@ -58,9 +58,7 @@ impl Namespace {
             created_ms: self.clock.now_ms(),
             quotas,
         };
-        let mut tx = CatalogTx::default();
-        tx.put(&volume_key(&row.path), encode(&row));
-        self.commit(tx).await?;
+        self.put_row(&volume_key(&row.path), &row).await?;
         self.usage(&row.path);
         self.volumes
             .write()
@@ -115,9 +113,7 @@ impl Namespace {
             admin_perm: edit.admin_perm.unwrap_or_else(|| old.admin_perm.clone()),
             quotas: edit.quotas.unwrap_or(old.quotas),
         };
-        let mut tx = CatalogTx::default();
-        tx.put(&volume_key(&row.path), encode(&row));
-        self.commit(tx).await?;
+        self.put_row(&volume_key(&row.path), &row).await?;
         self.volumes
             .write()
             .insert(row.path.clone(), Arc::new(row.clone()));
@@ -217,9 +213,7 @@ impl Namespace {
             attributes,
             created_ms: self.clock.now_ms(),
         };
-        let mut tx = CatalogTx::default();
-        tx.put(&stream_key(&row.path), encode(&row));
-        self.commit(tx).await?;
+        self.put_row(&stream_key(&row.path), &row).await?;
         self.streams
             .write()
             .insert(row.path.clone(), Arc::new(row.clone()));

@@ -446,6 +446,13 @@ impl Namespace {
         blocking(move || Ok(store.catalog_get(&key)?)).await
     }
 
+    /// Writes one catalog row.
+    async fn put_row<T: serde::Serialize>(&self, key: &[u8], row: &T) -> Result<()> {
+        let mut tx = CatalogTx::default();
+        tx.put(key, encode(row));
+        self.commit(tx).await
+    }
+
     async fn commit(&self, tx: CatalogTx) -> Result<()> {
         let store = self.store.clone();
         blocking(move || Ok(store.commit(tx)?)).await

@@ -7,7 +7,7 @@ use tributary_storage::CatalogTx;
 
 use super::{Namespace, UserInfo};
 use crate::auth::{self, ADMIN, Caller, UserRow};
-use crate::model::{encode, user_key};
+use crate::model::user_key;
 use crate::{Error, Result};
 
 fn info(u: &UserRow) -> UserInfo {
@@ -105,15 +105,7 @@ impl Namespace {
     pub async fn delete_user(&self, c: &Caller, name: &str) -> Result<()> {
         self.check_cluster_admin(c, "users")?;
         let _admin = self.admin.lock().await;
-        let u = self
-            .users
-            .read()
-            .get(name)
-            .cloned()
-            .ok_or_else(|| Error::NotFound {
-                what: "user",
-                path: name.into(),
-            })?;
+        let u = self.user(name)?;
         let admins = self
             .users
             .read()
@@ -141,28 +133,26 @@ impl Namespace {
             self.check_cluster_admin(c, &format!("user {name}"))?;
         }
         let _admin = self.admin.lock().await;
-        let old = self
-            .users
-            .read()
-            .get(name)
-            .cloned()
-            .ok_or_else(|| Error::NotFound {
-                what: "user",
-                path: name.into(),
-            })?;
+        let old = self.user(name)?;
         let t = auth::new_token();
         let row = UserRow {
             token_id: t.id.clone(),
             token_hash: t.hash,
             ..(*old).clone()
         };
-        let mut tx = CatalogTx::default();
-        tx.put(&user_key(name), encode(&row));
-        self.commit(tx).await?;
+        self.put_row(&user_key(name), &row).await?;
         self.tokens.write().remove(&old.token_id);
         self.tokens.write().insert(t.id, name.to_owned());
         self.users.write().insert(name.to_owned(), Arc::new(row));
         Ok(t.token)
+    }
+
+    fn user(&self, name: &str) -> Result<Arc<UserRow>> {
+        let user = self.users.read().get(name).cloned();
+        user.ok_or_else(|| Error::NotFound {
+            what: "user",
+            path: name.into(),
+        })
     }
 
     /// Stores a new user; the caller holds the admin lock.
@@ -181,9 +171,7 @@ impl Namespace {
             token_id: t.id.clone(),
             token_hash: t.hash,
         };
-        let mut tx = CatalogTx::default();
-        tx.put(&user_key(name), encode(&row));
-        self.commit(tx).await?;
+        self.put_row(&user_key(name), &row).await?;
         self.tokens.write().insert(t.id, name.to_owned());
         self.users.write().insert(name.to_owned(), Arc::new(row));
         Ok(t.token)
