@@ -134,5 +134,7 @@ fn partition(partition: u32, p: &PartitionStats) -> v1::PartitionInfo {
         bytes: p.bytes,
         earliest_append_ms: p.first_append_ms,
         latest_append_ms: p.last_append_ms,
+        purged_records: p.purged_records,
+        purged_bytes: p.purged_bytes,
     }
 }

@@ -219,6 +219,22 @@ impl v1::admin_server::Admin for Services {
         ok(convert::stream(s))
     }
 
+    async fn purge_stream(
+        &self,
+        r: Request<v1::PurgeStreamRequest>,
+    ) -> Reply<v1::PurgeStreamResponse> {
+        let c = caller(&r)?;
+        let p = self
+            .ns
+            .purge_stream(&c, &r.into_inner().path)
+            .await
+            .map_err(ApiError::from)?;
+        ok(v1::PurgeStreamResponse {
+            purged_records: p.records,
+            purged_bytes: p.bytes,
+        })
+    }
+
     async fn delete_stream(
         &self,
         r: Request<v1::DeleteStreamRequest>,

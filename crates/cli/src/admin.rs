@@ -166,6 +166,8 @@ pub enum StreamCmd {
         #[command(flatten)]
         attrs: StreamAttrs,
     },
+    /// Run retention now: remove records past the stream's TTL and reclaim their space.
+    Purge { path: String },
     /// Delete a stream, its topics and records.
     Delete { path: String },
 }
@@ -328,6 +330,22 @@ pub async fn stream(g: &Global, cmd: StreamCmd) -> anyhow::Result<()> {
                 .await?
                 .into_inner();
             print_streams(g, &[s], true);
+        }
+        StreamCmd::Purge { path } => {
+            let r = admin
+                .purge_stream(v1::PurgeStreamRequest { path: path.clone() })
+                .await?
+                .into_inner();
+            if g.json {
+                json(
+                    &json!({ "path": path, "purged_records": r.purged_records, "purged_bytes": r.purged_bytes }),
+                );
+            } else {
+                println!(
+                    "purged {} records ({} bytes) from {path}",
+                    r.purged_records, r.purged_bytes
+                );
+            }
         }
         StreamCmd::Delete { path } => {
             admin
@@ -631,6 +649,8 @@ fn topic_json(t: &v1::Topic) -> serde_json::Value {
             "bytes": p.bytes,
             "earliest_append_ms": p.earliest_append_ms,
             "latest_append_ms": p.latest_append_ms,
+            "purged_records": p.purged_records,
+            "purged_bytes": p.purged_bytes,
         })).collect::<Vec<_>>(),
     })
 }
@@ -653,6 +673,7 @@ fn print_topic_info(g: &Global, t: &v1::Topic) {
                 p.bytes.to_string(),
                 p.earliest_append_ms.map_or("-".into(), time),
                 p.latest_append_ms.map_or("-".into(), time),
+                p.purged_bytes.to_string(),
             ]
         })
         .collect();
@@ -665,6 +686,7 @@ fn print_topic_info(g: &Global, t: &v1::Topic) {
             "BYTES",
             "FIRST APPEND",
             "LAST APPEND",
+            "PURGED BYTES",
         ],
         &rows,
     );

@@ -41,6 +41,9 @@ pub struct ServeArgs {
     /// naming the user.
     #[arg(long, env = "TRIBUTARY_TLS_CLIENT_CA", value_name = "FILE")]
     tls_client_ca: Option<PathBuf>,
+    /// How often retention removes records past their stream's TTL (e.g. 30s, 5m).
+    #[arg(long, env = "TRIBUTARY_RETENTION_INTERVAL", value_parser = crate::output::parse_duration)]
+    retention_interval: Option<std::time::Duration>,
     /// Serve requests without credentials, as the user `anonymous`.
     #[arg(long, env = "TRIBUTARY_ALLOW_ANONYMOUS")]
     allow_anonymous: bool,
@@ -63,6 +66,7 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_client_ca: Option<PathBuf>,
+    retention_interval: Option<String>,
 }
 
 /// The effective configuration.
@@ -77,6 +81,7 @@ struct Config {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_client_ca: Option<PathBuf>,
+    retention_interval: std::time::Duration,
 }
 
 fn load(args: ServeArgs) -> anyhow::Result<Config> {
@@ -112,7 +117,16 @@ fn load(args: ServeArgs) -> anyhow::Result<Config> {
         tls_cert: args.tls_cert.or(file.tls_cert),
         tls_key: args.tls_key.or(file.tls_key),
         tls_client_ca: args.tls_client_ca.or(file.tls_client_ca),
+        retention_interval: match (args.retention_interval, &file.retention_interval) {
+            (Some(d), _) => d,
+            (None, Some(text)) => crate::output::parse_duration(text)
+                .map_err(|e| anyhow::anyhow!("retention_interval: {e}"))?,
+            (None, None) => std::time::Duration::from_secs(30),
+        },
     };
+    if cfg.retention_interval.is_zero() {
+        bail!("retention_interval must be above zero");
+    }
     if cfg.tls_cert.is_some() != cfg.tls_key.is_some() {
         bail!("tls_cert and tls_key go together: give both or neither");
     }
@@ -187,7 +201,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         allow_anonymous: cfg.allow_anonymous,
         ..ServerOptions::default()
     };
+    let retention = tokio::spawn(retention_loop(ns.clone(), cfg.retention_interval));
     tributary_api::serve(ns.clone(), listener, &options, shutdown_signal()).await?;
+    retention.abort();
+    let _ = retention.await;
 
     drop(ns);
     close(store, &cfg.data_dir).await;
@@ -206,6 +223,18 @@ fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
     f.write_all(secret.as_bytes())?;
     f.write_all(b"\n")?;
     f.sync_all()
+}
+
+/// Runs retention on every stream at each interval (the first run right after start).
+async fn retention_loop(ns: Arc<Namespace>, interval: std::time::Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = ns.run_retention().await {
+            tracing::warn!(error = %e, "retention failed; retrying at the next interval");
+        }
+    }
 }
 
 /// Resolves on the first SIGINT or SIGTERM.

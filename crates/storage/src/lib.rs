@@ -19,7 +19,7 @@ pub use keys::PartitionId;
 pub use options::StoreOptions;
 pub use store::{
     Appended, CatalogTx, ClusterIdentity, Durability, MAX_BATCH_BYTES, NewBatch, PartitionStats,
-    ReadResult, Store, StoredBatch,
+    Purged, ReadResult, Store, StoredBatch,
 };
 
 #[cfg(test)]

@@ -84,6 +84,9 @@ pub struct PartitionStats {
     pub high_watermark: u64,
     pub records: u64,
     pub bytes: u64,
+    /// Records and bytes retention has removed.
+    pub purged_records: u64,
+    pub purged_bytes: u64,
     pub first_append_ms: Option<i64>,
     pub last_append_ms: Option<i64>,
 }
@@ -124,6 +127,24 @@ struct Partition {
     /// Committed high-water mark; long-polling readers wait on it.
     hwm: watch::Sender<u64>,
     log_start: AtomicU64,
+    /// How far the expired prefix reaches, for read-time expiry (see `visible_start`).
+    expiry: Mutex<Expiry>,
+}
+
+/// The expired prefix found so far: everything below `until` is older than the last
+/// cutoff checked, and the batch at `until` has max timestamp `head_ts` (when known). A
+/// cutoff only moves forward, so the scan resumes where it stopped.
+#[derive(Default)]
+struct Expiry {
+    until: u64,
+    head_ts: Option<i64>,
+}
+
+/// What a purge removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub records: u64,
+    pub bytes: u64,
 }
 
 struct Slot {
@@ -313,6 +334,7 @@ impl Store {
                 }),
                 hwm: watch::Sender::new(state.next_offset),
                 log_start: AtomicU64::new(state.log_start),
+                expiry: Mutex::new(Expiry::default()),
             })
         });
         Ok(p.clone())
@@ -376,9 +398,9 @@ impl Store {
             let count = u64::from(batch.record_count);
             let state = PartitionState {
                 next_offset: base + count,
-                log_start: slot.state.log_start,
                 records: slot.state.records + count,
                 bytes: slot.state.bytes + batch.value.len() as u64,
+                ..slot.state
             };
             wb.put_cf(self.cf(cf::LOG), keys::log(id, base), &batch.value);
             wb.put_cf(
@@ -405,10 +427,19 @@ impl Store {
 
     /// Reads whole batches from the one holding `offset`, until `max_bytes` is reached
     /// (always at least one batch when any exists at or after `offset`).
-    pub fn read(&self, id: PartitionId, offset: u64, max_bytes: usize) -> Result<ReadResult> {
+    ///
+    /// With `expire_before_ms`, the batches of the log's head whose records are all older
+    /// are treated as gone: the log starts after them even before a purge removes them.
+    pub fn read(
+        &self,
+        id: PartitionId,
+        offset: u64,
+        max_bytes: usize,
+        expire_before_ms: Option<i64>,
+    ) -> Result<ReadResult> {
         let p = self.partition(id)?;
         let high_watermark = *p.hwm.borrow();
-        let log_start = p.log_start.load(Ordering::Acquire);
+        let log_start = self.visible_start(id, &p, high_watermark, expire_before_ms)?;
         if offset < log_start || offset > high_watermark {
             return Err(Error::OffsetOutOfRange {
                 offset,
@@ -464,9 +495,17 @@ impl Store {
         Ok(self.partition(id)?.hwm.subscribe())
     }
 
-    pub fn partition_stats(&self, id: PartitionId) -> Result<PartitionStats> {
+    /// Live figures; with `expire_before_ms`, expired records no longer count (see `read`).
+    pub fn partition_stats(
+        &self,
+        id: PartitionId,
+        expire_before_ms: Option<i64>,
+    ) -> Result<PartitionStats> {
         let p = self.partition(id)?;
-        let state = p.slot.lock().state;
+        let mut state = p.slot.lock().state;
+        let start = self.visible_start(id, &p, state.next_offset, expire_before_ms)?;
+        state.records -= (start - state.log_start).min(state.records);
+        state.log_start = start;
         let (start, end) = partition_range(id);
         let mut ro = ReadOptions::default();
         ro.set_iterate_lower_bound(start);
@@ -490,9 +529,156 @@ impl Store {
             high_watermark: state.next_offset,
             records: state.records,
             bytes: state.bytes,
+            purged_records: state.purged_records,
+            purged_bytes: state.purged_bytes,
             first_append_ms,
             last_append_ms,
         })
+    }
+
+    /// The first offset readers see when records older than `expire_before_ms` are expired:
+    /// the start of the first batch, from the log start, holding a record at or after it.
+    fn visible_start(
+        &self,
+        id: PartitionId,
+        p: &Partition,
+        high_watermark: u64,
+        expire_before_ms: Option<i64>,
+    ) -> Result<u64> {
+        let log_start = p.log_start.load(Ordering::Acquire);
+        let Some(cutoff) = expire_before_ms else {
+            return Ok(log_start);
+        };
+        let mut e = p.expiry.lock();
+        if e.until < log_start {
+            *e = Expiry {
+                until: log_start,
+                head_ts: None,
+            };
+        }
+        if e.head_ts.is_some_and(|ts| ts >= cutoff) || e.until >= high_watermark {
+            return Ok(e.until);
+        }
+        let (start, end) = partition_range(id);
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_lower_bound(start);
+        ro.set_iterate_upper_bound(end);
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(cf::INDEX), ro);
+        it.seek(keys::index_batch(id, e.until));
+        e.head_ts = None;
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            let Some((_, base)) = keys::decode_index_batch(k) else {
+                break;
+            };
+            if base >= high_watermark {
+                break;
+            }
+            let s = BatchSummary::decode(v)?;
+            if s.max_timestamp_ms >= cutoff {
+                e.head_ts = Some(s.max_timestamp_ms);
+                break;
+            }
+            e.until = base + u64::from(s.record_count);
+            it.next();
+        }
+        it.status()?;
+        Ok(e.until)
+    }
+
+    /// Removes every batch below `new_start` (a batch boundary, e.g. from an expiry) with
+    /// one range delete per column family, and moves the log start there.
+    pub fn purge_before(&self, id: PartitionId, new_start: u64) -> Result<Purged> {
+        let p = self.partition(id)?;
+        let mut slot = p.slot.lock();
+        if slot.dropped {
+            return Err(Error::UnknownPartition(id));
+        }
+        let old = slot.state;
+        if new_start <= old.log_start {
+            return Ok(Purged::default());
+        }
+        if new_start > old.next_offset {
+            return Err(Error::OffsetOutOfRange {
+                offset: new_start,
+                log_start: old.log_start,
+                high_watermark: old.next_offset,
+            });
+        }
+        // What goes: the summaries of the purged batches (small rows; payloads stay unread).
+        let (start, _) = partition_range(id);
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_lower_bound(start);
+        ro.set_iterate_upper_bound(keys::index_batch(id, new_start).to_vec());
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(cf::INDEX), ro);
+        it.seek(keys::index_batch(id, old.log_start));
+        let mut purged = Purged::default();
+        let mut end = old.log_start;
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            let Some((_, base)) = keys::decode_index_batch(k) else {
+                break;
+            };
+            let s = BatchSummary::decode(v)?;
+            purged.records += u64::from(s.record_count);
+            purged.bytes += u64::from(s.bytes);
+            end = base + u64::from(s.record_count);
+            it.next();
+        }
+        it.status()?;
+        if end != new_start {
+            return Err(Error::corrupt(
+                "purge",
+                format!("{new_start} is not a batch boundary (batches end at {end})"),
+            ));
+        }
+        let state = PartitionState {
+            log_start: new_start,
+            records: old.records - purged.records.min(old.records),
+            bytes: old.bytes - purged.bytes.min(old.bytes),
+            purged_records: old.purged_records + purged.records,
+            purged_bytes: old.purged_bytes + purged.bytes,
+            ..old
+        };
+        let mut wb = WriteBatch::default();
+        wb.delete_range_cf(self.cf(cf::LOG), keys::log(id, 0), keys::log(id, new_start));
+        wb.delete_range_cf(
+            self.cf(cf::INDEX),
+            keys::index_batch(id, 0),
+            keys::index_batch(id, new_start),
+        );
+        wb.put_cf(self.cf(cf::META), keys::partition_state(id), state.encode());
+        self.db
+            .write_opt(wb, &write_options(Durability::Buffered))?;
+        slot.state = state;
+        p.log_start.store(new_start, Ordering::Release);
+        Ok(purged)
+    }
+
+    /// The first offset readers see under `expire_before_ms` (see `read`).
+    pub fn expired_start(&self, id: PartitionId, expire_before_ms: i64) -> Result<u64> {
+        let p = self.partition(id)?;
+        let hwm = *p.hwm.borrow();
+        self.visible_start(id, &p, hwm, Some(expire_before_ms))
+    }
+
+    /// Compacts a partition's purged range so the disk space of removed batches is
+    /// reclaimed now rather than whenever RocksDB would get to it.
+    pub fn compact_purged(&self, id: PartitionId, below: u64) {
+        self.db.compact_range_cf(
+            self.cf(cf::LOG),
+            Some(keys::log(id, 0)),
+            Some(keys::log(id, below)),
+        );
+        self.db.compact_range_cf(
+            self.cf(cf::INDEX),
+            Some(keys::index_batch(id, 0)),
+            Some(keys::index_batch(id, below)),
+        );
     }
 
     /// Makes buffered appends durable (fsyncs the write-ahead log).

@@ -66,7 +66,7 @@ fn offsets_are_dense_and_survive_reopen() {
         cluster,
         "identity is made once"
     );
-    let r = store.read(id, 0, usize::MAX).unwrap();
+    let r = store.read(id, 0, usize::MAX, None).unwrap();
     assert_eq!(r.high_watermark, 9);
     assert_eq!(
         r.batches.iter().map(|b| b.base_offset).collect::<Vec<_>>(),
@@ -78,7 +78,7 @@ fn offsets_are_dense_and_survive_reopen() {
     );
     let next = append1(&store, id, Durability::Sync, batch(2, 10)).unwrap();
     assert_eq!(next.base_offset, 9);
-    let stats = store.partition_stats(id).unwrap();
+    let stats = store.partition_stats(id, None).unwrap();
     assert_eq!(
         (stats.log_start, stats.high_watermark, stats.records),
         (0, 11, 11)
@@ -98,20 +98,20 @@ fn reads_start_at_the_batch_holding_the_offset_and_respect_the_budget() {
     for _ in 0..10 {
         append1(&store, id, Durability::Buffered, batch(10, 92)).unwrap(); // 100-byte values
     }
-    let r = store.read(id, 35, 250).unwrap();
+    let r = store.read(id, 35, 250, None).unwrap();
     assert_eq!(
         r.batches.iter().map(|b| b.base_offset).collect::<Vec<_>>(),
         vec![30, 40, 50]
     );
     // A budget smaller than one batch still returns that batch.
-    let r = store.read(id, 99, 1).unwrap();
+    let r = store.read(id, 99, 1, None).unwrap();
     assert_eq!(
         r.batches.iter().map(|b| b.base_offset).collect::<Vec<_>>(),
         vec![90]
     );
     // At the high-water mark: nothing yet, not an error.
-    assert!(store.read(id, 100, 1).unwrap().batches.is_empty());
-    match store.read(id, 101, 1) {
+    assert!(store.read(id, 100, 1, None).unwrap().batches.is_empty());
+    match store.read(id, 101, 1, None) {
         Err(Error::OffsetOutOfRange {
             offset: 101,
             log_start: 0,
@@ -131,28 +131,34 @@ fn partitions_are_isolated_and_dropping_one_removes_its_data() {
     append1(&store, a, Durability::Sync, batch(1, 1)).unwrap();
     append1(&store, b, Durability::Sync, batch(2, 1)).unwrap();
     append1(&store, b, Durability::Sync, batch(2, 1)).unwrap();
-    assert_eq!(store.read(a, 0, usize::MAX).unwrap().batches.len(), 1);
-    assert_eq!(store.read(b, 0, usize::MAX).unwrap().batches.len(), 2);
+    assert_eq!(store.read(a, 0, usize::MAX, None).unwrap().batches.len(), 1);
+    assert_eq!(store.read(b, 0, usize::MAX, None).unwrap().batches.len(), 2);
 
     let mut tx = CatalogTx::default();
     tx.drop_partition(b);
     store.commit(tx).unwrap();
-    assert!(matches!(store.read(b, 0, 1), Err(Error::UnknownPartition(id)) if id == b));
+    assert!(matches!(store.read(b, 0, 1, None), Err(Error::UnknownPartition(id)) if id == b));
     assert!(matches!(
         append1(&store, b, Durability::Sync, batch(1, 1)),
         Err(Error::UnknownPartition(_))
     ));
-    assert_eq!(store.read(a, 0, usize::MAX).unwrap().high_watermark, 1);
+    assert_eq!(
+        store.read(a, 0, usize::MAX, None).unwrap().high_watermark,
+        1
+    );
 
     drop(store);
     let store = open(dir.path());
     assert!(matches!(
-        store.read(b, 0, 1),
+        store.read(b, 0, 1, None),
         Err(Error::UnknownPartition(_))
     ));
     let c = new_partition(&store);
     assert!(c > b, "partition ids are never reused");
-    assert_eq!(store.read(c, 0, usize::MAX).unwrap().high_watermark, 0);
+    assert_eq!(
+        store.read(c, 0, usize::MAX, None).unwrap().high_watermark,
+        0
+    );
 }
 
 #[test]
@@ -188,7 +194,7 @@ fn catalog_rows_commit_atomically_with_partitions() {
     assert_eq!(store.catalog_get(b"s/a").unwrap(), None);
     assert_eq!(store.catalog_scan(b"", 10).unwrap().len(), 2);
     for id in ids {
-        assert_eq!(store.partition_stats(id).unwrap().high_watermark, 0);
+        assert_eq!(store.partition_stats(id, None).unwrap().high_watermark, 0);
     }
 }
 
@@ -236,7 +242,7 @@ fn multi_partition_appends_are_one_write() {
             .append(Durability::Sync, &[a, 9_999], |_, base| batch(1, 1)(base))
             .is_err()
     );
-    assert_eq!(store.partition_stats(a).unwrap().high_watermark, 2);
+    assert_eq!(store.partition_stats(a, None).unwrap().high_watermark, 2);
 }
 
 #[test]
@@ -298,7 +304,7 @@ proptest! {
                 }
                 Op::Read { at, budget } => {
                     let offset = (hwm(&model) as f64 * at) as u64;
-                    let r = store.read(id, offset, budget).unwrap();
+                    let r = store.read(id, offset, budget, None).unwrap();
                     prop_assert_eq!(r.high_watermark, hwm(&model));
                     let first = model.iter().position(|(b, c, _)| offset < b + u64::from(*c));
                     let mut expected = Vec::new();
@@ -318,4 +324,97 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn expired_heads_are_invisible_at_once_and_purged_by_range_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let id = new_partition(&store);
+    // Batches at t = 1000, 1010, 1020 (their max timestamps), 5 records each.
+    for _ in 0..3 {
+        append1(&store, id, Durability::Buffered, |base| NewBatch {
+            max_timestamp_ms: 1_000 + base as i64 * 2,
+            ..batch(5, 10)(base)
+        })
+        .unwrap();
+    }
+    // Nothing has expired below t = 1000; the first batch has by t = 1005.
+    assert_eq!(
+        store
+            .read(id, 0, usize::MAX, Some(1_000))
+            .unwrap()
+            .log_start,
+        0
+    );
+    let r = store.read(id, 5, usize::MAX, Some(1_005)).unwrap();
+    assert_eq!((r.log_start, r.batches[0].base_offset), (5, 5));
+    match store.read(id, 4, usize::MAX, Some(1_005)) {
+        Err(Error::OffsetOutOfRange {
+            log_start: 5,
+            high_watermark: 15,
+            ..
+        }) => {}
+        other => panic!("an expired offset must be out of range, got {other:?}"),
+    }
+    let stats = store.partition_stats(id, Some(1_015)).unwrap();
+    assert_eq!(
+        (stats.log_start, stats.records),
+        (10, 5),
+        "expired records no longer count"
+    );
+
+    // Purge: the expired head goes with a range delete; offsets of survivors are unchanged.
+    let start = store.expired_start(id, 1_015).unwrap();
+    assert_eq!(start, 10);
+    let purged = store.purge_before(id, start).unwrap();
+    assert_eq!(
+        purged,
+        Purged {
+            records: 10,
+            bytes: 2 * 18
+        }
+    );
+    store.compact_purged(id, start);
+    let r = store.read(id, 10, usize::MAX, None).unwrap();
+    assert_eq!(
+        (r.log_start, r.batches.len(), r.batches[0].base_offset),
+        (10, 1, 10)
+    );
+    assert!(
+        base_of(&r.batches[0]) == 10,
+        "the surviving batch is byte for byte what was stored"
+    );
+    assert!(matches!(
+        store.read(id, 0, 1, None),
+        Err(Error::OffsetOutOfRange { log_start: 10, .. })
+    ));
+    assert_eq!(
+        store.purge_before(id, 10).unwrap(),
+        Purged::default(),
+        "purging twice is a no-op"
+    );
+    assert!(store.purge_before(id, 12).is_err(), "only batch boundaries");
+
+    // The purge survives a reopen; appends continue after it.
+    drop(store);
+    let store = open(dir.path());
+    let stats = store.partition_stats(id, None).unwrap();
+    assert_eq!(
+        (stats.log_start, stats.high_watermark, stats.records),
+        (10, 15, 5)
+    );
+    assert_eq!((stats.purged_records, stats.purged_bytes), (10, 36));
+    assert_eq!(
+        append1(&store, id, Durability::Sync, batch(1, 1))
+            .unwrap()
+            .base_offset,
+        15
+    );
+    // Everything expired: the log is empty at its high-water mark, not an error.
+    let r = store.read(id, 16, 1, Some(i64::MAX)).unwrap();
+    assert_eq!(
+        (r.log_start, r.high_watermark, r.batches.len()),
+        (16, 16, 0)
+    );
 }

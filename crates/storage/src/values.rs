@@ -5,13 +5,16 @@ use crate::Error;
 
 const V1: u8 = 1;
 
-/// Durable state of one partition, rewritten in the same `WriteBatch` as every append.
+/// Durable state of one partition, rewritten in the same `WriteBatch` as every append and
+/// every purge.
 ///
 /// ```text
-/// +----+----------------+----------------+------------+------------+
-/// | v1 | next_offset u64| log_start u64  | records u64| bytes u64  |   (big-endian)
-/// +----+----------------+----------------+------------+------------+
+/// +----+-----------------+---------------+-------------+-----------+-----------------+----------------+
+/// | v2 | next_offset u64 | log_start u64 | records u64 | bytes u64 | purged_recs u64 | purged_bytes u64 |
+/// +----+-----------------+---------------+-------------+-----------+-----------------+----------------+
 /// ```
+///
+/// (big-endian; v1, without the two purge counters, is still read).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PartitionState {
     /// Offset the next record gets: the high-water mark.
@@ -22,36 +25,53 @@ pub struct PartitionState {
     pub records: u64,
     /// Bytes of the stored batch values.
     pub bytes: u64,
+    /// Records and bytes removed by retention so far.
+    pub purged_records: u64,
+    pub purged_bytes: u64,
 }
 
+const V2: u8 = 2;
+
 impl PartitionState {
-    pub const LEN: usize = 33;
+    pub const LEN: usize = 49;
+    const LEN_V1: usize = 33;
 
     pub fn encode(&self) -> [u8; Self::LEN] {
         let mut v = [0u8; Self::LEN];
-        v[0] = V1;
-        v[1..9].copy_from_slice(&self.next_offset.to_be_bytes());
-        v[9..17].copy_from_slice(&self.log_start.to_be_bytes());
-        v[17..25].copy_from_slice(&self.records.to_be_bytes());
-        v[25..33].copy_from_slice(&self.bytes.to_be_bytes());
+        v[0] = V2;
+        let fields = [
+            self.next_offset,
+            self.log_start,
+            self.records,
+            self.bytes,
+            self.purged_records,
+            self.purged_bytes,
+        ];
+        for (i, f) in fields.iter().enumerate() {
+            v[1 + 8 * i..9 + 8 * i].copy_from_slice(&f.to_be_bytes());
+        }
         v
     }
 
     pub fn decode(v: &[u8]) -> Result<Self, Error> {
-        let v: &[u8; Self::LEN] = v
-            .try_into()
-            .map_err(|_| Error::corrupt("partition state", format!("{} bytes", v.len())))?;
-        if v[0] != V1 {
+        let ok = matches!(
+            (v.first(), v.len()),
+            (Some(&V1), Self::LEN_V1) | (Some(&V2), Self::LEN)
+        );
+        if !ok {
             return Err(Error::corrupt(
                 "partition state",
-                format!("version {}", v[0]),
+                format!("{} bytes, version {:?}", v.len(), v.first()),
             ));
         }
+        let field = |i: usize| v.get(1 + 8 * i..9 + 8 * i).map_or(0, be64);
         let s = Self {
-            next_offset: be64(&v[1..9]),
-            log_start: be64(&v[9..17]),
-            records: be64(&v[17..25]),
-            bytes: be64(&v[25..33]),
+            next_offset: field(0),
+            log_start: field(1),
+            records: field(2),
+            bytes: field(3),
+            purged_records: field(4),
+            purged_bytes: field(5),
         };
         if s.log_start > s.next_offset || s.records > s.next_offset - s.log_start {
             return Err(Error::corrupt(
@@ -134,7 +154,7 @@ mod tests {
         #[test]
         fn partition_state_round_trips(next in 0u64..u64::MAX, start_frac in 0.0f64..=1.0, bytes: u64) {
             let log_start = (next as f64 * start_frac) as u64;
-            let s = PartitionState { next_offset: next, log_start, records: next - log_start, bytes };
+            let s = PartitionState { next_offset: next, log_start, records: next - log_start, bytes, purged_records: log_start, purged_bytes: bytes / 2 };
             prop_assert_eq!(PartitionState::decode(&s.encode()).unwrap(), s);
         }
 
@@ -153,21 +173,40 @@ mod tests {
     }
 
     #[test]
+    fn version_1_states_still_decode() {
+        let mut v1 = vec![1u8];
+        for f in [9u64, 2, 7, 100] {
+            v1.extend_from_slice(&f.to_be_bytes());
+        }
+        let s = PartitionState::decode(&v1).unwrap();
+        assert_eq!(
+            (
+                s.next_offset,
+                s.log_start,
+                s.records,
+                s.bytes,
+                s.purged_bytes
+            ),
+            (9, 2, 7, 100, 0)
+        );
+    }
+
+    #[test]
     fn bad_versions_and_inconsistent_states_are_corrupt() {
         let mut v = PartitionState {
             next_offset: 5,
             log_start: 2,
             records: 3,
             bytes: 9,
+            ..Default::default()
         }
         .encode();
-        v[0] = 2;
+        v[0] = 3;
         assert!(PartitionState::decode(&v).is_err());
         let v = PartitionState {
             next_offset: 1,
             log_start: 2,
-            records: 0,
-            bytes: 0,
+            ..Default::default()
         }
         .encode();
         assert!(PartitionState::decode(&v).is_err());

@@ -821,3 +821,117 @@ async fn users_tokens_and_rotation() {
         Err(Error::Unauthenticated(_))
     ));
 }
+
+#[tokio::test]
+async fn ttl_hides_expired_records_at_once_and_retention_removes_them() {
+    let f = fixture().await;
+    let ns = &f.ns;
+    ns.create_volume(&f.a, "/r", None, None, Quotas::default())
+        .await
+        .unwrap();
+    let hour = StreamAttributesPatch {
+        ttl_ms: Some(3_600_000),
+        default_partitions: Some(1),
+        ..Default::default()
+    };
+    ns.create_stream(&f.a, "/r/hot", &hour).await.unwrap();
+    ns.create_stream(&f.a, "/r/idle", &hour).await.unwrap();
+    let forever = StreamAttributesPatch {
+        ttl_ms: Some(0),
+        ..Default::default()
+    };
+    ns.create_stream(&f.a, "/r/kept", &forever).await.unwrap();
+    for s in ["/r/hot:t", "/r/idle:t", "/r/kept:t"] {
+        ns.produce(&f.a, s, None, encoded(&[("", "old-1"), ("", "old-2")]))
+            .await
+            .unwrap();
+    }
+    f.clock.advance_ms(30 * 60_000);
+    ns.produce(&f.a, "/r/hot:t", None, encoded(&[("", "new")]))
+        .await
+        .unwrap();
+    let used = ns.describe_volume(&f.a, "/r").unwrap().bytes;
+
+    // An hour after the first batch: it is gone from every read, before any purge.
+    f.clock.advance_ms(31 * 60_000);
+    let err = ns
+        .fetch(&f.a, "/r/hot:t", 0, 0, 0, Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("valid offsets are 2 to 3"),
+        "{err}"
+    );
+    let r = ns
+        .fetch(&f.a, "/r/hot:t", 0, 2, 0, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!((r.log_start, r.batches.len()), (2, 1));
+    assert_eq!(
+        ns.list_offsets(&f.a, "/r/idle:t", &[], OffsetSpec::Earliest)
+            .await
+            .unwrap(),
+        vec![(0, 2)]
+    );
+    assert_eq!(
+        ns.describe_topic(&f.a, "/r/hot:t")
+            .await
+            .unwrap()
+            .partition_stats[0]
+            .records,
+        1
+    );
+
+    // Retention removes them, idle streams included; TTL 0 keeps everything.
+    let purged = ns.run_retention().await.unwrap();
+    assert_eq!(purged.records, 4);
+    let hot = ns
+        .describe_topic(&f.a, "/r/hot:t")
+        .await
+        .unwrap()
+        .partition_stats[0];
+    assert_eq!(
+        (
+            hot.log_start,
+            hot.high_watermark,
+            hot.records,
+            hot.purged_records
+        ),
+        (2, 3, 1, 2)
+    );
+    assert_eq!(
+        ns.list_offsets(&f.a, "/r/kept:t", &[], OffsetSpec::Earliest)
+            .await
+            .unwrap(),
+        vec![(0, 0)]
+    );
+    assert_eq!(values(ns, &f.a, "/r/kept:t", 0).await.len(), 2);
+    assert!(
+        ns.describe_volume(&f.a, "/r").unwrap().bytes < used,
+        "purged bytes leave the quota usage"
+    );
+    assert_eq!(
+        ns.run_retention().await.unwrap().records,
+        0,
+        "nothing left to purge"
+    );
+    // The surviving record keeps its offset.
+    let r = ns
+        .fetch(&f.a, "/r/hot:t", 0, 2, 0, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(
+        RecordBatch::decode(r.batches[0].clone())
+            .unwrap()
+            .base_offset,
+        2
+    );
+    // `stream purge` needs the stream's admin permission.
+    let (_, token) = ns.create_user(&f.a, "eve", vec![], false).await.unwrap();
+    let eve = ns.authenticate(&token).unwrap();
+    assert!(matches!(
+        ns.purge_stream(&eve, "/r/hot").await,
+        Err(Error::PermissionDenied { .. })
+    ));
+    assert_eq!(ns.purge_stream(&f.a, "/r/hot").await.unwrap().records, 0);
+}

@@ -266,10 +266,11 @@ impl Namespace {
             .flat_map(|t| t.partitions.iter().copied())
             .collect();
         let store = self.store.clone();
+        let cutoff = self.expire_before(&s);
         let (records, bytes) = blocking(move || {
             let mut sum = (0, 0);
             for id in ids {
-                match store.partition_stats(id) {
+                match store.partition_stats(id, cutoff) {
                     Ok(st) => sum = (sum.0 + st.records, sum.1 + st.bytes),
                     Err(tributary_storage::Error::UnknownPartition(_)) => {} // dropped meanwhile
                     Err(e) => return Err(e.into()),
@@ -422,9 +423,10 @@ impl Namespace {
         let t = self.topic(&path, false).await?;
         let ids = t.row.partitions.clone();
         let store = self.store.clone();
+        let cutoff = self.expire_before(&t.stream);
         let partition_stats = blocking(move || {
             ids.iter()
-                .map(|&id| store.partition_stats(id).map_err(Error::from))
+                .map(|&id| store.partition_stats(id, cutoff).map_err(Error::from))
                 .collect()
         })
         .await

@@ -241,6 +241,7 @@ impl Namespace {
         self.check(c, &*self.stream(&path.stream)?, Perm::Consume)?;
         let t = self.topic(&path, false).await?;
         let id = self.partition_id(&t, &path, partition)?;
+        let stream = t.stream.clone();
         let max_bytes = match max_bytes {
             0 => DEFAULT_FETCH_BYTES,
             n => n.min(MAX_FETCH_BYTES),
@@ -255,7 +256,8 @@ impl Namespace {
         loop {
             hwm.borrow_and_update();
             let store = self.store.clone();
-            let r = blocking(move || Ok(store.read(id, offset, max_bytes)?))
+            let cutoff = self.expire_before(&stream);
+            let r = blocking(move || Ok(store.read(id, offset, max_bytes, cutoff)?))
                 .await
                 .map_err(|e| match e {
                     Error::Storage(storage::Error::OffsetOutOfRange {
@@ -310,9 +312,10 @@ impl Namespace {
             .map(|&p| self.partition_id(&t, &path, p))
             .collect::<Result<Vec<_>>>()?;
         let store = self.store.clone();
+        let cutoff = self.expire_before(&t.stream);
         let stats = blocking(move || {
             ids.iter()
-                .map(|&id| store.partition_stats(id).map_err(Error::from))
+                .map(|&id| store.partition_stats(id, cutoff).map_err(Error::from))
                 .collect::<Result<Vec<_>>>()
         })
         .await

@@ -11,6 +11,7 @@
 
 mod admin;
 mod data;
+mod retention;
 mod users;
 
 use std::collections::HashMap;
@@ -193,7 +194,7 @@ impl Namespace {
                     Ok((
                         v,
                         ids.iter()
-                            .map(|&id| s.partition_stats(id).map(|st| st.bytes))
+                            .map(|&id| s.partition_stats(id, None).map(|st| st.bytes))
                             .sum::<Result<u64, _>>()?,
                     ))
                 })
@@ -428,7 +429,7 @@ impl Namespace {
         blocking(move || {
             let mut sum = 0;
             for id in ids {
-                match store.partition_stats(id) {
+                match store.partition_stats(id, None) {
                     Ok(st) => sum += st.bytes,
                     Err(storage::Error::UnknownPartition(_)) => {}
                     Err(e) => return Err(e.into()),
