@@ -110,6 +110,10 @@ pub struct StreamAttrs {
     /// Largest record accepted, in bytes.
     #[arg(long)]
     max_message_bytes: Option<u32>,
+    /// Retention by size: keep at most this many bytes per partition, oldest batches going
+    /// first (0: no cap).
+    #[arg(long, value_name = "BYTES")]
+    max_bytes_per_partition: Option<u64>,
     /// Who may produce (ACL expression such as `u:alice | g:ops`; default: the creator).
     #[arg(long, value_name = "EXPR")]
     produce_perm: Option<String>,
@@ -139,6 +143,7 @@ impl StreamAttrs {
             } as i32,
             ttl_ms: self.ttl.map(|d| d.as_millis() as u64),
             max_message_bytes: self.max_message_bytes,
+            max_bytes_per_partition: self.max_bytes_per_partition,
             produce_perm: self.produce_perm.clone(),
             consume_perm: self.consume_perm.clone(),
             topic_perm: self.topic_perm.clone(),
@@ -574,6 +579,7 @@ fn print_streams(g: &Global, ss: &[v1::Stream], details: bool) {
                 "durability": durability_name(a.durability),
                 "ttl_ms": a.ttl_ms,
                 "max_message_bytes": a.max_message_bytes,
+                "max_bytes_per_partition": a.max_bytes_per_partition,
                 "produce_perm": a.produce_perm,
                 "consume_perm": a.consume_perm,
                 "topic_perm": a.topic_perm,

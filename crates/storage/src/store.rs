@@ -659,6 +659,42 @@ impl Store {
         Ok(purged)
     }
 
+    /// The first batch boundary at which the partition holds at most `max_bytes`: where a
+    /// size cap puts the log start (the oldest batches go first; the newest batch always
+    /// stays, even when alone it is larger than the cap).
+    pub fn size_capped_start(&self, id: PartitionId, max_bytes: u64) -> Result<u64> {
+        let p = self.partition(id)?;
+        let state = p.slot.lock().state;
+        if state.bytes <= max_bytes {
+            return Ok(state.log_start);
+        }
+        let (start, end) = partition_range(id);
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_lower_bound(start);
+        ro.set_iterate_upper_bound(end);
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(cf::INDEX), ro);
+        it.seek(keys::index_batch(id, state.log_start));
+        let (mut left, mut pos) = (state.bytes, state.log_start);
+        while it.valid() && left > max_bytes {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            let Some((_, base)) = keys::decode_index_batch(k) else {
+                break;
+            };
+            let s = BatchSummary::decode(v)?;
+            let next = base + u64::from(s.record_count);
+            if next >= state.next_offset {
+                break; // keep the newest batch
+            }
+            left -= u64::from(s.bytes).min(left);
+            pos = next;
+            it.next();
+        }
+        it.status()?;
+        Ok(pos)
+    }
+
     /// The first offset readers see under `expire_before_ms` (see `read`).
     pub fn expired_start(&self, id: PartitionId, expire_before_ms: i64) -> Result<u64> {
         let p = self.partition(id)?;

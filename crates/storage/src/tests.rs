@@ -418,3 +418,34 @@ fn expired_heads_are_invisible_at_once_and_purged_by_range_delete() {
         (16, 16, 0)
     );
 }
+
+#[test]
+fn size_caps_drop_the_oldest_whole_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let id = new_partition(&store);
+    for _ in 0..10 {
+        append1(&store, id, Durability::Buffered, batch(2, 92)).unwrap(); // 100-byte values
+    }
+    assert_eq!(
+        store.size_capped_start(id, 1_000).unwrap(),
+        0,
+        "under the cap: nothing goes"
+    );
+    assert_eq!(
+        store.size_capped_start(id, 450).unwrap(),
+        12,
+        "six oldest batches go, four stay"
+    );
+    assert_eq!(
+        store.size_capped_start(id, 0).unwrap(),
+        18,
+        "the newest batch always stays"
+    );
+    store.purge_before(id, 12).unwrap();
+    let stats = store.partition_stats(id, None).unwrap();
+    assert_eq!(
+        (stats.log_start, stats.bytes, stats.purged_bytes),
+        (12, 400, 600)
+    );
+}

@@ -80,6 +80,9 @@ pub struct StreamAttributes {
     /// 0 keeps records forever.
     pub ttl_ms: u64,
     pub max_message_bytes: u32,
+    /// Retention by size: the oldest batches of a partition above this go; 0 is no cap.
+    #[serde(default)]
+    pub max_bytes_per_partition: u64,
     pub produce_perm: Acl,
     pub consume_perm: Acl,
     pub topic_perm: Acl,
@@ -95,6 +98,7 @@ pub struct StreamAttributesPatch {
     pub durability: Option<Durability>,
     pub ttl_ms: Option<u64>,
     pub max_message_bytes: Option<u32>,
+    pub max_bytes_per_partition: Option<u64>,
     pub produce_perm: Option<Acl>,
     pub consume_perm: Option<Acl>,
     pub topic_perm: Option<Acl>,
@@ -112,6 +116,7 @@ impl StreamAttributes {
             durability: Durability::Sync,
             ttl_ms: DEFAULT_TTL_MS,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            max_bytes_per_partition: 0,
             produce_perm: me.clone(),
             consume_perm: me.clone(),
             topic_perm: me.clone(),
@@ -138,6 +143,9 @@ impl StreamAttributes {
             durability: p.durability.unwrap_or(self.durability),
             ttl_ms: p.ttl_ms.unwrap_or(self.ttl_ms),
             max_message_bytes: p.max_message_bytes.unwrap_or(self.max_message_bytes),
+            max_bytes_per_partition: p
+                .max_bytes_per_partition
+                .unwrap_or(self.max_bytes_per_partition),
             produce_perm: pick(&p.produce_perm, &self.produce_perm),
             consume_perm: pick(&p.consume_perm, &self.consume_perm),
             topic_perm: pick(&p.topic_perm, &self.topic_perm),

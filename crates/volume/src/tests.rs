@@ -935,3 +935,66 @@ async fn ttl_hides_expired_records_at_once_and_retention_removes_them() {
     ));
     assert_eq!(ns.purge_stream(&f.a, "/r/hot").await.unwrap().records, 0);
 }
+
+#[tokio::test]
+async fn size_caps_keep_partitions_under_their_byte_limit() {
+    let f = fixture().await;
+    let ns = &f.ns;
+    ns.create_volume(&f.a, "/c", None, None, Quotas::default())
+        .await
+        .unwrap();
+    let capped = StreamAttributesPatch {
+        max_bytes_per_partition: Some(1_000),
+        ttl_ms: Some(0),
+        ..Default::default()
+    };
+    ns.create_stream(&f.a, "/c/s", &capped).await.unwrap();
+    let value = "v".repeat(200);
+    for _ in 0..20 {
+        ns.produce(&f.a, "/c/s:t", Some(0), encoded(&[("", &value)]))
+            .await
+            .unwrap();
+    }
+    let before = ns
+        .describe_topic(&f.a, "/c/s:t")
+        .await
+        .unwrap()
+        .partition_stats[0];
+    assert!(before.bytes > 4_000);
+    let purged = ns.run_retention().await.unwrap();
+    let after = ns
+        .describe_topic(&f.a, "/c/s:t")
+        .await
+        .unwrap()
+        .partition_stats[0];
+    assert!(after.bytes <= 1_000, "{after:?}");
+    assert_eq!(after.high_watermark, 20, "offsets never change");
+    assert_eq!(after.log_start, purged.records);
+    assert_eq!(after.records, 20 - purged.records);
+    // The survivors are the newest records, at their original offsets.
+    let r = ns
+        .fetch(&f.a, "/c/s:t", 0, after.log_start, 0, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(
+        RecordBatch::decode(r.batches[0].clone())
+            .unwrap()
+            .base_offset,
+        after.log_start
+    );
+    // Raising the cap keeps what is left; lowering it purges more.
+    let tighter = StreamAttributesPatch {
+        max_bytes_per_partition: Some(500),
+        ..Default::default()
+    };
+    ns.edit_stream(&f.a, "/c/s", &tighter).await.unwrap();
+    ns.run_retention().await.unwrap();
+    assert!(
+        ns.describe_topic(&f.a, "/c/s:t")
+            .await
+            .unwrap()
+            .partition_stats[0]
+            .bytes
+            <= 500
+    );
+}

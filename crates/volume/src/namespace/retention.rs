@@ -1,7 +1,8 @@
-//! Time-to-live retention. Records older than their stream's TTL are invisible at once
-//! (reads start after the expired head of each partition) and are removed by `purge`: one
-//! range delete per partition, then a compaction of the removed range so the disk space is
-//! actually freed. A background task runs it for every stream, idle ones included.
+//! Retention by time and size. Records older than their stream's TTL are invisible at once
+//! (reads start after the expired head of each partition); `purge` removes them, and the
+//! oldest batches of partitions above `max_bytes_per_partition`: one range delete per
+//! partition, then a compaction of the removed range so the disk space is actually freed.
+//! A background task runs it for every stream, idle ones included.
 
 use std::sync::atomic::Ordering;
 
@@ -45,9 +46,11 @@ impl Namespace {
     }
 
     async fn purge(&self, s: &StreamRow) -> Result<Purged> {
-        let Some(cutoff) = self.expire_before(s) else {
+        let cutoff = self.expire_before(s);
+        let cap = s.attributes.max_bytes_per_partition;
+        if cutoff.is_none() && cap == 0 {
             return Ok(Purged::default());
-        };
+        }
         let ids: Vec<_> = self
             .topic_rows(s)
             .await?
@@ -58,7 +61,17 @@ impl Namespace {
         let purged = blocking(move || {
             let mut total = Purged::default();
             for id in ids {
-                let start = match store.expired_start(id, cutoff) {
+                // The log start moves to whichever of the TTL and the size cap reaches further.
+                let start = cutoff
+                    .map_or(Ok(0), |c| store.expired_start(id, c))
+                    .and_then(|t| {
+                        if cap == 0 {
+                            Ok(t)
+                        } else {
+                            Ok(t.max(store.size_capped_start(id, cap)?))
+                        }
+                    });
+                let start = match start {
                     Ok(start) => start,
                     Err(tributary_storage::Error::UnknownPartition(_)) => continue, // deleted meanwhile
                     Err(e) => return Err(e.into()),
