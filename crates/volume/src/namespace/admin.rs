@@ -265,20 +265,7 @@ impl Namespace {
             .iter()
             .flat_map(|t| t.partitions.iter().copied())
             .collect();
-        let store = self.store.clone();
-        let cutoff = self.expire_before(&s);
-        let (records, bytes) = blocking(move || {
-            let mut sum = (0, 0);
-            for id in ids {
-                match store.partition_stats(id, cutoff) {
-                    Ok(st) => sum = (sum.0 + st.records, sum.1 + st.bytes),
-                    Err(tributary_storage::Error::UnknownPartition(_)) => {} // dropped meanwhile
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            Ok(sum)
-        })
-        .await?;
+        let (records, bytes) = self.partition_totals(ids, self.expire_before(&s)).await?;
         Ok(StreamInfo {
             path: s.path.clone(),
             attributes: s.attributes.clone(),
@@ -325,7 +312,7 @@ impl Namespace {
         self.check(c, &s, Perm::Admin)?;
         let mut tx = CatalogTx::default();
         let (topics, ids) = self.delete_stream_into(&mut tx, &s).await?;
-        let bytes = self.partition_bytes(ids).await?;
+        let (_, bytes) = self.partition_totals(ids, None).await?;
         self.commit(tx).await?;
         let usage = self.usage(volume_of(&s.path));
         usage.bytes.fetch_sub(
@@ -487,7 +474,9 @@ impl Namespace {
             .partitions
             .iter()
             .for_each(|&id| tx.drop_partition(id));
-        let bytes = self.partition_bytes(t.row.partitions.clone()).await?;
+        let (_, bytes) = self
+            .partition_totals(t.row.partitions.clone(), None)
+            .await?;
         self.commit(tx).await?;
         self.topics
             .write()

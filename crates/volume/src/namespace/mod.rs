@@ -423,15 +423,20 @@ impl Namespace {
             })
     }
 
-    /// Bytes stored in the given partitions (already dropped ones count zero).
-    async fn partition_bytes(&self, ids: Vec<storage::PartitionId>) -> Result<u64> {
+    /// Records and bytes stored in the given partitions, with records older than `cutoff`
+    /// not counted (already dropped partitions count zero).
+    async fn partition_totals(
+        &self,
+        ids: Vec<storage::PartitionId>,
+        cutoff: Option<i64>,
+    ) -> Result<(u64, u64)> {
         let store = self.store.clone();
         blocking(move || {
-            let mut sum = 0;
+            let mut sum = (0, 0);
             for id in ids {
-                match store.partition_stats(id, None) {
-                    Ok(st) => sum += st.bytes,
-                    Err(storage::Error::UnknownPartition(_)) => {}
+                match store.partition_stats(id, cutoff) {
+                    Ok(st) => sum = (sum.0 + st.records, sum.1 + st.bytes),
+                    Err(storage::Error::UnknownPartition(_)) => {} // dropped meanwhile
                     Err(e) => return Err(e.into()),
                 }
             }
