@@ -114,6 +114,8 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Print records of a topic.
     Consume(consume::ConsumeArgs),
+    /// Measure throughput and latency: produce, consume, or e2e (both at once).
+    Bench(tributary_bench::BenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -132,6 +134,16 @@ fn main() -> std::process::ExitCode {
             Command::User(c) => admin::user(&cli.global, c).await,
             Command::Produce(args) => produce::run(&cli.global, args).await,
             Command::Consume(args) => consume::run(&cli.global, args).await,
+            Command::Bench(args) => {
+                let g = &cli.global;
+                let report = tributary_bench::run(&args, async || Ok(g.connect().await?)).await?;
+                if g.json {
+                    output::json(&report.to_json());
+                } else {
+                    print!("{report}");
+                }
+                Ok(())
+            }
         }
     });
     match result {

@@ -1,0 +1,147 @@
+//! `tributary bench`: measures produce throughput, read throughput and produce-to-delivery
+//! latency over the real gRPC path, against a running server or one started in-process.
+//!
+//! A run creates its own volume (`/bench-<random>`), a stream `/bench-<random>/s` with the
+//! asked partitions and durability, and topics `t0..tN`; it deletes the volume at the end.
+//! Three workloads:
+//!
+//! - `produce`: producers send batches as fast as allowed; figures are acknowledged
+//!   records per second and the produce-ack latency of each batch.
+//! - `consume`: first fills the topics by producing for `--duration` (reported as the
+//!   `produce` row), then reads every partition from offset 0 to its end, one fetch loop per
+//!   partition, and times that whole read. `--warmup` does not apply to the read.
+//! - `e2e`: producers and consumers at once. Each record's value starts with its send time
+//!   (8 bytes, nanoseconds since an `Instant` shared in-process), so consumers measure
+//!   produce-to-delivery latency per record.
+//!
+//! Producers: each has its own connection and owns a share of the topic partitions (spread
+//! evenly; with more producers than partitions, producers share them). A producer keeps up
+//! to `--in-flight` requests outstanding (default 4), taking its partitions round-robin.
+//! When it owns fewer partitions than that, two batches of one partition can be in flight
+//! together and land in either order, as with Kafka's `max.in.flight > 1` without
+//! idempotence; the bench counts records and never depends on their order
+//! (`--in-flight 1` keeps strict order).
+//!
+//! `--rate` paces records on a schedule (record `i` is due at `start + i / rate`, a token
+//! bucket that never drops tokens). A record's send time is its due time, so a stall shows
+//! up as latency instead of silently lowering the offered load (no coordinated omission).
+//! A batch leaves when it is full or `--linger` after its first record was due; without
+//! `--rate`, batches are always full and linger plays no part.
+//!
+//! Figures: latencies are counted for what was *sent* inside the measured window (after
+//! `--warmup`, for `--duration`), including what completes after it; throughput counts what
+//! *completed* inside the window. MB/s is record values only, in 10^6 bytes.
+
+mod args;
+mod embedded;
+mod fixture;
+mod load;
+mod report;
+
+use std::time::Duration;
+
+use tributary_client::Client;
+
+pub use args::{BenchArgs, DurabilityArg, Workload};
+pub use report::{Latency, Report, Throughput};
+
+/// An error from whatever opened the connection for the bench (for a remote server).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid bench settings: {0}")]
+    Invalid(String),
+
+    #[error("connecting to the server")]
+    Connect(#[source] BoxError),
+
+    #[error("{what}")]
+    Client {
+        what: String,
+        #[source]
+        source: tributary_client::Error,
+    },
+
+    #[error("{what}")]
+    Io {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("opening the embedded server's store")]
+    Storage(#[from] tributary_storage::Error),
+
+    #[error("opening the embedded server's namespace")]
+    Namespace(#[from] tributary_volume::Error),
+
+    #[error("the embedded server failed")]
+    Serve(#[from] tonic::transport::Error),
+
+    #[error("a bench task failed")]
+    Task(#[from] tokio::task::JoinError),
+
+    /// The run did not add up (lost or duplicated records, a misrouted batch).
+    #[error("the run does not add up: {0}")]
+    Check(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    fn client(what: impl Into<String>) -> impl FnOnce(tributary_client::Error) -> Error {
+        let what = what.into();
+        move |source| Error::Client { what, source }
+    }
+}
+
+/// Runs one benchmark. With `--embedded` it starts its own server on a temporary data
+/// directory; otherwise it opens its connections with `connect` (one per producer and per
+/// consumer, plus one for setup).
+pub async fn run(
+    args: &BenchArgs,
+    connect: impl AsyncFn() -> Result<Client, BoxError>,
+) -> Result<Report> {
+    args.validate()?;
+    if args.embedded {
+        let server = embedded::Embedded::start().await?;
+        let (url, token) = (server.url.clone(), server.token.clone());
+        let result = run_on(args, "embedded".into(), async || {
+            Client::connect(&url, Some(&token))
+                .await
+                .map_err(|e| Box::new(e) as BoxError)
+        })
+        .await;
+        let stopped = server.stop().await;
+        let report = result?;
+        stopped?;
+        Ok(report)
+    } else {
+        run_on(args, "server".into(), connect).await
+    }
+}
+
+async fn run_on(
+    args: &BenchArgs,
+    target: String,
+    connect: impl AsyncFn() -> Result<Client, BoxError>,
+) -> Result<Report> {
+    let admin = connect().await.map_err(Error::Connect)?;
+    let fixture = fixture::Fixture::create(&admin, args).await?;
+    let result = load::run(args, &fixture, &connect).await;
+    let deleted = fixture.delete(&admin).await;
+    let figures = result?;
+    deleted?;
+    Ok(Report::new(args, target, figures))
+}
+
+/// Parses `500ms`, `20s`, `5m` (and combinations like `1m30s`); a bare `0` is zero. The same
+/// syntax as every other duration flag of the CLI.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    if s.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration like 500ms, 20s or 5m ({e})"))
+}

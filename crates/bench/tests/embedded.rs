@@ -1,0 +1,85 @@
+//! Short `--embedded` runs of each workload: they must finish without errors and their
+//! counts must add up. No speed is asserted; the machine is shared.
+
+use clap::Parser;
+use tributary_bench::{BenchArgs, BoxError, Report, Workload};
+use tributary_client::Client;
+
+#[derive(Debug, Parser)]
+struct Cli {
+    #[command(flatten)]
+    bench: BenchArgs,
+}
+
+async fn bench(flags: &[&str]) -> Report {
+    let argv = ["bench", "--embedded", "--duration", "1s", "--warmup", "0"];
+    let args = Cli::parse_from(argv.iter().chain(flags)).bench;
+    tributary_bench::run(&args, async || -> Result<Client, BoxError> {
+        Err("an embedded run opens no outside connection".into())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("bench {flags:?}: {e:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_acknowledges_records() {
+    let r = bench(&["produce", "--rate", "200000"]).await;
+    assert_eq!(r.workload, Workload::Produce);
+    assert!(r.produce.records > 0, "{r}");
+    assert!(r.produced >= r.produce.records, "{r}");
+    assert_eq!(r.produce.bytes, r.produce.records * 100);
+    assert!(r.produce.latency.count > 0, "{r}");
+    assert!(r.consume.is_none());
+    let json = r.to_json();
+    assert_eq!(json["workload"], "produce");
+    assert_eq!(json["params"]["producers"], 2);
+    assert!(json["produce"]["ack_latency_ms"]["p99_9"].is_number());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consume_reads_back_everything_produced() {
+    let r = bench(&[
+        "consume",
+        "--rate",
+        "200000",
+        "--topics",
+        "2",
+        "--partitions",
+        "3",
+        "--consumers",
+        "2",
+        "--keyed",
+    ])
+    .await;
+    let c = r.consume.as_ref().expect("consume figures");
+    assert!(r.produced > 0, "{r}");
+    assert_eq!(r.consumed, r.produced, "{r}");
+    assert_eq!(c.records, r.produced, "{r}");
+    assert!(c.latency.count > 0, "{r}");
+    assert!(r.to_json()["consume"]["fetch_latency_ms"]["p50"].is_number());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_delivers_every_record_produced() {
+    let r = bench(&[
+        "e2e",
+        "--rate",
+        "50000",
+        "--durability",
+        "sync",
+        "--producers",
+        "3",
+        "--record-size",
+        "64",
+    ])
+    .await;
+    let e = r.consume.as_ref().expect("e2e figures");
+    assert!(r.produced > 0, "{r}");
+    assert_eq!(r.consumed, r.produced, "{r}");
+    // Every record sent in the window is timed; without warmup that is nearly all of them.
+    assert!(e.latency.count > 0 && e.latency.count <= r.produced, "{r}");
+    assert!(e.latency.p50_ms <= e.latency.max_ms, "{r}");
+    let json = r.to_json();
+    assert_eq!(json["produced"], json["consumed"]);
+    assert!(json["e2e"]["latency_ms"]["max"].is_number());
+}
