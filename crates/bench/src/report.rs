@@ -3,6 +3,7 @@
 use std::fmt;
 
 use hdrhistogram::Histogram;
+use humantime::format_duration;
 use serde_json::{Value, json};
 
 use crate::load::{Figures, Measured};
@@ -226,7 +227,7 @@ fn summary(a: &BenchArgs, target: &str) -> String {
         a.batch_records,
     );
     if a.rate.is_some() {
-        s += &format!(" (linger {:?})", a.linger);
+        s += &format!(" (linger {})", format_duration(a.linger));
     }
     s += &format!(
         ", {}, {}, {} in flight, rate {}",
@@ -237,9 +238,16 @@ fn summary(a: &BenchArgs, target: &str) -> String {
             .map_or_else(|| "unlimited".into(), |r| format!("{}/s", group(r))),
     );
     if a.workload == Workload::Consume {
-        s += &format!(", filled for {:?}, then read back", a.duration);
+        s += &format!(
+            ", filled for {}, then read back",
+            format_duration(a.duration)
+        );
     } else {
-        s += &format!(", {:?} after {:?} warmup", a.duration, a.warmup);
+        s += &format!(
+            ", {} after {} warmup",
+            format_duration(a.duration),
+            format_duration(a.warmup)
+        );
     }
     s
 }
