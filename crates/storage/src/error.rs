@@ -16,6 +16,55 @@ pub enum Error {
         high_watermark: u64,
     },
 
+    #[error("partition {partition}: expected the next offset to be {expected}, it is {actual}")]
+    OffsetMismatch {
+        partition: PartitionId,
+        expected: u64,
+        actual: u64,
+    },
+
+    #[error("producer {producer} epoch {epoch} is fenced by epoch {current}")]
+    ProducerFenced {
+        producer: u64,
+        epoch: u32,
+        current: u32,
+    },
+
+    #[error("producer {producer}: sequence gap, expected {expected}, got {got}")]
+    SequenceGap {
+        producer: u64,
+        expected: u64,
+        got: u64,
+    },
+
+    #[error(
+        "producer {producer} has no state on partition {partition} (never seen or expired) and sent sequence {sequence}, not 0"
+    )]
+    UnknownProducer {
+        partition: PartitionId,
+        producer: u64,
+        sequence: u64,
+    },
+
+    #[error(
+        "producer {producer}: sequence {sequence} was acknowledged too long ago to return its offsets (next is {next})"
+    )]
+    StaleSequence {
+        producer: u64,
+        sequence: u64,
+        next: u64,
+    },
+
+    #[error(
+        "producer {producer}: sequence {sequence} was first sent with {original} records, now with {records}"
+    )]
+    SequenceMismatch {
+        producer: u64,
+        sequence: u64,
+        records: u32,
+        original: u32,
+    },
+
     #[error("batch of {bytes} bytes is larger than the {limit}-byte limit of one stored batch")]
     BatchTooLarge { bytes: usize, limit: usize },
 

@@ -34,10 +34,14 @@ pub type PartitionId = u64;
 //   +------+----------------------+
 //   | 0x03 | partition_id u64 BE  |       -> partition state (see `values`)
 //   +------+----------------------+
+//   | 0x05 |                              -> next producer id (u64 BE)
+//   +------+
 //   | 0x10 | catalog key ...      |       -> namespace row, opaque to storage
 //   +------+----------------------+
 pub const META_IDENTITY: &[u8] = &[0x01];
 pub const META_NEXT_PARTITION_ID: &[u8] = &[0x02];
+/// Next idempotent producer id (u64 BE).
+pub const META_NEXT_PRODUCER_ID: &[u8] = &[0x05];
 const META_PARTITION: u8 = 0x03;
 const META_CATALOG: u8 = 0x10;
 
@@ -86,10 +90,17 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 //   +----------------------+------+---------------------+
 //   | partition_id u64 BE  | 0x01 | base_offset u64 BE  |  -> batch summary (see `values`)
 //   +----------------------+------+---------------------+
-//   (kind bytes other than 0x01 are free for other per-partition indexes)
+//   +----------------------+------+---------------------+---------------------+
+//   | partition_id u64 BE  | 0x02 | timestamp (ordered) | offset u64 BE       |  -> empty
+//   +----------------------+------+---------------------+---------------------+
+//   The sparse time index: the running maximum timestamp of the partition at the batch
+//   starting at `offset`. Both grow with the offset, so key order is offset order.
+//   (other kind bytes are free for other per-partition indexes)
 pub const LOG_KEY_LEN: usize = 16;
 const INDEX_BATCH: u8 = 0x01;
+const INDEX_TIME: u8 = 0x02;
 pub const INDEX_KEY_LEN: usize = 17;
+pub const INDEX_TIME_KEY_LEN: usize = 25;
 
 pub fn log(id: PartitionId, base_offset: u64) -> [u8; LOG_KEY_LEN] {
     let mut k = [0u8; LOG_KEY_LEN];
@@ -128,6 +139,102 @@ pub fn decode_index_batch(key: &[u8]) -> Option<(PartitionId, u64)> {
     ))
 }
 
+pub fn index_time(id: PartitionId, timestamp_ms: i64, offset: u64) -> [u8; INDEX_TIME_KEY_LEN] {
+    let mut k = [0u8; INDEX_TIME_KEY_LEN];
+    k[..8].copy_from_slice(&id.to_be_bytes());
+    k[8] = INDEX_TIME;
+    k[9..17].copy_from_slice(&ordered_i64(timestamp_ms).to_be_bytes());
+    k[17..].copy_from_slice(&offset.to_be_bytes());
+    k
+}
+
+/// `(partition, timestamp, offset)` of a time-index key, or `None` if it is not one.
+pub fn decode_index_time(key: &[u8]) -> Option<(PartitionId, i64, u64)> {
+    let key: &[u8; INDEX_TIME_KEY_LEN] = key.try_into().ok()?;
+    if key[8] != INDEX_TIME {
+        return None;
+    }
+    Some((
+        u64::from_be_bytes(key[..8].try_into().ok()?),
+        (u64::from_be_bytes(key[9..17].try_into().ok()?) ^ (1 << 63)) as i64,
+        u64::from_be_bytes(key[17..].try_into().ok()?),
+    ))
+}
+
+/// The time-index keys of partition `id` lie in `[time_start(id), time_start(id) + 1)`.
+pub fn index_time_prefix(id: PartitionId) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[..8].copy_from_slice(&id.to_be_bytes());
+    k[8] = INDEX_TIME;
+    k
+}
+
+/// An i64 as a u64 whose big-endian bytes sort in numeric order (negative first).
+fn ordered_i64(v: i64) -> u64 {
+    (v as u64) ^ (1 << 63)
+}
+
+// producers CF
+//
+//   +----------------------+---------------------+
+//   | partition_id u64 BE  | producer_id u64 BE  |  -> producer state (see `values`)
+//   +----------------------+---------------------+
+pub const PRODUCER_KEY_LEN: usize = 16;
+
+pub fn producer(id: PartitionId, producer_id: u64) -> [u8; PRODUCER_KEY_LEN] {
+    log(id, producer_id)
+}
+
+/// `(partition, producer_id)` of a producer-state key.
+pub fn decode_producer(key: &[u8]) -> Option<(PartitionId, u64)> {
+    decode_log(key)
+}
+
+// cursors CF
+//
+//   +----------------+-----------+-------------+----------------------+
+//   | scope 16 bytes | group len | group bytes | partition_id u64 BE  |  -> cursor (see `values`)
+//   +----------------+-----------+-------------+----------------------+
+//   The scope is the namespace's id of the stream the group reads, so a stream's cursors
+//   are one prefix (deleted with the stream) and a group's cursors are one prefix.
+pub type CursorScope = [u8; 16];
+
+/// The prefix of every cursor of `group` in `scope` (every cursor of the scope when `group`
+/// is `None`).
+pub fn cursor_prefix(scope: &CursorScope, group: Option<&str>) -> Vec<u8> {
+    let mut k = Vec::with_capacity(16 + 1 + group.map_or(0, str::len) + 8);
+    k.extend_from_slice(scope);
+    if let Some(g) = group {
+        assert!(
+            g.len() <= u8::MAX as usize,
+            "group names are at most 255 bytes"
+        );
+        k.push(g.len() as u8);
+        k.extend_from_slice(g.as_bytes());
+    }
+    k
+}
+
+pub fn cursor(scope: &CursorScope, group: &str, id: PartitionId) -> Vec<u8> {
+    let mut k = cursor_prefix(scope, Some(group));
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+/// `(group, partition)` of a cursor key of `scope`.
+pub fn decode_cursor<'a>(scope: &CursorScope, key: &'a [u8]) -> Option<(&'a str, PartitionId)> {
+    let rest = key.strip_prefix(scope.as_slice())?;
+    let (&len, rest) = rest.split_first()?;
+    if rest.len() != len as usize + 8 {
+        return None;
+    }
+    let (group, id) = rest.split_at(len as usize);
+    Some((
+        std::str::from_utf8(group).ok()?,
+        u64::from_be_bytes(id.try_into().ok()?),
+    ))
+}
+
 /// Every key of partition `id` in the log or index CF lies in `[partition_start(id),
 /// partition_start(id + 1))`.
 pub fn partition_start(id: PartitionId) -> [u8; 8] {
@@ -163,6 +270,26 @@ mod tests {
             prop_assert!(k.as_slice() < partition_start(p + 1).as_slice());
             let k = index_batch(p, o);
             prop_assert!(k.as_slice() < partition_start(p + 1).as_slice());
+        }
+
+        #[test]
+        fn time_keys_round_trip_and_sort_by_timestamp_then_offset(p: u64, a: (i64, u64), b: (i64, u64)) {
+            prop_assert_eq!(decode_index_time(&index_time(p, a.0, a.1)), Some((p, a.0, a.1)));
+            prop_assert_eq!(index_time(p, a.0, a.1).cmp(&index_time(p, b.0, b.1)), a.cmp(&b));
+            prop_assert!(index_time(p, a.0, a.1).starts_with(&index_time_prefix(p)));
+            prop_assert_eq!(decode_index_batch(&index_time(p, a.0, a.1)), None);
+        }
+
+        #[test]
+        fn cursor_keys_round_trip_and_group_by_prefix(scope: [u8; 16], g in "[a-z0-9._-]{1,40}", h in "[a-z0-9._-]{1,40}", p: u64) {
+            let k = cursor(&scope, &g, p);
+            prop_assert_eq!(decode_cursor(&scope, &k), Some((g.as_str(), p)));
+            prop_assert!(k.starts_with(&cursor_prefix(&scope, Some(&g))));
+            prop_assert!(k.starts_with(&cursor_prefix(&scope, None)));
+            // One group's prefix never covers another group's keys.
+            if g != h {
+                prop_assert!(!cursor(&scope, &h, p).starts_with(&cursor_prefix(&scope, Some(&g))));
+            }
         }
 
         #[test]

@@ -8,19 +8,26 @@
 //! **Invariant:** every append is one `WriteBatch` holding the batch, its summary and the
 //! partition's new high-water mark, so after a crash the log and its offsets agree.
 
+mod cursors;
 mod error;
 pub mod keys;
 mod options;
 mod store;
+mod timeindex;
 pub mod values;
 
 pub use error::{EngineError, Error, Result};
+pub use keys::CursorScope;
 pub use keys::PartitionId;
 pub use options::StoreOptions;
 pub use store::{
-    Appended, CatalogTx, ClusterIdentity, Durability, MAX_BATCH_BYTES, NewBatch, PartitionStats,
-    Purged, ReadResult, Store, StoredBatch,
+    AppendCheck, Appended, CatalogTx, ClusterIdentity, Durability, MAX_BATCH_BYTES, NewBatch,
+    PartitionStats, ProducerSeq, Purged, ReadResult, Store, StoredBatch,
 };
+pub use timeindex::TimeLookup;
+pub use values::Cursor;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_groups;

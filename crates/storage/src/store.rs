@@ -17,7 +17,8 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 use crate::keys::{self, PartitionId, cf};
 use crate::options::{StoreOptions, column_families, db_options};
-use crate::values::{BatchSummary, PartitionState, decode_u64};
+use crate::timeindex::TimeTail;
+use crate::values::{BatchSummary, PartitionState, ProducedBatch, ProducerState, decode_u64};
 
 /// The on-disk format this build reads and writes.
 const FORMAT_VERSION: u32 = 1;
@@ -58,8 +59,30 @@ pub struct Appended {
     pub base_offset: u64,
     pub record_count: u32,
     pub append_time_ms: i64,
-    /// Size of the stored batch.
+    /// Size of the stored batch (0 for a duplicate).
     pub bytes: u64,
+    /// The batch was a producer's retry of one already appended: nothing was written, and
+    /// the offsets are the original ones.
+    pub duplicate: bool,
+}
+
+/// Conditions on one partition's append, checked under its append lock before anything is
+/// written; a failed check writes nothing to any partition of the append.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppendCheck {
+    /// Conditional append: the partition's high-water mark must be exactly this.
+    pub expect_next_offset: Option<u64>,
+    /// Idempotent append: the producer and the sequence of the batch's first record.
+    pub producer: Option<ProducerSeq>,
+}
+
+/// An idempotent producer's claim on a batch: records `sequence..sequence + record_count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerSeq {
+    pub id: u64,
+    pub epoch: u32,
+    pub sequence: u64,
+    pub record_count: u32,
 }
 
 /// One stored batch as read back.
@@ -98,6 +121,7 @@ pub struct CatalogTx {
     deletes: Vec<Vec<u8>>,
     create: Vec<PartitionId>,
     drop: Vec<PartitionId>,
+    drop_cursors: Vec<keys::CursorScope>,
 }
 
 impl CatalogTx {
@@ -118,14 +142,19 @@ impl CatalogTx {
     pub fn drop_partition(&mut self, id: PartitionId) {
         self.drop.push(id);
     }
+
+    /// Removes every cursor of a scope (a deleted stream's groups).
+    pub fn drop_cursor_scope(&mut self, scope: keys::CursorScope) {
+        self.drop_cursors.push(scope);
+    }
 }
 
 /// In-memory handle of one partition. Appends serialize on `slot`; readers use the atomics
 /// and never wait for a writer.
-struct Partition {
-    slot: Mutex<Slot>,
+pub(crate) struct Partition {
+    pub(crate) slot: Mutex<Slot>,
     /// Committed high-water mark; long-polling readers wait on it.
-    hwm: watch::Sender<u64>,
+    pub(crate) hwm: watch::Sender<u64>,
     log_start: AtomicU64,
     /// How far the expired prefix reaches, for read-time expiry (see `visible_start`).
     expiry: Mutex<Expiry>,
@@ -147,18 +176,23 @@ pub struct Purged {
     pub bytes: u64,
 }
 
-struct Slot {
-    state: PartitionState,
-    dropped: bool,
+pub(crate) struct Slot {
+    pub(crate) state: PartitionState,
+    pub(crate) dropped: bool,
+    /// The time index's running maximum and how far the last entry is behind.
+    pub(crate) time: TimeTail,
+    /// Idempotent producers' states read or written so far (the rest stay on disk).
+    pub(crate) producers: HashMap<u64, ProducerState>,
 }
 
 pub struct Store {
-    db: DB,
+    pub(crate) db: DB,
     path: PathBuf,
     identity: ClusterIdentity,
     partitions: RwLock<HashMap<PartitionId, Arc<Partition>>>,
     /// Next id to hand out; persisted by the commit that uses it.
     next_partition_id: Mutex<u64>,
+    next_producer_id: Mutex<u64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -199,12 +233,17 @@ impl Store {
             Some(v) => decode_u64("partition id allocator", &v)?,
             None => 1,
         };
+        let next_producer_id = match get(&db, cf::META, keys::META_NEXT_PRODUCER_ID)? {
+            Some(v) => decode_u64("producer id allocator", &v)?,
+            None => 1,
+        };
         Ok(Store {
             db,
             path: path.to_owned(),
             identity,
             partitions: RwLock::new(HashMap::new()),
             next_partition_id: Mutex::new(next_partition_id),
+            next_producer_id: Mutex::new(next_producer_id),
         })
     }
 
@@ -298,7 +337,13 @@ impl Store {
             let (start, end) = partition_range(id);
             wb.delete_range_cf(log, &start, &end);
             wb.delete_range_cf(index, &start, &end);
+            wb.delete_range_cf(self.cf(cf::PRODUCERS), &start, &end);
             wb.delete_cf(meta, keys::partition_state(id));
+        }
+        for scope in &tx.drop_cursors {
+            let start = keys::cursor_prefix(scope, None);
+            let end = keys::prefix_end(&start).expect("a scope is not all 0xFF");
+            wb.delete_range_cf(self.cf(cf::CURSORS), start, end);
         }
         let mut slots: Vec<_> = dropped.iter().map(|(_, p)| p.slot.lock()).collect();
         self.db.write_opt(wb, &write_options(Durability::Sync))?;
@@ -317,7 +362,7 @@ impl Store {
 
     // ---- partitions ----------------------------------------------------------------
 
-    fn partition(&self, id: PartitionId) -> Result<Arc<Partition>> {
+    pub(crate) fn partition(&self, id: PartitionId) -> Result<Arc<Partition>> {
         if let Some(p) = self.partitions.read().get(&id) {
             return Ok(p.clone());
         }
@@ -325,12 +370,15 @@ impl Store {
             Some(v) => PartitionState::decode(&v)?,
             None => return Err(Error::UnknownPartition(id)),
         };
+        let time = self.load_time_tail(id, &state)?;
         let mut map = self.partitions.write();
         let p = map.entry(id).or_insert_with(|| {
             Arc::new(Partition {
                 slot: Mutex::new(Slot {
                     state,
                     dropped: false,
+                    time,
+                    producers: HashMap::new(),
                 }),
                 hwm: watch::Sender::new(state.next_offset),
                 log_start: AtomicU64::new(state.log_start),
@@ -348,6 +396,21 @@ impl Store {
         &self,
         durability: Durability,
         partitions: &[PartitionId],
+        build: impl FnMut(usize, u64) -> NewBatch,
+    ) -> Result<Vec<Appended>> {
+        self.append_checked(durability, partitions, &[], build)
+    }
+
+    /// [`Store::append`] with conditions per partition (`checks[i]` for `partitions[i]`;
+    /// missing entries check nothing). The checks run under the append locks before
+    /// anything is written: a conditional append whose expected high-water mark is wrong, or
+    /// an idempotent producer's sequence gap, fails and writes nothing. An idempotent retry
+    /// of a batch already appended returns the original offsets, marked `duplicate`.
+    pub fn append_checked(
+        &self,
+        durability: Durability,
+        partitions: &[PartitionId],
+        checks: &[AppendCheck],
         mut build: impl FnMut(usize, u64) -> NewBatch,
     ) -> Result<Vec<Appended>> {
         let handles = partitions
@@ -373,13 +436,65 @@ impl Store {
             .map(|s| s.expect("locked above"))
             .collect();
 
-        let mut wb = WriteBatch::default();
-        let mut appended = Vec::with_capacity(partitions.len());
-        let mut states = Vec::with_capacity(partitions.len());
-        for (i, (&id, slot)) in partitions.iter().zip(&slots).enumerate() {
+        // Checks first, for every partition, so a refusal writes nothing anywhere.
+        let mut duplicates = Vec::new();
+        let mut producers: Vec<Option<(u64, ProducerState)>> = Vec::new();
+        for (i, (&id, slot)) in partitions.iter().zip(slots.iter_mut()).enumerate() {
             if slot.dropped {
                 return Err(Error::UnknownPartition(id));
             }
+            let check = checks.get(i).copied().unwrap_or_default();
+            let mut producer = None;
+            if let Some(seq) = check.producer {
+                let state = self.producer_state(id, slot, seq.id)?;
+                match check_sequence(id, state.as_ref(), seq)? {
+                    SequenceCheck::Duplicate(b) => {
+                        duplicates.push(Appended {
+                            base_offset: b.base_offset,
+                            record_count: b.record_count,
+                            append_time_ms: b.append_time_ms,
+                            bytes: 0,
+                            duplicate: true,
+                        });
+                        continue;
+                    }
+                    SequenceCheck::Next => {
+                        producer = Some((seq, state.filter(|s| s.epoch == seq.epoch)));
+                    }
+                }
+            }
+            if let Some(expected) = check.expect_next_offset
+                && expected != slot.state.next_offset
+            {
+                return Err(Error::OffsetMismatch {
+                    partition: id,
+                    expected,
+                    actual: slot.state.next_offset,
+                });
+            }
+            producers.push(producer.map(|(seq, state)| {
+                let mut state = state.unwrap_or_default();
+                state.epoch = seq.epoch;
+                state.next_seq = seq.sequence + u64::from(seq.record_count);
+                (seq.id, state)
+            }));
+        }
+        if !duplicates.is_empty() {
+            // A retry is all or nothing: one request's batches were appended together.
+            if duplicates.len() != partitions.len() {
+                return Err(Error::corrupt(
+                    "idempotent append",
+                    "a retry matched some partitions' earlier batches but not others".into(),
+                ));
+            }
+            return Ok(duplicates);
+        }
+
+        let mut wb = WriteBatch::default();
+        let mut appended = Vec::with_capacity(partitions.len());
+        let mut states = Vec::with_capacity(partitions.len());
+        let mut tails = Vec::with_capacity(partitions.len());
+        for (i, (&id, slot)) in partitions.iter().zip(&slots).enumerate() {
             let base = slot.state.next_offset;
             let batch = build(i, base);
             assert!(batch.record_count > 0, "empty batches are never appended");
@@ -409,17 +524,48 @@ impl Store {
                 summary.encode(),
             );
             wb.put_cf(self.cf(cf::META), keys::partition_state(id), state.encode());
+            let mut tail = slot.time;
+            if let Some(entry) = tail.advance(base, batch.max_timestamp_ms) {
+                wb.put_cf(
+                    self.cf(cf::INDEX),
+                    keys::index_time(id, entry.0, entry.1),
+                    [],
+                );
+            }
+            tails.push(tail);
+            if let Some((producer, state)) = &mut producers[i] {
+                state.last_ms = batch.append_time_ms;
+                state.recent.push(ProducedBatch {
+                    first_seq: state.next_seq - u64::from(batch.record_count),
+                    record_count: batch.record_count,
+                    base_offset: base,
+                    append_time_ms: batch.append_time_ms,
+                });
+                if state.recent.len() > ProducerState::RECENT {
+                    state.recent.remove(0);
+                }
+                wb.put_cf(
+                    self.cf(cf::PRODUCERS),
+                    keys::producer(id, *producer),
+                    state.encode(),
+                );
+            }
             states.push(state);
             appended.push(Appended {
                 base_offset: base,
                 record_count: batch.record_count,
                 append_time_ms: batch.append_time_ms,
                 bytes: batch.value.len() as u64,
+                duplicate: false,
             });
         }
         self.db.write_opt(wb, &write_options(durability))?;
-        for ((slot, state), p) in slots.iter_mut().zip(states).zip(&handles) {
+        for (i, ((slot, state), p)) in slots.iter_mut().zip(states).zip(&handles).enumerate() {
             slot.state = state;
+            slot.time = tails[i];
+            if let Some((producer, state)) = producers[i].take() {
+                slot.producers.insert(producer, state);
+            }
             p.hwm.send_replace(state.next_offset);
         }
         Ok(appended)
@@ -651,6 +797,9 @@ impl Store {
             keys::index_batch(id, 0),
             keys::index_batch(id, new_start),
         );
+        for k in self.time_entries_below(id, new_start)? {
+            wb.delete_cf(self.cf(cf::INDEX), k);
+        }
         wb.put_cf(self.cf(cf::META), keys::partition_state(id), state.encode());
         self.db
             .write_opt(wb, &write_options(Durability::Buffered))?;
@@ -723,14 +872,153 @@ impl Store {
         Ok(())
     }
 
-    fn cf(&self, name: &str) -> &ColumnFamily {
+    /// A new idempotent producer id, never handed out before (persisted before it is
+    /// returned).
+    pub fn allocate_producer_id(&self) -> Result<u64> {
+        let mut next = self.next_producer_id.lock();
+        let id = *next;
+        let mut wb = WriteBatch::default();
+        wb.put_cf(
+            self.cf(cf::META),
+            keys::META_NEXT_PRODUCER_ID,
+            (id + 1).to_be_bytes(),
+        );
+        self.db.write_opt(wb, &write_options(Durability::Sync))?;
+        *next = id + 1;
+        Ok(id)
+    }
+
+    /// A producer's state on a partition, from the cache or the disk (under the append lock).
+    fn producer_state(
+        &self,
+        id: PartitionId,
+        slot: &mut Slot,
+        producer: u64,
+    ) -> Result<Option<ProducerState>> {
+        if let Some(s) = slot.producers.get(&producer) {
+            return Ok(Some(s.clone()));
+        }
+        let state = get(&self.db, cf::PRODUCERS, &keys::producer(id, producer))?
+            .map(|v| ProducerState::decode(&v))
+            .transpose()?;
+        if let Some(s) = &state {
+            slot.producers.insert(producer, s.clone());
+        }
+        Ok(state)
+    }
+
+    /// Forgets idempotent producers whose last append is older than `before_ms`; a retry
+    /// from one of them is then refused as unknown. Returns how many states were removed.
+    pub fn expire_producers(&self, before_ms: i64) -> Result<u64> {
+        let mut expired: Vec<(PartitionId, u64)> = Vec::new();
+        let mut it = self.db.raw_iterator_cf(self.cf(cf::PRODUCERS));
+        it.seek_to_first();
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            let key = keys::decode_producer(k)
+                .ok_or_else(|| Error::corrupt("producer key", format!("{k:02x?}")))?;
+            if ProducerState::decode(v)?.last_ms < before_ms {
+                expired.push(key);
+            }
+            it.next();
+        }
+        it.status()?;
+        let mut removed = 0;
+        for (id, producer) in expired {
+            let p = match self.partition(id) {
+                Ok(p) => p,
+                Err(Error::UnknownPartition(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            let mut slot = p.slot.lock();
+            // Re-read under the append lock: the producer may have appended since the scan.
+            let fresh = self.producer_state(id, &mut slot, producer)?;
+            if fresh.is_some_and(|s| s.last_ms < before_ms) {
+                let mut wb = WriteBatch::default();
+                wb.delete_cf(self.cf(cf::PRODUCERS), keys::producer(id, producer));
+                self.db
+                    .write_opt(wb, &write_options(Durability::Buffered))?;
+                slot.producers.remove(&producer);
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    pub(crate) fn cf(&self, name: &str) -> &ColumnFamily {
         self.db
             .cf_handle(name)
             .expect("column families are created at open")
     }
 }
 
-fn partition_range(id: PartitionId) -> (Vec<u8>, Vec<u8>) {
+enum SequenceCheck {
+    /// Append: the sequence is the next one (or a new epoch starts at 0).
+    Next,
+    /// A retry of a batch already appended.
+    Duplicate(ProducedBatch),
+}
+
+/// Kafka's rules for an idempotent producer's batch on one partition.
+fn check_sequence(
+    partition: PartitionId,
+    state: Option<&ProducerState>,
+    seq: ProducerSeq,
+) -> Result<SequenceCheck> {
+    let Some(state) = state else {
+        return if seq.sequence == 0 {
+            Ok(SequenceCheck::Next)
+        } else {
+            Err(Error::UnknownProducer {
+                partition,
+                producer: seq.id,
+                sequence: seq.sequence,
+            })
+        };
+    };
+    if seq.epoch < state.epoch {
+        return Err(Error::ProducerFenced {
+            producer: seq.id,
+            epoch: seq.epoch,
+            current: state.epoch,
+        });
+    }
+    let expected = if seq.epoch > state.epoch {
+        0
+    } else {
+        state.next_seq
+    };
+    if seq.sequence == expected {
+        return Ok(SequenceCheck::Next);
+    }
+    if seq.epoch == state.epoch && seq.sequence < expected {
+        if let Some(b) = state.recent.iter().find(|b| b.first_seq == seq.sequence) {
+            if b.record_count != seq.record_count {
+                return Err(Error::SequenceMismatch {
+                    producer: seq.id,
+                    sequence: seq.sequence,
+                    records: seq.record_count,
+                    original: b.record_count,
+                });
+            }
+            return Ok(SequenceCheck::Duplicate(*b));
+        }
+        return Err(Error::StaleSequence {
+            producer: seq.id,
+            sequence: seq.sequence,
+            next: expected,
+        });
+    }
+    Err(Error::SequenceGap {
+        producer: seq.id,
+        expected,
+        got: seq.sequence,
+    })
+}
+
+pub(crate) fn partition_range(id: PartitionId) -> (Vec<u8>, Vec<u8>) {
     let end = match id.checked_add(1) {
         Some(next) => keys::partition_start(next).to_vec(),
         None => vec![0xFF; keys::LOG_KEY_LEN + 1],
@@ -738,13 +1026,13 @@ fn partition_range(id: PartitionId) -> (Vec<u8>, Vec<u8>) {
     (keys::partition_start(id).to_vec(), end)
 }
 
-fn write_options(d: Durability) -> WriteOptions {
+pub(crate) fn write_options(d: Durability) -> WriteOptions {
     let mut wo = WriteOptions::default();
     wo.set_sync(d == Durability::Sync);
     wo
 }
 
-fn get(db: &DB, cf_name: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+pub(crate) fn get(db: &DB, cf_name: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
     let cf = db
         .cf_handle(cf_name)
         .expect("column families are created at open");

@@ -133,6 +133,126 @@ impl BatchSummary {
     }
 }
 
+/// What a partition remembers of one idempotent producer: its epoch, the next sequence it
+/// may send, and its last few batches, so a retry is answered with the original offsets.
+///
+/// ```text
+/// +----+-----------+--------------+--------------+---------+---------------------------------+
+/// | v1 | epoch u32 | next_seq u64 | last_ms i64  | n u8    | n x (first_seq u64, count u32,   |
+/// |    |           |              |              |         |      base u64, append_ms i64)   |
+/// +----+-----------+--------------+--------------+---------+---------------------------------+
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProducerState {
+    pub epoch: u32,
+    pub next_seq: u64,
+    /// Wall-clock time of the last append, for expiry.
+    pub last_ms: i64,
+    /// The most recent batches, oldest first, at most [`ProducerState::RECENT`].
+    pub recent: Vec<ProducedBatch>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducedBatch {
+    pub first_seq: u64,
+    pub record_count: u32,
+    pub base_offset: u64,
+    pub append_time_ms: i64,
+}
+
+impl ProducerState {
+    /// Batches remembered per producer and partition (Kafka keeps five in flight).
+    pub const RECENT: usize = 5;
+    const HEAD: usize = 22;
+    const ENTRY: usize = 28;
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(Self::HEAD + Self::ENTRY * self.recent.len());
+        v.push(V1);
+        v.extend_from_slice(&self.epoch.to_be_bytes());
+        v.extend_from_slice(&self.next_seq.to_be_bytes());
+        v.extend_from_slice(&self.last_ms.to_be_bytes());
+        v.push(self.recent.len() as u8);
+        for b in &self.recent {
+            v.extend_from_slice(&b.first_seq.to_be_bytes());
+            v.extend_from_slice(&b.record_count.to_be_bytes());
+            v.extend_from_slice(&b.base_offset.to_be_bytes());
+            v.extend_from_slice(&b.append_time_ms.to_be_bytes());
+        }
+        v
+    }
+
+    pub fn decode(v: &[u8]) -> Result<Self, Error> {
+        let bad = || {
+            Error::corrupt(
+                "producer state",
+                format!("{} bytes, version {:?}", v.len(), v.first()),
+            )
+        };
+        if v.len() < Self::HEAD || v[0] != V1 {
+            return Err(bad());
+        }
+        let n = v[21] as usize;
+        if n > Self::RECENT || v.len() != Self::HEAD + n * Self::ENTRY {
+            return Err(bad());
+        }
+        let recent = v[Self::HEAD..]
+            .chunks_exact(Self::ENTRY)
+            .map(|e| ProducedBatch {
+                first_seq: be64(&e[0..8]),
+                record_count: u32::from_be_bytes(e[8..12].try_into().expect("4 bytes")),
+                base_offset: be64(&e[12..20]),
+                append_time_ms: be64(&e[20..28]) as i64,
+            })
+            .collect();
+        Ok(Self {
+            epoch: u32::from_be_bytes(v[1..5].try_into().expect("4 bytes")),
+            next_seq: be64(&v[5..13]),
+            last_ms: be64(&v[13..21]) as i64,
+            recent,
+        })
+    }
+}
+
+/// A consumer group's committed position in one partition.
+///
+/// ```text
+/// +----+------------+----------------+
+/// | v1 | offset u64 | commit_ms i64  |
+/// +----+------------+----------------+
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    /// The next offset the group reads.
+    pub offset: u64,
+    pub commit_ms: i64,
+}
+
+impl Cursor {
+    pub const LEN: usize = 17;
+
+    pub fn encode(&self) -> [u8; Self::LEN] {
+        let mut v = [0u8; Self::LEN];
+        v[0] = V1;
+        v[1..9].copy_from_slice(&self.offset.to_be_bytes());
+        v[9..17].copy_from_slice(&self.commit_ms.to_be_bytes());
+        v
+    }
+
+    pub fn decode(v: &[u8]) -> Result<Self, Error> {
+        if v.len() != Self::LEN || v[0] != V1 {
+            return Err(Error::corrupt(
+                "cursor",
+                format!("{} bytes, version {:?}", v.len(), v.first()),
+            ));
+        }
+        Ok(Self {
+            offset: be64(&v[1..9]),
+            commit_ms: be64(&v[9..17]) as i64,
+        })
+    }
+}
+
 /// Decodes a big-endian u64 counter or id (e.g. the partition id allocator).
 pub fn decode_u64(what: &'static str, v: &[u8]) -> Result<u64, Error> {
     let b: [u8; 8] = v
@@ -165,7 +285,26 @@ mod tests {
         }
 
         #[test]
+        fn producer_state_round_trips(epoch: u32, next_seq: u64, last_ms: i64, recent in proptest::collection::vec((any::<u64>(), any::<u32>(), any::<u64>(), any::<i64>()), 0..=5)) {
+            let s = ProducerState {
+                epoch,
+                next_seq,
+                last_ms,
+                recent: recent.into_iter().map(|(first_seq, record_count, base_offset, append_time_ms)| ProducedBatch { first_seq, record_count, base_offset, append_time_ms }).collect(),
+            };
+            prop_assert_eq!(ProducerState::decode(&s.encode()).unwrap(), s);
+        }
+
+        #[test]
+        fn cursor_round_trips(offset: u64, commit_ms: i64) {
+            let c = Cursor { offset, commit_ms };
+            prop_assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
+        }
+
+        #[test]
         fn decoders_never_panic(v: Vec<u8>) {
+            let _ = ProducerState::decode(&v);
+            let _ = Cursor::decode(&v);
             let _ = PartitionState::decode(&v);
             let _ = BatchSummary::decode(&v);
             let _ = decode_u64("x", &v);
