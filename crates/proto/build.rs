@@ -50,6 +50,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "crate::wire::ProduceRequest",
             "crate::v1::ProduceResponse",
         ))
+        .method(method(
+            "init_producer",
+            "InitProducer",
+            "crate::v1::InitProducerRequest",
+            "crate::v1::InitProducerResponse",
+        ))
+        .method(method(
+            "get_partitions",
+            "GetPartitions",
+            "crate::v1::GetPartitionsRequest",
+            "crate::v1::GetPartitionsResponse",
+        ))
         .build();
     let consumer = tonic_build::manual::Service::builder()
         .name("Consumer")
@@ -65,6 +77,47 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "ListOffsets",
             "crate::v1::ListOffsetsRequest",
             "crate::v1::ListOffsetsResponse",
+        ))
+        .method(
+            tonic_build::manual::Method::builder()
+                .name("subscribe")
+                .route_name("Subscribe")
+                .input_type("crate::v1::SubscribeRequest")
+                .output_type("crate::wire::SubscribeResponse")
+                .codec_path("tonic_prost::ProstCodec")
+                .client_streaming()
+                .server_streaming()
+                .build(),
+        )
+        .method(method(
+            "commit_offsets",
+            "CommitOffsets",
+            "crate::v1::CommitOffsetsRequest",
+            "crate::v1::CommitOffsetsResponse",
+        ))
+        .method(method(
+            "list_groups",
+            "ListGroups",
+            "crate::v1::ListGroupsRequest",
+            "crate::v1::ListGroupsResponse",
+        ))
+        .method(method(
+            "describe_group",
+            "DescribeGroup",
+            "crate::v1::DescribeGroupRequest",
+            "crate::v1::GroupDescription",
+        ))
+        .method(method(
+            "reset_group",
+            "ResetGroup",
+            "crate::v1::ResetGroupRequest",
+            "crate::v1::GroupDescription",
+        ))
+        .method(method(
+            "delete_group",
+            "DeleteGroup",
+            "crate::v1::DeleteGroupRequest",
+            "crate::v1::DeleteGroupResponse",
         ))
         .build();
     tonic_build::manual::Builder::new()

@@ -13,6 +13,9 @@ use anyhow::{Context, bail};
 
 pub use tributary_client::Client;
 
+mod proxy;
+pub use proxy::Proxy;
+
 /// Path of the `tributary` binary under test.
 pub fn binary() -> PathBuf {
     if let Some(p) = std::env::var_os("TRIBUTARY_BIN") {

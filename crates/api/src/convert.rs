@@ -3,7 +3,7 @@
 use tributary_proto::v1;
 use tributary_volume::{
     self as volume, Acl, Durability, PartitionStats, Quotas, StreamAttributes,
-    StreamAttributesPatch,
+    StreamAttributesPatch, TimestampType,
 };
 
 use crate::ApiError;
@@ -21,7 +21,19 @@ pub fn patch(a: Option<v1::StreamAttributes>) -> Result<StreamAttributesPatch, A
             });
         }
     };
+    let timestamp_type = match v1::TimestampType::try_from(a.timestamp_type) {
+        Ok(v1::TimestampType::Unspecified) => None,
+        Ok(v1::TimestampType::CreateTime) => Some(TimestampType::CreateTime),
+        Ok(v1::TimestampType::LogAppendTime) => Some(TimestampType::LogAppendTime),
+        Err(_) => {
+            return Err(ApiError::InvalidArgument {
+                field: "attributes.timestamp_type",
+                message: format!("unknown value {}", a.timestamp_type),
+            });
+        }
+    };
     Ok(StreamAttributesPatch {
+        timestamp_type,
         default_partitions: a.default_partitions,
         autocreate_topics: a.autocreate_topics,
         durability,
@@ -76,11 +88,19 @@ pub fn attributes(a: &StreamAttributes) -> v1::StreamAttributes {
         ttl_ms: Some(a.ttl_ms),
         max_message_bytes: Some(a.max_message_bytes),
         max_bytes_per_partition: Some(a.max_bytes_per_partition),
+        timestamp_type: timestamp_type(a.timestamp_type) as i32,
         produce_perm: Some(a.produce_perm.to_string()),
         consume_perm: Some(a.consume_perm.to_string()),
         topic_perm: Some(a.topic_perm.to_string()),
         copy_perm: Some(a.copy_perm.to_string()),
         admin_perm: Some(a.admin_perm.to_string()),
+    }
+}
+
+pub fn timestamp_type(t: TimestampType) -> v1::TimestampType {
+    match t {
+        TimestampType::CreateTime => v1::TimestampType::CreateTime,
+        TimestampType::LogAppendTime => v1::TimestampType::LogAppendTime,
     }
 }
 

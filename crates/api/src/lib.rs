@@ -6,6 +6,7 @@
 
 mod auth;
 mod convert;
+mod data;
 mod error;
 mod server;
 mod services;

@@ -2,25 +2,24 @@
 //! decisions are made here.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tonic::{Request, Response, Status};
-use tributary_proto::{v1, wire};
-use tributary_volume::{Namespace, OffsetSpec, VolumeEdit};
+use tributary_proto::v1;
+use tributary_volume::{Namespace, VolumeEdit};
 
 use crate::auth::caller;
 use crate::{ApiError, convert};
 
-type Reply<T> = Result<Response<T>, Status>;
+pub(crate) type Reply<T> = Result<Response<T>, Status>;
 
-fn ok<T>(t: T) -> Reply<T> {
+pub(crate) fn ok<T>(t: T) -> Reply<T> {
     Ok(Response::new(t))
 }
 
 /// The Admin, Producer and Consumer services over one namespace.
 #[derive(Debug, Clone)]
 pub struct Services {
-    ns: Arc<Namespace>,
+    pub(crate) ns: Arc<Namespace>,
     version: &'static str,
 }
 
@@ -304,86 +303,5 @@ impl v1::admin_server::Admin for Services {
             .await
             .map_err(ApiError::from)?;
         ok(v1::DeleteTopicResponse {})
-    }
-}
-
-#[tonic::async_trait]
-impl wire::producer_server::Producer for Services {
-    async fn produce(&self, r: Request<wire::ProduceRequest>) -> Reply<v1::ProduceResponse> {
-        let c = caller(&r)?;
-        let r = r.into_inner();
-        let res = self
-            .ns
-            .produce(&c, &r.topic, r.partition, r.batch)
-            .await
-            .map_err(ApiError::from)?;
-        ok(v1::ProduceResponse {
-            acks: res
-                .acks
-                .into_iter()
-                .map(|a| v1::PartitionAck {
-                    partition: a.partition,
-                    base_offset: a.base_offset,
-                    record_count: a.record_count,
-                    append_time_ms: a.append_time_ms,
-                })
-                .collect(),
-            record_partitions: res.record_partitions,
-        })
-    }
-}
-
-#[tonic::async_trait]
-impl wire::consumer_server::Consumer for Services {
-    async fn fetch(&self, r: Request<v1::FetchRequest>) -> Reply<wire::FetchResponse> {
-        let c = caller(&r)?;
-        let r = r.into_inner();
-        let res = self
-            .ns
-            .fetch(
-                &c,
-                &r.topic,
-                r.partition,
-                r.offset,
-                r.max_bytes as usize,
-                Duration::from_millis(r.max_wait_ms.into()),
-            )
-            .await
-            .map_err(ApiError::from)?;
-        ok(wire::FetchResponse {
-            batches: res.batches,
-            high_watermark: res.high_watermark,
-            log_start_offset: res.log_start,
-        })
-    }
-
-    async fn list_offsets(
-        &self,
-        r: Request<v1::ListOffsetsRequest>,
-    ) -> Reply<v1::ListOffsetsResponse> {
-        let c = caller(&r)?;
-        let r = r.into_inner();
-        let spec = match v1::OffsetSpec::try_from(r.spec) {
-            Ok(v1::OffsetSpec::Earliest) => OffsetSpec::Earliest,
-            Ok(v1::OffsetSpec::Latest) => OffsetSpec::Latest,
-            _ => {
-                return Err(ApiError::InvalidArgument {
-                    field: "spec",
-                    message: "must be OFFSET_SPEC_EARLIEST or OFFSET_SPEC_LATEST".into(),
-                }
-                .into());
-            }
-        };
-        let offsets = self
-            .ns
-            .list_offsets(&c, &r.topic, &r.partitions, spec)
-            .await
-            .map_err(ApiError::from)?;
-        ok(v1::ListOffsetsResponse {
-            offsets: offsets
-                .into_iter()
-                .map(|(partition, offset)| v1::PartitionOffset { partition, offset })
-                .collect(),
-        })
     }
 }

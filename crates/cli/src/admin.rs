@@ -88,6 +88,12 @@ impl VolumeSettings {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TimestampTypeArg {
+    CreateTime,
+    LogAppendTime,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum DurabilityArg {
     Sync,
     Buffered,
@@ -114,6 +120,10 @@ pub struct StreamAttrs {
     /// first (0: no cap).
     #[arg(long, value_name = "BYTES")]
     max_bytes_per_partition: Option<u64>,
+    /// Which timestamp TTL and seek by time use: the producer's (create-time) or the
+    /// server's (log-append-time).
+    #[arg(long)]
+    timestamp_type: Option<TimestampTypeArg>,
     /// Who may produce (ACL expression such as `u:alice | g:ops`; default: the creator).
     #[arg(long, value_name = "EXPR")]
     produce_perm: Option<String>,
@@ -144,6 +154,11 @@ impl StreamAttrs {
             ttl_ms: self.ttl.map(|d| d.as_millis() as u64),
             max_message_bytes: self.max_message_bytes,
             max_bytes_per_partition: self.max_bytes_per_partition,
+            timestamp_type: match self.timestamp_type {
+                None => v1::TimestampType::Unspecified,
+                Some(TimestampTypeArg::CreateTime) => v1::TimestampType::CreateTime,
+                Some(TimestampTypeArg::LogAppendTime) => v1::TimestampType::LogAppendTime,
+            } as i32,
             produce_perm: self.produce_perm.clone(),
             consume_perm: self.consume_perm.clone(),
             topic_perm: self.topic_perm.clone(),
@@ -560,6 +575,13 @@ fn print_volumes(g: &Global, vs: &[v1::Volume], verb: &str) {
     }
 }
 
+fn timestamp_type_name(t: i32) -> &'static str {
+    match v1::TimestampType::try_from(t) {
+        Ok(v1::TimestampType::LogAppendTime) => "log-append-time",
+        _ => "create-time",
+    }
+}
+
 fn durability_name(d: i32) -> &'static str {
     match v1::Durability::try_from(d) {
         Ok(v1::Durability::Sync) => "sync",
@@ -580,6 +602,7 @@ fn print_streams(g: &Global, ss: &[v1::Stream], details: bool) {
                 "ttl_ms": a.ttl_ms,
                 "max_message_bytes": a.max_message_bytes,
                 "max_bytes_per_partition": a.max_bytes_per_partition,
+                "timestamp_type": timestamp_type_name(a.timestamp_type),
                 "produce_perm": a.produce_perm,
                 "consume_perm": a.consume_perm,
                 "topic_perm": a.topic_perm,
@@ -626,6 +649,7 @@ fn print_streams(g: &Global, ss: &[v1::Stream], details: bool) {
     table(&header, &rows);
     if details && ss.len() == 1 {
         let a = ss[0].attributes.clone().unwrap_or_default();
+        println!("\ntimestamps: {}", timestamp_type_name(a.timestamp_type));
         let perms = [
             ("produce", a.produce_perm),
             ("consume", a.consume_perm),

@@ -1,5 +1,6 @@
 //! `tributary consume`: prints a topic's records, one per line. One fetch loop per partition
-//! feeds a printer that stops after `--max` records or `--timeout` without a new one.
+//! feeds a printer that stops after `--max` records or `--timeout` without a new one. With
+//! `--group`, the server assigns the partitions and the group's cursors are committed.
 
 use std::io::Write;
 use std::time::Duration;
@@ -9,7 +10,7 @@ use base64::Engine;
 use clap::Args;
 use serde_json::json;
 use tokio::sync::mpsc;
-use tributary_client::{Client, ConsumedRecord};
+use tributary_client::{Client, ConsumedRecord, GroupConfig, GroupConsumer};
 
 use crate::Global;
 use crate::output::parse_duration;
@@ -18,9 +19,15 @@ use crate::output::parse_duration;
 pub struct ConsumeArgs {
     /// Topic, as STREAM_PATH:TOPIC.
     topic: String,
-    /// Where to start in each partition: earliest, latest or an offset.
-    #[arg(long, default_value = "latest")]
-    from: String,
+    /// Where to start in each partition: earliest, latest, an offset, or the first record
+    /// at or after a time (`@2026-01-01T00:00:00Z`). Default latest; with --group, where
+    /// partitions without a committed cursor start (earliest or latest, default earliest).
+    #[arg(long)]
+    from: Option<String>,
+    /// Read as a member of this consumer group: the server shares the topic's partitions
+    /// among the group's members, and what is printed is committed as the group's cursor.
+    #[arg(long)]
+    group: Option<String>,
     /// Read only this partition.
     #[arg(long)]
     partition: Option<u32>,
@@ -41,30 +48,46 @@ pub struct ConsumeArgs {
     key_separator: String,
 }
 
-enum Start {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
     Earliest,
     Latest,
     Offset(u64),
+    /// Milliseconds since the epoch.
+    Time(i64),
 }
 
-fn parse_from(s: &str) -> anyhow::Result<Start> {
+/// `earliest`, `latest`, an offset, or `@RFC3339-time`.
+pub fn parse_start(flag: &str, s: &str) -> anyhow::Result<Start> {
     Ok(match s {
         "earliest" => Start::Earliest,
         "latest" => Start::Latest,
-        n => Start::Offset(
-            n.parse()
-                .with_context(|| format!("--from `{n}`: expected earliest, latest or an offset"))?,
-        ),
+        t if t.starts_with('@') => {
+            let at = humantime::parse_rfc3339_weak(&t[1..]).with_context(|| {
+                format!("{flag} `{t}`: expected a time such as @2026-01-01T00:00:00Z")
+            })?;
+            let ms = at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            Start::Time(ms)
+        }
+        n => Start::Offset(n.parse().with_context(|| {
+            format!("{flag} `{n}`: expected earliest, latest, an offset or @TIME")
+        })?),
     })
 }
 
 pub async fn run(g: &Global, args: ConsumeArgs) -> anyhow::Result<()> {
-    let from = parse_from(&args.from)?;
+    if let Some(group) = args.group.clone() {
+        return run_group(g, &group, args).await;
+    }
+    let from = parse_start("--from", args.from.as_deref().unwrap_or("latest"))?;
     let client = g.connect().await?;
     let partitions: Vec<u32> = args.partition.map(|p| vec![p]).unwrap_or_default();
     let starts: Vec<(u32, u64)> = match from {
         Start::Earliest => client.list_offsets(&args.topic, &partitions, false).await?,
         Start::Latest => client.list_offsets(&args.topic, &partitions, true).await?,
+        Start::Time(t) => client.offsets_for_time(&args.topic, &partitions, t).await?,
         Start::Offset(o) => {
             let all = client.list_offsets(&args.topic, &partitions, true).await?;
             all.into_iter().map(|(p, _)| (p, o)).collect()
@@ -151,6 +174,62 @@ async fn fetch_loop(
             }
         }
     }
+}
+
+/// `consume --group`: a group member that prints, and commits what it printed.
+async fn run_group(g: &Global, group: &str, args: ConsumeArgs) -> anyhow::Result<()> {
+    let Some((stream, topic)) = args.topic.split_once(':') else {
+        bail!("{}: expected STREAM_PATH:TOPIC", args.topic);
+    };
+    if args.partition.is_some() {
+        bail!("--partition and --group do not go together: the group assigns partitions");
+    }
+    let start = match parse_start("--from", args.from.as_deref().unwrap_or("earliest"))? {
+        Start::Earliest => tributary_client::Start::Earliest,
+        Start::Latest => tributary_client::Start::Latest,
+        _ => bail!(
+            "with --group, --from is earliest or latest (for partitions without a cursor); move a group's cursors with `tributary group reset`"
+        ),
+    };
+    let client = g.connect().await?;
+    let mut config = GroupConfig::new(stream, group, &[topic]);
+    config.start = start;
+    config.auto_commit = Some(Duration::from_secs(1));
+    config.client_id = format!("tributary-cli@{}", std::process::id());
+    let mut consumer = GroupConsumer::join(&client, config).await?;
+    let mut printed = 0u64;
+    let stdout = std::io::stdout();
+    let outcome: anyhow::Result<()> = async {
+        if args.max == Some(0) {
+            return Ok(());
+        }
+        loop {
+            let next = match args.timeout {
+                Some(t) => match tokio::time::timeout(t, consumer.poll()).await {
+                    Ok(n) => n,
+                    Err(_) => return Ok(()),
+                },
+                None => consumer.poll().await,
+            };
+            let records = next?;
+            let mut out = stdout.lock();
+            for (i, r) in records.iter().enumerate() {
+                print(&mut out, &r.record, g.json, &args)?;
+                printed += 1;
+                if Some(printed) == args.max {
+                    out.flush()?;
+                    // Records fetched but not printed stay for the group's next reader.
+                    consumer.rewind(&records[i + 1..]);
+                    return Ok(());
+                }
+            }
+            out.flush()?;
+        }
+    }
+    .await;
+    let broken_pipe = matches!(&outcome, Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe));
+    consumer.close().await?;
+    if broken_pipe { Ok(()) } else { outcome }
 }
 
 fn text(b: &[u8]) -> std::borrow::Cow<'_, str> {

@@ -3,6 +3,7 @@
 
 mod admin;
 mod consume;
+mod group;
 mod output;
 mod produce;
 mod serve;
@@ -114,6 +115,9 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Print records of a topic.
     Consume(consume::ConsumeArgs),
+    /// Consumer groups: list, info (cursors and lag), reset, delete.
+    #[command(subcommand)]
+    Group(group::GroupCmd),
     /// Measure throughput and latency: produce, consume, or e2e (both at once).
     Bench(tributary_bench::BenchArgs),
 }
@@ -134,6 +138,7 @@ fn main() -> std::process::ExitCode {
             Command::User(c) => admin::user(&cli.global, c).await,
             Command::Produce(args) => produce::run(&cli.global, args).await,
             Command::Consume(args) => consume::run(&cli.global, args).await,
+            Command::Group(c) => group::run(&cli.global, c).await,
             Command::Bench(args) => {
                 let g = &cli.global;
                 let report = tributary_bench::run(&args, async || Ok(g.connect().await?)).await?;

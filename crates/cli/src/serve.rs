@@ -44,6 +44,9 @@ pub struct ServeArgs {
     /// How often retention removes records past their stream's TTL (e.g. 30s, 5m).
     #[arg(long, env = "TRIBUTARY_RETENTION_INTERVAL", value_parser = crate::output::parse_duration)]
     retention_interval: Option<std::time::Duration>,
+    /// Forget an idempotent producer's sequence state after it is idle this long.
+    #[arg(long, env = "TRIBUTARY_PRODUCER_EXPIRY", value_parser = crate::output::parse_duration)]
+    producer_expiry: Option<std::time::Duration>,
     /// Serve requests without credentials, as the user `anonymous`.
     #[arg(long, env = "TRIBUTARY_ALLOW_ANONYMOUS")]
     allow_anonymous: bool,
@@ -67,6 +70,7 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     tls_client_ca: Option<PathBuf>,
     retention_interval: Option<String>,
+    producer_expiry: Option<String>,
 }
 
 /// The effective configuration.
@@ -82,6 +86,7 @@ struct Config {
     tls_key: Option<PathBuf>,
     tls_client_ca: Option<PathBuf>,
     retention_interval: std::time::Duration,
+    producer_expiry: std::time::Duration,
 }
 
 fn load(args: ServeArgs) -> anyhow::Result<Config> {
@@ -122,6 +127,12 @@ fn load(args: ServeArgs) -> anyhow::Result<Config> {
             (None, Some(text)) => crate::output::parse_duration(text)
                 .map_err(|e| anyhow::anyhow!("retention_interval: {e}"))?,
             (None, None) => std::time::Duration::from_secs(30),
+        },
+        producer_expiry: match (args.producer_expiry, &file.producer_expiry) {
+            (Some(d), _) => d,
+            (None, Some(text)) => crate::output::parse_duration(text)
+                .map_err(|e| anyhow::anyhow!("producer_expiry: {e}"))?,
+            (None, None) => std::time::Duration::from_secs(7 * 86_400),
         },
     };
     if cfg.retention_interval.is_zero() {
@@ -168,6 +179,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let store = Arc::new(store);
     let cluster_id = store.identity().cluster_id;
     let ns = Arc::new(Namespace::open(store.clone(), Arc::new(SystemClock)).await?);
+    ns.set_producer_expiry(cfg.producer_expiry);
     if let Some(token) = ns.ensure_admin().await? {
         let path = cfg.data_dir.join("admin.token");
         write_secret(&path, &token).with_context(|| format!("writing {}", path.display()))?;

@@ -15,6 +15,12 @@ use tributary_proto::v1::{
 
 pub use tributary_proto::v1::{Header, Record, RecordBatch};
 
+mod group;
+mod producer;
+
+pub use group::{GroupConfig, GroupConsumer, GroupRecord, Start};
+pub use producer::{Delivery, Producer, ProducerConfig};
+
 /// Largest message the client sends or accepts.
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
@@ -233,6 +239,7 @@ impl Client {
                 records,
                 ..Default::default()
             }),
+            ..Default::default()
         };
         Ok(self.producer.clone().produce(req).await?.into_inner())
     }
@@ -261,18 +268,11 @@ impl Client {
             log_start_offset: r.log_start_offset,
         };
         for b in r.batches {
-            for (i, record) in b.records.into_iter().enumerate() {
-                let o = b.base_offset + i as u64;
-                if o < offset {
-                    continue;
+            for c in unpack(partition, b) {
+                if c.offset >= offset {
+                    fetched.next_offset = c.offset + 1;
+                    fetched.records.push(c);
                 }
-                fetched.records.push(ConsumedRecord {
-                    partition,
-                    offset: o,
-                    timestamp_ms: record.timestamp_ms.unwrap_or(b.append_time_ms),
-                    record,
-                });
-                fetched.next_offset = o + 1;
             }
         }
         Ok(fetched)
@@ -290,10 +290,33 @@ impl Client {
         } else {
             v1::OffsetSpec::Earliest
         };
+        self.offsets(topic, partitions, spec, 0).await
+    }
+
+    /// The earliest offset of each partition whose record timestamp is at or after
+    /// `timestamp_ms` (the high-water mark where every record is older).
+    pub async fn offsets_for_time(
+        &self,
+        topic: &str,
+        partitions: &[u32],
+        timestamp_ms: i64,
+    ) -> Result<Vec<(u32, u64)>> {
+        self.offsets(topic, partitions, v1::OffsetSpec::Timestamp, timestamp_ms)
+            .await
+    }
+
+    async fn offsets(
+        &self,
+        topic: &str,
+        partitions: &[u32],
+        spec: v1::OffsetSpec,
+        timestamp_ms: i64,
+    ) -> Result<Vec<(u32, u64)>> {
         let req = v1::ListOffsetsRequest {
             topic: topic.to_owned(),
             partitions: partitions.to_vec(),
             spec: spec as i32,
+            timestamp_ms,
         };
         let r = self.consumer.clone().list_offsets(req).await?.into_inner();
         Ok(r.offsets
@@ -301,6 +324,24 @@ impl Client {
             .map(|o| (o.partition, o.offset))
             .collect())
     }
+}
+
+/// The records of a fetched batch with their offsets and effective timestamps (the
+/// append time on log-append-time streams and for records without their own).
+pub fn unpack(partition: u32, b: RecordBatch) -> impl Iterator<Item = ConsumedRecord> {
+    let append_time = b.timestamp_type == v1::TimestampType::LogAppendTime as i32;
+    b.records
+        .into_iter()
+        .enumerate()
+        .map(move |(i, record)| ConsumedRecord {
+            partition,
+            offset: b.base_offset + i as u64,
+            timestamp_ms: match record.timestamp_ms {
+                Some(t) if !append_time => t,
+                _ => b.append_time_ms,
+            },
+            record,
+        })
 }
 
 /// A record with just a key and a value.

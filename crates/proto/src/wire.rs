@@ -17,6 +17,10 @@ pub struct ProduceRequest {
     /// An encoded `tributary.v1.RecordBatch`.
     #[prost(bytes = "bytes", tag = "3")]
     pub batch: Bytes,
+    #[prost(message, optional, tag = "4")]
+    pub producer: Option<crate::v1::ProducerSequence>,
+    #[prost(map = "uint32, int64", tag = "5")]
+    pub expected_last_offsets: std::collections::HashMap<u32, i64>,
 }
 
 /// Server-side `tributary.v1.FetchResponse`, with each batch as stored bytes.
@@ -29,6 +33,41 @@ pub struct FetchResponse {
     pub high_watermark: u64,
     #[prost(uint64, tag = "3")]
     pub log_start_offset: u64,
+}
+
+/// Server-side `tributary.v1.PartitionRecords`, with each batch as stored bytes.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PartitionRecords {
+    #[prost(string, tag = "1")]
+    pub topic: String,
+    #[prost(uint32, tag = "2")]
+    pub partition: u32,
+    /// Encoded `tributary.v1.RecordBatch`es.
+    #[prost(bytes = "bytes", repeated, tag = "3")]
+    pub batches: Vec<Bytes>,
+    #[prost(uint64, tag = "4")]
+    pub high_watermark: u64,
+    #[prost(uint64, tag = "5")]
+    pub skipped_to: u64,
+}
+
+/// Server-side `tributary.v1.SubscribeResponse`, records as stored bytes.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SubscribeResponse {
+    #[prost(oneof = "subscribe_response::Kind", tags = "1, 2, 3")]
+    pub kind: Option<subscribe_response::Kind>,
+}
+
+pub mod subscribe_response {
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum Kind {
+        #[prost(message, tag = "1")]
+        Joined(crate::v1::Joined),
+        #[prost(message, tag = "2")]
+        Assignment(crate::v1::Assignment),
+        #[prost(message, tag = "3")]
+        Records(super::PartitionRecords),
+    }
 }
 
 include!(concat!(env!("OUT_DIR"), "/wire/tributary.v1.Producer.rs"));
@@ -62,6 +101,7 @@ mod tests {
             topic: "/v/s:t".into(),
             partition: Some(2),
             batch: Some(batch()),
+            ..Default::default()
         };
         let server = ProduceRequest::decode(client.encode_to_vec().as_slice()).unwrap();
         assert_eq!(server.topic, "/v/s:t");
@@ -79,6 +119,28 @@ mod tests {
         let client = v1::FetchResponse::decode(server.encode_to_vec().as_slice()).unwrap();
         assert_eq!(client.batches, vec![batch(), v1::RecordBatch::default()]);
         assert_eq!((client.high_watermark, client.log_start_offset), (43, 1));
+    }
+
+    #[test]
+    fn subscribe_records_decode_as_batches() {
+        let server = SubscribeResponse {
+            kind: Some(subscribe_response::Kind::Records(PartitionRecords {
+                topic: "t".into(),
+                partition: 3,
+                batches: vec![batch().encode_to_vec().into()],
+                high_watermark: 9,
+                skipped_to: 0,
+            })),
+        };
+        let client = v1::SubscribeResponse::decode(server.encode_to_vec().as_slice()).unwrap();
+        let Some(v1::subscribe_response::Kind::Records(r)) = client.kind else {
+            panic!("records expected");
+        };
+        assert_eq!(
+            (r.topic.as_str(), r.partition, r.high_watermark),
+            ("t", 3, 9)
+        );
+        assert_eq!(r.batches, vec![batch()]);
     }
 
     #[test]

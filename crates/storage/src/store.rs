@@ -98,6 +98,9 @@ pub struct ReadResult {
     pub batches: Vec<StoredBatch>,
     pub high_watermark: u64,
     pub log_start: u64,
+    /// Where the next read continues: the base of the batch after the last one returned
+    /// (the high-water mark when none is stored yet).
+    pub next_offset: u64,
 }
 
 /// Live figures of one partition.
@@ -597,6 +600,7 @@ impl Store {
             batches: Vec::new(),
             high_watermark,
             log_start,
+            next_offset: high_watermark,
         };
         if offset == high_watermark {
             return Ok(result);
@@ -621,14 +625,15 @@ impl Store {
             if pid != id || base >= high_watermark {
                 break;
             }
+            if total >= max_bytes {
+                result.next_offset = base;
+                break;
+            }
             total += v.len();
             result.batches.push(StoredBatch {
                 base_offset: base,
                 value: Bytes::copy_from_slice(v),
             });
-            if total >= max_bytes {
-                break;
-            }
             it.next();
         }
         it.status()?;

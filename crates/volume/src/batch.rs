@@ -4,8 +4,9 @@
 
 use bytes::Bytes;
 use prost::Message;
-use tributary_proto::v1::{Record, RecordBatch};
+use tributary_proto::v1::{self, Record, RecordBatch};
 
+use crate::model::TimestampType;
 use crate::{Error, Result};
 
 /// A produced batch that passed validation. `records` slice the request buffer.
@@ -34,6 +35,7 @@ pub fn validate(encoded: Bytes, max_message_bytes: u32) -> Result<Produced> {
         ("batch.append_time_ms", batch.append_time_ms != 0),
         ("batch.origin_cluster", !batch.origin_cluster.is_empty()),
         ("batch.origin_base_offset", batch.origin_base_offset != 0),
+        ("batch.timestamp_type", batch.timestamp_type != 0),
     ];
     if let Some((field, _)) = server_set.iter().find(|(_, set)| *set) {
         return Err(Error::invalid(
@@ -92,6 +94,7 @@ pub struct ServerFields {
     pub append_time_ms: i64,
     pub origin_cluster: [u8; 16],
     pub origin_base_offset: u64,
+    pub timestamp_type: TimestampType,
 }
 
 /// `body` followed by the encoding of the server's fields: the stored (and served) batch.
@@ -102,6 +105,10 @@ pub fn stored_value(body: &[u8], f: &ServerFields) -> Vec<u8> {
         append_time_ms: f.append_time_ms,
         origin_cluster: Bytes::copy_from_slice(&f.origin_cluster),
         origin_base_offset: f.origin_base_offset,
+        timestamp_type: match f.timestamp_type {
+            TimestampType::CreateTime => v1::TimestampType::CreateTime,
+            TimestampType::LogAppendTime => v1::TimestampType::LogAppendTime,
+        } as i32,
     };
     let mut value = Vec::with_capacity(body.len() + trailer.encoded_len());
     value.extend_from_slice(body);
@@ -109,13 +116,34 @@ pub fn stored_value(body: &[u8], f: &ServerFields) -> Vec<u8> {
     value
 }
 
-/// Latest record timestamp; records without one take the append time.
-pub fn max_timestamp(records: &[Record], append_time_ms: i64) -> i64 {
-    records
+/// Latest record timestamp of the stream's type; records without one take the append time.
+pub fn max_timestamp(records: &[Record], append_time_ms: i64, t: TimestampType) -> i64 {
+    match t {
+        TimestampType::LogAppendTime => append_time_ms,
+        TimestampType::CreateTime => records
+            .iter()
+            .map(|r| r.timestamp_ms.unwrap_or(append_time_ms))
+            .max()
+            .unwrap_or(append_time_ms),
+    }
+}
+
+/// Offset of the first record of a stored batch whose timestamp (of the batch's type) is
+/// at or after `t`, or `None` when every record is older.
+pub fn first_at_or_after(stored: &[u8], t: i64) -> Result<Option<u64>> {
+    let b = RecordBatch::decode(stored).map_err(|e| {
+        Error::Storage(tributary_storage::Error::Corrupt {
+            what: "stored batch",
+            detail: e.to_string(),
+        })
+    })?;
+    if b.timestamp_type == v1::TimestampType::LogAppendTime as i32 {
+        return Ok((b.append_time_ms >= t).then_some(b.base_offset));
+    }
+    Ok(b.records
         .iter()
-        .map(|r| r.timestamp_ms.unwrap_or(append_time_ms))
-        .max()
-        .unwrap_or(append_time_ms)
+        .position(|r| r.timestamp_ms.unwrap_or(b.append_time_ms) >= t)
+        .map(|i| b.base_offset + i as u64))
 }
 
 #[cfg(test)]
@@ -154,6 +182,7 @@ mod tests {
             append_time_ms: 99,
             origin_cluster: [1; 16],
             origin_base_offset: 7,
+            timestamp_type: TimestampType::CreateTime,
         };
         let stored = stored_value(&p.encoded, &f);
         assert!(
@@ -217,10 +246,35 @@ mod tests {
     }
 
     #[test]
-    fn max_timestamp_defaults_to_append_time() {
+    fn max_timestamp_follows_the_timestamp_type() {
         let mut a = record("", "");
         a.timestamp_ms = Some(5);
-        assert_eq!(max_timestamp(&[a.clone(), record("", "")], 3), 5);
-        assert_eq!(max_timestamp(&[a, record("", "")], 9), 9);
+        let c = TimestampType::CreateTime;
+        assert_eq!(max_timestamp(&[a.clone(), record("", "")], 3, c), 5);
+        assert_eq!(max_timestamp(&[a.clone(), record("", "")], 9, c), 9);
+        assert_eq!(max_timestamp(&[a], 3, TimestampType::LogAppendTime), 3);
+    }
+
+    #[test]
+    fn first_record_at_or_after_a_time() {
+        let mut rs = vec![record("", ""), record("", ""), record("", "")];
+        rs[0].timestamp_ms = Some(10);
+        rs[1].timestamp_ms = Some(30);
+        rs[2].timestamp_ms = Some(20);
+        let p = validate(encoded(rs), 100).unwrap();
+        let f = |t| ServerFields {
+            base_offset: 100,
+            append_time_ms: 50,
+            origin_cluster: [0; 16],
+            origin_base_offset: 100,
+            timestamp_type: t,
+        };
+        let create = stored_value(&p.encoded, &f(TimestampType::CreateTime));
+        assert_eq!(first_at_or_after(&create, 5).unwrap(), Some(100));
+        assert_eq!(first_at_or_after(&create, 15).unwrap(), Some(101));
+        assert_eq!(first_at_or_after(&create, 31).unwrap(), None);
+        let append = stored_value(&p.encoded, &f(TimestampType::LogAppendTime));
+        assert_eq!(first_at_or_after(&append, 31).unwrap(), Some(100));
+        assert_eq!(first_at_or_after(&append, 51).unwrap(), None);
     }
 }

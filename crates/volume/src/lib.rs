@@ -13,6 +13,7 @@ pub mod auth;
 pub mod batch;
 pub mod clock;
 mod error;
+pub mod groups;
 pub mod model;
 pub mod names;
 mod namespace;
@@ -22,7 +23,7 @@ pub use acl::{Acl, Principal};
 pub use auth::Caller;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
-pub use model::{Durability, Perm, Quotas, StreamAttributes, StreamAttributesPatch};
+pub use model::{Durability, Perm, Quotas, StreamAttributes, StreamAttributesPatch, TimestampType};
 pub use namespace::*;
 pub use tributary_storage::PartitionStats;
 

@@ -42,6 +42,18 @@ impl From<Durability> for tributary_storage::Durability {
     }
 }
 
+/// Which timestamp records carry for retention and seek by time (Kafka's
+/// `message.timestamp.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimestampType {
+    /// The producer's timestamp, or the append time for records without one.
+    #[default]
+    CreateTime,
+    /// The server's append time.
+    LogAppendTime,
+}
+
 /// The five per-stream permissions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Perm {
@@ -83,6 +95,8 @@ pub struct StreamAttributes {
     /// Retention by size: the oldest batches of a partition above this go; 0 is no cap.
     #[serde(default)]
     pub max_bytes_per_partition: u64,
+    #[serde(default)]
+    pub timestamp_type: TimestampType,
     pub produce_perm: Acl,
     pub consume_perm: Acl,
     pub topic_perm: Acl,
@@ -99,6 +113,7 @@ pub struct StreamAttributesPatch {
     pub ttl_ms: Option<u64>,
     pub max_message_bytes: Option<u32>,
     pub max_bytes_per_partition: Option<u64>,
+    pub timestamp_type: Option<TimestampType>,
     pub produce_perm: Option<Acl>,
     pub consume_perm: Option<Acl>,
     pub topic_perm: Option<Acl>,
@@ -117,6 +132,7 @@ impl StreamAttributes {
             ttl_ms: DEFAULT_TTL_MS,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             max_bytes_per_partition: 0,
+            timestamp_type: TimestampType::CreateTime,
             produce_perm: me.clone(),
             consume_perm: me.clone(),
             topic_perm: me.clone(),
@@ -146,6 +162,7 @@ impl StreamAttributes {
             max_bytes_per_partition: p
                 .max_bytes_per_partition
                 .unwrap_or(self.max_bytes_per_partition),
+            timestamp_type: p.timestamp_type.unwrap_or(self.timestamp_type),
             produce_perm: pick(&p.produce_perm, &self.produce_perm),
             consume_perm: pick(&p.consume_perm, &self.consume_perm),
             topic_perm: pick(&p.topic_perm, &self.topic_perm),

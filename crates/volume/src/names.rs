@@ -45,6 +45,11 @@ fn check_name(field: &str, what: &str, name: &str, max: usize) -> Result<(), Err
     Ok(())
 }
 
+/// Checks a consumer-group name: the rules of topic names.
+pub fn check_group(field: &str, name: &str) -> Result<(), Error> {
+    check_name(field, "group name", name, MAX_TOPIC_BYTES)
+}
+
 /// Splits an absolute path into checked segments.
 fn segments<'a>(field: &str, path: &'a str) -> Result<Vec<&'a str>, Error> {
     if path.is_empty() {

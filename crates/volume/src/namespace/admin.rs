@@ -335,6 +335,7 @@ impl Namespace {
         s: &StreamRow,
     ) -> Result<(Vec<(Uuid, String)>, Vec<tributary_storage::PartitionId>)> {
         tx.delete(&stream_key(&s.path));
+        tx.drop_cursor_scope(*s.id.as_bytes());
         let topics = self.topic_rows(s).await?;
         let mut ids = Vec::new();
         for t in &topics {

@@ -4,9 +4,11 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use bytes::Bytes;
 use tokio::time::Instant;
-use tributary_storage::{self as storage, NewBatch};
+use tributary_storage::{self as storage, AppendCheck, NewBatch, ProducerSeq};
 
 use super::{Namespace, blocking, not_found_if_dropped, volume_of};
 use crate::auth::Caller;
@@ -36,6 +38,26 @@ pub struct ProduceResult {
     pub acks: Vec<PartitionAck>,
     /// Partition of each record when they went to more than one; else empty.
     pub record_partitions: Vec<u32>,
+    /// An idempotent retry: nothing written, original offsets.
+    pub duplicate: bool,
+}
+
+/// An idempotent producer's claim on a produce request (see `Producer.Produce`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdempotentSeq {
+    pub producer_id: u64,
+    pub epoch: u32,
+    pub sequence: u64,
+}
+
+/// How a produce is routed and what it must find.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProduceOptions {
+    /// Every record to this partition; else by key.
+    pub partition: Option<u32>,
+    pub producer: Option<IdempotentSeq>,
+    /// Conditional append: partition -> offset of its last record (-1: empty).
+    pub expected_last_offsets: HashMap<u32, i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +72,8 @@ pub struct FetchResult {
 pub enum OffsetSpec {
     Earliest,
     Latest,
+    /// The earliest offset whose timestamp is at or after this (ms since the epoch).
+    Timestamp(i64),
 }
 
 impl Namespace {
@@ -60,7 +84,34 @@ impl Namespace {
         partition: Option<u32>,
         encoded: Bytes,
     ) -> Result<ProduceResult> {
+        let opts = ProduceOptions {
+            partition,
+            ..Default::default()
+        };
+        self.produce_with(c, topic, opts, encoded).await
+    }
+
+    /// Produces with the idempotence and conditions of `opts`.
+    pub async fn produce_with(
+        &self,
+        c: &Caller,
+        topic: &str,
+        opts: ProduceOptions,
+        encoded: Bytes,
+    ) -> Result<ProduceResult> {
         let path = TopicPath::parse("topic", topic)?;
+        if opts.producer.is_some() && opts.partition.is_none() {
+            return Err(Error::invalid(
+                "partition",
+                "an idempotent produce names its partition, so a retry goes where the first try went".into(),
+            ));
+        }
+        if let Some((p, l)) = opts.expected_last_offsets.iter().find(|(_, l)| **l < -1) {
+            return Err(Error::invalid(
+                &format!("expected_last_offsets[{p}]"),
+                format!("{l} is not an offset (-1 means an empty partition)"),
+            ));
+        }
         let s = self.stream(&path.stream)?;
         self.check(c, &s, Perm::Produce)?;
         let produced = batch::validate(encoded, s.attributes.max_message_bytes)?;
@@ -87,12 +138,13 @@ impl Namespace {
                 asked,
             });
         }
-        let result = self.produce_reserved(&s, &path, partition, produced).await;
+        let result = self.produce_reserved(&s, &path, &opts, produced).await;
         // Settle the reservation: the stored size on success, nothing on failure.
         match &result {
-            Ok((_, stored)) => usage
-                .bytes
-                .fetch_add(stored.saturating_sub(asked), Ordering::AcqRel),
+            Ok((_, stored)) if *stored >= asked => {
+                usage.bytes.fetch_add(stored - asked, Ordering::AcqRel)
+            }
+            Ok((_, stored)) => usage.bytes.fetch_sub(asked - stored, Ordering::AcqRel),
             Err(_) => usage.bytes.fetch_sub(asked, Ordering::AcqRel),
         };
         result.map(|(r, _)| r)
@@ -104,10 +156,11 @@ impl Namespace {
         &self,
         s: &super::StreamRow,
         path: &TopicPath,
-        partition: Option<u32>,
+        opts: &ProduceOptions,
         produced: batch::Produced,
     ) -> Result<(ProduceResult, u64)> {
         let path = path.clone();
+        let partition = opts.partition;
         let t = match self.topic(&path, false).await {
             Err(Error::NotFound { what: "topic", .. }) if s.attributes.autocreate_topics => {
                 // Refuse before creating anything: a failed produce changes nothing.
@@ -150,14 +203,11 @@ impl Namespace {
         };
         let first = record_partitions[0];
         let single = record_partitions.iter().all(|&p| p == first);
+        let ts_type = s.attributes.timestamp_type;
+        let append_time_ms = self.clock.now_ms();
         // One body per partition: the client's own bytes when they all go to one partition.
         let (targets, bodies): (Vec<u32>, Vec<(Bytes, i64)>) = if single {
-            let max_ts = produced
-                .records
-                .iter()
-                .filter_map(|r| r.timestamp_ms)
-                .max()
-                .unwrap_or(0);
+            let max_ts = batch::max_timestamp(&produced.records, append_time_ms, ts_type);
             (vec![first], vec![(produced.encoded, max_ts)])
         } else {
             let mut groups: std::collections::BTreeMap<u32, Vec<_>> = Default::default();
@@ -167,15 +217,21 @@ impl Namespace {
             groups
                 .into_iter()
                 .map(|(p, recs)| {
-                    let max_ts = recs
-                        .iter()
-                        .filter_map(|r| r.timestamp_ms)
-                        .max()
-                        .unwrap_or(0);
+                    let max_ts = batch::max_timestamp(&recs, append_time_ms, ts_type);
                     (p, (Bytes::from(batch::encode_records(recs)), max_ts))
                 })
                 .unzip()
         };
+        if let Some(p) = opts
+            .expected_last_offsets
+            .keys()
+            .find(|p| !targets.contains(p))
+        {
+            return Err(Error::invalid(
+                &format!("expected_last_offsets[{p}]"),
+                format!("the request writes no record to partition {p}"),
+            ));
+        }
         let counts: Vec<u32> = targets
             .iter()
             .map(|p| record_partitions.iter().filter(|&&q| q == *p).count() as u32)
@@ -185,30 +241,47 @@ impl Namespace {
             .map(|&p| t.row.partitions[p as usize])
             .collect();
 
+        let checks: Vec<AppendCheck> = targets
+            .iter()
+            .zip(&counts)
+            .map(|(p, &record_count)| AppendCheck {
+                expect_next_offset: opts
+                    .expected_last_offsets
+                    .get(p)
+                    .map(|&last| (last + 1) as u64),
+                producer: opts.producer.map(|s| ProducerSeq {
+                    id: s.producer_id,
+                    epoch: s.epoch,
+                    sequence: s.sequence,
+                    record_count,
+                }),
+            })
+            .collect();
         let origin = *self.store.identity().cluster_id.as_bytes();
-        let append_time_ms = self.clock.now_ms();
         let durability = s.attributes.durability.into();
         let store = self.store.clone();
         let appended = blocking(move || {
-            Ok(store.append(durability, &ids, |i, base| {
+            Ok(store.append_checked(durability, &ids, &checks, |i, base| {
                 let (body, max_ts) = &bodies[i];
                 let fields = ServerFields {
                     base_offset: base,
                     append_time_ms,
                     origin_cluster: origin,
                     origin_base_offset: base,
+                    timestamp_type: ts_type,
                 };
                 NewBatch {
                     value: batch::stored_value(body, &fields),
                     record_count: counts[i],
                     append_time_ms,
-                    max_timestamp_ms: (*max_ts).max(append_time_ms),
+                    max_timestamp_ms: *max_ts,
                 }
             })?)
         })
         .await
-        .map_err(|e| not_found_if_dropped(e, &path))?;
+        .map_err(|e| refused_append(e, &path, &t.row.partitions))?;
         let stored = appended.iter().map(|a| a.bytes).sum();
+        let duplicate = appended.iter().any(|a| a.duplicate);
         let acks = targets
             .iter()
             .zip(appended)
@@ -222,8 +295,30 @@ impl Namespace {
         let result = ProduceResult {
             acks,
             record_partitions: if single { vec![] } else { record_partitions },
+            duplicate,
         };
         Ok((result, stored))
+    }
+
+    /// A new idempotent producer id (any authenticated caller).
+    pub async fn init_producer(&self, _c: &Caller) -> Result<u64> {
+        let store = self.store.clone();
+        blocking(move || Ok(store.allocate_producer_id()?)).await
+    }
+
+    /// A topic's partition count for a producer (the produce permission), creating the
+    /// topic as a produce would when the stream autocreates topics.
+    pub async fn producer_partitions(&self, c: &Caller, topic: &str) -> Result<u32> {
+        let path = TopicPath::parse("topic", topic)?;
+        let s = self.stream(&path.stream)?;
+        self.check(c, &s, Perm::Produce)?;
+        let t = match self.topic(&path, false).await {
+            Err(Error::NotFound { what: "topic", .. }) if s.attributes.autocreate_topics => {
+                self.topic(&path, true).await?
+            }
+            t => t?,
+        };
+        Ok(t.row.partitions.len() as u32)
     }
 
     /// Whole batches from the one holding `offset`; waits up to `max_wait` when there is
@@ -313,26 +408,68 @@ impl Namespace {
             .collect::<Result<Vec<_>>>()?;
         let store = self.store.clone();
         let cutoff = self.expire_before(&t.stream);
-        let stats = blocking(move || {
+        let offsets = blocking(move || {
             ids.iter()
-                .map(|&id| store.partition_stats(id, cutoff).map_err(Error::from))
+                .map(|&id| partition_offset(&store, id, spec, cutoff))
                 .collect::<Result<Vec<_>>>()
         })
         .await
         .map_err(|e| not_found_if_dropped(e, &path))?;
-        Ok(wanted
-            .into_iter()
-            .zip(stats)
-            .map(|(p, s)| {
-                (
-                    p,
-                    if spec == OffsetSpec::Earliest {
-                        s.log_start
-                    } else {
-                        s.high_watermark
-                    },
-                )
-            })
-            .collect())
+        Ok(wanted.into_iter().zip(offsets).collect())
+    }
+}
+
+/// One partition's offset by `spec`, never below the visible log start.
+pub(super) fn partition_offset(
+    store: &storage::Store,
+    id: storage::PartitionId,
+    spec: OffsetSpec,
+    expire_before: Option<i64>,
+) -> Result<u64> {
+    let s = store.partition_stats(id, expire_before)?;
+    Ok(match spec {
+        OffsetSpec::Earliest => s.log_start,
+        OffsetSpec::Latest => s.high_watermark,
+        OffsetSpec::Timestamp(t) => {
+            let found = store.seek_time(id, t, s.log_start)?;
+            match found.batch {
+                None => found.high_watermark,
+                Some(b) => batch::first_at_or_after(&b.value, t)?
+                    // The batch's maximum is at or after t, so a record is too; fall back
+                    // to the next batch only if the stored batch disagrees with its summary.
+                    .unwrap_or(b.base_offset)
+                    .max(s.log_start),
+            }
+        }
+    })
+}
+
+/// Storage's refusals of a checked append, told in the topic's terms.
+fn refused_append(e: Error, path: &TopicPath, partitions: &[storage::PartitionId]) -> Error {
+    let number = |id: storage::PartitionId| {
+        partitions
+            .iter()
+            .position(|&p| p == id)
+            .map_or_else(|| "?".to_string(), |n| n.to_string())
+    };
+    match e {
+        Error::Storage(storage::Error::OffsetMismatch {
+            partition,
+            expected,
+            actual,
+        }) => Error::FailedPrecondition(format!(
+            "{path} #{}: expected last offset {}, but it is {}; nothing was written",
+            number(partition),
+            expected as i64 - 1,
+            actual as i64 - 1
+        )),
+        Error::Storage(
+            e @ (storage::Error::ProducerFenced { .. }
+            | storage::Error::SequenceGap { .. }
+            | storage::Error::UnknownProducer { .. }
+            | storage::Error::StaleSequence { .. }
+            | storage::Error::SequenceMismatch { .. }),
+        ) => Error::FailedPrecondition(format!("{path}: {e}; nothing was written")),
+        e => not_found_if_dropped(e, path),
     }
 }

@@ -10,7 +10,9 @@
 //! (there are few); topic rows are cached on first use.
 
 mod admin;
+mod cursors;
 mod data;
+mod members;
 mod retention;
 mod users;
 
@@ -29,8 +31,14 @@ use crate::names::{StreamPath, TopicPath};
 use crate::{Error, Result};
 
 pub use admin::VolumeEdit;
+pub use cursors::{
+    Committer, CursorCommit, GroupInfo, GroupPartitionInfo, GroupSummary, MemberInfo, ResetTo,
+};
 pub use data::{DEFAULT_FETCH_BYTES, MAX_FETCH_BYTES, MAX_FETCH_WAIT};
-pub use data::{FetchResult, OffsetSpec, PartitionAck, ProduceResult};
+pub use data::{
+    FetchResult, IdempotentSeq, OffsetSpec, PartitionAck, ProduceOptions, ProduceResult,
+};
+pub use members::{ClientMsg, JoinRequest, PartitionRecords, ServerMsg};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserInfo {
@@ -99,6 +107,11 @@ pub struct Namespace {
     topics: RwLock<HashMap<(Uuid, String), Arc<TopicEntry>>>,
     /// Set when the server stops: parked long-polls return at once.
     closing: tokio::sync::watch::Sender<bool>,
+    /// Idle idempotent producers are forgotten after this long.
+    producer_expiry_ms: std::sync::atomic::AtomicI64,
+    /// Bumped by every catalog commit: live groups follow their stream's topics.
+    catalog: tokio::sync::watch::Sender<u64>,
+    live: members::LiveGroups,
 }
 
 impl std::fmt::Debug for Namespace {
@@ -147,6 +160,9 @@ impl Namespace {
             streams: RwLock::default(),
             topics: RwLock::default(),
             closing: tokio::sync::watch::Sender::new(false),
+            producer_expiry_ms: std::sync::atomic::AtomicI64::new(7 * 86_400_000),
+            catalog: tokio::sync::watch::Sender::new(0),
+            live: members::LiveGroups::default(),
         };
         for (_, v) in users {
             let u: UserRow = decode("user row", &v)?;
@@ -461,7 +477,9 @@ impl Namespace {
 
     async fn commit(&self, tx: CatalogTx) -> Result<()> {
         let store = self.store.clone();
-        blocking(move || Ok(store.commit(tx)?)).await
+        blocking(move || Ok(store.commit(tx)?)).await?;
+        self.catalog.send_modify(|v| *v += 1);
+        Ok(())
     }
 }
 

@@ -33,8 +33,26 @@ impl Namespace {
         self.purge(&s).await
     }
 
-    /// Runs retention on every stream; what the background task calls.
+    /// How long an idle idempotent producer's state is kept (default 7 days).
+    pub fn set_producer_expiry(&self, d: std::time::Duration) {
+        self.producer_expiry_ms.store(
+            d.as_millis().min(i64::MAX as u128) as i64,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Runs retention on every stream, and forgets idle idempotent producers; what the
+    /// background task calls.
     pub async fn run_retention(&self) -> Result<Purged> {
+        let before = self
+            .clock
+            .now_ms()
+            .saturating_sub(self.producer_expiry_ms.load(Ordering::Relaxed));
+        let store = self.store.clone();
+        let expired = blocking(move || Ok(store.expire_producers(before)?)).await?;
+        if expired > 0 {
+            tracing::info!(expired, "forgot idle idempotent producers");
+        }
         let streams: Vec<_> = self.streams.read().values().cloned().collect();
         let mut total = Purged::default();
         for s in streams {

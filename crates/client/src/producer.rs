@@ -1,0 +1,401 @@
+//! The batching producer: records accumulate per partition and go out when a batch is
+//! full or has waited `linger`; with idempotence (the default) each batch carries the
+//! producer id and the partition's sequence, so retries after a lost response are
+//! acknowledged with the original offsets instead of being appended twice.
+//!
+//! Records are partitioned here, as the server would (Kafka's murmur2 of the key; unkeyed
+//! records stick to one partition per batch, round-robin), since a retry must go to the
+//! partition the first try went to. One request per partition is in flight at a time, so
+//! records of a partition are appended in the order they were sent.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tributary_proto::v1;
+
+use crate::{Client, Error, Record, RecordBatch, Result};
+
+/// How a [`Producer`] batches and retries.
+#[derive(Debug, Clone)]
+pub struct ProducerConfig {
+    /// How long a record may wait for more to fill its batch.
+    pub linger: Duration,
+    /// A batch is sent once it holds this many bytes of records.
+    pub batch_bytes: usize,
+    /// Attempts per batch for retriable failures (unavailable, timeouts, lost responses).
+    pub retries: u32,
+    pub retry_backoff: Duration,
+    /// Idempotent produce: retries never duplicate.
+    pub idempotent: bool,
+    /// Each request's deadline.
+    pub request_timeout: Duration,
+}
+
+impl Default for ProducerConfig {
+    fn default() -> Self {
+        Self {
+            linger: Duration::from_millis(5),
+            batch_bytes: 1 << 20,
+            retries: 20,
+            retry_backoff: Duration::from_millis(100),
+            idempotent: true,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Where an acknowledged record went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    pub partition: u32,
+    pub offset: u64,
+}
+
+type Ack = oneshot::Sender<Result<Delivery, String>>;
+
+enum Cmd {
+    Send {
+        topic: String,
+        record: Record,
+        ack: Ack,
+    },
+    Flush(oneshot::Sender<()>),
+}
+
+/// A batching, retrying producer over one connection. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Producer {
+    tx: mpsc::Sender<Cmd>,
+}
+
+impl Producer {
+    pub async fn new(client: Client, config: ProducerConfig) -> Result<Producer> {
+        let producer_id = if config.idempotent {
+            Some(init(&client).await?)
+        } else {
+            None
+        };
+        let (tx, rx) = mpsc::channel(1024);
+        tokio::spawn(
+            Batcher {
+                client,
+                config,
+                producer_id,
+                topics: HashMap::new(),
+                pending_flushes: Vec::new(),
+            }
+            .run(rx),
+        );
+        Ok(Producer { tx })
+    }
+
+    /// Queues a record; the returned receiver resolves once it is acknowledged (or failed
+    /// for good, with the reason).
+    pub async fn send(
+        &self,
+        topic: &str,
+        record: Record,
+    ) -> Result<oneshot::Receiver<Result<Delivery, String>>> {
+        let (ack, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::Send {
+                topic: topic.to_owned(),
+                record,
+                ack,
+            })
+            .await
+            .map_err(|_| closed())?;
+        Ok(rx)
+    }
+
+    /// Sends everything queued now and waits until all of it is acknowledged or failed.
+    pub async fn flush(&self) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Cmd::Flush(tx)).await.map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())
+    }
+}
+
+fn closed() -> Error {
+    Error::Status(tonic::Status::cancelled("the producer has stopped"))
+}
+
+async fn init(client: &Client) -> Result<u64> {
+    Ok(client
+        .producer()
+        .init_producer(v1::InitProducerRequest {})
+        .await?
+        .into_inner()
+        .producer_id)
+}
+
+struct Batcher {
+    client: Client,
+    config: ProducerConfig,
+    producer_id: Option<u64>,
+    topics: HashMap<String, TopicState>,
+    pending_flushes: Vec<oneshot::Sender<()>>,
+}
+
+struct TopicState {
+    partitions: u32,
+    sticky: u32,
+    parts: HashMap<u32, PartState>,
+}
+
+#[derive(Default)]
+struct PartState {
+    next_seq: u64,
+    open: Vec<(Record, Ack)>,
+    open_bytes: usize,
+    open_since: Option<Instant>,
+    in_flight: bool,
+}
+
+/// The outcome of one batch's request, back to the batcher.
+struct Done {
+    topic: String,
+    partition: u32,
+    records: u32,
+    /// The producer id that must be replaced (its state expired on the server).
+    stale_producer: bool,
+}
+
+impl Batcher {
+    async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
+        loop {
+            let next_linger = self.next_linger();
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(Cmd::Send { topic, record, ack }) => self.enqueue(topic, record, ack).await,
+                    Some(Cmd::Flush(tx)) => self.pending_flushes.push(tx),
+                    None if self.idle() => return,
+                    None => {}
+                },
+                Some(d) = done_rx.recv() => {
+                    if d.stale_producer {
+                        self.reinit().await;
+                    }
+                    if let Some(p) = self.topics.get_mut(&d.topic).and_then(|t| t.parts.get_mut(&d.partition)) {
+                        p.in_flight = false;
+                        p.next_seq += u64::from(d.records);
+                    }
+                }
+                _ = sleep_until(next_linger) => {}
+            }
+            self.dispatch(&done_tx);
+            if self.idle() {
+                for f in self.pending_flushes.drain(..) {
+                    let _ = f.send(());
+                }
+            }
+        }
+    }
+
+    fn idle(&self) -> bool {
+        self.topics
+            .values()
+            .flat_map(|t| t.parts.values())
+            .all(|p| !p.in_flight && p.open.is_empty())
+    }
+
+    fn next_linger(&self) -> Option<Instant> {
+        self.topics
+            .values()
+            .flat_map(|t| t.parts.values())
+            .filter(|p| !p.in_flight)
+            .filter_map(|p| p.open_since)
+            .min()
+            .map(|t| t + self.config.linger)
+    }
+
+    async fn enqueue(&mut self, topic: String, record: Record, ack: Ack) {
+        if !self.topics.contains_key(&topic) {
+            let mut attempt = 0;
+            let n = loop {
+                attempt += 1;
+                let r = self
+                    .client
+                    .producer()
+                    .get_partitions(v1::GetPartitionsRequest {
+                        topic: topic.clone(),
+                    })
+                    .await;
+                match r {
+                    Err(s) if retriable(&s) && attempt <= self.config.retries => {
+                        tokio::time::sleep(self.config.retry_backoff * attempt.min(10)).await;
+                    }
+                    r => break r,
+                }
+            };
+            match n {
+                Ok(r) => {
+                    let partitions = r.into_inner().partitions.max(1);
+                    self.topics.insert(
+                        topic.clone(),
+                        TopicState {
+                            partitions,
+                            sticky: 0,
+                            parts: HashMap::new(),
+                        },
+                    );
+                }
+                Err(s) => {
+                    let _ = ack.send(Err(Error::from(s).to_string()));
+                    return;
+                }
+            }
+        }
+        let t = self.topics.get_mut(&topic).expect("inserted above");
+        let partition = if record.key.is_empty() {
+            t.sticky
+        } else {
+            partition_for_key(&record.key, t.partitions)
+        };
+        let p = t.parts.entry(partition).or_default();
+        p.open_bytes += record.key.len() + record.value.len() + 16;
+        p.open_since.get_or_insert_with(Instant::now);
+        p.open.push((record, ack));
+    }
+
+    /// Sends every partition's open batch that is full, lingered long enough, or flushed.
+    fn dispatch(&mut self, done: &mpsc::UnboundedSender<Done>) {
+        let now = Instant::now();
+        let flushing = !self.pending_flushes.is_empty();
+        for (topic, t) in &mut self.topics {
+            let mut sent_sticky = false;
+            for (&partition, p) in &mut t.parts {
+                if p.in_flight || p.open.is_empty() {
+                    continue;
+                }
+                let due = flushing
+                    || p.open_bytes >= self.config.batch_bytes
+                    || p.open_since.is_some_and(|s| now >= s + self.config.linger);
+                if !due {
+                    continue;
+                }
+                sent_sticky |= partition == t.sticky;
+                let batch = std::mem::take(&mut p.open);
+                p.open_bytes = 0;
+                p.open_since = None;
+                p.in_flight = true;
+                tokio::spawn(send_batch(
+                    self.client.clone(),
+                    self.config.clone(),
+                    topic.clone(),
+                    partition,
+                    self.producer_id.map(|id| (id, p.next_seq)),
+                    batch,
+                    done.clone(),
+                ));
+            }
+            if sent_sticky {
+                t.sticky = (t.sticky + 1) % t.partitions;
+            }
+        }
+    }
+
+    /// The server forgot this producer (idle past its expiry): start over with a new id.
+    async fn reinit(&mut self) {
+        if let Ok(id) = init(&self.client).await {
+            self.producer_id = Some(id);
+            for p in self.topics.values_mut().flat_map(|t| t.parts.values_mut()) {
+                p.next_seq = 0;
+            }
+        }
+    }
+}
+
+async fn sleep_until(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Kafka's default partitioner: `toPositive(murmur2(key)) % partitions`.
+pub(crate) fn partition_for_key(key: &[u8], partitions: u32) -> u32 {
+    (murmur2::murmur2(key, murmur2::KAFKA_SEED) & 0x7fff_ffff) % partitions
+}
+
+/// Sends one batch, retrying retriable failures with the same sequence, and resolves its
+/// records' acknowledgements.
+async fn send_batch(
+    client: Client,
+    config: ProducerConfig,
+    topic: String,
+    partition: u32,
+    producer: Option<(u64, u64)>,
+    batch: Vec<(Record, Ack)>,
+    done: mpsc::UnboundedSender<Done>,
+) {
+    let (records, acks): (Vec<Record>, Vec<Ack>) = batch.into_iter().unzip();
+    let count = records.len() as u32;
+    let req = v1::ProduceRequest {
+        topic: topic.clone(),
+        partition: Some(partition),
+        batch: Some(RecordBatch {
+            records,
+            ..Default::default()
+        }),
+        producer: producer.map(|(id, seq)| v1::ProducerSequence {
+            producer_id: id,
+            epoch: 0,
+            sequence: seq,
+        }),
+        ..Default::default()
+    };
+    let mut attempt = 0;
+    let outcome = loop {
+        attempt += 1;
+        let mut r = tonic::Request::new(req.clone());
+        r.set_timeout(config.request_timeout);
+        match client.producer().produce(r).await {
+            Ok(resp) => break Ok(resp.into_inner()),
+            Err(s) if retriable(&s) && attempt <= config.retries => {
+                tokio::time::sleep(config.retry_backoff * attempt.min(10)).await;
+            }
+            Err(s) => break Err(s),
+        }
+    };
+    let (appended, stale) = match outcome {
+        Ok(resp) => {
+            let base = resp.acks.first().map_or(0, |a| a.base_offset);
+            for (i, ack) in acks.into_iter().enumerate() {
+                let _ = ack.send(Ok(Delivery {
+                    partition,
+                    offset: base + i as u64,
+                }));
+            }
+            (count, false)
+        }
+        Err(s) => {
+            // Forgotten by the server: the next batches start over under a new id.
+            let stale = s.code() == tonic::Code::FailedPrecondition
+                && s.message().contains("no state on partition");
+            let msg = Error::from(s).to_string();
+            for ack in acks {
+                let _ = ack.send(Err(msg.clone()));
+            }
+            (0, stale)
+        }
+    };
+    let _ = done.send(Done {
+        topic,
+        partition,
+        records: appended,
+        stale_producer: stale,
+    });
+}
+
+/// Failures after which the same request may succeed: the server or the network was away.
+fn retriable(s: &tonic::Status) -> bool {
+    use tonic::Code::*;
+    matches!(
+        s.code(),
+        Unavailable | DeadlineExceeded | Unknown | Cancelled | Aborted | Internal
+    )
+}
