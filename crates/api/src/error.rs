@@ -31,7 +31,12 @@ impl From<ApiError> for Status {
                 volume::Error::QuotaExceeded { .. } => Code::ResourceExhausted,
                 volume::Error::NotFound { .. } => Code::NotFound,
                 volume::Error::AlreadyExists { .. } => Code::AlreadyExists,
-                volume::Error::FailedPrecondition(_) => Code::FailedPrecondition,
+                volume::Error::FailedPrecondition(_)
+                | volume::Error::StaleGeneration { .. }
+                | volume::Error::UnknownMember { .. }
+                | volume::Error::Fenced { .. }
+                | volume::Error::NotAssigned { .. } => Code::FailedPrecondition,
+                volume::Error::AssignorMismatch { .. } => Code::InvalidArgument,
                 volume::Error::OffsetOutOfRange { .. } => Code::OutOfRange,
                 volume::Error::ShuttingDown => Code::Unavailable,
                 volume::Error::Storage(s) => match s {
@@ -95,6 +100,46 @@ mod tests {
                 Code::OutOfRange,
             ),
             (volume::Error::ShuttingDown, Code::Unavailable),
+            (
+                volume::Error::StaleGeneration {
+                    group: "g".into(),
+                    given: 3,
+                    current: 4,
+                },
+                Code::FailedPrecondition,
+            ),
+            (
+                volume::Error::UnknownMember {
+                    group: "g".into(),
+                    member: "m".into(),
+                },
+                Code::FailedPrecondition,
+            ),
+            (
+                volume::Error::Fenced {
+                    group: "g".into(),
+                    member: "m".into(),
+                    reason: volume::groups::RemovedReason::SessionExpired,
+                },
+                Code::FailedPrecondition,
+            ),
+            (
+                volume::Error::NotAssigned {
+                    group: "g".into(),
+                    member: "m".into(),
+                    topic: "t".into(),
+                    partition: 0,
+                },
+                Code::FailedPrecondition,
+            ),
+            (
+                volume::Error::AssignorMismatch {
+                    group: "g".into(),
+                    group_assignor: "range",
+                    asked: "sticky",
+                },
+                Code::InvalidArgument,
+            ),
             (
                 volume::Error::Unauthenticated("bad".into()),
                 Code::Unauthenticated,

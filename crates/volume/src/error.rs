@@ -51,6 +51,45 @@ pub enum Error {
         high_watermark: u64,
     },
 
+    /// A consumer-group call made at a generation that is no longer current.
+    #[error("group {group}: generation {given} is stale; the current generation is {current}")]
+    StaleGeneration {
+        group: String,
+        given: u64,
+        current: u64,
+    },
+
+    /// A consumer-group call from a member id the group does not know.
+    #[error("group {group} has no member {member}; join without a member id")]
+    UnknownMember { group: String, member: String },
+
+    /// A consumer-group call from a member the group removed (a zombie).
+    #[error("group {group} removed member {member} because {reason}; join without a member id")]
+    Fenced {
+        group: String,
+        member: String,
+        reason: crate::groups::RemovedReason,
+    },
+
+    /// A commit for a partition the member neither owns nor is revoking.
+    #[error("group {group}: member {member} is not assigned {topic} #{partition}")]
+    NotAssigned {
+        group: String,
+        member: String,
+        topic: String,
+        partition: u32,
+    },
+
+    /// A member asked for another assignor than the group's.
+    #[error(
+        "assignor: group {group} uses the {group_assignor} assignor; the member asked for {asked}"
+    )]
+    AssignorMismatch {
+        group: String,
+        group_assignor: &'static str,
+        asked: &'static str,
+    },
+
     #[error(transparent)]
     Storage(#[from] tributary_storage::Error),
 
