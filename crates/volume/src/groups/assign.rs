@@ -121,9 +121,8 @@ fn sticky(members: &BTreeMap<&str, MemberInput<'_>>, topics: &BTreeMap<String, u
 
     for (i, m) in list.iter().enumerate() {
         for tp in &m.owned {
-            let eligible = subs
-                .get(tp.topic.as_str())
-                .is_some_and(|(n, s)| tp.partition < *n && s.contains(&i));
+            let eligible = m.topics.contains(tp.topic.as_str())
+                && topics.get(&tp.topic).is_some_and(|n| tp.partition < *n);
             if eligible && taken.insert(tp.clone()) {
                 owned[i].insert(tp.clone());
             }

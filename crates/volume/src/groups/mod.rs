@@ -384,6 +384,8 @@ pub struct Group {
     /// Partitions the last target gave to a member while another still revokes them. The
     /// next target starts from them as if owned, so the handoff keeps its destination.
     pending: BTreeMap<TopicPartition, String>,
+    /// The topics of the last rebalance; `None` until the first, and while empty.
+    last_topics: Option<BTreeMap<String, u32>>,
     /// Recently removed members, oldest first, so a zombie is told why.
     fenced: VecDeque<(String, RemovedReason)>,
 }
@@ -397,6 +399,7 @@ impl Group {
             assignor: None,
             members: BTreeMap::new(),
             pending: BTreeMap::new(),
+            last_topics: None,
             fenced: VecDeque::new(),
         }
     }
@@ -535,6 +538,9 @@ impl Group {
     /// The stream's topics or partition counts changed: rebalances if that affects any
     /// member's subscription (a no-op otherwise).
     pub fn topics_changed(&mut self, topics: &BTreeMap<String, u32>, now_ms: i64) -> Changes {
+        if self.last_topics.as_ref() == Some(topics) {
+            return Changes::default();
+        }
         self.rebalance(topics, now_ms, false)
     }
 
@@ -552,15 +558,27 @@ impl Group {
             return Err(self.not_a_member(member));
         };
         m.heartbeat(now_ms);
-        let before = m.revoking.len();
-        for tp in partitions {
-            m.revoking.remove(tp);
-        }
-        let confirmed = m.revoking.len() != before;
-        if !confirmed {
+        let confirmed: Vec<&TopicPartition> = partitions
+            .iter()
+            .filter(|tp| m.revoking.remove(*tp).is_some())
+            .collect();
+        if confirmed.is_empty() {
             return Ok(Changes::default());
         }
-        Ok(self.rebalance(topics, now_ms, true))
+        if self.last_topics.as_ref() != Some(topics) {
+            return Ok(self.rebalance(topics, now_ms, true));
+        }
+        // Members, subscriptions and topics are those of the last rebalance, and its target
+        // is what is owned or pending now, so a rebalance would keep that target: hand each
+        // partition to the member it was promised to, without recomputing (a confirmation
+        // per revoking member would otherwise cost a full rebalance each).
+        for tp in confirmed {
+            if let Some(to) = self.pending.remove(tp) {
+                let to = self.members.get_mut(&to).expect("pending only to members");
+                to.owned.insert(tp.clone());
+            }
+        }
+        Ok(self.bump())
     }
 
     /// May `member` commit `tp`'s cursor at `generation`? Only a current member, at the
@@ -669,6 +687,7 @@ impl Group {
         if self.members.is_empty() {
             self.assignor = None;
             self.pending.clear();
+            self.last_topics = None;
         }
         let mut changes = self.rebalance(topics, now_ms, false);
         changes.removed = dead;
@@ -693,17 +712,21 @@ impl Group {
             changed |= m.owned.len() != owned || m.revoking.len() != revoking;
         }
 
-        let mut inputs: BTreeMap<&str, assign::MemberInput<'_>> = self
-            .members
-            .iter()
-            .map(|(id, m)| {
-                let input = assign::MemberInput {
-                    topics: m.subscription.existing(topics),
-                    owned: m.owned.clone(),
-                };
-                (id.as_str(), input)
-            })
-            .collect();
+        // Members usually share a subscription: resolve each distinct one once.
+        let mut resolved: Vec<(&Subscription, BTreeSet<&str>)> = Vec::new();
+        let mut inputs: BTreeMap<&str, assign::MemberInput<'_>> = BTreeMap::new();
+        for (id, m) in &self.members {
+            let topics = match resolved.iter().find(|(s, _)| **s == m.subscription) {
+                Some((_, set)) => set.clone(),
+                None => {
+                    let set = m.subscription.existing(topics);
+                    resolved.push((&m.subscription, set.clone()));
+                    set
+                }
+            };
+            let owned = m.owned.clone();
+            inputs.insert(id.as_str(), assign::MemberInput { topics, owned });
+        }
         for (tp, to) in &self.pending {
             if let Some(input) = inputs.get_mut(to.as_str()) {
                 input.owned.insert(tp.clone());
@@ -740,9 +763,15 @@ impl Group {
             }
         }
 
+        self.last_topics = Some(topics.clone());
         if !changed {
             return Changes::default();
         }
+        self.bump()
+    }
+
+    /// Moves the generation after a change and tells every member.
+    fn bump(&mut self) -> Changes {
         self.generation += 1;
         Changes {
             assignments: self

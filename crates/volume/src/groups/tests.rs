@@ -715,18 +715,48 @@ fn subscriptions() -> Vec<Subscription> {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Join { sub: usize, timeout: i64 },
+    Join {
+        sub: usize,
+        timeout: i64,
+    },
     WrongAssignor,
-    Rejoin { who: usize, sub: usize },
-    Heartbeat { who: usize },
-    Leave { who: usize },
-    Advance { ms: i64 },
+    Rejoin {
+        who: usize,
+        sub: usize,
+    },
+    Heartbeat {
+        who: usize,
+    },
+    Leave {
+        who: usize,
+    },
+    Advance {
+        ms: i64,
+    },
     Expire,
-    Revoked { who: usize, all: bool },
-    Create { topic: usize, partitions: u32 },
-    Grow { topic: usize, by: u32 },
-    Delete { topic: usize },
-    Commit { who: usize, stale: bool },
+    Revoked {
+        who: usize,
+        all: bool,
+    },
+    /// Topic changes; a `silent` one is not reported, so the next call brings it.
+    Create {
+        topic: usize,
+        partitions: u32,
+        silent: bool,
+    },
+    Grow {
+        topic: usize,
+        by: u32,
+        silent: bool,
+    },
+    Delete {
+        topic: usize,
+        silent: bool,
+    },
+    Commit {
+        who: usize,
+        stale: bool,
+    },
 }
 
 fn arb_op(subs: usize) -> impl Strategy<Value = Op> {
@@ -739,9 +769,10 @@ fn arb_op(subs: usize) -> impl Strategy<Value = Op> {
         2 => (1i64..200).prop_map(|ms| Op::Advance { ms }),
         2 => Just(Op::Expire),
         4 => (any::<usize>(), any::<bool>()).prop_map(|(who, all)| Op::Revoked { who, all }),
-        1 => (0..NAMES.len(), 1u32..5).prop_map(|(topic, partitions)| Op::Create { topic, partitions }),
-        1 => (0..NAMES.len(), 1u32..3).prop_map(|(topic, by)| Op::Grow { topic, by }),
-        1 => (0..NAMES.len()).prop_map(|topic| Op::Delete { topic }),
+        1 => (0..NAMES.len(), 1u32..5, any::<bool>())
+            .prop_map(|(topic, partitions, silent)| Op::Create { topic, partitions, silent }),
+        1 => (0..NAMES.len(), 1u32..3, any::<bool>()).prop_map(|(topic, by, silent)| Op::Grow { topic, by, silent }),
+        1 => (0..NAMES.len(), any::<bool>()).prop_map(|(topic, silent)| Op::Delete { topic, silent }),
         1 => (any::<usize>(), any::<bool>()).prop_map(|(who, stale)| Op::Commit { who, stale }),
     ]
 }
@@ -768,6 +799,13 @@ struct Run {
 }
 
 impl Run {
+    fn report(&mut self, silent: bool) -> Result<Changes> {
+        if silent {
+            return Ok(Changes::default());
+        }
+        Ok(self.g.topics_changed(&self.ts, self.now))
+    }
+
     fn pick(&self, who: usize) -> Option<String> {
         (!self.ids.is_empty()).then(|| self.ids[who % self.ids.len()].clone())
     }
@@ -841,31 +879,65 @@ impl Run {
                     None => vec![],
                 };
                 let promised = self.g.pending.clone();
+                let same_topics = self.g.last_topics.as_ref() == Some(&self.ts);
+                // The reference: confirm, then a full rebalance.
+                let mut full = self.g.clone();
+                let full_r = match full.members.get_mut(&id) {
+                    None => Err(full.not_a_member(&id)),
+                    Some(m) => {
+                        m.heartbeat(self.now);
+                        let before = m.revoking.len();
+                        for tp in &list {
+                            m.revoking.remove(tp);
+                        }
+                        Ok(if m.revoking.len() == before {
+                            Changes::default()
+                        } else {
+                            full.rebalance(&self.ts, self.now, true)
+                        })
+                    }
+                };
                 let r = self.g.revoked(&id, &list, &self.ts, self.now);
+                assert_eq!(
+                    format!("{r:?}"),
+                    format!("{full_r:?}"),
+                    "the handoff shortcut differs"
+                );
+                assert_eq!(
+                    self.g.describe(),
+                    full.describe(),
+                    "the handoff shortcut differs"
+                );
                 // A confirmation hands each partition to the member it was promised to.
-                for tp in &list {
-                    if let Some(to) = promised.get(tp) {
-                        assert!(
-                            self.g.members[to].owned.contains(tp),
-                            "{tp} not handed to {to}"
-                        );
+                if same_topics {
+                    for tp in &list {
+                        if let Some(to) = promised.get(tp) {
+                            assert!(
+                                self.g.members[to].owned.contains(tp),
+                                "{tp} not handed to {to}"
+                            );
+                        }
                     }
                 }
                 r
             }
-            Op::Create { topic, partitions } => {
+            Op::Create {
+                topic,
+                partitions,
+                silent,
+            } => {
                 self.ts.entry(NAMES[topic].into()).or_insert(partitions);
-                Ok(self.g.topics_changed(&self.ts, self.now))
+                self.report(silent)
             }
-            Op::Grow { topic, by } => {
+            Op::Grow { topic, by, silent } => {
                 if let Some(n) = self.ts.get_mut(NAMES[topic]) {
                     *n += by;
                 }
-                Ok(self.g.topics_changed(&self.ts, self.now))
+                self.report(silent)
             }
-            Op::Delete { topic } => {
+            Op::Delete { topic, silent } => {
                 self.ts.remove(NAMES[topic]);
-                Ok(self.g.topics_changed(&self.ts, self.now))
+                self.report(silent)
             }
             Op::Commit { who, stale } => {
                 let Some(id) = self.pick(who) else { return };
@@ -879,7 +951,8 @@ impl Run {
                 return;
             }
         };
-        check(&self.g, &self.ts);
+        // The group is consistent with the topics of its last rebalance.
+        check(&self.g, &self.g.last_topics.clone().unwrap_or_default());
         let after_gen = self.g.generation();
         let changes = match result {
             Ok(c) => c,
@@ -924,10 +997,11 @@ impl Run {
         for id in &ids {
             self.g.heartbeat(id, self.now).unwrap();
         }
+        self.g.topics_changed(&self.ts, self.now);
         settle(&mut self.g, &self.ts, self.now);
-        // Settled: a rebalance now is a no-op.
+        // Settled: a full rebalance now is a no-op.
         assert!(
-            self.g.topics_changed(&self.ts, self.now).is_empty(),
+            self.g.rebalance(&self.ts, self.now, false).is_empty(),
             "not a fixed point"
         );
         // Every subscribed partition has exactly one owner, who subscribes to it.
