@@ -50,6 +50,16 @@ fn join(
     id
 }
 
+/// A group "g" where `a`, then `b`, joined at `now`, both reading every topic of `ts`.
+fn two(ts: &BTreeMap<String, u32>, assignor: Assignor, now: i64) -> (Group, String, String) {
+    let mut g = Group::new("g");
+    let all = Subscription::topics(ts.keys().cloned()).unwrap();
+    let (a, _) = g.join(spec("a", all.clone(), assignor), ts, now).unwrap();
+    let (b, _) = g.join(spec("b", all, assignor), ts, now).unwrap();
+    check(&g, ts);
+    (g, a, b)
+}
+
 fn owned(g: &Group, m: &str) -> Vec<TopicPartition> {
     g.assignment(m).unwrap().partitions
 }
@@ -214,9 +224,7 @@ fn a_move_is_revoked_then_handed_over() {
 #[test]
 fn a_handoff_keeps_its_destination() {
     let ts = topics(&[("t", 4)]);
-    let mut g = Group::new("g");
-    let a = join(&mut g, "a", on(&["t"]), &ts, 0);
-    let b = join(&mut g, "b", on(&["t"]), &ts, 0);
+    let (mut g, a, b) = two(&ts, Assignor::Sticky, 0);
     assert_eq!(g.describe().members[1].incoming, tps(&[("t", 2), ("t", 3)]));
     let c = join(&mut g, "c", on(&["t"]), &ts, 0);
     // C's share comes from A, the most loaded: A now revokes #1 as well.
@@ -233,50 +241,41 @@ fn a_handoff_keeps_its_destination() {
     assert_eq!(owned(&g, &c), tps(&[("t", 1)]));
 }
 
-/// Kafka's RangeAssignor example through the whole protocol.
+/// Kafka's examples through the whole protocol: C1 joining takes its share by revocation.
 #[test]
-fn range_through_the_protocol() {
+fn kafka_examples_through_the_protocol() {
     let ts = topics(&[("t0", 3), ("t1", 3)]);
-    let mut g = Group::new("g");
-    let both = on(&["t0", "t1"]);
-    let (c0, _) = g
-        .join(spec("C0", both.clone(), Assignor::Range), &ts, 0)
-        .unwrap();
-    assert_eq!(owned(&g, &c0).len(), 6);
-    let (c1, _) = g.join(spec("C1", both, Assignor::Range), &ts, 0).unwrap();
-    check(&g, &ts);
-    assert_eq!(revoking(&g, &c0), tps(&[("t0", 2), ("t1", 2)]));
-    settle(&mut g, &ts, 0);
-    assert_eq!(
-        owned(&g, &c0),
-        tps(&[("t0", 0), ("t0", 1), ("t1", 0), ("t1", 1)])
-    );
-    assert_eq!(owned(&g, &c1), tps(&[("t0", 2), ("t1", 2)]));
-    assert_eq!(g.generation(), 3);
-}
-
-#[test]
-fn round_robin_through_the_protocol() {
-    let ts = topics(&[("t0", 3), ("t1", 3)]);
-    let mut g = Group::new("g");
-    let both = on(&["t0", "t1"]);
-    let (c0, _) = g
-        .join(spec("C0", both.clone(), Assignor::RoundRobin), &ts, 0)
-        .unwrap();
-    let (c1, _) = g
-        .join(spec("C1", both, Assignor::RoundRobin), &ts, 0)
-        .unwrap();
-    settle(&mut g, &ts, 0);
-    assert_eq!(owned(&g, &c0), tps(&[("t0", 0), ("t0", 2), ("t1", 1)]));
-    assert_eq!(owned(&g, &c1), tps(&[("t0", 1), ("t1", 0), ("t1", 2)]));
+    let cases = [
+        (
+            Assignor::Range,
+            tps(&[("t0", 0), ("t0", 1), ("t1", 0), ("t1", 1)]),
+            tps(&[("t0", 2), ("t1", 2)]),
+        ),
+        (
+            Assignor::RoundRobin,
+            tps(&[("t0", 0), ("t0", 2), ("t1", 1)]),
+            tps(&[("t0", 1), ("t1", 0), ("t1", 2)]),
+        ),
+    ];
+    for (assignor, want0, want1) in cases {
+        let (mut g, c0, c1) = two(&ts, assignor, 0);
+        assert_eq!(owned(&g, &c0), want0, "{assignor}: C0 keeps its share");
+        assert_eq!(
+            revoking(&g, &c0),
+            want1,
+            "{assignor}: C0 revokes C1's share"
+        );
+        settle(&mut g, &ts, 0);
+        assert_eq!(owned(&g, &c0), want0, "{assignor}");
+        assert_eq!(owned(&g, &c1), want1, "{assignor}");
+        assert_eq!(g.generation(), 3, "{assignor}: join, revoke, hand over");
+    }
 }
 
 #[test]
 fn rejoin_keeps_partitions_without_a_rebalance() {
     let ts = topics(&[("t", 4)]);
-    let mut g = Group::new("g");
-    let a = join(&mut g, "a", on(&["t"]), &ts, 0);
-    let b = join(&mut g, "b", on(&["t"]), &ts, 0);
+    let (mut g, a, b) = two(&ts, Assignor::Sticky, 0);
     settle(&mut g, &ts, 0);
     let generation = g.generation();
     let before = g.assignment(&a).unwrap();
@@ -450,9 +449,7 @@ fn patterns_match_whole_topic_names() {
 #[test]
 fn a_member_expires_at_exactly_its_session_timeout() {
     let ts = topics(&[("t", 4)]);
-    let mut g = Group::new("g");
-    let a = join(&mut g, "a", on(&["t"]), &ts, 1_000);
-    let b = join(&mut g, "b", on(&["t"]), &ts, 1_000);
+    let (mut g, a, b) = two(&ts, Assignor::Sticky, 1_000);
     settle(&mut g, &ts, 1_000);
     assert_eq!(g.next_deadline(), Some(1_000 + TIMEOUT));
 
@@ -488,9 +485,7 @@ fn a_member_expires_at_exactly_its_session_timeout() {
 #[test]
 fn leaving_frees_partitions_at_once() {
     let ts = topics(&[("t", 4)]);
-    let mut g = Group::new("g");
-    let a = join(&mut g, "a", on(&["t"]), &ts, 0);
-    let b = join(&mut g, "b", on(&["t"]), &ts, 0);
+    let (mut g, a, b) = two(&ts, Assignor::Sticky, 0);
     settle(&mut g, &ts, 0);
     let generation = g.generation();
     let c = g.leave(&a, &ts, 1);
@@ -506,9 +501,7 @@ fn leaving_frees_partitions_at_once() {
 #[test]
 fn a_revoking_member_that_leaves_hands_over_at_once() {
     let ts = topics(&[("t", 4)]);
-    let mut g = Group::new("g");
-    let a = join(&mut g, "a", on(&["t"]), &ts, 0);
-    let b = join(&mut g, "b", on(&["t"]), &ts, 0);
+    let (mut g, a, b) = two(&ts, Assignor::Sticky, 0);
     assert_eq!(revoking(&g, &a).len(), 2);
     g.leave(&a, &ts, 1);
     check(&g, &ts);
@@ -575,13 +568,7 @@ fn a_pattern_picks_up_new_topics() {
 #[test]
 fn grown_partitions_are_assigned_and_range_moves_through_revocation() {
     let mut ts = topics(&[("t", 3)]);
-    let mut g = Group::new("g");
-    let (c0, _) = g
-        .join(spec("C0", on(&["t"]), Assignor::Range), &ts, 0)
-        .unwrap();
-    let (c1, _) = g
-        .join(spec("C1", on(&["t"]), Assignor::Range), &ts, 0)
-        .unwrap();
+    let (mut g, c0, c1) = two(&ts, Assignor::Range, 0);
     settle(&mut g, &ts, 0);
     assert_eq!(owned(&g, &c0), tps(&[("t", 0), ("t", 1)]));
     assert_eq!(owned(&g, &c1), tps(&[("t", 2)]));
@@ -609,9 +596,7 @@ fn grown_partitions_are_assigned_and_range_moves_through_revocation() {
 #[test]
 fn commits_are_checked() {
     let ts = topics(&[("t", 2)]);
-    let mut g = Group::new("g");
-    let a = join(&mut g, "a", on(&["t"]), &ts, 0);
-    let b = join(&mut g, "b", on(&["t"]), &ts, 0);
+    let (mut g, a, b) = two(&ts, Assignor::Sticky, 0);
     let generation = g.generation();
     // A owns #0 and revokes #1; B owns nothing yet.
     g.check_commit(&a, generation, &tp("t", 0)).unwrap();
