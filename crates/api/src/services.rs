@@ -8,8 +8,8 @@ use tonic::{Request, Response, Status};
 use tributary_proto::{v1, wire};
 use tributary_volume::{Namespace, OffsetSpec, VolumeEdit};
 
-use crate::auth::caller;
-use crate::{ApiError, convert};
+use crate::trace::caller;
+use crate::{ApiError, convert, metrics};
 
 type Reply<T> = Result<Response<T>, Status>;
 
@@ -305,6 +305,23 @@ impl v1::admin_server::Admin for Services {
             .map_err(ApiError::from)?;
         ok(v1::DeleteTopicResponse {})
     }
+
+    async fn checkpoint(
+        &self,
+        r: Request<v1::CheckpointRequest>,
+    ) -> Reply<v1::CheckpointResponse> {
+        let c = caller(&r)?;
+        let dir = r.into_inner().dir;
+        let info = self
+            .ns
+            .checkpoint(&c, &dir)
+            .await
+            .map_err(ApiError::from)?;
+        ok(v1::CheckpointResponse {
+            dir,
+            bytes: info.bytes,
+        })
+    }
 }
 
 #[tonic::async_trait]
@@ -312,11 +329,14 @@ impl wire::producer_server::Producer for Services {
     async fn produce(&self, r: Request<wire::ProduceRequest>) -> Reply<v1::ProduceResponse> {
         let c = caller(&r)?;
         let r = r.into_inner();
+        let bytes = r.batch.len() as u64;
         let res = self
             .ns
             .produce(&c, &r.topic, r.partition, r.batch)
             .await
             .map_err(ApiError::from)?;
+        let records = res.acks.iter().map(|a| u64::from(a.record_count)).sum();
+        metrics::produced(&r.topic, records, bytes);
         ok(v1::ProduceResponse {
             acks: res
                 .acks
@@ -350,6 +370,7 @@ impl wire::consumer_server::Consumer for Services {
             )
             .await
             .map_err(ApiError::from)?;
+        metrics::fetched(&r.topic, &res.batches);
         ok(wire::FetchResponse {
             batches: res.batches,
             high_watermark: res.high_watermark,

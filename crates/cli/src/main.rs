@@ -2,7 +2,10 @@
 //! flags and dispatches; each verb lives in its own module.
 
 mod admin;
+mod backup;
+mod config;
 mod consume;
+mod metrics;
 mod output;
 mod produce;
 mod serve;
@@ -110,6 +113,9 @@ enum Command {
     /// Manage users and their tokens.
     #[command(subcommand)]
     User(admin::UserCmd),
+    /// Operate the server: online backup by checkpoint.
+    #[command(subcommand)]
+    Admin(backup::AdminCmd),
     /// Produce records read from standard input, one per line.
     Produce(produce::ProduceArgs),
     /// Print records of a topic.
@@ -132,6 +138,7 @@ fn main() -> std::process::ExitCode {
             Command::Topic(c) => admin::topic(&cli.global, c).await,
             Command::Cluster(c) => admin::cluster(&cli.global, c).await,
             Command::User(c) => admin::user(&cli.global, c).await,
+            Command::Admin(c) => backup::run(&cli.global, c).await,
             Command::Produce(args) => produce::run(&cli.global, args).await,
             Command::Consume(args) => consume::run(&cli.global, args).await,
             Command::Bench(args) => {

@@ -8,15 +8,19 @@
 //! **Invariant:** every append is one `WriteBatch` holding the batch, its summary and the
 //! partition's new high-water mark, so after a crash the log and its offsets agree.
 
+mod checkpoint;
 mod error;
 pub mod keys;
 mod options;
+mod stats;
 mod store;
 pub mod values;
 
+pub use checkpoint::{CHECKPOINT_DB, CheckpointInfo};
 pub use error::{EngineError, Error, Result};
 pub use keys::PartitionId;
 pub use options::StoreOptions;
+pub use stats::StoreStats;
 pub use store::{
     Appended, CatalogTx, ClusterIdentity, Durability, MAX_BATCH_BYTES, NewBatch, PartitionStats,
     Purged, ReadResult, Store, StoredBatch,

@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
-use rocksdb::{ColumnFamily, DB, ReadOptions, WriteBatch, WriteOptions};
+use rocksdb::{ColumnFamily, DB, Options, ReadOptions, WriteBatch, WriteOptions};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -154,6 +154,8 @@ struct Slot {
 
 pub struct Store {
     db: DB,
+    /// The options the database was opened with; they hold its statistics (`stats.rs`).
+    db_options: Options,
     path: PathBuf,
     identity: ClusterIdentity,
     partitions: RwLock<HashMap<PartitionId, Arc<Partition>>>,
@@ -201,6 +203,7 @@ impl Store {
         };
         Ok(Store {
             db,
+            db_options: opts,
             path: path.to_owned(),
             identity,
             partitions: RwLock::new(HashMap::new()),
@@ -721,6 +724,14 @@ impl Store {
     pub fn sync_wal(&self) -> Result<()> {
         self.db.flush_wal(true)?;
         Ok(())
+    }
+
+    pub(crate) fn db(&self) -> &DB {
+        &self.db
+    }
+
+    pub(crate) fn db_options(&self) -> &Options {
+        &self.db_options
     }
 
     fn cf(&self, name: &str) -> &ColumnFamily {
