@@ -75,11 +75,11 @@ fn describe() {
     describe_counter!(
         "tributary_rocksdb_bytes_written_total",
         Unit::Bytes,
-        "Bytes written: by users (kind=user), and to disk (wal, flush, compaction, blob)."
+        "Bytes written by users (kind=user) and to disk (wal, flush, compaction; blob is the blob-file part of flush and compaction)."
     );
     describe_gauge!(
         "tributary_rocksdb_write_amplification",
-        "Disk bytes written (wal+flush+compaction+blob) per user byte, since start."
+        "Disk bytes written (wal+flush+compaction) per user byte, since start."
     );
     describe_gauge!("tributary_volume_bytes", Unit::Bytes, "Bytes stored, per volume.");
     describe_gauge!("tributary_volume_streams", "Streams, per volume.");

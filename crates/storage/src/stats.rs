@@ -37,23 +37,23 @@ pub struct StoreStats {
     pub user_bytes_written_total: u64,
     /// Bytes written to the write-ahead log.
     pub wal_bytes_written_total: u64,
-    /// Bytes written to SST files by flushes.
+    /// Bytes written by flushes: SST files and the blob files beside them.
     pub flush_bytes_written_total: u64,
-    /// Bytes written to SST files by compactions.
+    /// Bytes written by compactions (SST files, and blob files rewritten by blob GC).
     pub compaction_bytes_written_total: u64,
-    /// Bytes written to blob files (by flushes, and by blob garbage collection).
+    /// The blob-file part of the two figures above (measured by a test: a flush's blob
+    /// bytes are in `flush_bytes_written_total`).
     pub blob_bytes_written_total: u64,
 }
 
 impl StoreStats {
-    /// Bytes written to disk (WAL, SST and blob files) per byte written by users; `None`
-    /// before anything was written.
+    /// Bytes written to disk (WAL, then SST and blob files by flushes and compactions) per
+    /// byte written by users; `None` before anything was written.
     pub fn write_amplification(&self) -> Option<f64> {
         (self.user_bytes_written_total > 0).then(|| {
             let disk = self.wal_bytes_written_total
                 + self.flush_bytes_written_total
-                + self.compaction_bytes_written_total
-                + self.blob_bytes_written_total;
+                + self.compaction_bytes_written_total;
             disk as f64 / self.user_bytes_written_total as f64
         })
     }
@@ -113,8 +113,9 @@ mod tests {
     fn figures_follow_writes_and_flushes() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db"), &StoreOptions::default()).unwrap();
+        // Opening wrote the cluster identity (synced WAL), nothing more.
         let before = store.stats();
-        assert_eq!(before.write_amplification(), None);
+        assert!(before.user_bytes_written_total < 1024, "{before:?}");
         assert!(!before.write_stopped);
 
         let id = store.reserve_partition_ids(1)[0];
@@ -146,8 +147,10 @@ mod tests {
         assert!(flushed.total_blob_bytes >= flushed.live_blob_bytes);
         assert!(flushed.live_sst_bytes > 0);
         assert!(flushed.blob_bytes_written_total >= 64 * (64 << 10));
+        // The flush's blob files are part of its bytes, not on top of them.
+        assert!(flushed.flush_bytes_written_total >= flushed.blob_bytes_written_total);
         let wa = flushed.write_amplification().unwrap();
-        // WAL plus one blob write, plus small key files: a little above 2.
-        assert!((2.0..2.5).contains(&wa), "write amplification {wa}: {flushed:?}");
+        // The WAL, then one blob write, plus small key files: just above 2.
+        assert!((2.0..2.2).contains(&wa), "write amplification {wa}: {flushed:?}");
     }
 }
