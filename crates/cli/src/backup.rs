@@ -1,5 +1,6 @@
-//! `tributary admin …`: server operations for cluster admins; for now the online backup,
-//! `tributary admin checkpoint DIR`.
+//! `tributary admin …`: server operations: the online backup (`checkpoint DIR`, cluster
+//! admins) and the standard gRPC health check (`health`, anyone: for container health
+//! checks and scripts).
 
 use clap::Subcommand;
 use serde_json::json;
@@ -17,10 +18,41 @@ pub enum AdminCmd {
         /// Absolute path on the server, e.g. /var/backups/tributary/2024-05-01.
         dir: String,
     },
+    /// Ask the server's standard gRPC health service whether it serves (no token needed).
+    /// Exits 0 when SERVING, 1 otherwise.
+    Health {
+        /// The service to ask about; the server as a whole by default.
+        #[arg(long, default_value = "")]
+        service: String,
+    },
 }
 
 pub async fn run(g: &Global, cmd: AdminCmd) -> anyhow::Result<()> {
-    let AdminCmd::Checkpoint { dir } = cmd;
+    match cmd {
+        AdminCmd::Checkpoint { dir } => checkpoint(g, dir).await,
+        AdminCmd::Health { service } => health(g, service).await,
+    }
+}
+
+async fn health(g: &Global, service: String) -> anyhow::Result<()> {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let client = g.connect().await?;
+    let r = HealthClient::new(client.service())
+        .check(HealthCheckRequest { service })
+        .await?
+        .into_inner();
+    let status = ServingStatus::try_from(r.status).unwrap_or(ServingStatus::Unknown);
+    if g.json {
+        json(&json!({ "status": status.as_str_name() }));
+    } else {
+        println!("{}", status.as_str_name());
+    }
+    anyhow::ensure!(status == ServingStatus::Serving, "the server is not serving");
+    Ok(())
+}
+
+async fn checkpoint(g: &Global, dir: String) -> anyhow::Result<()> {
     let r = g
         .connect()
         .await?
