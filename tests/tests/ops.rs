@@ -123,18 +123,15 @@ async fn metrics_endpoint_serves_the_promised_series() {
 }
 
 /// Health and reflection through grpcio (Python), then NOT_SERVING during shutdown.
-#[tokio::test]
-async fn health_and_reflection_work_with_a_stock_grpc_client() {
+/// Synchronous on purpose: no client of ours holds a connection while the server stops.
+#[test]
+fn health_and_reflection_work_with_a_stock_grpc_client() {
     let mut server = Server::start_with(&["--shutdown-delay", "1h"]);
-    let cluster_id = server
-        .client()
-        .await
-        .admin()
-        .get_cluster(v1::GetClusterRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .cluster_id;
+    let info = server.cli().args(["cluster", "info", "--json"]).run().ok();
+    let info: serde_json::Value = serde_json::from_str(&info.stdout).unwrap();
+    let cluster_id = info["cluster_id"].as_str().unwrap().to_owned();
+    let run = server.cli().args(["admin", "health"]).run().ok();
+    assert_eq!(run.stdout.trim(), "SERVING");
     let addr = server.url.trim_start_matches("http://").to_owned();
     let mut probe = Command::new(python())
         .arg(repo_root().join("tests/py/grpc_probe.py"))
@@ -152,6 +149,9 @@ async fn health_and_reflection_work_with_a_stock_grpc_client() {
     assert_eq!(next(), "WATCH END");
     assert_eq!(next(), "CHECK NOT_SERVING");
     assert!(probe.wait().unwrap().success());
+    // The health verb of the CLI sees the same.
+    let run = server.cli().args(["admin", "health"]).run().failed();
+    assert_eq!(run.stdout.trim(), "NOT_SERVING");
     // A second signal ends the shutdown delay at once.
     server.signal("TERM");
     assert!(server.wait().success());

@@ -35,6 +35,9 @@ pub const DEFAULT_ADMIN_TOKEN: &str = "./data/admin.token";
 /// Exit status for a configuration that does not load (as for a usage error).
 const BAD_CONFIG: i32 = 2;
 
+/// How long in-flight requests and open connections get to finish once the server stops.
+const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
+
 fn init_logging(cfg: &Settings) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log)
         .with_context(|| format!("log filter `{}`", cfg.log))?;
@@ -140,8 +143,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ..ServerOptions::default()
     };
     let retention = tokio::spawn(retention_loop(ns.clone(), cfg.retention_interval));
-    let shutdown = shutdown_signal(health, cfg.shutdown_delay);
-    tributary_api::serve(ns.clone(), listener, &options, shutdown).await?;
+    // Once stopping, connections get DRAIN_LIMIT to finish; a client that never closes
+    // its connection (or a stuck call) must not keep the server up forever.
+    let stopping = tokio::sync::Notify::new();
+    let shutdown = async {
+        shutdown_signal(health, cfg.shutdown_delay).await;
+        stopping.notify_one();
+    };
+    tokio::select! {
+        served = tributary_api::serve(ns.clone(), listener, &options, shutdown) => served?,
+        _ = async { stopping.notified().await; tokio::time::sleep(DRAIN_LIMIT).await } => {
+            tracing::warn!(limit = ?DRAIN_LIMIT, "connections still open after the drain limit; closing them");
+        }
+    }
     retention.abort();
     let _ = retention.await;
     if let Some(t) = metrics_task {
