@@ -405,3 +405,49 @@ fn deployment_examples_are_valid() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Every command and flag that `tributary … --help` shows is in docs/cli.md.
+#[test]
+fn the_cli_guide_covers_every_command_and_flag() {
+    let guide = std::fs::read_to_string(repo_root().join("docs/cli.md")).unwrap();
+    let mut missing = Vec::new();
+    let mut todo = vec![Vec::<String>::new()];
+    while let Some(path) = todo.pop() {
+        let out = Command::new(binary())
+            .args(&path)
+            .arg("--help")
+            .output()
+            .unwrap();
+        let help = String::from_utf8(out.stdout).unwrap();
+        let mut section = "";
+        for line in help.lines() {
+            let trimmed = line.trim_start();
+            if trimmed.len() == line.len() {
+                section = line;
+                continue;
+            }
+            let indent = line.len() - trimmed.len();
+            let word = trimmed.split_whitespace().next().unwrap_or("");
+            if section == "Commands:" && indent == 2 && word != "help" {
+                let mut sub = path.clone();
+                sub.push(word.to_owned());
+                if !guide.contains(&sub.join(" ")) {
+                    missing.push(sub.join(" "));
+                }
+                todo.push(sub);
+            }
+            if section == "Options:" && indent <= 6 {
+                let flag = trimmed
+                    .split_whitespace()
+                    .find(|w| w.starts_with("--"))
+                    .map(|w| w.trim_end_matches(','));
+                if let Some(flag) = flag.filter(|f| !["--help", "--version"].contains(f))
+                    && !guide.contains(flag)
+                {
+                    missing.push(format!("{} {flag}", path.join(" ")));
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "docs/cli.md lacks: {missing:?}");
+}

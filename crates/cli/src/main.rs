@@ -113,7 +113,7 @@ enum Command {
     /// Manage users and their tokens.
     #[command(subcommand)]
     User(admin::UserCmd),
-    /// Operate the server: online backup by checkpoint.
+    /// Operate the server: health check, online backup by checkpoint.
     #[command(subcommand)]
     Admin(backup::AdminCmd),
     /// Produce records read from standard input, one per line.

@@ -17,7 +17,7 @@ use crate::config::{self, Flags, LogFormat, MetricsListen, Settings};
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// TOML configuration file (see deploy/tributary.toml); environment variables and
-    /// flags override it [env: TRIBUTARY_CONFIG]
+    /// flags override it
     #[arg(long, env = "TRIBUTARY_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// Check the configuration, print the effective one with each value's source, and exit:
