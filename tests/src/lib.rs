@@ -179,7 +179,11 @@ impl Server {
 
     /// Waits for the process to exit.
     pub fn wait(&mut self) -> ExitStatus {
-        self.child.take().expect("server running").wait().expect("wait")
+        self.child
+            .take()
+            .expect("server running")
+            .wait()
+            .expect("wait")
     }
 
     /// The Prometheus exposition text from `GET /metrics`, over a plain TCP connection.
@@ -359,12 +363,13 @@ pub fn http_get(addr: &str, path: &str) -> anyhow::Result<(u16, String)> {
     use std::io::Read;
     let mut conn = std::net::TcpStream::connect(addr)?;
     conn.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(conn, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/plain\r\n\r\n")?;
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/plain\r\n\r\n"
+    )?;
     let mut response = String::new();
     conn.read_to_string(&mut response)?;
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .context("a response head")?;
+    let (head, body) = response.split_once("\r\n\r\n").context("a response head")?;
     let status = head
         .split(' ')
         .nth(1)
@@ -375,7 +380,11 @@ pub fn http_get(addr: &str, path: &str) -> anyhow::Result<(u16, String)> {
         .find_map(|l| l.strip_prefix("Content-Length: "))
         .and_then(|l| l.trim().parse().ok())
         .context("a Content-Length")?;
-    anyhow::ensure!(body.len() == length, "body of {} bytes, Content-Length {length}", body.len());
+    anyhow::ensure!(
+        body.len() == length,
+        "body of {} bytes, Content-Length {length}",
+        body.len()
+    );
     Ok((status, body.to_owned()))
 }
 

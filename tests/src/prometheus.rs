@@ -63,9 +63,7 @@ fn parse_value(s: &str) -> anyhow::Result<f64> {
         "+Inf" => f64::INFINITY,
         "-Inf" => f64::NEG_INFINITY,
         "NaN" => f64::NAN,
-        _ => s
-            .parse()
-            .with_context(|| format!("`{s}` is not a value"))?,
+        _ => s.parse().with_context(|| format!("`{s}` is not a value"))?,
     })
 }
 
@@ -81,7 +79,10 @@ fn parse_labels(s: &str) -> anyhow::Result<(BTreeMap<String, String>, &str)> {
         let (name, r) = rest.split_once('=').context("a label needs =")?;
         let name = name.trim();
         ensure!(is_label_name(name), "bad label name `{name}`");
-        let mut chars = r.strip_prefix('"').context("label values are quoted")?.chars();
+        let mut chars = r
+            .strip_prefix('"')
+            .context("label values are quoted")?
+            .chars();
         let mut value = String::new();
         loop {
             match chars.next().context("unterminated label value")? {
@@ -216,10 +217,16 @@ fn check_histograms(e: &Exposition) -> anyhow::Result<()> {
             );
             let last = b.last().expect("at least one bucket");
             ensure!(last.0 == f64::INFINITY, "{fam}{labels:?}: no +Inf bucket");
-            let pairs: Vec<(&str, &str)> =
-                labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let pairs: Vec<(&str, &str)> = labels
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
             let count = e.value(&format!("{fam}_count"), &pairs);
-            ensure!(count == last.1, "{fam}{labels:?}: +Inf bucket {} != count {count}", last.1);
+            ensure!(
+                count == last.1,
+                "{fam}{labels:?}: +Inf bucket {} != count {count}",
+                last.1
+            );
             e.value(&format!("{fam}_sum"), &pairs);
         }
     }
@@ -239,11 +246,11 @@ mod tests {
         assert_eq!(e.value("c_total", &[("a", "x\"y")]), 3.0);
         assert_eq!(e.samples.len(), 6);
         for bad in [
-            "c 1\n",                                              // no TYPE
-            "# TYPE c counter\nc{a=x} 1\n",                       // unquoted value
-            "# TYPE c counter\nc 1\nc 2\n",                       // repeated series
-            "# TYPE c counter\nc one\n",                          // bad value
-            "# TYPE c counter\nc 1\n# TYPE c counter\n",          // TYPE repeats
+            "c 1\n",                                     // no TYPE
+            "# TYPE c counter\nc{a=x} 1\n",              // unquoted value
+            "# TYPE c counter\nc 1\nc 2\n",              // repeated series
+            "# TYPE c counter\nc one\n",                 // bad value
+            "# TYPE c counter\nc 1\n# TYPE c counter\n", // TYPE repeats
             "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n",
             "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\n",
         ] {

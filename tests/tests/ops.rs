@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use tonic::Code;
 use tributary_client::record;
-use tributary_e2e::{Client, Server, binary, create_stream, http_get, prometheus, python, repo_root};
+use tributary_e2e::{
+    Client, Server, binary, create_stream, http_get, prometheus, python, repo_root,
+};
 use tributary_proto::v1;
 
 /// Produces `n` records of `size` bytes to `topic`, in batches of 10.
@@ -56,24 +58,30 @@ async fn metrics_endpoint_serves_the_promised_series() {
     }
     assert_eq!(values(&client, "/m/iot/s:a").await.len(), 30);
     let denied = server.client_as(Some("trb_x.y")).await;
-    denied.list_offsets("/m/iot/s:a", &[], true).await.unwrap_err();
+    denied
+        .list_offsets("/m/iot/s:a", &[], true)
+        .await
+        .unwrap_err();
 
     let e = prometheus::parse(&server.scrape()).expect("valid exposition format");
-    let produce_ok = [
-        ("rpc", "tributary.v1.Producer/Produce"),
-        ("code", "OK"),
-    ];
+    let produce_ok = [("rpc", "tributary.v1.Producer/Produce"), ("code", "OK")];
     assert_eq!(e.value("tributary_rpc_requests_total", &produce_ok), 9.0);
     assert_eq!(
         e.value(
             "tributary_rpc_requests_total",
-            &[("rpc", "tributary.v1.Consumer/ListOffsets"), ("code", "Unauthenticated")]
+            &[
+                ("rpc", "tributary.v1.Consumer/ListOffsets"),
+                ("code", "Unauthenticated")
+            ]
         ),
         1.0
     );
     assert_eq!(e.types["tributary_rpc_duration_seconds"], "histogram");
     let produce_rpc = [("rpc", "tributary.v1.Producer/Produce")];
-    assert_eq!(e.value("tributary_rpc_duration_seconds_count", &produce_rpc), 9.0);
+    assert_eq!(
+        e.value("tributary_rpc_duration_seconds_count", &produce_rpc),
+        9.0
+    );
     assert!(e.value("tributary_rpc_duration_seconds_sum", &produce_rpc) > 0.0);
 
     // Data counters per volume and stream: three topics, one series.
@@ -107,10 +115,16 @@ async fn metrics_endpoint_serves_the_promised_series() {
     }
     e.value("tributary_rocksdb_stall_microseconds_total", &[]);
     assert!(e.value("tributary_volume_bytes", &[("volume", "/m")]) > 9000.0);
-    assert_eq!(e.value("tributary_volume_streams", &[("volume", "/m")]), 1.0);
+    assert_eq!(
+        e.value("tributary_volume_streams", &[("volume", "/m")]),
+        1.0
+    );
     assert_eq!(e.value("tributary_volume_topics", &[("volume", "/m")]), 3.0);
     let version = env!("CARGO_PKG_VERSION");
-    assert_eq!(e.value("tributary_build_info", &[("version", version)]), 1.0);
+    assert_eq!(
+        e.value("tributary_build_info", &[("version", version)]),
+        1.0
+    );
     assert!(e.help.contains_key("tributary_records_in_total"));
 
     // Anything but GET /metrics is refused.
@@ -165,7 +179,9 @@ fn check_config(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("TRIBUTARY_") || k == "RUST_LOG") {
         cmd.env_remove(k);
     }
-    cmd.envs(env.iter().copied()).output().expect("tributary runs")
+    cmd.envs(env.iter().copied())
+        .output()
+        .expect("tributary runs")
 }
 
 fn line_of<'a>(stdout: &'a str, key: &str) -> &'a str {
@@ -190,7 +206,10 @@ async fn config_layers_file_then_env_then_flags() {
         line_of(&stdout, "listen"),
         format!("listen = \"127.0.0.1:1001\"  # file {file}")
     );
-    assert_eq!(line_of(&stdout, "data_dir"), "data_dir = \"./data\"  # default");
+    assert_eq!(
+        line_of(&stdout, "data_dir"),
+        "data_dir = \"./data\"  # default"
+    );
 
     let out = check_config(&["--config", file], &env);
     let stdout = String::from_utf8(out.stdout).unwrap();
@@ -209,7 +228,11 @@ async fn config_layers_file_then_env_then_flags() {
     // The printed configuration is itself a valid configuration file.
     let printed = dir.path().join("printed.toml");
     std::fs::write(&printed, &stdout).unwrap();
-    assert!(check_config(&["--config", printed.to_str().unwrap()], &[]).status.success());
+    assert!(
+        check_config(&["--config", printed.to_str().unwrap()], &[])
+            .status
+            .success()
+    );
 
     // A server started that way really uses each layer's winner: the file allows anonymous
     // use, the environment turns it off again; the file's port is overridden by the
@@ -224,7 +247,10 @@ async fn config_layers_file_then_env_then_flags() {
         &[("TRIBUTARY_ALLOW_ANONYMOUS", "false")],
     );
     let anonymous = server.client_as(None).await;
-    let err = anonymous.list_offsets("/x/y:z", &[], true).await.unwrap_err();
+    let err = anonymous
+        .list_offsets("/x/y:z", &[], true)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some(Code::Unauthenticated));
 }
 
@@ -232,15 +258,27 @@ async fn config_layers_file_then_env_then_flags() {
 fn bad_configuration_exits_2_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("t.toml");
-    std::fs::write(&file, "listen = \"127.0.0.1:1\"\nretention_intreval = \"5s\"\n").unwrap();
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:1\"\nretention_intreval = \"5s\"\n",
+    )
+    .unwrap();
     for (args, env, needle) in [
         (
             vec!["--config", file.to_str().unwrap()],
             vec![],
             "retention_intreval",
         ),
-        (vec![], vec![("TRIBUTARY_LOG_FORMAT", "yaml")], "TRIBUTARY_LOG_FORMAT"),
-        (vec!["--retention-interval", "soon"], vec![], "--retention-interval"),
+        (
+            vec![],
+            vec![("TRIBUTARY_LOG_FORMAT", "yaml")],
+            "TRIBUTARY_LOG_FORMAT",
+        ),
+        (
+            vec!["--retention-interval", "soon"],
+            vec![],
+            "--retention-interval",
+        ),
         (vec!["--tls-cert", "/nonexistent.pem"], vec![], "tls_key"),
     ] {
         let out = check_config(&args, &env);
@@ -281,7 +319,11 @@ async fn rpc_spans_name_principal_and_path_never_payloads_or_tokens() {
     let alice = server.client_as(Some(&made.token)).await;
     let marker = format!("payload-marker-{}", std::process::id());
     alice
-        .produce("/logs/app:events", None, vec![record("key-marker", marker.clone())])
+        .produce(
+            "/logs/app:events",
+            None,
+            vec![record("key-marker", marker.clone())],
+        )
         .await
         .unwrap();
     let fetched = alice
@@ -290,14 +332,24 @@ async fn rpc_spans_name_principal_and_path_never_payloads_or_tokens() {
         .unwrap();
     assert_eq!(fetched.records[0].record.value, marker.as_bytes());
 
-    let log = tributary_e2e::wait_until("the produce span in the log", Duration::from_secs(10), || {
-        let log = server.log();
-        async move { log.contains("tributary.v1.Producer/Produce").then_some(log) }
-    })
+    let log = tributary_e2e::wait_until(
+        "the produce span in the log",
+        Duration::from_secs(10),
+        || {
+            let log = server.log();
+            async move { log.contains("tributary.v1.Producer/Produce").then_some(log) }
+        },
+    )
     .await;
     let secret = made.token.split('.').nth(1).unwrap();
     let admin_secret = server.admin_token().split('.').nth(1).unwrap().to_owned();
-    for needle in [marker.as_str(), "key-marker", made.token.as_str(), secret, &admin_secret] {
+    for needle in [
+        marker.as_str(),
+        "key-marker",
+        made.token.as_str(),
+        secret,
+        &admin_secret,
+    ] {
         assert!(!log.contains(needle), "the log shows `{needle}`:\n{log}");
     }
     let mut produce_span = false;
@@ -329,7 +381,11 @@ async fn a_checkpoint_of_a_live_server_restores_into_a_new_one() {
     let backups = tempfile::tempdir().unwrap();
     let dir = backups.path().join("ckpt-1");
     let dir_arg = dir.to_str().unwrap();
-    let out = server.cli().args(["admin", "checkpoint", dir_arg]).run().ok();
+    let out = server
+        .cli()
+        .args(["admin", "checkpoint", dir_arg])
+        .run()
+        .ok();
     assert!(out.stdout.contains(dir_arg), "{}", out.stdout);
     assert!(dir.join("db/CURRENT").exists());
     // Writes after the checkpoint are not in it.
@@ -341,7 +397,11 @@ async fn a_checkpoint_of_a_live_server_restores_into_a_new_one() {
         (dir_arg, "already exists"),
         ("/nonexistent-parent-dir/x", "parent"),
     ] {
-        let run = server.cli().args(["admin", "checkpoint", bad]).run().failed();
+        let run = server
+            .cli()
+            .args(["admin", "checkpoint", bad])
+            .run()
+            .failed();
         assert!(
             run.stderr.contains("INVALID_ARGUMENT") && run.stderr.contains(needle),
             "{bad}: {}",

@@ -306,17 +306,10 @@ impl v1::admin_server::Admin for Services {
         ok(v1::DeleteTopicResponse {})
     }
 
-    async fn checkpoint(
-        &self,
-        r: Request<v1::CheckpointRequest>,
-    ) -> Reply<v1::CheckpointResponse> {
+    async fn checkpoint(&self, r: Request<v1::CheckpointRequest>) -> Reply<v1::CheckpointResponse> {
         let c = caller(&r)?;
         let dir = r.into_inner().dir;
-        let info = self
-            .ns
-            .checkpoint(&c, &dir)
-            .await
-            .map_err(ApiError::from)?;
+        let info = self.ns.checkpoint(&c, &dir).await.map_err(ApiError::from)?;
         ok(v1::CheckpointResponse {
             dir,
             bytes: info.bytes,

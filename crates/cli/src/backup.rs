@@ -48,7 +48,10 @@ async fn health(g: &Global, service: String) -> anyhow::Result<()> {
     } else {
         println!("{}", status.as_str_name());
     }
-    anyhow::ensure!(status == ServingStatus::Serving, "the server is not serving");
+    anyhow::ensure!(
+        status == ServingStatus::Serving,
+        "the server is not serving"
+    );
     Ok(())
 }
 

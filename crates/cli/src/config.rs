@@ -235,7 +235,9 @@ fn flag(key: &str) -> String {
 fn check_one(key: &str, value: &toml::Value) -> Result<(), String> {
     let mut t = toml::Table::new();
     t.insert(key.into(), value.clone());
-    t.try_into::<Settings>().map(drop).map_err(|e| e.to_string())
+    t.try_into::<Settings>()
+        .map(drop)
+        .map_err(|e| e.to_string())
 }
 
 /// An environment value as TOML: a boolean or integer when it reads as one and the key
@@ -327,7 +329,10 @@ fn validate(s: &Settings) -> anyhow::Result<()> {
         bail!("retention_interval: must be above zero");
     }
     if s.max_message_bytes < 1024 {
-        bail!("max_message_bytes: {} is below the 1024-byte minimum", s.max_message_bytes);
+        bail!(
+            "max_message_bytes: {} is below the 1024-byte minimum",
+            s.max_message_bytes
+        );
     }
     if s.tls_cert.is_some() != s.tls_key.is_some() {
         bail!("tls_cert and tls_key go together: give both or neither");
@@ -398,7 +403,9 @@ mod tests {
 
     #[test]
     fn file_then_env_then_flags() {
-        let f = file("listen = \"127.0.0.1:1\"\nlog = \"warn\"\nretention_interval = \"1m\"\nallow_anonymous = true\n");
+        let f = file(
+            "listen = \"127.0.0.1:1\"\nlog = \"warn\"\nretention_interval = \"1m\"\nallow_anonymous = true\n",
+        );
         let vars = env(&[
             ("TRIBUTARY_LOG", "debug"),
             ("TRIBUTARY_RETENTION_INTERVAL", "2m"),
@@ -412,11 +419,22 @@ mod tests {
         };
         let l = load(Some(f.path()), &flags, &vars, []).unwrap();
         let s = &l.settings;
-        assert_eq!(s.listen, "127.0.0.1:1".parse().unwrap(), "file beats default");
-        assert_eq!(s.log, "debug", "env beats file, TRIBUTARY_LOG beats RUST_LOG");
+        assert_eq!(
+            s.listen,
+            "127.0.0.1:1".parse().unwrap(),
+            "file beats default"
+        );
+        assert_eq!(
+            s.log, "debug",
+            "env beats file, TRIBUTARY_LOG beats RUST_LOG"
+        );
         assert!(!s.allow_anonymous, "env beats file");
         assert_eq!(s.max_message_bytes, 4096);
-        assert_eq!(s.retention_interval, Duration::from_secs(180), "flag beats env");
+        assert_eq!(
+            s.retention_interval,
+            Duration::from_secs(180),
+            "flag beats env"
+        );
         assert_eq!(l.sources["listen"], Source::File(f.path().to_owned()));
         assert_eq!(l.sources["log"], Source::Env("TRIBUTARY_LOG".into()));
         assert_eq!(
@@ -437,9 +455,14 @@ mod tests {
         assert!(e.contains("listen_addr"), "{e}");
         assert!(e.contains("line 2"), "{e}");
 
-        let e = load(None, &Flags::default(), &env(&[("TRIBUTARY_LISTEN", "nope")]), [])
-            .unwrap_err()
-            .to_string();
+        let e = load(
+            None,
+            &Flags::default(),
+            &env(&[("TRIBUTARY_LISTEN", "nope")]),
+            [],
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.starts_with("TRIBUTARY_LISTEN: "), "{e}");
 
         let flags = Flags {
@@ -468,7 +491,10 @@ mod tests {
         let vars = env(&[("TRIBUTARY_LISTEN", "127.0.0.1:0")]);
         let l = load(None, &Flags::default(), &vars, ["TRIBUTARY_LISTN".into()]).unwrap();
         let text = l.render();
-        assert!(text.contains("listen = \"127.0.0.1:0\"  # env TRIBUTARY_LISTEN"), "{text}");
+        assert!(
+            text.contains("listen = \"127.0.0.1:0\"  # env TRIBUTARY_LISTEN"),
+            "{text}"
+        );
         assert!(text.contains("# tls_cert is not set"), "{text}");
         assert!(text.contains("TRIBUTARY_LISTN"), "{text}");
         let back: Settings = toml::from_str(&text).unwrap();

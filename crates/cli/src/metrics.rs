@@ -50,19 +50,45 @@ fn describe() {
         Unit::Bytes,
         "SST and blob files on disk (the store's size, without the write-ahead log)."
     );
-    describe_gauge!("tributary_rocksdb_live_sst_bytes", Unit::Bytes, "SST files in use.");
-    describe_gauge!("tributary_rocksdb_total_sst_bytes", Unit::Bytes, "All SST files.");
-    describe_gauge!("tributary_rocksdb_live_blob_bytes", Unit::Bytes, "Blob files in use.");
-    describe_gauge!("tributary_rocksdb_total_blob_bytes", Unit::Bytes, "All blob files.");
-    describe_gauge!("tributary_rocksdb_memtable_bytes", Unit::Bytes, "Memtables.");
+    describe_gauge!(
+        "tributary_rocksdb_live_sst_bytes",
+        Unit::Bytes,
+        "SST files in use."
+    );
+    describe_gauge!(
+        "tributary_rocksdb_total_sst_bytes",
+        Unit::Bytes,
+        "All SST files."
+    );
+    describe_gauge!(
+        "tributary_rocksdb_live_blob_bytes",
+        Unit::Bytes,
+        "Blob files in use."
+    );
+    describe_gauge!(
+        "tributary_rocksdb_total_blob_bytes",
+        Unit::Bytes,
+        "All blob files."
+    );
+    describe_gauge!(
+        "tributary_rocksdb_memtable_bytes",
+        Unit::Bytes,
+        "Memtables."
+    );
     describe_gauge!(
         "tributary_rocksdb_pending_compaction_bytes",
         Unit::Bytes,
         "Bytes compaction must rewrite to catch up."
     );
-    describe_gauge!("tributary_rocksdb_running_compactions", "Compactions running.");
+    describe_gauge!(
+        "tributary_rocksdb_running_compactions",
+        "Compactions running."
+    );
     describe_gauge!("tributary_rocksdb_running_flushes", "Flushes running.");
-    describe_gauge!("tributary_rocksdb_write_stopped", "1 while writes are stopped.");
+    describe_gauge!(
+        "tributary_rocksdb_write_stopped",
+        "1 while writes are stopped."
+    );
     describe_gauge!(
         "tributary_rocksdb_delayed_write_rate_bytes",
         "Non-zero while writes are slowed: the rate they are held to, bytes per second."
@@ -81,7 +107,11 @@ fn describe() {
         "tributary_rocksdb_write_amplification",
         "Disk bytes written (wal+flush+compaction) per user byte, since start."
     );
-    describe_gauge!("tributary_volume_bytes", Unit::Bytes, "Bytes stored, per volume.");
+    describe_gauge!(
+        "tributary_volume_bytes",
+        Unit::Bytes,
+        "Bytes stored, per volume."
+    );
     describe_gauge!("tributary_volume_streams", "Streams, per volume.");
     describe_gauge!("tributary_volume_topics", "Topics, per volume.");
     describe_gauge!(

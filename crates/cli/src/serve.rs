@@ -213,7 +213,11 @@ async fn shutdown_signal(health: Health, delay: std::time::Duration) {
         tracing::info!(signal = first, "stopping");
         return;
     }
-    tracing::info!(signal = first, ?delay, "health is NOT_SERVING; stopping after the delay (signal again to stop now)");
+    tracing::info!(
+        signal = first,
+        ?delay,
+        "health is NOT_SERVING; stopping after the delay (signal again to stop now)"
+    );
     tokio::select! {
         _ = tokio::time::sleep(delay) => {}
         second = next() => tracing::info!(signal = second, "stopping now"),

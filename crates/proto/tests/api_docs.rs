@@ -99,7 +99,10 @@ fn type_link(name: &str) -> String {
 fn field_type(f: &FieldDescriptorProto) -> String {
     let base = match f.r#type() {
         Type::Message | Type::Enum => type_link(f.type_name()),
-        t => format!("`{}`", t.as_str_name().trim_start_matches("TYPE_").to_lowercase()),
+        t => format!(
+            "`{}`",
+            t.as_str_name().trim_start_matches("TYPE_").to_lowercase()
+        ),
     };
     match (f.label(), f.proto3_optional()) {
         (Label::Repeated, _) => format!("repeated {base}"),
@@ -118,7 +121,14 @@ fn render_enum(out: &mut String, c: &Comments, e: &EnumDescriptorProto, path: &[
     for (i, v) in e.value.iter().enumerate() {
         let mut p = path.to_vec();
         p.extend([ENUM_VALUE, i as i32]);
-        writeln!(out, "| `{}` | {} | {} |", v.name(), v.number(), cell(c.get(&p))).unwrap();
+        writeln!(
+            out,
+            "| `{}` | {} | {} |",
+            v.name(),
+            v.number(),
+            cell(c.get(&p))
+        )
+        .unwrap();
     }
     out.push('\n');
 }
@@ -132,7 +142,11 @@ fn render_message(out: &mut String, c: &Comments, m: &DescriptorProto, path: &[i
     if m.field.is_empty() {
         writeln!(out, "No fields.\n").unwrap();
     } else {
-        writeln!(out, "| field | number | type | description |\n| --- | --- | --- | --- |").unwrap();
+        writeln!(
+            out,
+            "| field | number | type | description |\n| --- | --- | --- | --- |"
+        )
+        .unwrap();
         for (i, f) in m.field.iter().enumerate() {
             let mut p = path.to_vec();
             p.extend([MESSAGE_FIELD, i as i32]);
@@ -209,8 +223,11 @@ fn render(set: &FileDescriptorSet) -> String {
             if !doc.is_empty() {
                 writeln!(out, "{doc}\n").unwrap();
             }
-            writeln!(out, "| RPC | request | response | description |\n| --- | --- | --- | --- |")
-                .unwrap();
+            writeln!(
+                out,
+                "| RPC | request | response | description |\n| --- | --- | --- | --- |"
+            )
+            .unwrap();
             for (mi, m) in s.method.iter().enumerate() {
                 let stream = |yes: bool| if yes { "stream " } else { "" };
                 writeln!(

@@ -101,6 +101,9 @@ mod tests {
         assert_eq!(read.high_watermark, 4);
         let values: Vec<u8> = read.batches.iter().map(|b| b.value[0]).collect();
         assert_eq!(values, [1, 2]);
-        assert_eq!(store.read(id, 0, usize::MAX, None).unwrap().high_watermark, 6);
+        assert_eq!(
+            store.read(id, 0, usize::MAX, None).unwrap().high_watermark,
+            6
+        );
     }
 }

@@ -75,7 +75,12 @@ impl Store {
             cf::ALL
                 .iter()
                 .filter_map(|c| db.cf_handle(c))
-                .map(|h| db.property_int_value_cf(h, name).ok().flatten().unwrap_or(0))
+                .map(|h| {
+                    db.property_int_value_cf(h, name)
+                        .ok()
+                        .flatten()
+                        .unwrap_or(0)
+                })
                 .sum()
         };
         let int = |name: &str| property(db, name);
@@ -151,6 +156,9 @@ mod tests {
         assert!(flushed.flush_bytes_written_total >= flushed.blob_bytes_written_total);
         let wa = flushed.write_amplification().unwrap();
         // The WAL, then one blob write, plus small key files: just above 2.
-        assert!((2.0..2.2).contains(&wa), "write amplification {wa}: {flushed:?}");
+        assert!(
+            (2.0..2.2).contains(&wa),
+            "write amplification {wa}: {flushed:?}"
+        );
     }
 }

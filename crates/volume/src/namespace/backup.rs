@@ -30,7 +30,9 @@ impl Namespace {
         match std::fs::create_dir(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(invalid("already exists; a checkpoint goes to a new directory"));
+                return Err(invalid(
+                    "already exists; a checkpoint goes to a new directory",
+                ));
             }
             Err(e) => return Err(invalid(&format!("cannot be created: {e}"))),
         }
