@@ -14,6 +14,15 @@ use tributary_e2e::{
 };
 use tributary_proto::v1;
 
+/// A one-partition stream (and its volume), made by the cluster admin.
+async fn one_partition_stream(client: &Client, path: &str) {
+    let attributes = v1::StreamAttributes {
+        default_partitions: Some(1),
+        ..Default::default()
+    };
+    create_stream(client, path, attributes).await;
+}
+
 /// Produces `n` records of `size` bytes to `topic`, in batches of 10.
 async fn produce(client: &Client, topic: &str, n: usize, size: usize) {
     for start in (0..n).step_by(10) {
@@ -48,11 +57,7 @@ async fn values(client: &Client, topic: &str) -> Vec<String> {
 async fn metrics_endpoint_serves_the_promised_series() {
     let server = Server::start();
     let client = server.client().await;
-    let one_partition = v1::StreamAttributes {
-        default_partitions: Some(1),
-        ..Default::default()
-    };
-    create_stream(&client, "/m/iot/s", one_partition).await;
+    one_partition_stream(&client, "/m/iot/s").await;
     for t in ["a", "b", "c"] {
         produce(&client, &format!("/m/iot/s:{t}"), 30, 100).await;
     }
@@ -371,11 +376,7 @@ async fn rpc_spans_name_principal_and_path_never_payloads_or_tokens() {
 async fn a_checkpoint_of_a_live_server_restores_into_a_new_one() {
     let server = Server::start();
     let client = server.client().await;
-    let one_partition = v1::StreamAttributes {
-        default_partitions: Some(1),
-        ..Default::default()
-    };
-    create_stream(&client, "/b/s", one_partition).await;
+    one_partition_stream(&client, "/b/s").await;
     produce(&client, "/b/s:t", 500, 50).await;
 
     let backups = tempfile::tempdir().unwrap();

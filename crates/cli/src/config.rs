@@ -322,7 +322,7 @@ pub fn load(
     })
 }
 
-/// Checks that span keys, naming the keys at fault.
+/// Checks that involve several keys or the filesystem, naming the keys at fault.
 fn validate(s: &Settings) -> anyhow::Result<()> {
     use anyhow::bail;
     if s.retention_interval.is_zero() {

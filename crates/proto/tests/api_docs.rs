@@ -111,12 +111,16 @@ fn field_type(f: &FieldDescriptorProto) -> String {
     }
 }
 
-fn render_enum(out: &mut String, c: &Comments, e: &EnumDescriptorProto, path: &[i32], name: &str) {
-    writeln!(out, "### {name}\n").unwrap();
-    let doc = c.get(path);
+/// A `###` heading and the comment under it, if any.
+fn heading(out: &mut String, title: &str, doc: &str) {
+    writeln!(out, "### {title}\n").unwrap();
     if !doc.is_empty() {
         writeln!(out, "{doc}\n").unwrap();
     }
+}
+
+fn render_enum(out: &mut String, c: &Comments, e: &EnumDescriptorProto, path: &[i32], name: &str) {
+    heading(out, name, c.get(path));
     writeln!(out, "| value | number | description |\n| --- | --- | --- |").unwrap();
     for (i, v) in e.value.iter().enumerate() {
         let mut p = path.to_vec();
@@ -134,11 +138,7 @@ fn render_enum(out: &mut String, c: &Comments, e: &EnumDescriptorProto, path: &[
 }
 
 fn render_message(out: &mut String, c: &Comments, m: &DescriptorProto, path: &[i32], name: &str) {
-    writeln!(out, "### {name}\n").unwrap();
-    let doc = c.get(path);
-    if !doc.is_empty() {
-        writeln!(out, "{doc}\n").unwrap();
-    }
+    heading(out, name, c.get(path));
     if m.field.is_empty() {
         writeln!(out, "No fields.\n").unwrap();
     } else {
@@ -218,11 +218,8 @@ fn render(set: &FileDescriptorSet) -> String {
             writeln!(out, "{header}\n").unwrap();
         }
         for (si, s) in f.service.iter().enumerate() {
-            writeln!(out, "### service {}\n", s.name()).unwrap();
-            let doc = c.get(&[FILE_SERVICE, si as i32]);
-            if !doc.is_empty() {
-                writeln!(out, "{doc}\n").unwrap();
-            }
+            let title = format!("service {}", s.name());
+            heading(&mut out, &title, c.get(&[FILE_SERVICE, si as i32]));
             writeln!(
                 out,
                 "| RPC | request | response | description |\n| --- | --- | --- | --- |"

@@ -60,15 +60,15 @@ fn dir_size(dir: &Path) -> Result<u64> {
 
 #[cfg(test)]
 mod tests {
+    use crate::tests::{new_partition, open};
     use crate::*;
 
     #[test]
     fn a_checkpoint_opens_as_the_same_store_with_the_same_data() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db"), &StoreOptions::default()).unwrap();
-        let id = store.reserve_partition_ids(1)[0];
+        let store = open(dir.path());
+        let id = new_partition(&store);
         let mut tx = CatalogTx::default();
-        tx.create_partition(id);
         tx.put(b"x-row", b"catalog".to_vec());
         store.commit(tx).unwrap();
         let append = |byte: u8| {

@@ -112,21 +112,19 @@ fn property(db: &DB, name: &str) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use crate::tests::{new_partition, open};
     use crate::*;
 
     #[test]
     fn figures_follow_writes_and_flushes() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db"), &StoreOptions::default()).unwrap();
+        let store = open(dir.path());
         // Opening wrote the cluster identity (synced WAL), nothing more.
         let before = store.stats();
         assert!(before.user_bytes_written_total < 1024, "{before:?}");
         assert!(!before.write_stopped);
 
-        let id = store.reserve_partition_ids(1)[0];
-        let mut tx = CatalogTx::default();
-        tx.create_partition(id);
-        store.commit(tx).unwrap();
+        let id = new_partition(&store);
         for i in 0..64 {
             store
                 .append(Durability::Buffered, &[id], |_, _| NewBatch {
