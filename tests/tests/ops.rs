@@ -342,7 +342,11 @@ async fn rpc_spans_name_principal_and_path_never_payloads_or_tokens() {
         Duration::from_secs(10),
         || {
             let log = server.log();
-            async move { log.contains("tributary.v1.Producer/Produce").then_some(log) }
+            async move {
+                log.lines()
+                    .any(|l| l.contains("Producer/Produce") && l.contains(r#""message":"rpc""#))
+                    .then_some(log)
+            }
         },
     )
     .await;
