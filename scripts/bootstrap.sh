@@ -26,7 +26,9 @@ if ! have_libclang; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq libclang-dev >/dev/null
 fi
 
-command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+# Image builds (deploy/Dockerfile) set TRIBUTARY_BUILD_ONLY: they run no tests.
+[ -n "${TRIBUTARY_BUILD_ONLY:-}" ] || command -v cargo-nextest >/dev/null \
+    || cargo install --locked cargo-nextest
 
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/tributary"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"

@@ -15,6 +15,7 @@ pub use tributary_client::Client;
 
 mod proxy;
 pub use proxy::Proxy;
+pub mod prometheus;
 
 /// Path of the `tributary` binary under test.
 pub fn binary() -> PathBuf {
@@ -40,6 +41,8 @@ pub fn binary() -> PathBuf {
 pub struct Server {
     child: Option<Child>,
     pub url: String,
+    /// `HOST:PORT` of the Prometheus endpoint, unless started with `--metrics-listen off`.
+    pub metrics_addr: Option<String>,
     pub data_dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -66,30 +69,63 @@ impl Server {
         Self::start_in_with(data_dir, &[])
     }
 
+    /// Starts a server on a fresh temporary data directory with extra `serve` flags and
+    /// environment variables.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let mut s = Self::spawn(tmp.path(), args, env).expect("server starts");
+        s._tmp = Some(tmp);
+        s
+    }
+
     fn start_in_with(data_dir: &Path, args: &[&str]) -> anyhow::Result<Server> {
+        Self::spawn(data_dir, args, &[])
+    }
+
+    fn spawn(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Server> {
         std::fs::create_dir_all(data_dir)?;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(data_dir.join("server.log"))?;
+        // Servers run side by side: each gets its own metrics port unless the test says.
+        let metrics: &[&str] = if args.contains(&"--metrics-listen") {
+            &[]
+        } else {
+            &["--metrics-listen", "127.0.0.1:0"]
+        };
         let mut child = Command::new(binary())
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(metrics)
             .args(args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
             .context("spawning tributary serve")?;
-        // The server prints `tributary listening on ADDR` once it accepts connections.
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let Some(addr) = line.trim().strip_prefix("tributary listening on ") else {
-            let status = child.wait()?;
-            let log = std::fs::read_to_string(data_dir.join("server.log")).unwrap_or_default();
-            bail!("server did not start ({status}); its log:\n{log}");
+        // The server prints `tributary metrics on ADDR` (when the endpoint is on), then
+        // `tributary listening on ADDR` once it accepts connections.
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut metrics_addr = None;
+        let addr = loop {
+            let mut line = String::new();
+            stdout.read_line(&mut line)?;
+            if let Some(a) = line.trim().strip_prefix("tributary metrics on ") {
+                metrics_addr = Some(a.to_owned());
+                continue;
+            }
+            match line.trim().strip_prefix("tributary listening on ") {
+                Some(a) => break a.to_owned(),
+                None => {
+                    let status = child.wait()?;
+                    let log =
+                        std::fs::read_to_string(data_dir.join("server.log")).unwrap_or_default();
+                    bail!("server did not start ({status}); its log:\n{log}");
+                }
+            }
         };
         let scheme = if args.contains(&"--tls-cert") {
             "https"
@@ -98,6 +134,7 @@ impl Server {
         };
         Ok(Server {
             url: format!("{scheme}://{addr}"),
+            metrics_addr,
             child: Some(child),
             data_dir: data_dir.to_owned(),
             _tmp: None,
@@ -131,6 +168,34 @@ impl Server {
         }
     }
 
+    /// Sends `signal` (e.g. `TERM`) without waiting for the process.
+    pub fn signal(&self, signal: &str) {
+        let c = self.child.as_ref().expect("server running");
+        let ok = Command::new("kill")
+            .args([&format!("-{signal}"), &c.id().to_string()])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill -{signal} failed");
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait(&mut self) -> ExitStatus {
+        self.child
+            .take()
+            .expect("server running")
+            .wait()
+            .expect("wait")
+    }
+
+    /// The Prometheus exposition text from `GET /metrics`, over a plain TCP connection.
+    pub fn scrape(&self) -> String {
+        let addr = self.metrics_addr.as_deref().expect("metrics endpoint on");
+        let (status, body) = http_get(addr, "/metrics").expect("scrape");
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
     /// SIGTERM, then waits for the process to exit.
     pub fn terminate(&mut self) -> ExitStatus {
         let mut c = self.child.take().expect("server running");
@@ -148,6 +213,7 @@ impl Server {
         assert!(self.child.is_none(), "stop the server before restarting it");
         let mut next = Self::start_in(&self.data_dir).expect("server restarts");
         self.url = std::mem::take(&mut next.url);
+        self.metrics_addr = next.metrics_addr.take();
         self.child = next.child.take();
     }
 
@@ -291,6 +357,68 @@ impl Cli {
             stderr: String::from_utf8_lossy(&stderr).into(),
         }
     }
+}
+
+/// A minimal HTTP/1.1 GET (the server closes the connection after its answer): the
+/// status code and the body.
+pub fn http_get(addr: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    use std::io::Read;
+    let mut conn = std::net::TcpStream::connect(addr)?;
+    conn.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/plain\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    conn.read_to_string(&mut response)?;
+    let (head, body) = response.split_once("\r\n\r\n").context("a response head")?;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("a status code")?;
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .and_then(|l| l.trim().parse().ok())
+        .context("a Content-Length")?;
+    anyhow::ensure!(
+        body.len() == length,
+        "body of {} bytes, Content-Length {length}",
+        body.len()
+    );
+    Ok((status, body.to_owned()))
+}
+
+/// The Python interpreter of the test venv (grpcio, health and reflection clients,
+/// PyYAML), made by `scripts/python-env.sh` on first use. Panics with the reason when it
+/// cannot be made: tests that need it fail, they are never skipped.
+pub fn python() -> PathBuf {
+    static PYTHON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let script = repo_root().join("scripts/python-env.sh");
+            let out = Command::new(&script)
+                .stderr(Stdio::inherit())
+                .output()
+                .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+            assert!(
+                out.status.success(),
+                "{} failed ({}): the Python test clients could not be installed",
+                script.display(),
+                out.status
+            );
+            PathBuf::from(String::from_utf8(out.stdout).expect("a path").trim())
+        })
+        .clone()
+}
+
+/// The repository's root directory.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is in the repository")
+        .to_owned()
 }
 
 /// Polls `check` until it returns `Some`, or panics after `timeout` naming `what`.

@@ -15,9 +15,9 @@ use tributary_volume::{
     ProduceOptions, ResetTo, ServerMsg,
 };
 
-use crate::ApiError;
-use crate::auth::caller;
 use crate::services::{Reply, Services, ok};
+use crate::trace::caller;
+use crate::{ApiError, metrics};
 
 fn invalid(field: &'static str, message: impl Into<String>) -> Status {
     ApiError::InvalidArgument {
@@ -47,6 +47,7 @@ impl wire::producer_server::Producer for Services {
     async fn produce(&self, r: Request<wire::ProduceRequest>) -> Reply<v1::ProduceResponse> {
         let c = caller(&r)?;
         let r = r.into_inner();
+        let bytes = r.batch.len() as u64;
         let opts = ProduceOptions {
             partition: r.partition,
             producer: r.producer.map(|p| IdempotentSeq {
@@ -61,6 +62,10 @@ impl wire::producer_server::Producer for Services {
             .produce_with(&c, &r.topic, opts, r.batch)
             .await
             .map_err(ApiError::from)?;
+        if !res.duplicate {
+            let records = res.acks.iter().map(|a| u64::from(a.record_count)).sum();
+            metrics::produced(&r.topic, records, bytes);
+        }
         ok(v1::ProduceResponse {
             acks: res
                 .acks
@@ -122,6 +127,7 @@ impl wire::consumer_server::Consumer for Services {
             )
             .await
             .map_err(ApiError::from)?;
+        metrics::fetched(&r.topic, &res.batches);
         ok(wire::FetchResponse {
             batches: res.batches,
             high_watermark: res.high_watermark,
@@ -211,9 +217,13 @@ impl wire::consumer_server::Consumer for Services {
         let (res_tx, res_rx) = mpsc::channel(2);
         let (out_tx, mut out_rx) = mpsc::channel(2);
         let ns = self.ns.clone();
+        let stream = join.stream.clone();
         let session = tokio::spawn(async move { ns.subscribe(&c, join, in_rx, out_tx).await });
         tokio::spawn(async move {
             while let Some(m) = out_rx.recv().await {
+                if let ServerMsg::Records(r) = &m {
+                    metrics::fetched(&format!("{stream}:{}", r.tp.topic), &r.batches);
+                }
                 if res_tx.send(Ok(server_msg(m))).await.is_err() {
                     session.abort(); // the client is gone: leaving the group is the session's drop
                     return;

@@ -8,9 +8,13 @@ mod auth;
 mod convert;
 mod data;
 mod error;
+mod health;
+pub mod metrics;
 mod server;
 mod services;
+mod trace;
 
 pub use error::ApiError;
+pub use health::Health;
 pub use server::{ServerOptions, TlsFiles, serve};
 pub use services::Services;

@@ -1,5 +1,10 @@
 //! Runs the gRPC server on a given listener until a shutdown future resolves; in-flight
 //! requests finish first (parked long-polls are released at once).
+//!
+//! Besides the Tributary services it serves, without authentication, the standard
+//! `grpc.health.v1.Health` service and server reflection (v1 and v1alpha), so that load
+//! balancers, probes and `grpcurl` work with no proto files. Every RPC gets a span
+//! (`rpc`, `principal`, `path`) and is metered (`metrics.rs`).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -12,8 +17,9 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tributary_proto::{v1, wire};
 use tributary_volume::Namespace;
 
-use crate::Services;
 use crate::auth::Authenticator;
+use crate::metrics::RpcMetricsLayer;
+use crate::{Health, Services};
 
 /// PEM files for TLS.
 #[derive(Debug, Clone)]
@@ -37,6 +43,9 @@ pub struct ServerOptions {
     /// HTTP/2 flow-control windows: the 64 KiB default throttles one busy stream.
     pub stream_window_bytes: u32,
     pub connection_window_bytes: u32,
+    /// What the health service reports; the server turns it to NOT_SERVING when its
+    /// shutdown future resolves, and the caller may do so earlier (to drain).
+    pub health: Health,
 }
 
 impl Default for ServerOptions {
@@ -47,6 +56,7 @@ impl Default for ServerOptions {
             max_message_bytes: 64 << 20,
             stream_window_bytes: 8 << 20,
             connection_window_bytes: 32 << 20,
+            health: Health::default(),
         }
     }
 }
@@ -76,10 +86,12 @@ pub async fn serve(
     let admin = InterceptedService::new(admin, auth.clone());
     let producer = InterceptedService::new(producer, auth.clone());
     let consumer = InterceptedService::new(consumer, auth);
+    let health = options.health.clone();
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let shutdown = async move {
         shutdown.await;
         tracing::info!("shutting down: finishing in-flight requests");
+        health.set_not_serving();
         ns.close();
     };
     let mut builder = Server::builder();
@@ -95,10 +107,38 @@ pub async fn serve(
     builder
         .initial_stream_window_size(options.stream_window_bytes)
         .initial_connection_window_size(options.connection_window_bytes)
-        .trace_fn(|req| tracing::info_span!("rpc", method = %req.uri().path()))
+        .trace_fn(|req| {
+            tracing::info_span!(
+                "rpc",
+                rpc = %req.uri().path().trim_start_matches('/'),
+                principal = tracing::field::Empty,
+                path = tracing::field::Empty,
+            )
+        })
+        .layer(RpcMetricsLayer)
         .add_service(admin)
         .add_service(producer)
         .add_service(consumer)
+        .add_service(options.health.server())
+        // v1 for grpcurl and current clients; v1alpha for the many (grpcio's among them)
+        // that still ask for it. The descriptors are checked by a test.
+        .add_service(reflection().build_v1().expect("valid descriptor sets"))
+        .add_service(reflection().build_v1alpha().expect("valid descriptor sets"))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
+}
+
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(tributary_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reflection_accepts_the_embedded_descriptors() {
+        super::reflection().build_v1().unwrap();
+        super::reflection().build_v1alpha().unwrap();
+    }
 }

@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 use tributary_proto::v1;
 use tributary_volume::{Namespace, VolumeEdit};
 
-use crate::auth::caller;
+use crate::trace::caller;
 use crate::{ApiError, convert};
 
 pub(crate) type Reply<T> = Result<Response<T>, Status>;
@@ -303,5 +303,15 @@ impl v1::admin_server::Admin for Services {
             .await
             .map_err(ApiError::from)?;
         ok(v1::DeleteTopicResponse {})
+    }
+
+    async fn checkpoint(&self, r: Request<v1::CheckpointRequest>) -> Reply<v1::CheckpointResponse> {
+        let c = caller(&r)?;
+        let dir = r.into_inner().dir;
+        let info = self.ns.checkpoint(&c, &dir).await.map_err(ApiError::from)?;
+        ok(v1::CheckpointResponse {
+            dir,
+            bytes: info.bytes,
+        })
     }
 }

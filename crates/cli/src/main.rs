@@ -2,8 +2,11 @@
 //! flags and dispatches; each verb lives in its own module.
 
 mod admin;
+mod backup;
+mod config;
 mod consume;
 mod group;
+mod metrics;
 mod output;
 mod produce;
 mod serve;
@@ -111,6 +114,9 @@ enum Command {
     /// Manage users and their tokens.
     #[command(subcommand)]
     User(admin::UserCmd),
+    /// Operate the server: health check, online backup by checkpoint.
+    #[command(subcommand)]
+    Admin(backup::AdminCmd),
     /// Produce records read from standard input, one per line.
     Produce(produce::ProduceArgs),
     /// Print records of a topic.
@@ -136,6 +142,7 @@ fn main() -> std::process::ExitCode {
             Command::Topic(c) => admin::topic(&cli.global, c).await,
             Command::Cluster(c) => admin::cluster(&cli.global, c).await,
             Command::User(c) => admin::user(&cli.global, c).await,
+            Command::Admin(c) => backup::run(&cli.global, c).await,
             Command::Produce(args) => produce::run(&cli.global, args).await,
             Command::Consume(args) => consume::run(&cli.global, args).await,
             Command::Group(c) => group::run(&cli.global, c).await,

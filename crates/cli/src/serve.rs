@@ -1,176 +1,91 @@
-//! `tributary serve`: layered configuration (defaults, then `--config` TOML, then
-//! `TRIBUTARY_*` variables, then flags), logging, and the server's life from open to a clean
-//! close on SIGINT/SIGTERM.
+//! `tributary serve`: the server's life from configuration (`config.rs`) to a clean close
+//! on SIGINT/SIGTERM: logging, opening the store, the gRPC server, the metrics endpoint and
+//! the retention loop.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
-use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
-use tributary_api::{ServerOptions, TlsFiles};
+use tributary_api::{Health, ServerOptions, TlsFiles};
 use tributary_storage::{Store, StoreOptions};
 use tributary_volume::{Namespace, SystemClock};
 
+use crate::config::{self, Flags, LogFormat, MetricsListen, Settings};
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Data directory (created if absent).
-    #[arg(long, env = "TRIBUTARY_DATA_DIR")]
-    data_dir: Option<PathBuf>,
-    /// gRPC listen address; port 0 picks a free port.
-    #[arg(long, env = "TRIBUTARY_LISTEN")]
-    listen: Option<SocketAddr>,
-    /// TOML configuration file (see deploy/tributary.toml).
-    #[arg(long, env = "TRIBUTARY_CONFIG")]
+    /// TOML configuration file (see deploy/tributary.toml); environment variables and
+    /// flags override it
+    #[arg(long, env = "TRIBUTARY_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Log filter, RUST_LOG syntax (e.g. `info,tributary_api=debug`).
-    #[arg(long, env = "TRIBUTARY_LOG")]
-    log: Option<String>,
-    /// Log format.
-    #[arg(long, env = "TRIBUTARY_LOG_FORMAT", value_parser = ["text", "json"])]
-    log_format: Option<String>,
-    /// Serve TLS with this certificate chain (PEM); needs --tls-key.
-    #[arg(long, env = "TRIBUTARY_TLS_CERT", value_name = "FILE")]
-    tls_cert: Option<PathBuf>,
-    /// Private key (PEM) of --tls-cert.
-    #[arg(long, env = "TRIBUTARY_TLS_KEY", value_name = "FILE")]
-    tls_key: Option<PathBuf>,
-    /// Accept client certificates signed by this CA (PEM): mutual TLS, the subject CN
-    /// naming the user.
-    #[arg(long, env = "TRIBUTARY_TLS_CLIENT_CA", value_name = "FILE")]
-    tls_client_ca: Option<PathBuf>,
-    /// How often retention removes records past their stream's TTL (e.g. 30s, 5m).
-    #[arg(long, env = "TRIBUTARY_RETENTION_INTERVAL", value_parser = crate::output::parse_duration)]
-    retention_interval: Option<std::time::Duration>,
-    /// Forget an idempotent producer's sequence state after it is idle this long.
-    #[arg(long, env = "TRIBUTARY_PRODUCER_EXPIRY", value_parser = crate::output::parse_duration)]
-    producer_expiry: Option<std::time::Duration>,
-    /// Serve requests without credentials, as the user `anonymous`.
-    #[arg(long, env = "TRIBUTARY_ALLOW_ANONYMOUS")]
-    allow_anonymous: bool,
+    /// Check the configuration, print the effective one with each value's source, and exit:
+    /// 0 when it is valid, 2 (with the key at fault named) when it is not
+    #[arg(long)]
+    check_config: bool,
+    #[command(flatten)]
+    flags: Flags,
 }
 
 /// Where the CLI looks for a token when none is given: the file the server writes at its
 /// first start in the default data directory.
 pub const DEFAULT_ADMIN_TOKEN: &str = "./data/admin.token";
 
-/// The configuration file; unknown keys are an error.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    data_dir: Option<PathBuf>,
-    listen: Option<SocketAddr>,
-    log: Option<String>,
-    log_format: Option<String>,
-    max_message_bytes: Option<usize>,
-    allow_anonymous: Option<bool>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-    tls_client_ca: Option<PathBuf>,
-    retention_interval: Option<String>,
-    producer_expiry: Option<String>,
-}
+/// Exit status for a configuration that does not load (as for a usage error).
+const BAD_CONFIG: i32 = 2;
 
-/// The effective configuration.
-#[derive(Debug)]
-struct Config {
-    data_dir: PathBuf,
-    listen: SocketAddr,
-    log: String,
-    log_format: String,
-    max_message_bytes: usize,
-    allow_anonymous: bool,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-    tls_client_ca: Option<PathBuf>,
-    retention_interval: std::time::Duration,
-    producer_expiry: std::time::Duration,
-}
+/// How long in-flight requests and open connections get to finish once the server stops.
+const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
 
-fn load(args: ServeArgs) -> anyhow::Result<Config> {
-    let file = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            toml::from_str::<FileConfig>(&text).with_context(|| format!("in {}", path.display()))?
-        }
-        None => FileConfig::default(),
-    };
-    let defaults = ServerOptions::default();
-    let cfg = Config {
-        data_dir: args
-            .data_dir
-            .or(file.data_dir)
-            .unwrap_or_else(|| PathBuf::from("./data")),
-        listen: args
-            .listen
-            .or(file.listen)
-            .unwrap_or_else(|| ([127, 0, 0, 1], 7070).into()),
-        log: args
-            .log
-            .or(file.log)
-            .or_else(|| std::env::var("RUST_LOG").ok())
-            .unwrap_or_else(|| "info".into()),
-        log_format: args
-            .log_format
-            .or(file.log_format)
-            .unwrap_or_else(|| "text".into()),
-        max_message_bytes: file.max_message_bytes.unwrap_or(defaults.max_message_bytes),
-        allow_anonymous: args.allow_anonymous || file.allow_anonymous.unwrap_or(false),
-        tls_cert: args.tls_cert.or(file.tls_cert),
-        tls_key: args.tls_key.or(file.tls_key),
-        tls_client_ca: args.tls_client_ca.or(file.tls_client_ca),
-        retention_interval: match (args.retention_interval, &file.retention_interval) {
-            (Some(d), _) => d,
-            (None, Some(text)) => crate::output::parse_duration(text)
-                .map_err(|e| anyhow::anyhow!("retention_interval: {e}"))?,
-            (None, None) => std::time::Duration::from_secs(30),
-        },
-        producer_expiry: match (args.producer_expiry, &file.producer_expiry) {
-            (Some(d), _) => d,
-            (None, Some(text)) => crate::output::parse_duration(text)
-                .map_err(|e| anyhow::anyhow!("producer_expiry: {e}"))?,
-            (None, None) => std::time::Duration::from_secs(7 * 86_400),
-        },
-    };
-    if cfg.retention_interval.is_zero() {
-        bail!("retention_interval must be above zero");
-    }
-    if cfg.tls_cert.is_some() != cfg.tls_key.is_some() {
-        bail!("tls_cert and tls_key go together: give both or neither");
-    }
-    if cfg.tls_client_ca.is_some() && cfg.tls_cert.is_none() {
-        bail!("tls_client_ca needs tls_cert and tls_key");
-    }
-    if !["text", "json"].contains(&cfg.log_format.as_str()) {
-        bail!(
-            "log_format must be `text` or `json`, not `{}`",
-            cfg.log_format
-        );
-    }
-    Ok(cfg)
-}
-
-fn init_logging(cfg: &Config) -> anyhow::Result<()> {
+fn init_logging(cfg: &Settings) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log)
         .with_context(|| format!("log filter `{}`", cfg.log))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if cfg.log_format == "json" {
-        builder.json().init()
-    } else {
-        builder.init()
+    match cfg.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
     }
     Ok(())
 }
 
+/// Prints a line on stdout for scripts and tests (e.g. the port picked for port 0).
+async fn announce(line: String) -> anyhow::Result<()> {
+    let mut stdout = tokio::io::stdout();
+    stdout.write_all(line.as_bytes()).await?;
+    stdout.write_all(b"\n").await?;
+    stdout.flush().await?;
+    Ok(())
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let cfg = load(args)?;
+    let env = |k: &str| std::env::var(k).ok();
+    let vars = std::env::vars_os().filter_map(|(k, _)| k.into_string().ok());
+    let loaded = match config::load(args.config.as_deref(), &args.flags, &env, vars) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: invalid configuration: {e:#}");
+            std::process::exit(BAD_CONFIG);
+        }
+    };
+    if args.check_config {
+        print!("{}", loaded.render());
+        return Ok(());
+    }
+    let cfg = loaded.settings;
     init_logging(&cfg)?;
+    for v in &loaded.unknown_vars {
+        tracing::warn!(variable = %v, "environment variable names no setting; ignored");
+    }
+    // Before anything reports, so that no early figure is lost.
+    let metrics = match cfg.metrics_listen {
+        MetricsListen::On(addr) => Some((crate::metrics::install()?, addr)),
+        MetricsListen::Off => None,
+    };
+
     let db_path = cfg.data_dir.join("db");
     let store =
         tokio::task::spawn_blocking(move || Store::open(&db_path, &StoreOptions::default()))
@@ -186,17 +101,30 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(path = %path.display(), "wrote the cluster admin's token");
     }
 
+    let metrics_task = match metrics {
+        Some((handle, addr)) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the metrics endpoint {addr}"))?;
+            let addr = listener.local_addr()?;
+            tracing::info!(%addr, "metrics at http://{addr}/metrics");
+            announce(format!("tributary metrics on {addr}")).await?;
+            Some(tokio::spawn(crate::metrics::serve(
+                listener,
+                handle,
+                ns.clone(),
+            )))
+        }
+        None => None,
+    };
+
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("binding {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, %cluster_id, data_dir = %cfg.data_dir.display(), "tributary listening");
-    // One machine-readable line on stdout, for scripts and tests that start on port 0.
-    let mut stdout = tokio::io::stdout();
-    stdout
-        .write_all(format!("tributary listening on {addr}\n").as_bytes())
-        .await?;
-    stdout.flush().await?;
+    // Last, so that a script reading it knows everything above is up.
+    announce(format!("tributary listening on {addr}")).await?;
 
     let read = |p: &PathBuf| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
     let tls = match (&cfg.tls_cert, &cfg.tls_key) {
@@ -207,16 +135,34 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }),
         _ => None,
     };
+    let health = Health::default();
     let options = ServerOptions {
         tls,
         max_message_bytes: cfg.max_message_bytes,
         allow_anonymous: cfg.allow_anonymous,
+        health: health.clone(),
         ..ServerOptions::default()
     };
     let retention = tokio::spawn(retention_loop(ns.clone(), cfg.retention_interval));
-    tributary_api::serve(ns.clone(), listener, &options, shutdown_signal()).await?;
+    // Once stopping, connections get DRAIN_LIMIT to finish; a client that never closes
+    // its connection (or a stuck call) must not keep the server up forever.
+    let stopping = tokio::sync::Notify::new();
+    let shutdown = async {
+        shutdown_signal(health, cfg.shutdown_delay).await;
+        stopping.notify_one();
+    };
+    tokio::select! {
+        served = tributary_api::serve(ns.clone(), listener, &options, shutdown) => served?,
+        _ = async { stopping.notified().await; tokio::time::sleep(DRAIN_LIMIT).await } => {
+            tracing::warn!(limit = ?DRAIN_LIMIT, "connections still open after the drain limit; closing them");
+        }
+    }
     retention.abort();
     let _ = retention.await;
+    if let Some(t) = metrics_task {
+        t.abort();
+        let _ = t.await;
+    }
 
     drop(ns);
     close(store, &cfg.data_dir).await;
@@ -249,13 +195,33 @@ async fn retention_loop(ns: Arc<Namespace>, interval: std::time::Duration) {
     }
 }
 
-/// Resolves on the first SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// Resolves when the server should stop: on the first SIGINT or SIGTERM health turns to
+/// NOT_SERVING, and the server keeps serving for `delay` (so load balancers move away), or
+/// until a second signal.
+async fn shutdown_signal(health: Health, delay: std::time::Duration) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    let mut next = async || {
+        tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        }
+    };
+    let first = next().await;
+    health.set_not_serving();
+    if delay.is_zero() {
+        tracing::info!(signal = first, "stopping");
+        return;
+    }
+    tracing::info!(
+        signal = first,
+        ?delay,
+        "health is NOT_SERVING; stopping after the delay (signal again to stop now)"
+    );
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
-        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::time::sleep(delay) => {}
+        second = next() => tracing::info!(signal = second, "stopping now"),
     }
 }
 

@@ -103,6 +103,8 @@ type Svc = InterceptedService<Channel, Auth>;
 /// A connection to one Tributary server. Cheap to clone; clones share the connection.
 #[derive(Debug, Clone)]
 pub struct Client {
+    /// The authenticated channel, for services beyond Tributary's own (e.g. health).
+    service: Svc,
     admin: AdminClient<Svc>,
     producer: ProducerClient<Svc>,
     consumer: ConsumerClient<Svc>,
@@ -200,6 +202,7 @@ impl Client {
         });
         let svc = InterceptedService::new(channel, auth);
         Ok(Client {
+            service: svc.clone(),
             admin: AdminClient::new(svc.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
@@ -210,6 +213,12 @@ impl Client {
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         })
+    }
+
+    /// The connection, for clients of other gRPC services on the same server (e.g. the
+    /// standard `grpc.health.v1.Health`).
+    pub fn service(&self) -> Svc {
+        self.service.clone()
     }
 
     /// The generated Admin client, for namespace calls.

@@ -8,18 +8,22 @@
 //! **Invariant:** every append is one `WriteBatch` holding the batch, its summary and the
 //! partition's new high-water mark, so after a crash the log and its offsets agree.
 
+mod checkpoint;
 mod cursors;
 mod error;
 pub mod keys;
 mod options;
+mod stats;
 mod store;
 mod timeindex;
 pub mod values;
 
+pub use checkpoint::{CHECKPOINT_DB, CheckpointInfo};
 pub use error::{EngineError, Error, Result};
 pub use keys::CursorScope;
 pub use keys::PartitionId;
 pub use options::StoreOptions;
+pub use stats::StoreStats;
 pub use store::{
     AppendCheck, Appended, CatalogTx, ClusterIdentity, Durability, MAX_BATCH_BYTES, NewBatch,
     PartitionStats, ProducerSeq, Purged, ReadResult, Store, StoredBatch,

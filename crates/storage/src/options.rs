@@ -41,6 +41,7 @@ pub(crate) fn db_options(o: &StoreOptions) -> Options {
     opts.set_bytes_per_sync(1 << 20);
     opts.set_wal_bytes_per_sync(0);
     opts.set_keep_log_file_num(4);
+    crate::stats::enable(&mut opts);
     opts
 }
 

@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
-use rocksdb::{ColumnFamily, DB, ReadOptions, WriteBatch, WriteOptions};
+use rocksdb::{ColumnFamily, DB, Options, ReadOptions, WriteBatch, WriteOptions};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -190,6 +190,8 @@ pub(crate) struct Slot {
 
 pub struct Store {
     pub(crate) db: DB,
+    /// The options the database was opened with; they hold its statistics (`stats.rs`).
+    db_options: Options,
     path: PathBuf,
     identity: ClusterIdentity,
     partitions: RwLock<HashMap<PartitionId, Arc<Partition>>>,
@@ -242,6 +244,7 @@ impl Store {
         };
         Ok(Store {
             db,
+            db_options: opts,
             path: path.to_owned(),
             identity,
             partitions: RwLock::new(HashMap::new()),
@@ -950,6 +953,14 @@ impl Store {
             }
         }
         Ok(removed)
+    }
+
+    pub(crate) fn db(&self) -> &DB {
+        &self.db
+    }
+
+    pub(crate) fn db_options(&self) -> &Options {
+        &self.db_options
     }
 
     pub(crate) fn cf(&self, name: &str) -> &ColumnFamily {

@@ -10,6 +10,7 @@
 //! (there are few); topic rows are cached on first use.
 
 mod admin;
+mod backup;
 mod cursors;
 mod data;
 mod members;

@@ -1,0 +1,529 @@
+//! The server's configuration, in layers, lowest to highest: built-in defaults, one TOML
+//! file (`--config`), `TRIBUTARY_*` environment variables, flags. Each layer is checked on
+//! its own, so an error names the key and where it came from (file line, variable or
+//! flag); unknown keys in the file are an error. `--check-config` prints the result with
+//! the source of every value.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use serde::{Deserialize, Serialize};
+
+use crate::output::{format_duration_ms, parse_duration};
+
+/// Every key, in the order `--check-config` prints them. Key `k` is the environment
+/// variable `TRIBUTARY_K` and the flag `--k` (with `-` for `_`).
+pub const KEYS: &[&str] = &[
+    "data_dir",
+    "listen",
+    "metrics_listen",
+    "log",
+    "log_format",
+    "max_message_bytes",
+    "retention_interval",
+    "producer_expiry",
+    "shutdown_delay",
+    "allow_anonymous",
+    "tls_cert",
+    "tls_key",
+    "tls_client_ca",
+];
+
+/// Client-side variables the server ignores without a warning.
+const CLIENT_VARS: &[&str] = &[
+    "TRIBUTARY_CONFIG",
+    "TRIBUTARY_SERVER",
+    "TRIBUTARY_TOKEN",
+    "TRIBUTARY_CA_CERT",
+    "TRIBUTARY_CLIENT_CERT",
+    "TRIBUTARY_CLIENT_KEY",
+    "TRIBUTARY_BIN",
+];
+
+/// The effective configuration. See `deploy/tributary.toml` for what each key does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub metrics_listen: MetricsListen,
+    pub log: String,
+    pub log_format: LogFormat,
+    pub max_message_bytes: usize,
+    #[serde(with = "duration")]
+    pub retention_interval: Duration,
+    #[serde(with = "duration")]
+    pub producer_expiry: Duration,
+    #[serde(with = "duration")]
+    pub shutdown_delay: Duration,
+    pub allow_anonymous: bool,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_client_ca: Option<PathBuf>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            listen: ([127, 0, 0, 1], 7070).into(),
+            metrics_listen: MetricsListen::On(([127, 0, 0, 1], 9464).into()),
+            log: "info".into(),
+            log_format: LogFormat::Text,
+            max_message_bytes: tributary_api::ServerOptions::default().max_message_bytes,
+            retention_interval: Duration::from_secs(30),
+            producer_expiry: Duration::from_secs(7 * 86_400),
+            shutdown_delay: Duration::ZERO,
+            allow_anonymous: false,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Where the Prometheus endpoint listens, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsListen {
+    Off,
+    On(SocketAddr),
+}
+
+impl Serialize for MetricsListen {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            MetricsListen::Off => s.serialize_str("off"),
+            MetricsListen::On(a) => s.collect_str(a),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for MetricsListen {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        if text == "off" {
+            return Ok(MetricsListen::Off);
+        }
+        text.parse().map(MetricsListen::On).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "`{text}` is neither `off` nor an address like 127.0.0.1:9464"
+            ))
+        })
+    }
+}
+
+/// Durations as the CLI writes them (`500ms`, `30s`, `5m`).
+mod duration {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_duration_ms(d.as_millis() as u64))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        parse_duration(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The flags of `tributary serve` that set configuration keys (the top layer).
+#[derive(Debug, Default, Args, Serialize)]
+pub struct Flags {
+    /// Data directory (created if absent) [env: TRIBUTARY_DATA_DIR] [default: ./data]
+    #[arg(long, value_name = "DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_dir: Option<PathBuf>,
+    /// gRPC listen address; port 0 picks a free port [env: TRIBUTARY_LISTEN] [default:
+    /// 127.0.0.1:7070]
+    #[arg(long, value_name = "ADDR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listen: Option<SocketAddr>,
+    /// Prometheus endpoint (`http://ADDR/metrics`), or `off`; port 0 picks a free port
+    /// [env: TRIBUTARY_METRICS_LISTEN] [default: 127.0.0.1:9464]
+    #[arg(long, value_name = "ADDR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metrics_listen: Option<String>,
+    /// Log filter, RUST_LOG syntax (e.g. `info,tributary_api=debug`) [env: TRIBUTARY_LOG,
+    /// else RUST_LOG] [default: info]
+    #[arg(long, value_name = "FILTER")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log: Option<String>,
+    /// Log format: text or json [env: TRIBUTARY_LOG_FORMAT] [default: text]
+    #[arg(long, value_name = "FORMAT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log_format: Option<String>,
+    /// Largest gRPC message received or sent, in bytes [env: TRIBUTARY_MAX_MESSAGE_BYTES]
+    /// [default: 67108864]
+    #[arg(long, value_name = "BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_message_bytes: Option<usize>,
+    /// How often retention removes records past their stream's TTL (e.g. 30s, 5m) [env:
+    /// TRIBUTARY_RETENTION_INTERVAL] [default: 30s]
+    #[arg(long, value_name = "DURATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retention_interval: Option<String>,
+    /// Forget an idle idempotent producer's sequence state after this long; its next
+    /// batch is refused and the client starts over with a new producer id [env:
+    /// TRIBUTARY_PRODUCER_EXPIRY] [default: 7d]
+    #[arg(long, value_name = "DURATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    producer_expiry: Option<String>,
+    /// After SIGTERM/SIGINT, report NOT_SERVING on gRPC health and keep serving this long
+    /// before stopping, so load balancers move away first; a second signal stops at once
+    /// [env: TRIBUTARY_SHUTDOWN_DELAY] [default: 0]
+    #[arg(long, value_name = "DURATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shutdown_delay: Option<String>,
+    /// Serve requests without credentials, as the user `anonymous` [env:
+    /// TRIBUTARY_ALLOW_ANONYMOUS] [default: false]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    allow_anonymous: Option<bool>,
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key [env: TRIBUTARY_TLS_CERT]
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert [env: TRIBUTARY_TLS_KEY]
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_key: Option<PathBuf>,
+    /// Accept client certificates signed by this CA (PEM): mutual TLS, the subject CN naming
+    /// the user [env: TRIBUTARY_TLS_CLIENT_CA]
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_client_ca: Option<PathBuf>,
+}
+
+/// Where a value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    File(PathBuf),
+    Env(String),
+    Flag(String),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => write!(f, "default"),
+            Source::File(p) => write!(f, "file {}", p.display()),
+            Source::Env(v) => write!(f, "env {v}"),
+            Source::Flag(k) => write!(f, "flag {k}"),
+        }
+    }
+}
+
+/// The configuration with the source of each key that has a value.
+#[derive(Debug)]
+pub struct Loaded {
+    pub settings: Settings,
+    pub sources: BTreeMap<&'static str, Source>,
+    /// `TRIBUTARY_*` variables that name no key (probably a typo).
+    pub unknown_vars: Vec<String>,
+}
+
+fn env_var(key: &str) -> String {
+    format!("TRIBUTARY_{}", key.to_uppercase())
+}
+
+fn flag(key: &str) -> String {
+    format!("--{}", key.replace('_', "-"))
+}
+
+/// Checks one key's value alone, so the error is about that key only.
+fn check_one(key: &str, value: &toml::Value) -> Result<(), String> {
+    let mut t = toml::Table::new();
+    t.insert(key.into(), value.clone());
+    t.try_into::<Settings>()
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+/// An environment value as TOML: a boolean or integer when it reads as one and the key
+/// takes one, else a string.
+fn env_value(key: &str, text: &str) -> Result<toml::Value, String> {
+    let typed = if let Ok(b) = text.parse::<bool>() {
+        Some(toml::Value::Boolean(b))
+    } else {
+        text.parse::<i64>().ok().map(toml::Value::Integer)
+    };
+    if let Some(v) = typed.filter(|v| check_one(key, v).is_ok()) {
+        return Ok(v);
+    }
+    let v = toml::Value::String(text.to_owned());
+    check_one(key, &v)?;
+    Ok(v)
+}
+
+/// Builds the configuration from its layers. `env` reads a variable (injected for tests).
+pub fn load(
+    file: Option<&Path>,
+    flags: &Flags,
+    env: &dyn Fn(&str) -> Option<String>,
+    vars: impl IntoIterator<Item = String>,
+) -> anyhow::Result<Loaded> {
+    let mut merged = toml::Table::try_from(Settings::default())?;
+    let mut sources: BTreeMap<&'static str, Source> = KEYS
+        .iter()
+        .filter(|k| merged.contains_key(**k))
+        .map(|k| (*k, Source::Default))
+        .collect();
+    let key_of = |k: &str| KEYS.iter().copied().find(|known| *known == k);
+
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+        // Parsed whole first: the error names the key and its line.
+        toml::from_str::<Settings>(&text)
+            .map_err(|e| anyhow::anyhow!("in {}: {e}", path.display()))?;
+        for (k, v) in text.parse::<toml::Table>()? {
+            let key = key_of(&k).expect("the file parsed, so every key is known");
+            merged.insert(k, v);
+            sources.insert(key, Source::File(path.to_owned()));
+        }
+    }
+
+    for key in KEYS {
+        let var = env_var(key);
+        let (name, text) = match env(&var) {
+            Some(t) => (var, t),
+            // RUST_LOG is the usual way to set a log filter; TRIBUTARY_LOG beats it.
+            None if *key == "log" => match env("RUST_LOG") {
+                Some(t) => ("RUST_LOG".into(), t),
+                None => continue,
+            },
+            None => continue,
+        };
+        let v = env_value(key, &text).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        merged.insert((*key).into(), v);
+        sources.insert(key, Source::Env(name));
+    }
+
+    for (k, v) in toml::Table::try_from(flags)? {
+        let key = key_of(&k).expect("every flag is a key");
+        check_one(key, &v).map_err(|e| anyhow::anyhow!("{}: {e}", flag(key)))?;
+        merged.insert(k, v);
+        sources.insert(key, Source::Flag(flag(key)));
+    }
+
+    let settings: Settings = merged.try_into()?;
+    validate(&settings)?;
+    let known: Vec<String> = KEYS.iter().map(|k| env_var(k)).collect();
+    let unknown_vars = vars
+        .into_iter()
+        .filter(|v| v.starts_with("TRIBUTARY_"))
+        .filter(|v| !known.contains(v) && !CLIENT_VARS.contains(&v.as_str()))
+        .collect();
+    Ok(Loaded {
+        settings,
+        sources,
+        unknown_vars,
+    })
+}
+
+/// Checks that involve several keys or the filesystem, naming the keys at fault.
+fn validate(s: &Settings) -> anyhow::Result<()> {
+    use anyhow::bail;
+    if s.retention_interval.is_zero() {
+        bail!("retention_interval: must be above zero");
+    }
+    if s.max_message_bytes < 1024 {
+        bail!(
+            "max_message_bytes: {} is below the 1024-byte minimum",
+            s.max_message_bytes
+        );
+    }
+    if s.tls_cert.is_some() != s.tls_key.is_some() {
+        bail!("tls_cert and tls_key go together: give both or neither");
+    }
+    if s.tls_client_ca.is_some() && s.tls_cert.is_none() {
+        bail!("tls_client_ca: needs tls_cert and tls_key");
+    }
+    tracing_subscriber::EnvFilter::try_new(&s.log)
+        .map_err(|e| anyhow::anyhow!("log: `{}` is not a log filter: {e}", s.log))?;
+    for (key, path) in [
+        ("tls_cert", &s.tls_cert),
+        ("tls_key", &s.tls_key),
+        ("tls_client_ca", &s.tls_client_ca),
+    ] {
+        if let Some(p) = path {
+            std::fs::metadata(p).map_err(|e| anyhow::anyhow!("{key}: {}: {e}", p.display()))?;
+        }
+    }
+    Ok(())
+}
+
+impl Loaded {
+    /// The effective configuration as TOML, each value followed by its source; keys
+    /// without a value are listed as comments. The output is itself a valid config file.
+    pub fn render(&self) -> String {
+        let table = toml::Table::try_from(&self.settings).expect("settings serialize");
+        let mut out = String::from(
+            "# Effective configuration of `tributary serve` (each value's source follows it).\n",
+        );
+        for key in KEYS {
+            match (table.get(*key), self.sources.get(key)) {
+                (Some(v), Some(src)) => out.push_str(&format!("{key} = {v}  # {src}\n")),
+                _ => out.push_str(&format!("# {key} is not set\n")),
+            }
+        }
+        for v in &self.unknown_vars {
+            out.push_str(&format!("# warning: {v} is set but names no setting\n"));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), text).unwrap();
+        f
+    }
+
+    #[test]
+    fn defaults_alone() {
+        let l = load(None, &Flags::default(), &env(&[]), []).unwrap();
+        assert_eq!(l.settings, Settings::default());
+        assert_eq!(l.sources["listen"], Source::Default);
+        assert!(!l.sources.contains_key("tls_cert"));
+    }
+
+    #[test]
+    fn file_then_env_then_flags() {
+        let f = file(
+            "listen = \"127.0.0.1:1\"\nlog = \"warn\"\nretention_interval = \"1m\"\nallow_anonymous = true\n",
+        );
+        let vars = env(&[
+            ("TRIBUTARY_LOG", "debug"),
+            ("TRIBUTARY_RETENTION_INTERVAL", "2m"),
+            ("TRIBUTARY_ALLOW_ANONYMOUS", "false"),
+            ("TRIBUTARY_MAX_MESSAGE_BYTES", "4096"),
+            ("RUST_LOG", "error"),
+        ]);
+        let flags = Flags {
+            retention_interval: Some("3m".into()),
+            ..Flags::default()
+        };
+        let l = load(Some(f.path()), &flags, &vars, []).unwrap();
+        let s = &l.settings;
+        assert_eq!(
+            s.listen,
+            "127.0.0.1:1".parse().unwrap(),
+            "file beats default"
+        );
+        assert_eq!(
+            s.log, "debug",
+            "env beats file, TRIBUTARY_LOG beats RUST_LOG"
+        );
+        assert!(!s.allow_anonymous, "env beats file");
+        assert_eq!(s.max_message_bytes, 4096);
+        assert_eq!(
+            s.retention_interval,
+            Duration::from_secs(180),
+            "flag beats env"
+        );
+        assert_eq!(l.sources["listen"], Source::File(f.path().to_owned()));
+        assert_eq!(l.sources["log"], Source::Env("TRIBUTARY_LOG".into()));
+        assert_eq!(
+            l.sources["retention_interval"],
+            Source::Flag("--retention-interval".into())
+        );
+        // A string-typed key keeps a numeric-looking value as a string.
+        let l = load(None, &Flags::default(), &env(&[("TRIBUTARY_LOG", "7")]), []).unwrap();
+        assert_eq!(l.settings.log, "7".to_string());
+    }
+
+    #[test]
+    fn errors_name_the_key_and_its_source() {
+        let f = file("listen = \"127.0.0.1:1\"\nlisten_addr = \"x\"\n");
+        let e = load(Some(f.path()), &Flags::default(), &env(&[]), [])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("listen_addr"), "{e}");
+        assert!(e.contains("line 2"), "{e}");
+
+        let e = load(
+            None,
+            &Flags::default(),
+            &env(&[("TRIBUTARY_LISTEN", "nope")]),
+            [],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("TRIBUTARY_LISTEN: "), "{e}");
+
+        let flags = Flags {
+            shutdown_delay: Some("soon".into()),
+            ..Flags::default()
+        };
+        let e = load(None, &flags, &env(&[]), []).unwrap_err().to_string();
+        assert!(e.starts_with("--shutdown-delay: "), "{e}");
+
+        let f = file("tls_cert = \"/x\"\n");
+        let e = load(Some(f.path()), &Flags::default(), &env(&[]), [])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tls_key"), "{e}");
+    }
+
+    #[test]
+    fn metrics_listen_may_be_off() {
+        let vars = env(&[("TRIBUTARY_METRICS_LISTEN", "off")]);
+        let l = load(None, &Flags::default(), &vars, []).unwrap();
+        assert_eq!(l.settings.metrics_listen, MetricsListen::Off);
+    }
+
+    #[test]
+    fn render_is_a_config_file_with_sources() {
+        let vars = env(&[("TRIBUTARY_LISTEN", "127.0.0.1:0")]);
+        let l = load(None, &Flags::default(), &vars, ["TRIBUTARY_LISTN".into()]).unwrap();
+        let text = l.render();
+        assert!(
+            text.contains("listen = \"127.0.0.1:0\"  # env TRIBUTARY_LISTEN"),
+            "{text}"
+        );
+        assert!(text.contains("# tls_cert is not set"), "{text}");
+        assert!(text.contains("TRIBUTARY_LISTN"), "{text}");
+        let back: Settings = toml::from_str(&text).unwrap();
+        assert_eq!(back, l.settings);
+    }
+
+    #[test]
+    fn every_key_is_listed_once() {
+        let full = Settings {
+            tls_cert: Some("/c".into()),
+            tls_key: Some("/k".into()),
+            tls_client_ca: Some("/ca".into()),
+            ..Settings::default()
+        };
+        let table = toml::Table::try_from(full).unwrap();
+        let mut keys: Vec<&str> = table.keys().map(String::as_str).collect();
+        let mut listed = KEYS.to_vec();
+        keys.sort_unstable();
+        listed.sort_unstable();
+        assert_eq!(keys, listed);
+    }
+}

@@ -1,0 +1,257 @@
+//! The Prometheus endpoint of `tributary serve`: installs the recorder behind the `metrics`
+//! facade (which every crate reports through) and serves `GET /metrics` over a minimal
+//! HTTP/1.1 responder. Gauges read from the store and the namespace are refreshed at each
+//! scrape, so they are as fresh as the scrape and cost nothing between scrapes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tributary_api::metrics::RPC_DURATION;
+use tributary_volume::{Caller, Namespace, Principal};
+
+/// Latency buckets in seconds: sub-millisecond appends up to long-poll fetches.
+const RPC_BUCKETS: &[f64] = &[
+    0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    10.0, 30.0,
+];
+
+/// A request head larger than this is refused; a scrape sends a few hundred bytes.
+const MAX_REQUEST_HEAD: usize = 8 << 10;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Installs the global recorder. Call once, before anything reports.
+pub fn install() -> anyhow::Result<PrometheusHandle> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(RPC_DURATION.into()), RPC_BUCKETS)?
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    describe();
+    metrics::gauge!("tributary_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    Ok(handle)
+}
+
+/// Help text for the series this binary reports (others describe their own).
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    use tributary_api::metrics as api;
+    describe_gauge!("tributary_build_info", "Always 1; the version is a label.");
+    describe_counter!(api::RPC_REQUESTS, "RPCs served, by method and status code.");
+    describe_histogram!(api::RPC_DURATION, Unit::Seconds, "RPC latency, by method.");
+    describe_counter!(api::RECORDS_IN, "Records produced, per volume and stream.");
+    describe_counter!(api::BYTES_IN, Unit::Bytes, "Record batch bytes produced.");
+    describe_counter!(api::RECORDS_OUT, "Records fetched, per volume and stream.");
+    describe_counter!(api::BYTES_OUT, Unit::Bytes, "Record batch bytes fetched.");
+    describe_gauge!(
+        "tributary_storage_disk_bytes",
+        Unit::Bytes,
+        "SST and blob files on disk (the store's size, without the write-ahead log)."
+    );
+    describe_gauge!(
+        "tributary_rocksdb_live_sst_bytes",
+        Unit::Bytes,
+        "SST files in use."
+    );
+    describe_gauge!(
+        "tributary_rocksdb_total_sst_bytes",
+        Unit::Bytes,
+        "All SST files."
+    );
+    describe_gauge!(
+        "tributary_rocksdb_live_blob_bytes",
+        Unit::Bytes,
+        "Blob files in use."
+    );
+    describe_gauge!(
+        "tributary_rocksdb_total_blob_bytes",
+        Unit::Bytes,
+        "All blob files."
+    );
+    describe_gauge!(
+        "tributary_rocksdb_memtable_bytes",
+        Unit::Bytes,
+        "Memtables."
+    );
+    describe_gauge!(
+        "tributary_rocksdb_pending_compaction_bytes",
+        Unit::Bytes,
+        "Bytes compaction must rewrite to catch up."
+    );
+    describe_gauge!(
+        "tributary_rocksdb_running_compactions",
+        "Compactions running."
+    );
+    describe_gauge!("tributary_rocksdb_running_flushes", "Flushes running.");
+    describe_gauge!(
+        "tributary_rocksdb_write_stopped",
+        "1 while writes are stopped."
+    );
+    describe_gauge!(
+        "tributary_rocksdb_delayed_write_rate_bytes",
+        "Non-zero while writes are slowed: the rate they are held to, bytes per second."
+    );
+    describe_counter!(
+        "tributary_rocksdb_stall_microseconds_total",
+        Unit::Microseconds,
+        "Time writers spent stalled or slowed down."
+    );
+    describe_counter!(
+        "tributary_rocksdb_bytes_written_total",
+        Unit::Bytes,
+        "Bytes written by users (kind=user) and to disk (wal, flush, compaction; blob is the blob-file part of flush and compaction)."
+    );
+    describe_gauge!(
+        "tributary_rocksdb_write_amplification",
+        "Disk bytes written (wal+flush+compaction) per user byte, since start."
+    );
+    describe_gauge!(
+        "tributary_volume_bytes",
+        Unit::Bytes,
+        "Bytes stored, per volume."
+    );
+    describe_gauge!("tributary_volume_streams", "Streams, per volume.");
+    describe_gauge!("tributary_volume_topics", "Topics, per volume.");
+    describe_gauge!(
+        "tributary_volume_quota_bytes",
+        Unit::Bytes,
+        "The volume's byte quota, when it has one."
+    );
+}
+
+/// Sets the gauges read from the store and the namespace.
+async fn refresh(ns: &Arc<Namespace>) {
+    use metrics::{counter, gauge};
+    let store = ns.store().clone();
+    let Ok(s) = tokio::task::spawn_blocking(move || store.stats()).await else {
+        return;
+    };
+    gauge!("tributary_storage_disk_bytes").set((s.total_sst_bytes + s.total_blob_bytes) as f64);
+    gauge!("tributary_rocksdb_live_sst_bytes").set(s.live_sst_bytes as f64);
+    gauge!("tributary_rocksdb_total_sst_bytes").set(s.total_sst_bytes as f64);
+    gauge!("tributary_rocksdb_live_blob_bytes").set(s.live_blob_bytes as f64);
+    gauge!("tributary_rocksdb_total_blob_bytes").set(s.total_blob_bytes as f64);
+    gauge!("tributary_rocksdb_memtable_bytes").set(s.memtable_bytes as f64);
+    gauge!("tributary_rocksdb_pending_compaction_bytes").set(s.pending_compaction_bytes as f64);
+    gauge!("tributary_rocksdb_running_compactions").set(s.running_compactions as f64);
+    gauge!("tributary_rocksdb_running_flushes").set(s.running_flushes as f64);
+    gauge!("tributary_rocksdb_write_stopped").set(f64::from(u8::from(s.write_stopped)));
+    gauge!("tributary_rocksdb_delayed_write_rate_bytes").set(s.delayed_write_rate as f64);
+    counter!("tributary_rocksdb_stall_microseconds_total").absolute(s.stall_micros_total);
+    for (kind, v) in [
+        ("user", s.user_bytes_written_total),
+        ("wal", s.wal_bytes_written_total),
+        ("flush", s.flush_bytes_written_total),
+        ("compaction", s.compaction_bytes_written_total),
+        ("blob", s.blob_bytes_written_total),
+    ] {
+        counter!("tributary_rocksdb_bytes_written_total", "kind" => kind).absolute(v);
+    }
+    if let Some(wa) = s.write_amplification() {
+        gauge!("tributary_rocksdb_write_amplification").set(wa);
+    }
+
+    // The server itself, as a cluster admin, sees every volume.
+    let server = Caller {
+        principal: Principal {
+            name: "tributary-metrics".into(),
+            groups: Vec::new(),
+        },
+        cluster_admin: true,
+    };
+    for v in ns.list_volumes(&server) {
+        let labels = [("volume", v.path)];
+        gauge!("tributary_volume_bytes", &labels).set(v.bytes as f64);
+        gauge!("tributary_volume_streams", &labels).set(v.stream_count as f64);
+        gauge!("tributary_volume_topics", &labels).set(v.topic_count as f64);
+        if let Some(max) = v.quotas.max_bytes {
+            gauge!("tributary_volume_quota_bytes", &labels).set(max as f64);
+        }
+    }
+}
+
+/// Serves `GET /metrics` on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, handle: PrometheusHandle, ns: Arc<Namespace>) {
+    loop {
+        let (conn, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics endpoint: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await; // back off, e.g. EMFILE
+                continue;
+            }
+        };
+        let handle = handle.clone();
+        let ns = ns.clone();
+        tokio::spawn(async move {
+            let answered = tokio::time::timeout(REQUEST_TIMEOUT, answer(conn, &handle, &ns)).await;
+            if let Ok(Err(e)) = answered {
+                tracing::debug!(%peer, error = %e, "metrics endpoint: request failed");
+            }
+        });
+    }
+}
+
+/// Reads one request head and answers it; the connection closes after the response.
+async fn answer(
+    mut conn: TcpStream,
+    handle: &PrometheusHandle,
+    ns: &Arc<Namespace>,
+) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        if head.len() > MAX_REQUEST_HEAD {
+            return respond(&mut conn, "431 Request Header Fields Too Large", "", "").await;
+        }
+        let n = conn.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
+    let mut parts = std::str::from_utf8(line).unwrap_or("").split(' ');
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let path = target.split('?').next().unwrap_or("");
+    match (method, path) {
+        ("GET", "/metrics") => {
+            refresh(ns).await;
+            handle.run_upkeep();
+            let body = handle.render();
+            respond(
+                &mut conn,
+                "200 OK",
+                "text/plain; version=0.0.4; charset=utf-8",
+                &body,
+            )
+            .await
+        }
+        (_, "/metrics") => respond(&mut conn, "405 Method Not Allowed", "", "").await,
+        _ => {
+            let body = "Tributary serves its metrics at /metrics\n";
+            respond(&mut conn, "404 Not Found", "text/plain", body).await
+        }
+    }
+}
+
+async fn respond(
+    conn: &mut TcpStream,
+    status: &str,
+    content_type: &str,
+    body: &str,
+) -> std::io::Result<()> {
+    let mut out = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    if !content_type.is_empty() {
+        out.push_str(&format!("Content-Type: {content_type}\r\n"));
+    }
+    out.push_str("\r\n");
+    out.push_str(body);
+    conn.write_all(out.as_bytes()).await?;
+    conn.shutdown().await
+}
