@@ -1,5 +1,6 @@
 //! Tributary's storage layer: partitions as append-only logs of record batches in RocksDB,
-//! with dense u64 offsets, plus an opaque catalog for the namespace layer.
+//! with u64 offsets, dense as appended (key compaction later leaves gaps), plus an opaque
+//! catalog for the namespace layer.
 //!
 //! **Boundary:** storage never sees a path, a principal or a protobuf message. It stores
 //! opaque batch bytes under `(partition_id, base_offset)` and catalog rows under opaque
@@ -8,12 +9,14 @@
 //! **Invariant:** every append is one `WriteBatch` holding the batch, its summary and the
 //! partition's new high-water mark, so after a crash the log and its offsets agree.
 
+mod compaction;
 mod error;
 pub mod keys;
 mod options;
 mod store;
 pub mod values;
 
+pub use compaction::{CompactOptions, Compacted, DEFAULT_MAX_KEYS, KeyCodec, MIN_DIRTY_RATIO};
 pub use error::{EngineError, Error, Result};
 pub use keys::PartitionId;
 pub use options::StoreOptions;
@@ -22,5 +25,7 @@ pub use store::{
     Purged, ReadResult, Store, StoredBatch,
 };
 
+#[cfg(test)]
+mod compaction_tests;
 #[cfg(test)]
 mod tests;

@@ -122,22 +122,34 @@ impl CatalogTx {
 
 /// In-memory handle of one partition. Appends serialize on `slot`; readers use the atomics
 /// and never wait for a writer.
-struct Partition {
-    slot: Mutex<Slot>,
+pub(crate) struct Partition {
+    pub(crate) slot: Mutex<Slot>,
     /// Committed high-water mark; long-polling readers wait on it.
-    hwm: watch::Sender<u64>,
-    log_start: AtomicU64,
+    pub(crate) hwm: watch::Sender<u64>,
+    pub(crate) log_start: AtomicU64,
     /// How far the expired prefix reaches, for read-time expiry (see `visible_start`).
-    expiry: Mutex<Expiry>,
+    pub(crate) expiry: Mutex<Expiry>,
+    /// Key compaction's progress; held for a whole pass, so passes never overlap.
+    pub(crate) cleaner: Mutex<crate::compaction::Cleaner>,
 }
 
-/// The expired prefix found so far: everything below `until` is older than the last
-/// cutoff checked, and the batch at `until` has max timestamp `head_ts` (when known). A
-/// cutoff only moves forward, so the scan resumes where it stopped.
+/// The expired prefix found so far, counted from log start `from`: everything below
+/// `until` (`records` records) is older than the last cutoff checked, and the batch at
+/// `until` has max timestamp `head_ts` (when known). A cutoff only moves forward, so the
+/// scan resumes where it stopped.
 #[derive(Default)]
-struct Expiry {
+pub(crate) struct Expiry {
+    from: u64,
     until: u64,
     head_ts: Option<i64>,
+    records: u64,
+}
+
+impl Expiry {
+    /// Forgets what was found, e.g. when key compaction removed records below `until`.
+    pub(crate) fn forget(&mut self) {
+        self.from = u64::MAX;
+    }
 }
 
 /// What a purge removed.
@@ -147,13 +159,13 @@ pub struct Purged {
     pub bytes: u64,
 }
 
-struct Slot {
-    state: PartitionState,
-    dropped: bool,
+pub(crate) struct Slot {
+    pub(crate) state: PartitionState,
+    pub(crate) dropped: bool,
 }
 
 pub struct Store {
-    db: DB,
+    pub(crate) db: DB,
     path: PathBuf,
     identity: ClusterIdentity,
     partitions: RwLock<HashMap<PartitionId, Arc<Partition>>>,
@@ -317,7 +329,7 @@ impl Store {
 
     // ---- partitions ----------------------------------------------------------------
 
-    fn partition(&self, id: PartitionId) -> Result<Arc<Partition>> {
+    pub(crate) fn partition(&self, id: PartitionId) -> Result<Arc<Partition>> {
         if let Some(p) = self.partitions.read().get(&id) {
             return Ok(p.clone());
         }
@@ -335,6 +347,7 @@ impl Store {
                 hwm: watch::Sender::new(state.next_offset),
                 log_start: AtomicU64::new(state.log_start),
                 expiry: Mutex::new(Expiry::default()),
+                cleaner: Mutex::default(),
             })
         });
         Ok(p.clone())
@@ -425,8 +438,9 @@ impl Store {
         Ok(appended)
     }
 
-    /// Reads whole batches from the one holding `offset`, until `max_bytes` is reached
-    /// (always at least one batch when any exists at or after `offset`).
+    /// Reads whole batches from the one holding `offset` (or, where key compaction left a
+    /// gap, the first one after it), until `max_bytes` is reached (always at least one batch
+    /// when any exists at or after `offset`).
     ///
     /// With `expire_before_ms`, the batches of the log's head whose records are all older
     /// are treated as gone: the log starts after them even before a purge removes them.
@@ -455,15 +469,13 @@ impl Store {
         if offset == high_watermark {
             return Ok(result);
         }
+        let first = self.batch_holding(id, offset)?.unwrap_or(offset);
         let (start, end) = partition_range(id);
         let mut ro = ReadOptions::default();
         ro.set_iterate_lower_bound(start);
         ro.set_iterate_upper_bound(end);
         let mut it = self.db.raw_iterator_cf_opt(self.cf(cf::LOG), ro);
-        it.seek_for_prev(keys::log(id, offset));
-        if !it.valid() {
-            it.seek(keys::log(id, log_start));
-        }
+        it.seek(keys::log(id, first));
         let mut total = 0usize;
         while it.valid() {
             let (Some(k), Some(v)) = (it.key(), it.value()) else {
@@ -489,6 +501,31 @@ impl Store {
         Ok(result)
     }
 
+    /// Base offset of the batch holding `offset`, from the index; `None` when no batch
+    /// holds it (a gap key compaction left, or the high-water mark). Batches are only ever
+    /// removed or re-stored at the offsets of their surviving records, so a log read that
+    /// seeks here, even in a newer view, skips no record at or after `offset`.
+    fn batch_holding(&self, id: PartitionId, offset: u64) -> Result<Option<u64>> {
+        let (start, end) = partition_range(id);
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_lower_bound(start);
+        ro.set_iterate_upper_bound(end);
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(cf::INDEX), ro);
+        it.seek_for_prev(keys::index_batch(id, offset));
+        let found = match (it.valid(), it.key(), it.value()) {
+            (true, Some(k), Some(v)) => match keys::decode_index_batch(k) {
+                Some((_, base)) => {
+                    let s = BatchSummary::decode(v)?;
+                    (base + u64::from(s.record_count) > offset).then_some(base)
+                }
+                None => None,
+            },
+            _ => None,
+        };
+        it.status()?;
+        Ok(found)
+    }
+
     /// A receiver of the partition's committed high-water mark, for long-polls. It reports
     /// closed when the partition is dropped.
     pub fn watch(&self, id: PartitionId) -> Result<watch::Receiver<u64>> {
@@ -503,8 +540,9 @@ impl Store {
     ) -> Result<PartitionStats> {
         let p = self.partition(id)?;
         let mut state = p.slot.lock().state;
-        let start = self.visible_start(id, &p, state.next_offset, expire_before_ms)?;
-        state.records -= (start - state.log_start).min(state.records);
+        let (start, expired) =
+            self.visible_start_counted(id, &p, state.next_offset, expire_before_ms)?;
+        state.records -= expired.min(state.records);
         state.log_start = start;
         let (start, end) = partition_range(id);
         let mut ro = ReadOptions::default();
@@ -545,19 +583,34 @@ impl Store {
         high_watermark: u64,
         expire_before_ms: Option<i64>,
     ) -> Result<u64> {
+        Ok(self
+            .visible_start_counted(id, p, high_watermark, expire_before_ms)?
+            .0)
+    }
+
+    /// `visible_start`, and how many records lie expired below it.
+    fn visible_start_counted(
+        &self,
+        id: PartitionId,
+        p: &Partition,
+        high_watermark: u64,
+        expire_before_ms: Option<i64>,
+    ) -> Result<(u64, u64)> {
         let log_start = p.log_start.load(Ordering::Acquire);
         let Some(cutoff) = expire_before_ms else {
-            return Ok(log_start);
+            return Ok((log_start, 0));
         };
         let mut e = p.expiry.lock();
-        if e.until < log_start {
+        if e.from != log_start || e.until < log_start {
             *e = Expiry {
+                from: log_start,
                 until: log_start,
                 head_ts: None,
+                records: 0,
             };
         }
         if e.head_ts.is_some_and(|ts| ts >= cutoff) || e.until >= high_watermark {
-            return Ok(e.until);
+            return Ok((e.until, e.records));
         }
         let (start, end) = partition_range(id);
         let mut ro = ReadOptions::default();
@@ -582,14 +635,16 @@ impl Store {
                 break;
             }
             e.until = base + u64::from(s.record_count);
+            e.records += u64::from(s.record_count);
             it.next();
         }
         it.status()?;
-        Ok(e.until)
+        Ok((e.until, e.records))
     }
 
-    /// Removes every batch below `new_start` (a batch boundary, e.g. from an expiry) with
-    /// one range delete per column family, and moves the log start there.
+    /// Removes every batch below `new_start` with one range delete per column family, and
+    /// moves the log start there. No batch may straddle `new_start`: it is a batch's end
+    /// (e.g. from an expiry), or lies in a gap key compaction left.
     pub fn purge_before(&self, id: PartitionId, new_start: u64) -> Result<Purged> {
         let p = self.partition(id)?;
         let mut slot = p.slot.lock();
@@ -616,6 +671,7 @@ impl Store {
         it.seek(keys::index_batch(id, old.log_start));
         let mut purged = Purged::default();
         let mut end = old.log_start;
+        // Summing counts would not find the end: compaction leaves gaps between batches.
         while it.valid() {
             let (Some(k), Some(v)) = (it.key(), it.value()) else {
                 break;
@@ -630,10 +686,10 @@ impl Store {
             it.next();
         }
         it.status()?;
-        if end != new_start {
+        if end > new_start {
             return Err(Error::corrupt(
                 "purge",
-                format!("{new_start} is not a batch boundary (batches end at {end})"),
+                format!("{new_start} splits the batch ending at {end}"),
             ));
         }
         let state = PartitionState {
@@ -723,14 +779,14 @@ impl Store {
         Ok(())
     }
 
-    fn cf(&self, name: &str) -> &ColumnFamily {
+    pub(crate) fn cf(&self, name: &str) -> &ColumnFamily {
         self.db
             .cf_handle(name)
             .expect("column families are created at open")
     }
 }
 
-fn partition_range(id: PartitionId) -> (Vec<u8>, Vec<u8>) {
+pub(crate) fn partition_range(id: PartitionId) -> (Vec<u8>, Vec<u8>) {
     let end = match id.checked_add(1) {
         Some(next) => keys::partition_start(next).to_vec(),
         None => vec![0xFF; keys::LOG_KEY_LEN + 1],
@@ -738,7 +794,7 @@ fn partition_range(id: PartitionId) -> (Vec<u8>, Vec<u8>) {
     (keys::partition_start(id).to_vec(), end)
 }
 
-fn write_options(d: Durability) -> WriteOptions {
+pub(crate) fn write_options(d: Durability) -> WriteOptions {
     let mut wo = WriteOptions::default();
     wo.set_sync(d == Durability::Sync);
     wo
