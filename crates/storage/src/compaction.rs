@@ -68,12 +68,21 @@ const SCAN_CHUNK: usize = 4096;
 /// How the caller's stored batches are read and cut; storage never parses them itself.
 pub trait KeyCodec {
     /// Calls `f(key, is_tombstone)` for each record of a stored batch, in offset order, and
-    /// returns the number of records.
-    fn for_each_key(&self, batch: &Bytes, f: &mut dyn FnMut(&[u8], bool)) -> Result<u32, String>;
+    /// returns the number of records. An unkeyed record (`None`) is kept as it is.
+    fn for_each_key(
+        &self,
+        batch: &Bytes,
+        f: &mut dyn FnMut(Option<&[u8]>, bool),
+    ) -> Result<u32, String>;
 
-    /// A stored batch holding records `run` of `batch` (indexes into it), whose first
-    /// record gets offset `base_offset`.
-    fn cut(&self, batch: &Bytes, run: Range<u32>, base_offset: u64) -> Result<Vec<u8>, String>;
+    /// One stored batch per run of records of `batch` (indexes into it), the run's first
+    /// record at offset `base_offset + run.start`, `batch` itself being at `base_offset`.
+    fn cut(
+        &self,
+        batch: &Bytes,
+        base_offset: u64,
+        runs: &[Range<u32>],
+    ) -> Result<Vec<Vec<u8>>, String>;
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -166,50 +175,13 @@ impl Store {
                 let Some(value) = self.batch_value(id, base)? else {
                     continue; // purged meanwhile
                 };
-                let mut keep = Vec::with_capacity(summary.record_count as usize);
-                let mut offset = base;
-                let goes_at = summary
-                    .append_time_ms
-                    .saturating_add(o.delete_retention_ms.min(i64::MAX as u64) as i64);
-                let expired = goes_at <= o.now_ms;
-                let count = codec
-                    .for_each_key(&value, &mut |key, tombstone| {
-                        let latest = map.get(&digest(key)).is_none_or(|&last| last <= offset);
-                        keep.push(latest && !(tombstone && expired));
-                        if latest && tombstone && !expired {
-                            tombstone_due = Some(tombstone_due.map_or(goes_at, |d| d.min(goes_at)));
-                        }
-                        offset += 1;
-                    })
-                    .map_err(|e| codec_error(base, e))?;
-                check_count(base, count, &summary)?;
-                if keep.iter().all(|&k| k) {
+                let Some(r) = plan(codec, &map, base, summary, &value, o, &mut tombstone_due)?
+                else {
                     continue;
-                }
-                let mut runs = Vec::new();
-                let mut i = 0u32;
-                while i < count {
-                    if !keep[i as usize] {
-                        i += 1;
-                        continue;
-                    }
-                    let start = i;
-                    while i < count && keep[i as usize] {
-                        i += 1;
-                    }
-                    let at = base + u64::from(start);
-                    let cut = codec
-                        .cut(&value, start..i, at)
-                        .map_err(|e| codec_error(base, e))?;
-                    pending_bytes += cut.len();
-                    runs.push((at, i - start, cut));
-                }
-                pending.push(Rewrite {
-                    base,
-                    old: summary,
-                    runs,
-                });
-                last_removed = base + u64::from(count);
+                };
+                pending_bytes += r.runs.iter().map(|(.., v)| v.len()).sum::<usize>();
+                last_removed = base + u64::from(summary.record_count);
+                pending.push(r);
                 if pending_bytes >= COMMIT_BYTES {
                     self.commit_rewrites(id, &p, std::mem::take(&mut pending), &mut done)?;
                     pending_bytes = 0;
@@ -282,7 +254,9 @@ impl Store {
                 let mut offset = base;
                 let count = codec
                     .for_each_key(&value, &mut |key, _| {
-                        map.insert(digest(key), offset);
+                        if let Some(k) = key {
+                            map.insert(digest(k), offset);
+                        }
                         offset += 1;
                     })
                     .map_err(|e| codec_error(base, e))?;
@@ -424,6 +398,70 @@ impl Store {
             .get_pinned_cf_opt(self.cf(cf::LOG), keys::log(id, base), &ro)?
             .map(|v| Bytes::copy_from_slice(&v)))
     }
+}
+
+/// What becomes of one batch in the clean phase: `None` when it keeps every record, else
+/// the runs of its survivors, cut. Notes when the earliest tombstone it keeps may go.
+fn plan(
+    codec: &dyn KeyCodec,
+    map: &KeyMap,
+    base: u64,
+    summary: BatchSummary,
+    value: &Bytes,
+    o: &CompactOptions,
+    tombstone_due: &mut Option<i64>,
+) -> Result<Option<Rewrite>> {
+    let goes_at = summary
+        .append_time_ms
+        .saturating_add(o.delete_retention_ms.min(i64::MAX as u64) as i64);
+    let expired = goes_at <= o.now_ms;
+    let mut keep = Vec::with_capacity(summary.record_count as usize);
+    let mut offset = base;
+    let count = codec
+        .for_each_key(value, &mut |key, tombstone| {
+            let tombstone = tombstone && key.is_some(); // unkeyed records are kept as they are
+            let latest = key
+                .and_then(|k| map.get(&digest(k)))
+                .is_none_or(|&last| last <= offset);
+            keep.push(latest && !(tombstone && expired));
+            if latest && tombstone && !expired {
+                *tombstone_due = Some(tombstone_due.map_or(goes_at, |d| d.min(goes_at)));
+            }
+            offset += 1;
+        })
+        .map_err(|e| codec_error(base, e))?;
+    check_count(base, count, &summary)?;
+    if keep.iter().all(|&k| k) {
+        return Ok(None);
+    }
+    let mut runs = Vec::new();
+    let mut i = 0u32;
+    while i < count {
+        let start = i;
+        while i < count && keep[i as usize] {
+            i += 1;
+        }
+        if i > start {
+            runs.push(start..i);
+        }
+        i += 1;
+    }
+    let cuts = codec
+        .cut(value, base, &runs)
+        .map_err(|e| codec_error(base, e))?;
+    if cuts.len() != runs.len() {
+        let e = format!("{} cuts for {} runs", cuts.len(), runs.len());
+        return Err(codec_error(base, e));
+    }
+    Ok(Some(Rewrite {
+        base,
+        old: summary,
+        runs: runs
+            .iter()
+            .zip(cuts)
+            .map(|(r, cut)| (base + u64::from(r.start), r.end - r.start, cut))
+            .collect(),
+    }))
 }
 
 fn check_count(base: u64, count: u32, s: &BatchSummary) -> Result<()> {

@@ -50,24 +50,33 @@ fn decode(v: &[u8]) -> Result<Vec<Rec>, String> {
 }
 
 impl KeyCodec for TestCodec {
-    fn for_each_key(&self, batch: &Bytes, f: &mut dyn FnMut(&[u8], bool)) -> Result<u32, String> {
+    fn for_each_key(
+        &self,
+        batch: &Bytes,
+        f: &mut dyn FnMut(Option<&[u8]>, bool),
+    ) -> Result<u32, String> {
         let recs = decode(batch)?;
         for r in &recs {
-            f(&[r.key], r.value.is_none());
+            // Key 0 stands for an unkeyed record.
+            f((r.key != 0).then_some(&[r.key]), r.value.is_none());
         }
         Ok(recs.len() as u32)
     }
 
-    fn cut(&self, batch: &Bytes, run: Range<u32>, base_offset: u64) -> Result<Vec<u8>, String> {
+    fn cut(
+        &self,
+        batch: &Bytes,
+        base_offset: u64,
+        runs: &[Range<u32>],
+    ) -> Result<Vec<Vec<u8>>, String> {
         let recs = decode(batch)?;
-        let run = &recs[run.start as usize..run.end as usize];
-        if run[0].offset != base_offset {
-            return Err(format!(
-                "run at {} cut to base {base_offset}",
-                run[0].offset
-            ));
+        if recs[0].offset != base_offset {
+            return Err(format!("batch at {} cut as {base_offset}", recs[0].offset));
         }
-        Ok(encode(run))
+        Ok(runs
+            .iter()
+            .map(|r| encode(&recs[r.start as usize..r.end as usize]))
+            .collect())
     }
 }
 
@@ -134,7 +143,8 @@ fn options(now_ms: i64, max_keys: usize) -> CompactOptions {
 }
 
 /// What a complete pass leaves: the latest record of each key, unless it is a tombstone
-/// appended `delete_retention` ago or more; every record of the newest batch.
+/// appended `delete_retention` ago or more; every record of the newest batch; every
+/// unkeyed record (key 0).
 fn model_pass(model: &[Rec], newest: Range<u64>, appended: &[(u64, i64)], now: i64) -> Vec<Rec> {
     let append_ms = |o: u64| appended.iter().rev().find(|(b, _)| *b <= o).unwrap().1;
     let mut later = HashSet::new();
@@ -142,6 +152,9 @@ fn model_pass(model: &[Rec], newest: Range<u64>, appended: &[(u64, i64)], now: i
         .iter()
         .rev()
         .filter(|r| {
+            if r.key == 0 {
+                return true; // unkeyed: never superseded, never a tombstone
+            }
             let latest = later.insert(r.key);
             newest.contains(&r.offset)
                 || (latest && !(r.value.is_none() && append_ms(r.offset) + 1_000 <= now))
@@ -319,43 +332,32 @@ fn passes_are_due_by_dirty_ratio_and_tombstone_time() {
         force: false,
         ..options(now, DEFAULT_MAX_KEYS)
     };
-    for k in 0..8 {
+    let ran = |now| store.compact_keys(id, &TestCodec, &unforced(now)).unwrap();
+    for k in 1..9 {
         append(&store, id, 0, &[(k, Some(k))]);
     }
-    append(&store, id, 0, &[(0, None)]); // a tombstone for key 0
+    append(&store, id, 0, &[(1, None)]); // a tombstone for key 1
     append(&store, id, 0, &[(9, Some(9))]);
     // A fresh process knows nothing: everything is dirty.
-    let first = store.compact_keys(id, &TestCodec, &unforced(0)).unwrap();
+    let first = ran(0);
     assert!(first.ran);
     assert_eq!(
         first.removed.records, 1,
-        "key 0's value goes, its tombstone stays"
+        "key 1's value goes, its tombstone stays"
     );
     // One small batch on a clean log is below the ratio.
-    append(&store, id, 0, &[(1, Some(10))]);
-    assert!(
-        !store
-            .compact_keys(id, &TestCodec, &unforced(10))
-            .unwrap()
-            .ran
-    );
+    append(&store, id, 0, &[(2, Some(10))]);
+    assert!(!ran(10).ran);
     // The tombstone's time comes: a pass is due and removes it.
-    let due = store
-        .compact_keys(id, &TestCodec, &unforced(1_000))
-        .unwrap();
-    assert!(due.ran);
+    assert!(ran(1_000).ran);
     assert!(
-        read_all(&store, id).iter().all(|r| r.key != 0),
-        "key 0 is gone entirely"
+        read_all(&store, id).iter().all(|r| r.key != 1),
+        "key 1 is gone entirely"
     );
+    assert!(!ran(1_000).ran, "nothing is due any more");
     // Enough new bytes make it dirty again.
-    for k in 0..8 {
+    for k in 1..9 {
         append(&store, id, 1_000, &[(k, Some(k))]);
     }
-    assert!(
-        store
-            .compact_keys(id, &TestCodec, &unforced(1_000))
-            .unwrap()
-            .ran
-    );
+    assert!(ran(1_000).ran);
 }
