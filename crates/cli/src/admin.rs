@@ -114,6 +114,13 @@ pub struct StreamAttrs {
     /// first (0: no cap).
     #[arg(long, value_name = "BYTES")]
     max_bytes_per_partition: Option<u64>,
+    /// Key compaction: keep the latest record of each key (records then need keys).
+    #[arg(long, value_name = "true|false")]
+    compact: Option<bool>,
+    /// In a compacted stream, how long a tombstone (an empty value) stays once it is its
+    /// key's latest record (e.g. 1d, 12h).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    delete_retention: Option<std::time::Duration>,
     /// Who may produce (ACL expression such as `u:alice | g:ops`; default: the creator).
     #[arg(long, value_name = "EXPR")]
     produce_perm: Option<String>,
@@ -144,6 +151,8 @@ impl StreamAttrs {
             ttl_ms: self.ttl.map(|d| d.as_millis() as u64),
             max_message_bytes: self.max_message_bytes,
             max_bytes_per_partition: self.max_bytes_per_partition,
+            compact: self.compact,
+            delete_retention_ms: self.delete_retention.map(|d| d.as_millis() as u64),
             produce_perm: self.produce_perm.clone(),
             consume_perm: self.consume_perm.clone(),
             topic_perm: self.topic_perm.clone(),
@@ -171,7 +180,8 @@ pub enum StreamCmd {
         #[command(flatten)]
         attrs: StreamAttrs,
     },
-    /// Run retention now: remove records past the stream's TTL and reclaim their space.
+    /// Run retention now: remove records past the stream's TTL or size cap, compact keys on a
+    /// compacted stream, and reclaim the space.
     Purge { path: String },
     /// Delete a stream, its topics and records.
     Delete { path: String },
@@ -580,6 +590,8 @@ fn print_streams(g: &Global, ss: &[v1::Stream], details: bool) {
                 "ttl_ms": a.ttl_ms,
                 "max_message_bytes": a.max_message_bytes,
                 "max_bytes_per_partition": a.max_bytes_per_partition,
+                "compact": a.compact,
+                "delete_retention_ms": a.delete_retention_ms,
                 "produce_perm": a.produce_perm,
                 "consume_perm": a.consume_perm,
                 "topic_perm": a.topic_perm,
@@ -590,6 +602,9 @@ fn print_streams(g: &Global, ss: &[v1::Stream], details: bool) {
                 "partitions": s.partition_count,
                 "records": s.records,
                 "bytes": s.bytes,
+                "purged_records": s.purged_records,
+                "purged_bytes": s.purged_bytes,
+                "earliest_append_ms": s.earliest_append_ms,
             }));
         }
         return;
@@ -600,10 +615,11 @@ fn print_streams(g: &Global, ss: &[v1::Stream], details: bool) {
         "TTL",
         "DURABILITY",
         "AUTOCREATE",
+        "COMPACT",
         "TOPICS",
     ];
     if details {
-        header.extend(["RECORDS", "BYTES"]);
+        header.extend(["RECORDS", "BYTES", "PURGED BYTES", "OLDEST APPEND"]);
     }
     let rows: Vec<_> = ss
         .iter()
@@ -615,10 +631,22 @@ fn print_streams(g: &Global, ss: &[v1::Stream], details: bool) {
                 format_duration_ms(a.ttl_ms.unwrap_or(0)),
                 durability_name(a.durability).into(),
                 a.autocreate_topics.unwrap_or(true).to_string(),
+                match a.compact {
+                    Some(true) => format!(
+                        "true (tombstones {})",
+                        format_duration_ms(a.delete_retention_ms.unwrap_or(0))
+                    ),
+                    _ => "false".into(),
+                },
                 s.topic_count.to_string(),
             ];
             if details {
-                row.extend([s.records.to_string(), s.bytes.to_string()]);
+                row.extend([
+                    s.records.to_string(),
+                    s.bytes.to_string(),
+                    s.purged_bytes.to_string(),
+                    s.earliest_append_ms.map_or("-".into(), time),
+                ]);
             }
             row
         })
