@@ -25,7 +25,8 @@
 //!    counters (records and bytes down, the `purged_*` counters up: compaction frees bytes
 //!    for retention), under the partition's append lock, after checking that the partition
 //!    was not dropped and that the batch was not purged meanwhile. Scanning happens outside
-//!    the lock. The removed range is then compacted in RocksDB so the space is reclaimed.
+//!    the lock. The rewritten range is then compacted in RocksDB and the memtables flushed
+//!    (`Store::compact_purged`), so the space is reclaimed.
 //!
 //! The newest batch (the one ending at the high-water mark when the pass starts) is mapped
 //! but never rewritten, so appenders never race a rewrite. Records it supersedes go.
@@ -190,16 +191,7 @@ impl Store {
         }
         self.commit_rewrites(id, &p, pending, &mut done)?;
         if done.batches_rewritten > 0 {
-            self.db.compact_range_cf(
-                self.cf(cf::LOG),
-                Some(keys::log(id, state.log_start)),
-                Some(keys::log(id, last_removed)),
-            );
-            self.db.compact_range_cf(
-                self.cf(cf::INDEX),
-                Some(keys::index_batch(id, state.log_start)),
-                Some(keys::index_batch(id, last_removed)),
-            );
+            self.compact_purged(id, last_removed)?;
         }
         *cleaner = Cleaner {
             cleaned_until: clean_until,

@@ -120,7 +120,7 @@ fn purge_partition(
     }
     let mut purged = store.purge_before(id, start)?;
     if purged.records > 0 {
-        store.compact_purged(id, start);
+        store.compact_purged(id, start)?;
     }
     if let Some(o) = compact {
         let c = store.compact_keys(id, &batch::Codec, o)?;
