@@ -40,6 +40,8 @@ pub fn patch(a: Option<v1::StreamAttributes>) -> Result<StreamAttributesPatch, A
         ttl_ms: a.ttl_ms,
         max_message_bytes: a.max_message_bytes,
         max_bytes_per_partition: a.max_bytes_per_partition,
+        compact: a.compact,
+        delete_retention_ms: a.delete_retention_ms,
         produce_perm: acl("attributes.produce_perm", a.produce_perm.as_deref())?,
         consume_perm: acl("attributes.consume_perm", a.consume_perm.as_deref())?,
         topic_perm: acl("attributes.topic_perm", a.topic_perm.as_deref())?,
@@ -89,6 +91,8 @@ pub fn attributes(a: &StreamAttributes) -> v1::StreamAttributes {
         max_message_bytes: Some(a.max_message_bytes),
         max_bytes_per_partition: Some(a.max_bytes_per_partition),
         timestamp_type: timestamp_type(a.timestamp_type) as i32,
+        compact: Some(a.compact),
+        delete_retention_ms: Some(a.delete_retention_ms),
         produce_perm: Some(a.produce_perm.to_string()),
         consume_perm: Some(a.consume_perm.to_string()),
         topic_perm: Some(a.topic_perm.to_string()),
@@ -128,8 +132,11 @@ pub fn stream(s: volume::StreamInfo) -> v1::Stream {
         created_ms: s.created_ms,
         topic_count: s.topic_count,
         partition_count: s.partition_count,
-        records: s.records,
-        bytes: s.bytes,
+        records: s.totals.records,
+        bytes: s.totals.bytes,
+        purged_records: s.totals.purged_records,
+        purged_bytes: s.totals.purged_bytes,
+        earliest_append_ms: s.totals.earliest_append_ms,
     }
 }
 

@@ -124,6 +124,13 @@ pub struct StreamAttrs {
     /// server's (log-append-time).
     #[arg(long)]
     timestamp_type: Option<TimestampTypeArg>,
+    /// Key compaction: keep the latest record of each key (records then need keys).
+    #[arg(long, value_name = "true|false")]
+    compact: Option<bool>,
+    /// In a compacted stream, how long a tombstone (an empty value) stays once it is its
+    /// key's latest record (e.g. 1d, 12h).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    delete_retention: Option<std::time::Duration>,
     /// Who may produce (ACL expression such as `u:alice | g:ops`; default: the creator).
     #[arg(long, value_name = "EXPR")]
     produce_perm: Option<String>,
@@ -159,6 +166,8 @@ impl StreamAttrs {
                 Some(TimestampTypeArg::CreateTime) => v1::TimestampType::CreateTime,
                 Some(TimestampTypeArg::LogAppendTime) => v1::TimestampType::LogAppendTime,
             } as i32,
+            compact: self.compact,
+            delete_retention_ms: self.delete_retention.map(|d| d.as_millis() as u64),
             produce_perm: self.produce_perm.clone(),
             consume_perm: self.consume_perm.clone(),
             topic_perm: self.topic_perm.clone(),
@@ -186,7 +195,8 @@ pub enum StreamCmd {
         #[command(flatten)]
         attrs: StreamAttrs,
     },
-    /// Run retention now: remove records past the stream's TTL and reclaim their space.
+    /// Run retention now: remove records past the stream's TTL or size cap, compact keys on a
+    /// compacted stream, and reclaim the space.
     Purge { path: String },
     /// Delete a stream, its topics and records.
     Delete { path: String },
@@ -603,6 +613,8 @@ fn print_streams(g: &Global, ss: &[v1::Stream], details: bool) {
                 "max_message_bytes": a.max_message_bytes,
                 "max_bytes_per_partition": a.max_bytes_per_partition,
                 "timestamp_type": timestamp_type_name(a.timestamp_type),
+                "compact": a.compact,
+                "delete_retention_ms": a.delete_retention_ms,
                 "produce_perm": a.produce_perm,
                 "consume_perm": a.consume_perm,
                 "topic_perm": a.topic_perm,
@@ -613,6 +625,9 @@ fn print_streams(g: &Global, ss: &[v1::Stream], details: bool) {
                 "partitions": s.partition_count,
                 "records": s.records,
                 "bytes": s.bytes,
+                "purged_records": s.purged_records,
+                "purged_bytes": s.purged_bytes,
+                "earliest_append_ms": s.earliest_append_ms,
             }));
         }
         return;
@@ -623,10 +638,11 @@ fn print_streams(g: &Global, ss: &[v1::Stream], details: bool) {
         "TTL",
         "DURABILITY",
         "AUTOCREATE",
+        "COMPACT",
         "TOPICS",
     ];
     if details {
-        header.extend(["RECORDS", "BYTES"]);
+        header.extend(["RECORDS", "BYTES", "PURGED BYTES", "OLDEST APPEND"]);
     }
     let rows: Vec<_> = ss
         .iter()
@@ -638,10 +654,22 @@ fn print_streams(g: &Global, ss: &[v1::Stream], details: bool) {
                 format_duration_ms(a.ttl_ms.unwrap_or(0)),
                 durability_name(a.durability).into(),
                 a.autocreate_topics.unwrap_or(true).to_string(),
+                match a.compact {
+                    Some(true) => format!(
+                        "true (tombstones {})",
+                        format_duration_ms(a.delete_retention_ms.unwrap_or(0))
+                    ),
+                    _ => "false".into(),
+                },
                 s.topic_count.to_string(),
             ];
             if details {
-                row.extend([s.records.to_string(), s.bytes.to_string()]);
+                row.extend([
+                    s.records.to_string(),
+                    s.bytes.to_string(),
+                    s.purged_bytes.to_string(),
+                    s.earliest_append_ms.map_or("-".into(), time),
+                ]);
             }
             row
         })

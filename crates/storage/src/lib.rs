@@ -1,5 +1,6 @@
 //! Tributary's storage layer: partitions as append-only logs of record batches in RocksDB,
-//! with dense u64 offsets, plus an opaque catalog for the namespace layer.
+//! with u64 offsets, dense as appended (key compaction later leaves gaps), plus an opaque
+//! catalog for the namespace layer.
 //!
 //! **Boundary:** storage never sees a path, a principal or a protobuf message. It stores
 //! opaque batch bytes under `(partition_id, base_offset)` and catalog rows under opaque
@@ -9,6 +10,7 @@
 //! partition's new high-water mark, so after a crash the log and its offsets agree.
 
 mod checkpoint;
+mod compaction;
 mod cursors;
 mod error;
 pub mod keys;
@@ -19,6 +21,7 @@ mod timeindex;
 pub mod values;
 
 pub use checkpoint::{CHECKPOINT_DB, CheckpointInfo};
+pub use compaction::{CompactOptions, Compacted, DEFAULT_MAX_KEYS, KeyCodec, MIN_DIRTY_RATIO};
 pub use error::{EngineError, Error, Result};
 pub use keys::CursorScope;
 pub use keys::PartitionId;
@@ -31,6 +34,8 @@ pub use store::{
 pub use timeindex::TimeLookup;
 pub use values::Cursor;
 
+#[cfg(test)]
+mod compaction_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -158,18 +158,30 @@ pub(crate) struct Partition {
     pub(crate) slot: Mutex<Slot>,
     /// Committed high-water mark; long-polling readers wait on it.
     pub(crate) hwm: watch::Sender<u64>,
-    log_start: AtomicU64,
+    pub(crate) log_start: AtomicU64,
     /// How far the expired prefix reaches, for read-time expiry (see `visible_start`).
-    expiry: Mutex<Expiry>,
+    pub(crate) expiry: Mutex<Expiry>,
+    /// Key compaction's progress; held for a whole pass, so passes never overlap.
+    pub(crate) cleaner: Mutex<crate::compaction::Cleaner>,
 }
 
-/// The expired prefix found so far: everything below `until` is older than the last
-/// cutoff checked, and the batch at `until` has max timestamp `head_ts` (when known). A
-/// cutoff only moves forward, so the scan resumes where it stopped.
+/// The expired prefix found so far, counted from log start `from`: everything below
+/// `until` (`records` records) is older than the last cutoff checked, and the batch at
+/// `until` has max timestamp `head_ts` (when known). A cutoff only moves forward, so the
+/// scan resumes where it stopped.
 #[derive(Default)]
-struct Expiry {
+pub(crate) struct Expiry {
+    from: u64,
     until: u64,
     head_ts: Option<i64>,
+    records: u64,
+}
+
+impl Expiry {
+    /// Forgets what was found, e.g. when key compaction removed records below `until`.
+    pub(crate) fn forget(&mut self) {
+        self.from = u64::MAX;
+    }
 }
 
 /// What a purge removed.
@@ -389,6 +401,7 @@ impl Store {
                 hwm: watch::Sender::new(state.next_offset),
                 log_start: AtomicU64::new(state.log_start),
                 expiry: Mutex::new(Expiry::default()),
+                cleaner: Mutex::default(),
             })
         });
         Ok(p.clone())
@@ -577,8 +590,9 @@ impl Store {
         Ok(appended)
     }
 
-    /// Reads whole batches from the one holding `offset`, until `max_bytes` is reached
-    /// (always at least one batch when any exists at or after `offset`).
+    /// Reads whole batches from the one holding `offset` (or, where key compaction left a
+    /// gap, the first one after it), until `max_bytes` is reached (always at least one batch
+    /// when any exists at or after `offset`).
     ///
     /// With `expire_before_ms`, the batches of the log's head whose records are all older
     /// are treated as gone: the log starts after them even before a purge removes them.
@@ -608,15 +622,13 @@ impl Store {
         if offset == high_watermark {
             return Ok(result);
         }
+        let first = self.batch_holding(id, offset)?.unwrap_or(offset);
         let (start, end) = partition_range(id);
         let mut ro = ReadOptions::default();
         ro.set_iterate_lower_bound(start);
         ro.set_iterate_upper_bound(end);
         let mut it = self.db.raw_iterator_cf_opt(self.cf(cf::LOG), ro);
-        it.seek_for_prev(keys::log(id, offset));
-        if !it.valid() {
-            it.seek(keys::log(id, log_start));
-        }
+        it.seek(keys::log(id, first));
         let mut total = 0usize;
         while it.valid() {
             let (Some(k), Some(v)) = (it.key(), it.value()) else {
@@ -643,6 +655,31 @@ impl Store {
         Ok(result)
     }
 
+    /// Base offset of the batch holding `offset`, from the index; `None` when no batch
+    /// holds it (a gap key compaction left, or the high-water mark). Batches are only ever
+    /// removed or re-stored at the offsets of their surviving records, so a log read that
+    /// seeks here, even in a newer view, skips no record at or after `offset`.
+    fn batch_holding(&self, id: PartitionId, offset: u64) -> Result<Option<u64>> {
+        let (start, end) = partition_range(id);
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_lower_bound(start);
+        ro.set_iterate_upper_bound(end);
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(cf::INDEX), ro);
+        it.seek_for_prev(keys::index_batch(id, offset));
+        let found = match (it.valid(), it.key(), it.value()) {
+            (true, Some(k), Some(v)) => match keys::decode_index_batch(k) {
+                Some((_, base)) => {
+                    let s = BatchSummary::decode(v)?;
+                    (base + u64::from(s.record_count) > offset).then_some(base)
+                }
+                None => None,
+            },
+            _ => None,
+        };
+        it.status()?;
+        Ok(found)
+    }
+
     /// A receiver of the partition's committed high-water mark, for long-polls. It reports
     /// closed when the partition is dropped.
     pub fn watch(&self, id: PartitionId) -> Result<watch::Receiver<u64>> {
@@ -657,8 +694,9 @@ impl Store {
     ) -> Result<PartitionStats> {
         let p = self.partition(id)?;
         let mut state = p.slot.lock().state;
-        let start = self.visible_start(id, &p, state.next_offset, expire_before_ms)?;
-        state.records -= (start - state.log_start).min(state.records);
+        let (start, expired) =
+            self.visible_start_counted(id, &p, state.next_offset, expire_before_ms)?;
+        state.records -= expired.min(state.records);
         state.log_start = start;
         let (start, end) = partition_range(id);
         let mut ro = ReadOptions::default();
@@ -699,19 +737,34 @@ impl Store {
         high_watermark: u64,
         expire_before_ms: Option<i64>,
     ) -> Result<u64> {
+        Ok(self
+            .visible_start_counted(id, p, high_watermark, expire_before_ms)?
+            .0)
+    }
+
+    /// `visible_start`, and how many records lie expired below it.
+    fn visible_start_counted(
+        &self,
+        id: PartitionId,
+        p: &Partition,
+        high_watermark: u64,
+        expire_before_ms: Option<i64>,
+    ) -> Result<(u64, u64)> {
         let log_start = p.log_start.load(Ordering::Acquire);
         let Some(cutoff) = expire_before_ms else {
-            return Ok(log_start);
+            return Ok((log_start, 0));
         };
         let mut e = p.expiry.lock();
-        if e.until < log_start {
+        if e.from != log_start || e.until < log_start {
             *e = Expiry {
+                from: log_start,
                 until: log_start,
                 head_ts: None,
+                records: 0,
             };
         }
         if e.head_ts.is_some_and(|ts| ts >= cutoff) || e.until >= high_watermark {
-            return Ok(e.until);
+            return Ok((e.until, e.records));
         }
         let (start, end) = partition_range(id);
         let mut ro = ReadOptions::default();
@@ -736,14 +789,16 @@ impl Store {
                 break;
             }
             e.until = base + u64::from(s.record_count);
+            e.records += u64::from(s.record_count);
             it.next();
         }
         it.status()?;
-        Ok(e.until)
+        Ok((e.until, e.records))
     }
 
-    /// Removes every batch below `new_start` (a batch boundary, e.g. from an expiry) with
-    /// one range delete per column family, and moves the log start there.
+    /// Removes every batch below `new_start` with one range delete per column family, and
+    /// moves the log start there. No batch may straddle `new_start`: it is a batch's end
+    /// (e.g. from an expiry), or lies in a gap key compaction left.
     pub fn purge_before(&self, id: PartitionId, new_start: u64) -> Result<Purged> {
         let p = self.partition(id)?;
         let mut slot = p.slot.lock();
@@ -770,6 +825,7 @@ impl Store {
         it.seek(keys::index_batch(id, old.log_start));
         let mut purged = Purged::default();
         let mut end = old.log_start;
+        // Summing counts would not find the end: compaction leaves gaps between batches.
         while it.valid() {
             let (Some(k), Some(v)) = (it.key(), it.value()) else {
                 break;
@@ -784,10 +840,10 @@ impl Store {
             it.next();
         }
         it.status()?;
-        if end != new_start {
+        if end > new_start {
             return Err(Error::corrupt(
                 "purge",
-                format!("{new_start} is not a batch boundary (batches end at {end})"),
+                format!("{new_start} splits the batch ending at {end}"),
             ));
         }
         let state = PartitionState {
@@ -860,8 +916,11 @@ impl Store {
     }
 
     /// Compacts a partition's purged range so the disk space of removed batches is
-    /// reclaimed now rather than whenever RocksDB would get to it.
-    pub fn compact_purged(&self, id: PartitionId, below: u64) {
+    /// reclaimed now rather than whenever RocksDB would get to it. Every memtable is then
+    /// flushed: a write-ahead log file, which holds the removed payloads too, is deleted
+    /// only once every column family has flushed what it logged (measured: without this,
+    /// purging 128 MiB left 129 MiB of WAL on disk, up to `max_total_wal_size`).
+    pub fn compact_purged(&self, id: PartitionId, below: u64) -> Result<()> {
         self.db.compact_range_cf(
             self.cf(cf::LOG),
             Some(keys::log(id, 0)),
@@ -872,6 +931,10 @@ impl Store {
             Some(keys::index_batch(id, 0)),
             Some(keys::index_batch(id, below)),
         );
+        let all: Vec<_> = cf::ALL.iter().map(|name| self.cf(name)).collect();
+        self.db
+            .flush_cfs_opt(&all, &rocksdb::FlushOptions::default())?;
+        Ok(())
     }
 
     /// Makes buffered appends durable (fsyncs the write-ahead log).

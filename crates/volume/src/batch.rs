@@ -1,10 +1,14 @@
 //! Produced batches: decoded once to validate, stored as the client encoded them with the
 //! server-assigned fields appended (protobuf merges concatenated encodings, so appending a
-//! field sets it without re-encoding the records).
+//! field sets it without re-encoding the records). Key compaction reads and cuts stored
+//! batches through [`Codec`].
+
+use std::ops::Range;
 
 use bytes::Bytes;
 use prost::Message;
 use tributary_proto::v1::{self, Record, RecordBatch};
+use tributary_storage::KeyCodec;
 
 use crate::model::TimestampType;
 use crate::{Error, Result};
@@ -78,6 +82,18 @@ pub fn validate(encoded: Bytes, max_message_bytes: u32) -> Result<Produced> {
     })
 }
 
+/// Refuses unkeyed records on a compacted stream: no later record could ever supersede
+/// them.
+pub fn check_keyed(p: &Produced, compact: bool) -> Result<()> {
+    match p.records.iter().position(|r| r.key.is_empty()) {
+        Some(i) if compact => Err(Error::invalid(
+            &format!("batch.records[{i}].key"),
+            "is empty; the stream is compacted (`compact`), so every record needs a key".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The records of one partition, encoded as a `RecordBatch` body (no server fields).
 pub fn encode_records(records: Vec<Record>) -> Vec<u8> {
     RecordBatch {
@@ -114,6 +130,63 @@ pub fn stored_value(body: &[u8], f: &ServerFields) -> Vec<u8> {
     value.extend_from_slice(body);
     trailer.encode(&mut value).expect("a Vec grows as needed");
     value
+}
+
+/// Stored batches as key compaction sees them: a record with an empty value is a
+/// tombstone; a cut is re-encoded whole, with the batch's append time and origin cluster,
+/// its own base offset, and the origin offset moved by as much.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Codec;
+
+impl KeyCodec for Codec {
+    fn for_each_key(
+        &self,
+        batch: &Bytes,
+        f: &mut dyn FnMut(Option<&[u8]>, bool),
+    ) -> std::result::Result<u32, String> {
+        let b = RecordBatch::decode(batch.clone()).map_err(|e| e.to_string())?;
+        for r in &b.records {
+            f(
+                (!r.key.is_empty()).then_some(&r.key[..]),
+                r.value.is_empty(),
+            );
+        }
+        u32::try_from(b.records.len()).map_err(|_| "too many records".into())
+    }
+
+    fn cut(
+        &self,
+        batch: &Bytes,
+        base_offset: u64,
+        runs: &[Range<u32>],
+    ) -> std::result::Result<Vec<Vec<u8>>, String> {
+        let b = RecordBatch::decode(batch.clone()).map_err(|e| e.to_string())?;
+        if b.base_offset != base_offset {
+            return Err(format!(
+                "the batch says base offset {}, stored at {base_offset}",
+                b.base_offset
+            ));
+        }
+        runs.iter()
+            .map(|run| {
+                let records = b
+                    .records
+                    .get(run.start as usize..run.end as usize)
+                    .ok_or_else(|| {
+                        format!("no records {run:?} in a batch of {}", b.records.len())
+                    })?;
+                Ok(RecordBatch {
+                    records: records.to_vec(),
+                    base_offset: base_offset + u64::from(run.start),
+                    append_time_ms: b.append_time_ms,
+                    origin_cluster: b.origin_cluster.clone(),
+                    origin_base_offset: b.origin_base_offset + u64::from(run.start),
+                    timestamp_type: b.timestamp_type,
+                }
+                .encode_to_vec())
+            })
+            .collect()
+    }
 }
 
 /// Latest record timestamp of the stream's type; records without one take the append time.
@@ -243,6 +316,68 @@ mod tests {
         let mut r = record("k", "v");
         r.timestamp_ms = Some(-1);
         assert!(err(encoded(vec![r]), 10).starts_with("batch.records[0].timestamp_ms"));
+    }
+
+    #[test]
+    fn compacted_streams_refuse_unkeyed_records() {
+        let p = validate(encoded(vec![record("k", "v"), record("", "w")]), 100).unwrap();
+        check_keyed(&p, false).unwrap();
+        let e = check_keyed(&p, true).unwrap_err().to_string();
+        assert!(e.starts_with("batch.records[1].key: is empty"), "{e}");
+    }
+
+    #[test]
+    fn cuts_keep_offsets_append_time_and_origin() {
+        let records = vec![
+            record("a", "1"),
+            record("b", ""),
+            record("c", "3"),
+            record("", "4"),
+        ];
+        let p = validate(encoded(records.clone()), 100).unwrap();
+        let f = ServerFields {
+            base_offset: 10,
+            append_time_ms: 99,
+            origin_cluster: [7; 16],
+            origin_base_offset: 40,
+            timestamp_type: TimestampType::CreateTime,
+        };
+        let stored = Bytes::from(stored_value(&p.encoded, &f));
+        let mut seen = Vec::new();
+        let n = Codec
+            .for_each_key(&stored, &mut |k, t| seen.push((k.map(<[u8]>::to_vec), t)))
+            .unwrap();
+        assert_eq!(n, 4);
+        assert_eq!(
+            seen,
+            vec![
+                (Some(b"a".to_vec()), false),
+                (Some(b"b".to_vec()), true),
+                (Some(b"c".to_vec()), false),
+                (None, false),
+            ]
+        );
+        let cuts = Codec.cut(&stored, 10, &[0..1, 2..4]).unwrap();
+        let second = RecordBatch::decode(cuts[1].as_slice()).unwrap();
+        assert_eq!(second.records, records[2..]);
+        assert_eq!(
+            (
+                second.base_offset,
+                second.append_time_ms,
+                second.origin_base_offset
+            ),
+            (12, 99, 42)
+        );
+        assert_eq!(second.origin_cluster.as_ref(), &[7; 16]);
+        assert_eq!(
+            RecordBatch::decode(cuts[0].as_slice()).unwrap().records,
+            records[..1]
+        );
+        assert!(
+            Codec.cut(&stored, 11, &[0..1]).is_err(),
+            "a batch cut at the wrong offset"
+        );
+        assert!(Codec.cut(&stored, 10, &[3..5]).is_err());
     }
 
     #[test]

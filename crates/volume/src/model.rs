@@ -21,6 +21,8 @@ use uuid::Uuid;
 use crate::{Error, Result};
 
 pub const DEFAULT_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
+/// How long a compacted stream keeps a tombstone (Kafka's `delete.retention.ms` default).
+pub const DEFAULT_DELETE_RETENTION_MS: u64 = 24 * 3600 * 1000;
 pub const DEFAULT_MAX_MESSAGE_BYTES: u32 = 1 << 20;
 /// Largest `max_message_bytes` a stream may set; the server's request limit is above it.
 pub const MAX_MESSAGE_BYTES_LIMIT: u32 = 16 << 20;
@@ -97,6 +99,13 @@ pub struct StreamAttributes {
     pub max_bytes_per_partition: u64,
     #[serde(default)]
     pub timestamp_type: TimestampType,
+    /// Key compaction: each partition keeps the latest record of every key; records need keys.
+    #[serde(default)]
+    pub compact: bool,
+    /// In a compacted stream, how long a tombstone (a record with an empty value) stays once
+    /// it is its key's latest record, counted from its append time.
+    #[serde(default = "default_delete_retention_ms")]
+    pub delete_retention_ms: u64,
     pub produce_perm: Acl,
     pub consume_perm: Acl,
     pub topic_perm: Acl,
@@ -114,6 +123,8 @@ pub struct StreamAttributesPatch {
     pub max_message_bytes: Option<u32>,
     pub max_bytes_per_partition: Option<u64>,
     pub timestamp_type: Option<TimestampType>,
+    pub compact: Option<bool>,
+    pub delete_retention_ms: Option<u64>,
     pub produce_perm: Option<Acl>,
     pub consume_perm: Option<Acl>,
     pub topic_perm: Option<Acl>,
@@ -133,6 +144,8 @@ impl StreamAttributes {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             max_bytes_per_partition: 0,
             timestamp_type: TimestampType::CreateTime,
+            compact: false,
+            delete_retention_ms: DEFAULT_DELETE_RETENTION_MS,
             produce_perm: me.clone(),
             consume_perm: me.clone(),
             topic_perm: me.clone(),
@@ -163,6 +176,8 @@ impl StreamAttributes {
                 .max_bytes_per_partition
                 .unwrap_or(self.max_bytes_per_partition),
             timestamp_type: p.timestamp_type.unwrap_or(self.timestamp_type),
+            compact: p.compact.unwrap_or(self.compact),
+            delete_retention_ms: p.delete_retention_ms.unwrap_or(self.delete_retention_ms),
             produce_perm: pick(&p.produce_perm, &self.produce_perm),
             consume_perm: pick(&p.consume_perm, &self.consume_perm),
             topic_perm: pick(&p.topic_perm, &self.topic_perm),
@@ -181,6 +196,10 @@ impl StreamAttributes {
         }
         Ok(a)
     }
+}
+
+fn default_delete_retention_ms() -> u64 {
+    DEFAULT_DELETE_RETENTION_MS
 }
 
 /// Limits of a volume; `None` is unlimited.

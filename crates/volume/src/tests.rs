@@ -186,7 +186,10 @@ async fn produce_and_fetch_through_the_namespace() {
         f.ns.describe_stream(&f.a, "/demo/iot/sensors")
             .await
             .unwrap();
-    assert_eq!((s.topic_count, s.partition_count, s.records), (1, 3, 10));
+    assert_eq!(
+        (s.topic_count, s.partition_count, s.totals.records),
+        (1, 3, 10)
+    );
     let offs =
         f.ns.list_offsets(&f.a, "/demo/iot/sensors:temp", &[], OffsetSpec::Latest)
             .await
@@ -997,4 +1000,181 @@ async fn size_caps_keep_partitions_under_their_byte_limit() {
             .bytes
             <= 500
     );
+}
+
+/// Counts every counter by name and labels, for the test that checks retention's metrics.
+#[derive(Default)]
+struct Counters(
+    parking_lot::Mutex<std::collections::HashMap<String, Arc<std::sync::atomic::AtomicU64>>>,
+);
+
+impl Counters {
+    fn get(&self, name: &str) -> u64 {
+        self.0
+            .lock()
+            .get(name)
+            .map_or(0, |c| c.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+impl metrics::Recorder for Counters {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+
+    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        let labels: Vec<_> = key
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        let name = format!("{}{{{}}}", key.name(), labels.join(","));
+        metrics::Counter::from_arc(self.0.lock().entry(name).or_default().clone())
+    }
+
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+
+    fn register_histogram(
+        &self,
+        _: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        metrics::Histogram::noop()
+    }
+}
+
+#[tokio::test]
+async fn compacted_streams_keep_the_latest_value_of_each_key() {
+    let f = fixture().await;
+    let ns = &f.ns;
+    let counters = Counters::default();
+    let _recorder = metrics::set_default_local_recorder(&counters);
+    ns.create_volume(&f.a, "/k", None, None, Quotas::default())
+        .await
+        .unwrap();
+    let changelog = StreamAttributesPatch {
+        compact: Some(true),
+        ttl_ms: Some(0),
+        delete_retention_ms: Some(3_600_000),
+        ..Default::default()
+    };
+    let s = ns.create_stream(&f.a, "/k/log", &changelog).await.unwrap();
+    assert!(s.attributes.compact);
+    assert_eq!(s.attributes.delete_retention_ms, 3_600_000);
+
+    // Unkeyed records are refused, naming the field; nothing is written.
+    let err = ns
+        .produce(&f.a, "/k/log:t", None, encoded(&[("a", "1"), ("", "x")]))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().starts_with("batch.records[1].key"), "{err}");
+    assert!(matches!(err, Error::InvalidArgument { .. }), "{err:?}");
+    assert!(
+        ns.describe_topic(&f.a, "/k/log:t").await.is_err(),
+        "no topic was made"
+    );
+
+    for batch in [
+        &[("a", "a1"), ("b", "b1")][..], // 0, 1
+        &[("a", "a2")],                  // 2
+        &[("c", "c1"), ("b", "")],       // 3, 4: b's tombstone
+        &[("a", "a3")],                  // 5: the newest batch
+    ] {
+        ns.produce(&f.a, "/k/log:t", None, encoded(batch))
+            .await
+            .unwrap();
+    }
+    let used = ns.describe_volume(&f.a, "/k").unwrap().bytes;
+
+    // The background task finds the partition due (a fresh server: all of it is dirty).
+    let purged = ns.run_retention().await.unwrap();
+    assert_eq!(purged.records, 3);
+    let expected = |v: &[(u64, &str)]| {
+        v.iter()
+            .map(|(o, s)| (*o, s.to_string()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        values(ns, &f.a, "/k/log:t", 0).await,
+        expected(&[(3, "c1"), (4, ""), (5, "a3")]),
+        "the latest value of each key at its own offset; b's tombstone stays for now"
+    );
+    assert_eq!(
+        ns.list_offsets(&f.a, "/k/log:t", &[], OffsetSpec::Earliest)
+            .await
+            .unwrap(),
+        vec![(0, 0)],
+        "the log start does not move: a consumer from 0 skips the gap"
+    );
+    let info = ns.describe_stream(&f.a, "/k/log").await.unwrap();
+    assert_eq!((info.totals.records, info.totals.purged_records), (3, 3));
+    assert!(info.totals.purged_bytes > 0);
+    assert_eq!(info.totals.earliest_append_ms, Some(f.clock.now_ms()));
+    assert_eq!(
+        ns.describe_volume(&f.a, "/k").unwrap().bytes,
+        used - info.totals.purged_bytes,
+        "freed bytes leave the quota usage"
+    );
+    assert_eq!(
+        ns.run_retention().await.unwrap().records,
+        0,
+        "nothing is due"
+    );
+
+    // Past delete_retention the tombstone goes on the next pass (stream purge forces one).
+    f.clock.advance_ms(3_600_000);
+    assert_eq!(ns.purge_stream(&f.a, "/k/log").await.unwrap().records, 1);
+    assert_eq!(
+        values(ns, &f.a, "/k/log:t", 0).await,
+        expected(&[(3, "c1"), (5, "a3")])
+    );
+    assert_eq!(
+        counters.get("tributary_retention_purged_records_total{volume=/k}"),
+        4
+    );
+    assert_eq!(
+        counters.get("tributary_retention_purged_bytes_total{volume=/k}"),
+        ns.describe_stream(&f.a, "/k/log")
+            .await
+            .unwrap()
+            .totals
+            .purged_bytes
+    );
+
+    // Attributes edit like any other; turning compaction off keeps what is left.
+    let off = StreamAttributesPatch {
+        compact: Some(false),
+        ..Default::default()
+    };
+    let s = ns.edit_stream(&f.a, "/k/log", &off).await.unwrap();
+    assert!(!s.attributes.compact);
+    ns.produce(
+        &f.a,
+        "/k/log:t",
+        None,
+        encoded(&[("", "unkeyed"), ("c", "c2")]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ns.purge_stream(&f.a, "/k/log").await.unwrap().records, 0);
+    assert_eq!(values(ns, &f.a, "/k/log:t", 0).await.len(), 4);
 }

@@ -8,7 +8,7 @@ use tributary_storage::CatalogTx;
 use uuid::Uuid;
 
 use super::{
-    Namespace, StreamInfo, TopicInfo, VolumeInfo, blocking, not_found_if_dropped, volume_of,
+    Namespace, StreamInfo, TopicInfo, Totals, VolumeInfo, blocking, not_found_if_dropped, volume_of,
 };
 use crate::acl::Acl;
 use crate::auth::Caller;
@@ -223,8 +223,7 @@ impl Namespace {
             created_ms: row.created_ms,
             topic_count: 0,
             partition_count: 0,
-            records: 0,
-            bytes: 0,
+            totals: Totals::default(),
         })
     }
 
@@ -249,8 +248,7 @@ impl Namespace {
                 created_ms: s.created_ms,
                 topic_count: topics.len() as u64,
                 partition_count: topics.iter().map(|t| t.partitions.len() as u64).sum(),
-                records: 0,
-                bytes: 0,
+                totals: Totals::default(),
             });
         }
         Ok(out)
@@ -265,15 +263,14 @@ impl Namespace {
             .iter()
             .flat_map(|t| t.partitions.iter().copied())
             .collect();
-        let (records, bytes) = self.partition_totals(ids, self.expire_before(&s)).await?;
+        let totals = self.partition_totals(ids, self.expire_before(&s)).await?;
         Ok(StreamInfo {
             path: s.path.clone(),
             attributes: s.attributes.clone(),
             created_ms: s.created_ms,
             topic_count: topics.len() as u64,
             partition_count: topics.iter().map(|t| t.partitions.len() as u64).sum(),
-            records,
-            bytes,
+            totals,
         })
     }
 
@@ -312,7 +309,7 @@ impl Namespace {
         self.check(c, &s, Perm::Admin)?;
         let mut tx = CatalogTx::default();
         let (topics, ids) = self.delete_stream_into(&mut tx, &s).await?;
-        let (_, bytes) = self.partition_totals(ids, None).await?;
+        let bytes = self.partition_totals(ids, None).await?.bytes;
         self.commit(tx).await?;
         let usage = self.usage(volume_of(&s.path));
         usage.bytes.fetch_sub(
@@ -475,9 +472,10 @@ impl Namespace {
             .partitions
             .iter()
             .for_each(|&id| tx.drop_partition(id));
-        let (_, bytes) = self
+        let bytes = self
             .partition_totals(t.row.partitions.clone(), None)
-            .await?;
+            .await?
+            .bytes;
         self.commit(tx).await?;
         self.topics
             .write()

@@ -115,6 +115,7 @@ impl Namespace {
         let s = self.stream(&path.stream)?;
         self.check(c, &s, Perm::Produce)?;
         let produced = batch::validate(encoded, s.attributes.max_message_bytes)?;
+        batch::check_keyed(&produced, s.attributes.compact)?;
         // Reserve the bytes first, so a refused produce neither writes nor creates a topic.
         let usage = self.usage(volume_of(&s.path));
         let asked = produced.encoded.len() as u64;

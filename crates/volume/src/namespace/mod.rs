@@ -68,8 +68,33 @@ pub struct StreamInfo {
     pub created_ms: i64,
     pub topic_count: u64,
     pub partition_count: u64,
+    /// Live figures over all partitions; filled by `describe_stream` only.
+    pub totals: Totals,
+}
+
+/// Figures summed over partitions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
     pub records: u64,
     pub bytes: u64,
+    /// What retention (TTL, size caps, key compaction) has removed so far.
+    pub purged_records: u64,
+    pub purged_bytes: u64,
+    /// Append time of the oldest stored batch; `None` while nothing is stored.
+    pub earliest_append_ms: Option<i64>,
+}
+
+impl Totals {
+    fn add(&mut self, st: &PartitionStats) {
+        self.records += st.records;
+        self.bytes += st.bytes;
+        self.purged_records += st.purged_records;
+        self.purged_bytes += st.purged_bytes;
+        self.earliest_append_ms = match (self.earliest_append_ms, st.first_append_ms) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -440,19 +465,19 @@ impl Namespace {
             })
     }
 
-    /// Records and bytes stored in the given partitions, with records older than `cutoff`
-    /// not counted (already dropped partitions count zero).
+    /// Figures of the given partitions, with records older than `cutoff` not counted
+    /// (already dropped partitions count zero).
     async fn partition_totals(
         &self,
         ids: Vec<storage::PartitionId>,
         cutoff: Option<i64>,
-    ) -> Result<(u64, u64)> {
+    ) -> Result<Totals> {
         let store = self.store.clone();
         blocking(move || {
-            let mut sum = (0, 0);
+            let mut sum = Totals::default();
             for id in ids {
                 match store.partition_stats(id, cutoff) {
-                    Ok(st) => sum = (sum.0 + st.records, sum.1 + st.bytes),
+                    Ok(st) => sum.add(&st),
                     Err(storage::Error::UnknownPartition(_)) => {} // dropped meanwhile
                     Err(e) => return Err(e.into()),
                 }

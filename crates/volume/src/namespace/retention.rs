@@ -1,16 +1,22 @@
-//! Retention by time and size. Records older than their stream's TTL are invisible at once
-//! (reads start after the expired head of each partition); `purge` removes them, and the
-//! oldest batches of partitions above `max_bytes_per_partition`: one range delete per
+//! Retention by time, size and key. Records older than their stream's TTL are invisible at
+//! once (reads start after the expired head of each partition); `purge` removes them, and
+//! the oldest batches of partitions above `max_bytes_per_partition`: one range delete per
 //! partition, then a compaction of the removed range so the disk space is actually freed.
+//! On `compact` streams it then runs key compaction (see `tributary_storage::compaction`):
+//! the background task when a partition is due, `tributary stream purge` always.
 //! A background task runs it for every stream, idle ones included.
+//!
+//! Metrics: `tributary_retention_purged_records_total` and `..._purged_bytes_total`, by
+//! volume, count what every cause (TTL, size cap, compaction) removed.
 
 use std::sync::atomic::Ordering;
 
-use tributary_storage::Purged;
+use tributary_storage::{self as storage, CompactOptions, DEFAULT_MAX_KEYS, PartitionId, Purged};
 
 use super::{Namespace, blocking, volume_of};
 use crate::Result;
 use crate::auth::Caller;
+use crate::batch;
 use crate::model::{Perm, StreamRow};
 use crate::names::StreamPath;
 
@@ -25,12 +31,13 @@ impl Namespace {
         })
     }
 
-    /// Runs retention on one stream now (`tributary stream purge`; the `admin` permission).
+    /// Runs retention on one stream now, compaction included whether due or not
+    /// (`tributary stream purge`; the `admin` permission).
     pub async fn purge_stream(&self, c: &Caller, path: &str) -> Result<Purged> {
         let path = StreamPath::parse("path", path)?;
         let s = self.stream(&path)?;
         self.check(c, &s, Perm::Admin)?;
-        self.purge(&s).await
+        self.purge(&s, true).await
     }
 
     /// How long an idle idempotent producer's state is kept (default 7 days).
@@ -56,17 +63,23 @@ impl Namespace {
         let streams: Vec<_> = self.streams.read().values().cloned().collect();
         let mut total = Purged::default();
         for s in streams {
-            let p = self.purge(&s).await?;
+            let p = self.purge(&s, false).await?;
             total.records += p.records;
             total.bytes += p.bytes;
         }
         Ok(total)
     }
 
-    async fn purge(&self, s: &StreamRow) -> Result<Purged> {
+    async fn purge(&self, s: &StreamRow, compact_now: bool) -> Result<Purged> {
         let cutoff = self.expire_before(s);
         let cap = s.attributes.max_bytes_per_partition;
-        if cutoff.is_none() && cap == 0 {
+        let compact = s.attributes.compact.then(|| CompactOptions {
+            now_ms: self.clock.now_ms(),
+            delete_retention_ms: s.attributes.delete_retention_ms,
+            max_keys: DEFAULT_MAX_KEYS,
+            force: compact_now,
+        });
+        if cutoff.is_none() && cap == 0 && compact.is_none() {
             return Ok(Purged::default());
         }
         let ids: Vec<_> = self
@@ -79,40 +92,67 @@ impl Namespace {
         let purged = blocking(move || {
             let mut total = Purged::default();
             for id in ids {
-                // The log start moves to whichever of the TTL and the size cap reaches further.
-                let start = cutoff
-                    .map_or(Ok(0), |c| store.expired_start(id, c))
-                    .and_then(|t| {
-                        if cap == 0 {
-                            Ok(t)
-                        } else {
-                            Ok(t.max(store.size_capped_start(id, cap)?))
-                        }
-                    });
-                let start = match start {
-                    Ok(start) => start,
-                    Err(tributary_storage::Error::UnknownPartition(_)) => continue, // deleted meanwhile
+                match purge_partition(&store, id, cutoff, cap, compact.as_ref()) {
+                    Ok(p) => {
+                        total.records += p.records;
+                        total.bytes += p.bytes;
+                    }
+                    Err(storage::Error::UnknownPartition(_)) => {} // deleted meanwhile
                     Err(e) => return Err(e.into()),
-                };
-                let p = store.purge_before(id, start)?;
-                if p.records > 0 {
-                    store.compact_purged(id, start);
                 }
-                total.records += p.records;
-                total.bytes += p.bytes;
             }
             Ok(total)
         })
         .await?;
-        if purged.bytes > 0 {
-            let usage = self.usage(volume_of(&s.path));
-            let _ = usage
-                .bytes
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
-                    Some(b.saturating_sub(purged.bytes))
-                });
+        if purged.bytes > 0 || purged.records > 0 {
+            let volume = volume_of(&s.path);
+            let _ =
+                self.usage(volume)
+                    .bytes
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                        Some(b.saturating_sub(purged.bytes))
+                    });
+            let labels = [("volume", volume.to_owned())];
+            metrics::counter!("tributary_retention_purged_records_total", &labels)
+                .increment(purged.records);
+            metrics::counter!("tributary_retention_purged_bytes_total", &labels)
+                .increment(purged.bytes);
             tracing::info!(stream = %s.path, records = purged.records, bytes = purged.bytes, "retention purged");
         }
         Ok(purged)
     }
+}
+
+/// Retention on one partition: the log start moves to whichever of the TTL and the size cap
+/// reaches further, then key compaction runs when asked.
+fn purge_partition(
+    store: &storage::Store,
+    id: PartitionId,
+    cutoff: Option<i64>,
+    cap: u64,
+    compact: Option<&CompactOptions>,
+) -> storage::Result<Purged> {
+    let mut start = cutoff.map_or(Ok(0), |c| store.expired_start(id, c))?;
+    if cap > 0 {
+        start = start.max(store.size_capped_start(id, cap)?);
+    }
+    let mut purged = store.purge_before(id, start)?;
+    if purged.records > 0 {
+        store.compact_purged(id, start)?;
+    }
+    if let Some(o) = compact {
+        let c = store.compact_keys(id, &batch::Codec, o)?;
+        purged.records += c.removed.records;
+        purged.bytes += c.removed.bytes;
+        if c.ran {
+            tracing::debug!(
+                partition = id,
+                records = c.removed.records,
+                bytes = c.removed.bytes,
+                batches = c.batches_rewritten,
+                "key compaction pass"
+            );
+        }
+    }
+    Ok(purged)
 }
