@@ -327,6 +327,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::single_range_in_vec_init)] // one run is a valid cut
     fn cuts_keep_offsets_append_time_and_origin() {
         let records = vec![
             record("a", "1"),
