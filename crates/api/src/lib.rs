@@ -7,9 +7,10 @@
 mod auth;
 mod convert;
 mod error;
+pub mod limits;
 mod server;
 mod services;
 
-pub use error::ApiError;
+pub use error::{ApiError, request_decoding_status};
 pub use server::{ServerOptions, TlsFiles, serve};
 pub use services::Services;

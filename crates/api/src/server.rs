@@ -12,8 +12,8 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tributary_proto::{v1, wire};
 use tributary_volume::Namespace;
 
-use crate::Services;
 use crate::auth::Authenticator;
+use crate::{Services, limits, request_decoding_status};
 
 /// PEM files for TLS.
 #[derive(Debug, Clone)]
@@ -95,10 +95,28 @@ pub async fn serve(
     builder
         .initial_stream_window_size(options.stream_window_bytes)
         .initial_connection_window_size(options.connection_window_bytes)
+        .http2_max_header_list_size(limits::HTTP2_MAX_HEADER_LIST_BYTES)
         .trace_fn(|req| tracing::info_span!("rpc", method = %req.uri().path()))
+        .layer(tower::util::MapResponseLayer::new(design_status))
         .add_service(admin)
         .add_service(producer)
         .add_service(consumer)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
+}
+
+/// Rewrites the status of a call that tonic refused while reading its request to the code
+/// DESIGN §7 gives it (see `request_decoding_status`). Such refusals are trailers-only
+/// responses: the status is in the response headers.
+fn design_status<B>(mut res: http::Response<B>) -> http::Response<B> {
+    let Some(status) = tonic::Status::from_header_map(res.headers()) else {
+        return res;
+    };
+    if let Some(mapped) = request_decoding_status(&status) {
+        tracing::debug!(from = ?status.code(), to = ?mapped.code(), "request refused while decoding");
+        if mapped.add_header(res.headers_mut()).is_err() {
+            tracing::warn!("could not rewrite a request decoding status");
+        }
+    }
+    res
 }

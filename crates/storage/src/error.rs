@@ -28,6 +28,12 @@ pub enum Error {
     #[error("corrupt {what} in the store: {detail}")]
     Corrupt { what: &'static str, detail: String },
 
+    /// The disk holding the store is full. Writes fail until space is freed; then RocksDB
+    /// recovers by itself (its `SstFileManager` polls the free space) and writes resume.
+    /// Reads keep working throughout.
+    #[error("disk full, writes are refused until space is freed (reads still work): {0}")]
+    DiskFull(String),
+
     #[error("storage engine: {0}")]
     Engine(EngineError),
 
@@ -47,7 +53,7 @@ impl Error {
     pub fn is_engine(&self) -> bool {
         matches!(
             self,
-            Error::Engine(_) | Error::Io { .. } | Error::Corrupt { .. }
+            Error::Engine(_) | Error::Io { .. } | Error::Corrupt { .. } | Error::DiskFull(_)
         )
     }
 }
@@ -59,8 +65,20 @@ pub struct EngineError(rocksdb::Error);
 
 impl From<rocksdb::Error> for Error {
     fn from(e: rocksdb::Error) -> Self {
+        if is_no_space(&e) {
+            return Error::DiskFull(e.into_string());
+        }
         Error::Engine(EngineError(e))
     }
+}
+
+/// RocksDB reports a full disk (ENOSPC, or its own space limit) as an I/O error whose
+/// text carries the sub-code; the C API keeps no other trace of it.
+fn is_no_space(e: &rocksdb::Error) -> bool {
+    e.kind() == rocksdb::ErrorKind::IOError
+        && ["No space left on device", "Space limit reached"]
+            .iter()
+            .any(|m| e.as_ref().contains(m))
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

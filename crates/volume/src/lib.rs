@@ -13,6 +13,7 @@ pub mod auth;
 pub mod batch;
 pub mod clock;
 mod error;
+pub mod limits;
 pub mod model;
 pub mod names;
 mod namespace;
