@@ -13,6 +13,10 @@ use anyhow::{Context, bail};
 
 pub use tributary_client::Client;
 
+mod snapshot;
+mod tmpfs;
+pub use snapshot::{Snapshot, snapshot};
+
 /// Path of the `tributary` binary under test.
 pub fn binary() -> PathBuf {
     if let Some(p) = std::env::var_os("TRIBUTARY_BIN") {
@@ -38,6 +42,7 @@ pub struct Server {
     child: Option<Child>,
     pub url: String,
     pub data_dir: PathBuf,
+    log: PathBuf,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -65,18 +70,26 @@ impl Server {
 
     fn start_in_with(data_dir: &Path, args: &[&str]) -> anyhow::Result<Server> {
         std::fs::create_dir_all(data_dir)?;
-        let log = std::fs::OpenOptions::new()
+        let mut cmd = Command::new(binary());
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(args);
+        let tls = args.contains(&"--tls-cert");
+        Self::launch(cmd, data_dir, &data_dir.join("server.log"), tls)
+    }
+
+    /// Spawns `cmd` (a `tributary serve` whose data directory is `data_dir`, as this
+    /// process sees it), its stderr going to `log`, and waits until it listens.
+    fn launch(mut cmd: Command, data_dir: &Path, log: &Path, tls: bool) -> anyhow::Result<Server> {
+        let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(data_dir.join("server.log"))?;
-        let mut child = Command::new(binary())
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .args(args)
+            .open(log)?;
+        let mut child = cmd
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(log)
+            .stderr(log_file)
             .spawn()
             .context("spawning tributary serve")?;
         // The server prints `tributary listening on ADDR` once it accepts connections.
@@ -85,18 +98,15 @@ impl Server {
         BufReader::new(stdout).read_line(&mut line)?;
         let Some(addr) = line.trim().strip_prefix("tributary listening on ") else {
             let status = child.wait()?;
-            let log = std::fs::read_to_string(data_dir.join("server.log")).unwrap_or_default();
+            let log = std::fs::read_to_string(log).unwrap_or_default();
             bail!("server did not start ({status}); its log:\n{log}");
         };
-        let scheme = if args.contains(&"--tls-cert") {
-            "https"
-        } else {
-            "http"
-        };
+        let scheme = if tls { "https" } else { "http" };
         Ok(Server {
             url: format!("{scheme}://{addr}"),
             child: Some(child),
             data_dir: data_dir.to_owned(),
+            log: log.to_owned(),
             _tmp: None,
         })
     }
@@ -144,12 +154,13 @@ impl Server {
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop the server before restarting it");
         let mut next = Self::start_in(&self.data_dir).expect("server restarts");
+        self.log = std::mem::take(&mut next.log);
         self.url = std::mem::take(&mut next.url);
         self.child = next.child.take();
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.data_dir.join("server.log")).unwrap_or_default()
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// A `tributary` CLI command aimed at this server.

@@ -51,6 +51,7 @@ impl From<ApiError> for Status {
                     storage::Error::Corrupt { .. } => Code::DataLoss,
                     storage::Error::DiskFull(_) => Code::ResourceExhausted,
                     storage::Error::ForeignDataDir { .. }
+                    | storage::Error::Damaged { .. }
                     | storage::Error::InUse { .. }
                     | storage::Error::Engine(_)
                     | storage::Error::Io { .. } => Code::Internal,

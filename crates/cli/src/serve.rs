@@ -178,6 +178,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", cfg.listen))?;
     let addr = listener.local_addr()?;
+    // Before the line below: a SIGTERM sent as soon as it is seen must stop us cleanly.
+    let shutdown = shutdown_signal()?;
     tracing::info!(%addr, %cluster_id, data_dir = %cfg.data_dir.display(), "tributary listening");
     // One machine-readable line on stdout, for scripts and tests that start on port 0.
     let mut stdout = tokio::io::stdout();
@@ -202,7 +204,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ..ServerOptions::default()
     };
     let retention = tokio::spawn(retention_loop(ns.clone(), cfg.retention_interval));
-    tributary_api::serve(ns.clone(), listener, &options, shutdown_signal()).await?;
+    tributary_api::serve(ns.clone(), listener, &options, shutdown).await?;
     retention.abort();
     let _ = retention.await;
 
@@ -237,14 +239,17 @@ async fn retention_loop(ns: Arc<Namespace>, interval: std::time::Duration) {
     }
 }
 
-/// Resolves on the first SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// Installs the SIGINT and SIGTERM handlers now; the future resolves on the first signal.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-    }
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => tracing::info!("SIGINT received"),
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+        }
+    })
 }
 
 /// Makes buffered writes durable and lets go of the store. RocksDB closes when the last

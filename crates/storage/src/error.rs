@@ -25,6 +25,14 @@ pub enum Error {
     #[error("{path} is in use by another process (is another tributary server running on it?)")]
     InUse { path: PathBuf },
 
+    /// RocksDB found its own files damaged while opening the store. Nothing is repaired:
+    /// the files stay as they are for an operator (or a restore) to deal with.
+    #[error(
+        "{path}: the store is damaged ({detail}); refusing to open it. Nothing was changed or \
+         repaired: restore the data directory from a backup or a replica"
+    )]
+    Damaged { path: PathBuf, detail: String },
+
     #[error("corrupt {what} in the store: {detail}")]
     Corrupt { what: &'static str, detail: String },
 
@@ -49,11 +57,30 @@ impl Error {
         Error::Corrupt { what, detail }
     }
 
+    /// An error of RocksDB while opening the store at `path`, with the cases an operator
+    /// must act on told apart: another process holds it, or its files are damaged.
+    pub(crate) fn at_open(path: &std::path::Path, e: rocksdb::Error) -> Self {
+        match e.kind() {
+            rocksdb::ErrorKind::IOError if e.as_ref().contains("/LOCK") => Error::InUse {
+                path: path.to_owned(),
+            },
+            rocksdb::ErrorKind::Corruption => Error::Damaged {
+                path: path.to_owned(),
+                detail: e.into_string(),
+            },
+            _ => e.into(),
+        }
+    }
+
     /// True for failures of the disk or engine rather than of the request.
     pub fn is_engine(&self) -> bool {
         matches!(
             self,
-            Error::Engine(_) | Error::Io { .. } | Error::Corrupt { .. } | Error::DiskFull(_)
+            Error::Engine(_)
+                | Error::Io { .. }
+                | Error::Corrupt { .. }
+                | Error::Damaged { .. }
+                | Error::DiskFull(_)
         )
     }
 }

@@ -41,6 +41,11 @@ pub(crate) fn db_options(o: &StoreOptions) -> Options {
     opts.set_bytes_per_sync(1 << 20);
     opts.set_wal_bytes_per_sync(0);
     opts.set_keep_log_file_num(4);
+    // A damaged write-ahead log is refused at open, not cut short where the damage starts
+    // (the default, point-in-time recovery, would silently drop every acknowledged write
+    // after it). A torn last record, from a crash in the middle of an unacknowledged
+    // write, is still tolerated.
+    opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::TolerateCorruptedTailRecords);
     opts
 }
 
