@@ -26,7 +26,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(d) = &decoded {
         let n = counted.expect("what prost decodes has sound framing");
         assert_eq!(n.records, d.records.len());
-        assert_eq!(n.headers, d.records.iter().map(|r| r.headers.len()).sum::<usize>());
+        assert_eq!(
+            n.headers,
+            d.records.iter().map(|r| r.headers.len()).sum::<usize>()
+        );
     }
 
     match validate(Bytes::copy_from_slice(body), max_message_bytes) {
@@ -35,8 +38,16 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(p.records, d.records);
             assert_eq!(p.encoded.as_ref(), body);
             assert!((1..=MAX_RECORDS_PER_BATCH).contains(&d.records.len()));
-            assert!(d.records.iter().all(|r| record_size(r) <= max_message_bytes as usize));
-            assert!(d.records.iter().all(|r| r.timestamp_ms.is_none_or(|t| t >= 0)));
+            assert!(
+                d.records
+                    .iter()
+                    .all(|r| record_size(r) <= max_message_bytes as usize)
+            );
+            assert!(
+                d.records
+                    .iter()
+                    .all(|r| r.timestamp_ms.is_none_or(|t| t >= 0))
+            );
             assert_eq!(
                 (d.base_offset, d.append_time_ms, d.origin_base_offset),
                 (0, 0, 0)
@@ -50,18 +61,32 @@ fuzz_target!(|data: &[u8]| {
                 origin_base_offset: u64::from(max_message_bytes),
             };
             let stored = stored_value(&p.encoded, &fields);
-            assert!(stored.starts_with(body), "the client's bytes are kept as sent");
+            assert!(
+                stored.starts_with(body),
+                "the client's bytes are kept as sent"
+            );
             let back = RecordBatch::decode(stored.as_slice()).expect("stored batches decode");
             assert_eq!(back.records, d.records);
             assert_eq!(
-                (back.base_offset, back.append_time_ms, back.origin_base_offset),
-                (fields.base_offset, fields.append_time_ms, fields.origin_base_offset)
+                (
+                    back.base_offset,
+                    back.append_time_ms,
+                    back.origin_base_offset
+                ),
+                (
+                    fields.base_offset,
+                    fields.append_time_ms,
+                    fields.origin_base_offset
+                )
             );
             assert_eq!(back.origin_cluster.as_ref(), &fields.origin_cluster);
 
             // A split over partitions re-encodes records; they must survive it.
             let split = encode_records(p.records.clone());
-            assert_eq!(RecordBatch::decode(split.as_slice()).unwrap().records, p.records);
+            assert_eq!(
+                RecordBatch::decode(split.as_slice()).unwrap().records,
+                p.records
+            );
 
             let at = fields.append_time_ms;
             let expected = p.records.iter().map(|r| r.timestamp_ms.unwrap_or(at)).max();

@@ -24,7 +24,10 @@ fn round_trip<T: Serialize + DeserializeOwned + PartialEq + Debug>(what: &'stati
         }
         Err(e) => {
             let m = e.to_string();
-            assert!(m.starts_with(&format!("corrupt {what} in the store")), "{m}");
+            assert!(
+                m.starts_with(&format!("corrupt {what} in the store")),
+                "{m}"
+            );
         }
     }
 }
@@ -41,7 +44,10 @@ fuzz_target!(|data: &[u8]| {
         _ => {
             if let Ok(id) = serde_json::from_slice::<ClusterIdentity>(v) {
                 let json = serde_json::to_vec(&id).unwrap();
-                assert_eq!(serde_json::from_slice::<ClusterIdentity>(&json).unwrap(), id);
+                assert_eq!(
+                    serde_json::from_slice::<ClusterIdentity>(&json).unwrap(),
+                    id
+                );
             }
         }
     }

@@ -16,12 +16,15 @@ fn is_name(s: &str, max: usize) -> bool {
     (1..=max).contains(&s.len())
         && s != "."
         && s != ".."
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 /// The segments of an absolute path of valid segments, at most MAX_PATH_BYTES long.
 fn segments(path: &str) -> Option<Vec<&str>> {
-    let rest = path.strip_prefix('/').filter(|_| path.len() <= MAX_PATH_BYTES)?;
+    let rest = path
+        .strip_prefix('/')
+        .filter(|_| path.len() <= MAX_PATH_BYTES)?;
     let segs: Vec<&str> = rest.split('/').collect();
     segs.iter()
         .all(|s| is_name(s, MAX_SEGMENT_BYTES))
@@ -38,7 +41,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let refused = |e: tributary_volume::Error| {
         let m = e.to_string();
-        assert!(m.starts_with("f: "), "{text:?}: the error names the field: {m}");
+        assert!(
+            m.starts_with("f: "),
+            "{text:?}: the error names the field: {m}"
+        );
     };
 
     match VolumePath::parse("f", text) {
@@ -84,7 +90,9 @@ fuzz_target!(|data: &[u8]| {
 
     // User and group names: `[A-Za-z0-9._@-]{1,255}`.
     let user_rule = (1..=255).contains(&text.len())
-        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"._@-".contains(&b));
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._@-".contains(&b));
     match check_name("f", "user name", text) {
         Ok(()) => assert!(user_rule, "{text:?}"),
         Err(e) => {

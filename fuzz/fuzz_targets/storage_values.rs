@@ -48,7 +48,10 @@ fuzz_target!(|data: &[u8]| {
             }
             if let Some((p, o)) = keys::decode_index_batch(v) {
                 assert_eq!(keys::index_batch(p, o).as_slice(), v);
-                let (start, end) = (keys::partition_start(p), p.checked_add(1).map(keys::partition_start));
+                let (start, end) = (
+                    keys::partition_start(p),
+                    p.checked_add(1).map(keys::partition_start),
+                );
                 assert!(v >= start.as_slice());
                 assert!(end.is_none_or(|e| v < e.as_slice()));
             }
@@ -62,8 +65,14 @@ fuzz_target!(|data: &[u8]| {
                     assert!(end.as_slice() > v);
                     let mut longest = v.to_vec();
                     longest.extend_from_slice(&[0xff; 4]);
-                    assert!(longest < end, "every key under the prefix sorts before its end");
-                    assert!(!end.starts_with(v), "the end is past every key with the prefix");
+                    assert!(
+                        longest < end,
+                        "every key under the prefix sorts before its end"
+                    );
+                    assert!(
+                        !end.starts_with(v),
+                        "the end is past every key with the prefix"
+                    );
                 }
                 None => assert!(v.iter().all(|&b| b == 0xff)),
             }

@@ -87,11 +87,14 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_recovers_by_itself() {
     assert_eq!(t.partition_info[0].latest_offset, acked);
 
     // Space comes back; writes resume without a restart, at the next offset.
+    eprintln!("the 32 MiB disk was full after {acked} acknowledged batches of 256 KiB");
     server.resize_tmpfs(512 << 20).unwrap();
+    let freed = std::time::Instant::now();
     let ack = wait_until("writes to resume", Duration::from_secs(90), || async {
         admin.produce(TOPIC, Some(0), batch(acked)).await.ok()
     })
     .await;
+    eprintln!("writes resumed {:?} after space returned", freed.elapsed());
     assert_eq!(
         ack.acks[0].base_offset, acked,
         "refused writes took no offset"

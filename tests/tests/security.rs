@@ -59,166 +59,35 @@ use Stranger::{Allowed, Denied};
 /// Every RPC, aimed at what the fixture holds (volume /v, stream /v/s, topic /v/s:t, user
 /// alice). A new RPC needs a row here: `every_rpc_of_the_proto_is_in_the_table` fails
 /// until it has one.
+#[rustfmt::skip]
 fn rpcs() -> Vec<Rpc> {
     vec![
-        rpc!("Admin/GetCluster", Allowed, |c| c
-            .admin()
-            .get_cluster(v1::GetClusterRequest {})),
-        rpc!(
-            "Admin/WhoAmI",
-            Allowed,
-            |c| c.admin().who_am_i(v1::WhoAmIRequest {}),
-            |u| u.name == "mallory"
-        ),
-        rpc!("Admin/CreateUser", Denied("cluster admin"), |c| c
-            .admin()
-            .create_user(v1::CreateUserRequest {
-                name: "eve".into(),
-                groups: vec![],
-                cluster_admin: true
-            })),
-        rpc!("Admin/ListUsers", Denied("cluster admin"), |c| c
-            .admin()
-            .list_users(v1::ListUsersRequest {})),
-        rpc!("Admin/DeleteUser", Denied("cluster admin"), |c| c
-            .admin()
-            .delete_user(v1::DeleteUserRequest {
-                name: "alice".into()
-            })),
-        rpc!("Admin/RotateToken", Denied("cluster admin"), |c| c
-            .admin()
-            .rotate_token(v1::RotateTokenRequest {
-                name: "alice".into()
-            })),
-        rpc!("Admin/CreateVolume", Denied("cluster admin"), |c| c
-            .admin()
-            .create_volume(v1::CreateVolumeRequest {
-                path: "/w".into(),
-                ..Default::default()
-            })),
-        rpc!(
-            "Admin/ListVolumes",
-            Allowed,
-            |c| c.admin().list_volumes(v1::ListVolumesRequest {}),
-            |r| r.volumes.is_empty()
-        ),
-        rpc!("Admin/DescribeVolume", Denied("admin"), |c| c
-            .admin()
-            .describe_volume(v1::DescribeVolumeRequest {
-                path: "/v".into()
-            })),
-        rpc!("Admin/EditVolume", Denied("admin"), |c| c
-            .admin()
-            .edit_volume(v1::EditVolumeRequest {
-                path: "/v".into(),
-                admin_perm: Some("u:mallory".into()),
-                ..Default::default()
-            })),
-        rpc!("Admin/DeleteVolume", Denied("admin"), |c| c
-            .admin()
-            .delete_volume(v1::DeleteVolumeRequest {
-                path: "/v".into(),
-                force: true
-            })),
-        rpc!("Admin/CreateStream", Denied("admin"), |c| c
-            .admin()
-            .create_stream(v1::CreateStreamRequest {
-                path: "/v/s2".into(),
-                attributes: None
-            })),
-        rpc!(
-            "Admin/ListStreams",
-            Allowed,
-            |c| c.admin().list_streams(v1::ListStreamsRequest {
-                prefix: String::new()
-            }),
-            |r| r.streams.is_empty()
-        ),
-        rpc!(
-            "Admin/ListStreams",
-            Allowed,
-            |c| c.admin().list_streams(v1::ListStreamsRequest {
-                prefix: "/v".into()
-            }),
-            |r| r.streams.is_empty()
-        ),
-        rpc!("Admin/DescribeStream", Denied("any"), |c| c
-            .admin()
-            .describe_stream(v1::DescribeStreamRequest {
-                path: "/v/s".into()
-            })),
-        rpc!("Admin/EditStream", Denied("admin"), |c| c
-            .admin()
-            .edit_stream(v1::EditStreamRequest {
-                path: "/v/s".into(),
-                attributes: Some(v1::StreamAttributes {
-                    consume_perm: Some("p".into()),
-                    ..Default::default()
-                })
-            })),
-        rpc!("Admin/PurgeStream", Denied("admin"), |c| c
-            .admin()
-            .purge_stream(v1::PurgeStreamRequest {
-                path: "/v/s".into()
-            })),
-        rpc!("Admin/DeleteStream", Denied("admin"), |c| c
-            .admin()
-            .delete_stream(v1::DeleteStreamRequest {
-                path: "/v/s".into()
-            })),
-        rpc!("Admin/CreateTopic", Denied("topic"), |c| c
-            .admin()
-            .create_topic(v1::CreateTopicRequest {
-                path: "/v/s:t2".into(),
-                partitions: None
-            })),
-        rpc!("Admin/ListTopics", Denied("any"), |c| c
-            .admin()
-            .list_topics(v1::ListTopicsRequest {
-                stream: "/v/s".into()
-            })),
-        rpc!("Admin/DescribeTopic", Denied("any"), |c| c
-            .admin()
-            .describe_topic(v1::DescribeTopicRequest {
-                path: "/v/s:t".into()
-            })),
-        rpc!("Admin/EditTopic", Denied("topic"), |c| c
-            .admin()
-            .edit_topic(v1::EditTopicRequest {
-                path: "/v/s:t".into(),
-                partitions: Some(3)
-            })),
-        rpc!("Admin/DeleteTopic", Denied("topic"), |c| c
-            .admin()
-            .delete_topic(v1::DeleteTopicRequest {
-                path: "/v/s:t".into()
-            })),
-        rpc!("Producer/Produce", Denied("produce"), |c| c
-            .producer()
-            .produce(v1::ProduceRequest {
-                topic: "/v/s:t".into(),
-                partition: None,
-                batch: Some(v1::RecordBatch {
-                    records: vec![tributary_client::record("k", "v")],
-                    ..Default::default()
-                })
-            })),
-        rpc!("Consumer/Fetch", Denied("consume"), |c| c.consumer().fetch(
-            v1::FetchRequest {
-                topic: "/v/s:t".into(),
-                partition: 0,
-                offset: 0,
-                max_bytes: 0,
-                max_wait_ms: 0
-            }
-        )),
-        rpc!("Consumer/ListOffsets", Denied("consume"), |c| c
-            .consumer()
-            .list_offsets(v1::ListOffsetsRequest {
-                topic: "/v/s:t".into(),
-                partitions: vec![],
-                spec: v1::OffsetSpec::Latest as i32
-            })),
+        rpc!("Admin/GetCluster", Allowed, |c| c.admin().get_cluster(v1::GetClusterRequest {})),
+        rpc!("Admin/WhoAmI", Allowed, |c| c.admin().who_am_i(v1::WhoAmIRequest {}), |u| u.name == "mallory"),
+        rpc!("Admin/CreateUser", Denied("cluster admin"), |c| c.admin().create_user(v1::CreateUserRequest { name: "eve".into(), groups: vec![], cluster_admin: true })),
+        rpc!("Admin/ListUsers", Denied("cluster admin"), |c| c.admin().list_users(v1::ListUsersRequest {})),
+        rpc!("Admin/DeleteUser", Denied("cluster admin"), |c| c.admin().delete_user(v1::DeleteUserRequest { name: "alice".into() })),
+        rpc!("Admin/RotateToken", Denied("cluster admin"), |c| c.admin().rotate_token(v1::RotateTokenRequest { name: "alice".into() })),
+        rpc!("Admin/CreateVolume", Denied("cluster admin"), |c| c.admin().create_volume(v1::CreateVolumeRequest { path: "/w".into(), ..Default::default() })),
+        rpc!("Admin/ListVolumes", Allowed, |c| c.admin().list_volumes(v1::ListVolumesRequest {}), |r| r.volumes.is_empty()),
+        rpc!("Admin/DescribeVolume", Denied("admin"), |c| c.admin().describe_volume(v1::DescribeVolumeRequest { path: "/v".into() })),
+        rpc!("Admin/EditVolume", Denied("admin"), |c| c.admin().edit_volume(v1::EditVolumeRequest { path: "/v".into(), admin_perm: Some("u:mallory".into()), ..Default::default() })),
+        rpc!("Admin/DeleteVolume", Denied("admin"), |c| c.admin().delete_volume(v1::DeleteVolumeRequest { path: "/v".into(), force: true })),
+        rpc!("Admin/CreateStream", Denied("admin"), |c| c.admin().create_stream(v1::CreateStreamRequest { path: "/v/s2".into(), attributes: None })),
+        rpc!("Admin/ListStreams", Allowed, |c| c.admin().list_streams(v1::ListStreamsRequest { prefix: String::new() }), |r| r.streams.is_empty()),
+        rpc!("Admin/ListStreams", Allowed, |c| c.admin().list_streams(v1::ListStreamsRequest { prefix: "/v".into() }), |r| r.streams.is_empty()),
+        rpc!("Admin/DescribeStream", Denied("any"), |c| c.admin().describe_stream(v1::DescribeStreamRequest { path: "/v/s".into() })),
+        rpc!("Admin/EditStream", Denied("admin"), |c| c.admin().edit_stream(v1::EditStreamRequest { path: "/v/s".into(), attributes: Some(v1::StreamAttributes { consume_perm: Some("p".into()), ..Default::default() }) })),
+        rpc!("Admin/PurgeStream", Denied("admin"), |c| c.admin().purge_stream(v1::PurgeStreamRequest { path: "/v/s".into() })),
+        rpc!("Admin/DeleteStream", Denied("admin"), |c| c.admin().delete_stream(v1::DeleteStreamRequest { path: "/v/s".into() })),
+        rpc!("Admin/CreateTopic", Denied("topic"), |c| c.admin().create_topic(v1::CreateTopicRequest { path: "/v/s:t2".into(), partitions: None })),
+        rpc!("Admin/ListTopics", Denied("any"), |c| c.admin().list_topics(v1::ListTopicsRequest { stream: "/v/s".into() })),
+        rpc!("Admin/DescribeTopic", Denied("any"), |c| c.admin().describe_topic(v1::DescribeTopicRequest { path: "/v/s:t".into() })),
+        rpc!("Admin/EditTopic", Denied("topic"), |c| c.admin().edit_topic(v1::EditTopicRequest { path: "/v/s:t".into(), partitions: Some(3) })),
+        rpc!("Admin/DeleteTopic", Denied("topic"), |c| c.admin().delete_topic(v1::DeleteTopicRequest { path: "/v/s:t".into() })),
+        rpc!("Producer/Produce", Denied("produce"), |c| c.producer().produce(v1::ProduceRequest { topic: "/v/s:t".into(), partition: None, batch: Some(v1::RecordBatch { records: vec![tributary_client::record("k", "v")], ..Default::default() }) })),
+        rpc!("Consumer/Fetch", Denied("consume"), |c| c.consumer().fetch(v1::FetchRequest { topic: "/v/s:t".into(), partition: 0, offset: 0, max_bytes: 0, max_wait_ms: 0 })),
+        rpc!("Consumer/ListOffsets", Denied("consume"), |c| c.consumer().list_offsets(v1::ListOffsetsRequest { topic: "/v/s:t".into(), partitions: vec![], spec: v1::OffsetSpec::Latest as i32 })),
     ]
 }
 
@@ -343,6 +212,15 @@ async fn every_rpc_refuses_strangers_and_the_unauthenticated_and_changes_nothing
             (r, expected) => panic!("{}: expected {expected:?}, got {r:?}", rpc.name),
         }
     }
+    // Existence is not hidden: what does not exist is NOT_FOUND, for strangers too.
+    let missing = stranger
+        .admin()
+        .describe_stream(v1::DescribeStreamRequest {
+            path: "/v/nope".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound, "{missing:?}");
     assert_eq!(
         snapshot(&admin).await.unwrap(),
         before,
