@@ -3,11 +3,12 @@
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]     # default: 5 seconds, every target
 #
-# New inputs go to a scratch corpus (printed), never into fuzz/corpus. A crash stops the
-# run and is saved under fuzz/artifacts/<target>/. The sanitizer build lives in a cache
-# outside the clone, so runs after the first only rebuild what changed. cargo-fuzz is
-# installed on first use. The last line of each target's run is libFuzzer's summary
-# (executions, coverage).
+# New inputs go to a working corpus in the cache (~/.cache/tributary/fuzz-corpus/<target>),
+# never into fuzz/corpus, so each run, CI's short ones included, starts where the last one
+# stopped. A failure stops the run, prints the end of libFuzzer's log and leaves the input
+# in fuzz/artifacts/<target>/. The sanitizer build lives in the cache too, so runs after the
+# first only rebuild what changed. cargo-fuzz is installed on first use. Each target ends
+# with one line: executions, edges covered, features, corpus size.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh
@@ -35,6 +36,7 @@ if [ $# -eq 0 ]; then
 else
     targets=("$@")
 fi
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/tributary"
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/tributary-fuzz.XXXXXX")
 if ! cargo fuzz build --debug-assertions >"$scratch/build.log" 2>&1; then
     tail -n 60 "$scratch/build.log" >&2
@@ -42,14 +44,15 @@ if ! cargo fuzz build --debug-assertions >"$scratch/build.log" 2>&1; then
     exit 1
 fi
 for t in "${targets[@]}"; do
-    mkdir -p "$scratch/$t"
+    corpus="$cache/fuzz-corpus/$t"
+    mkdir -p "$corpus"
     dict=()
     [ -f "fuzz/$t.dict" ] && dict=("-dict=fuzz/$t.dict")
-    echo "fuzz $t for ${seconds}s (new inputs in $scratch/$t)" >&2
-    cargo fuzz run --debug-assertions "$t" "$scratch/$t" "fuzz/corpus/$t" -- \
+    cargo fuzz run --debug-assertions "$t" "$corpus" "fuzz/corpus/$t" -- \
         -max_total_time="$seconds" -print_final_stats=1 "${dict[@]}" 2>"$scratch/$t.log" \
         || { tail -n 40 "$scratch/$t.log" >&2; echo "fuzz.sh: $t failed; see fuzz/artifacts/$t" >&2; exit 1; }
     execs=$(awk '/^stat::number_of_executed_units/ { print $NF }' "$scratch/$t.log")
     cov=$(grep -oE 'DONE +cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' "$scratch/$t.log" | tail -n 1 | sed -E 's/DONE +//')
     echo "fuzz $t: ${execs:-?} executions in ${seconds}s; ${cov:-no coverage summary}"
 done
+rm -rf "$scratch"
