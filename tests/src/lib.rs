@@ -16,6 +16,9 @@ pub use tributary_client::Client;
 mod proxy;
 pub use proxy::Proxy;
 pub mod prometheus;
+mod snapshot;
+mod tmpfs;
+pub use snapshot::{Snapshot, snapshot};
 
 /// Path of the `tributary` binary under test.
 pub fn binary() -> PathBuf {
@@ -44,6 +47,7 @@ pub struct Server {
     /// `HOST:PORT` of the Prometheus endpoint, unless started with `--metrics-listen off`.
     pub metrics_addr: Option<String>,
     pub data_dir: PathBuf,
+    log: PathBuf,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -84,26 +88,31 @@ impl Server {
 
     fn spawn(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Server> {
         std::fs::create_dir_all(data_dir)?;
-        let log = std::fs::OpenOptions::new()
+        let mut cmd = Command::new(binary());
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(args)
+            .envs(env.iter().copied());
+        let tls = args.contains(&"--tls-cert");
+        Self::launch(cmd, data_dir, &data_dir.join("server.log"), tls)
+    }
+
+    /// Spawns `cmd` (a `tributary serve` whose data directory is `data_dir`, as this
+    /// process sees it), its stderr going to `log`, and waits until it listens.
+    fn launch(mut cmd: Command, data_dir: &Path, log: &Path, tls: bool) -> anyhow::Result<Server> {
+        let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(data_dir.join("server.log"))?;
+            .open(log)?;
         // Servers run side by side: each gets its own metrics port unless the test says.
-        let metrics: &[&str] = if args.contains(&"--metrics-listen") {
-            &[]
-        } else {
-            &["--metrics-listen", "127.0.0.1:0"]
-        };
-        let mut child = Command::new(binary())
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .args(metrics)
-            .args(args)
+        if !cmd.get_args().any(|a| a == "--metrics-listen") {
+            cmd.args(["--metrics-listen", "127.0.0.1:0"]);
+        }
+        let mut child = cmd
             .env("RUST_LOG", "info")
-            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(log)
+            .stderr(log_file)
             .spawn()
             .context("spawning tributary serve")?;
         // The server prints `tributary metrics on ADDR` (when the endpoint is on), then
@@ -121,22 +130,18 @@ impl Server {
                 Some(a) => break a.to_owned(),
                 None => {
                     let status = child.wait()?;
-                    let log =
-                        std::fs::read_to_string(data_dir.join("server.log")).unwrap_or_default();
+                    let log = std::fs::read_to_string(log).unwrap_or_default();
                     bail!("server did not start ({status}); its log:\n{log}");
                 }
             }
         };
-        let scheme = if args.contains(&"--tls-cert") {
-            "https"
-        } else {
-            "http"
-        };
+        let scheme = if tls { "https" } else { "http" };
         Ok(Server {
             url: format!("{scheme}://{addr}"),
             metrics_addr,
             child: Some(child),
             data_dir: data_dir.to_owned(),
+            log: log.to_owned(),
             _tmp: None,
         })
     }
@@ -212,13 +217,14 @@ impl Server {
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop the server before restarting it");
         let mut next = Self::start_in(&self.data_dir).expect("server restarts");
+        self.log = std::mem::take(&mut next.log);
         self.url = std::mem::take(&mut next.url);
         self.metrics_addr = next.metrics_addr.take();
         self.child = next.child.take();
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.data_dir.join("server.log")).unwrap_or_default()
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// A `tributary` CLI command aimed at this server.

@@ -27,6 +27,7 @@ impl Authenticator {
 
 impl tonic::service::Interceptor for Authenticator {
     fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        crate::limits::check_metadata(req.metadata())?;
         let caller = match req.metadata().get("authorization") {
             Some(v) => {
                 let v = v

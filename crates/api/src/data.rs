@@ -186,6 +186,9 @@ impl wire::consumer_server::Consumer for Services {
             client_id: j.client_id,
             start: offset_spec("join.start", j.start, 0)?,
         };
+        self.ns
+            .authorize_subscribe(&c, &join.stream)
+            .map_err(ApiError::from)?;
         // Client messages after the join, until the client closes its side.
         let (in_tx, in_rx) = mpsc::channel(16);
         tokio::spawn(async move {

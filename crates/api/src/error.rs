@@ -17,6 +17,15 @@ pub enum ApiError {
         field: &'static str,
         message: String,
     },
+
+    /// A request past one of the server's transport limits (see `limits`).
+    #[error("{what}: {size} {unit}; the limit is {limit}")]
+    LimitExceeded {
+        what: &'static str,
+        size: usize,
+        unit: &'static str,
+        limit: usize,
+    },
 }
 
 impl From<ApiError> for Status {
@@ -24,6 +33,7 @@ impl From<ApiError> for Status {
         let message = e.to_string();
         let code = match &e {
             ApiError::InvalidArgument { .. } => Code::InvalidArgument,
+            ApiError::LimitExceeded { .. } => Code::ResourceExhausted,
             ApiError::Namespace(n) => match n {
                 volume::Error::InvalidArgument { .. } => Code::InvalidArgument,
                 volume::Error::Unauthenticated(_) => Code::Unauthenticated,
@@ -50,7 +60,9 @@ impl From<ApiError> for Status {
                     | storage::Error::StaleSequence { .. }
                     | storage::Error::SequenceMismatch { .. } => Code::FailedPrecondition,
                     storage::Error::Corrupt { .. } => Code::DataLoss,
+                    storage::Error::DiskFull(_) => Code::ResourceExhausted,
                     storage::Error::ForeignDataDir { .. }
+                    | storage::Error::Damaged { .. }
                     | storage::Error::InUse { .. }
                     | storage::Error::Engine(_)
                     | storage::Error::Io { .. } => Code::Internal,
@@ -64,13 +76,39 @@ impl From<ApiError> for Status {
     }
 }
 
+/// The statuses tonic makes by itself while reading a request, before any handler runs,
+/// mapped to DESIGN §7: a request too large for the server is `RESOURCE_EXHAUSTED` (tonic
+/// says `OUT_OF_RANGE`), and one that cannot be decoded is the client's bad argument
+/// (tonic says `INTERNAL`, which would blame the server). `None` for every other status.
+pub fn request_decoding_status(s: &Status) -> Option<Status> {
+    let m = s.message();
+    match s.code() {
+        Code::OutOfRange if m.starts_with("Error, decoded message length too large") => {
+            Some(Status::resource_exhausted(format!(
+                "request message too large ({}); raise the server's max_message_bytes or send less per call",
+                &m[7..]
+            )))
+        }
+        Code::Internal
+            if m.starts_with("failed to decode Protobuf message")
+                || m.starts_with("protocol error: received message with")
+                || m.starts_with("Error decompressing")
+                || m == "Unexpected EOF decoding stream."
+                || m == "Missing request message." =>
+        {
+            Some(Status::invalid_argument(format!("request: {m}")))
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn each_kind_maps_to_its_status() {
-        let cases: Vec<(volume::Error, Code)> = vec![
+        let mut cases: Vec<(volume::Error, Code)> = vec![
             (
                 volume::Error::InvalidArgument {
                     field: "path".into(),
@@ -169,11 +207,58 @@ mod tests {
                 Code::ResourceExhausted,
             ),
         ];
+        cases.push((
+            volume::Error::Storage(storage::Error::DiskFull(
+                "IO error: No space left on device".into(),
+            )),
+            Code::ResourceExhausted,
+        ));
         for (e, code) in cases {
             let text = e.to_string();
             let s = Status::from(ApiError::from(e));
             assert_eq!(s.code(), code, "{text}");
             assert_eq!(s.message(), text, "the message is the domain error's own");
+        }
+    }
+}
+
+#[cfg(test)]
+mod transport_tests {
+    use super::*;
+
+    #[test]
+    fn tonics_request_decoding_statuses_follow_the_design() {
+        let too_large = Status::out_of_range(
+            "Error, decoded message length too large: found 70 bytes, the limit is: 64 bytes",
+        );
+        let s = request_decoding_status(&too_large).unwrap();
+        assert_eq!(s.code(), Code::ResourceExhausted);
+        assert!(
+            s.message()
+                .starts_with("request message too large (decoded message length too large: found 70 bytes, the limit is: 64 bytes)"),
+            "{}",
+            s.message()
+        );
+        for m in [
+            "failed to decode Protobuf message: FetchRequest.topic: invalid string value: data is not UTF-8 encoded",
+            "protocol error: received message with invalid compression flag: 7 (valid flags are 0 and 1), while sending request",
+            "Error decompressing: corrupt deflate stream, while sending request",
+            "Unexpected EOF decoding stream.",
+            "Missing request message.",
+        ] {
+            let s = request_decoding_status(&Status::internal(m)).unwrap();
+            assert_eq!(s.code(), Code::InvalidArgument, "{m}");
+            assert_eq!(s.message(), format!("request: {m}"));
+        }
+        // The handlers' own statuses pass unchanged.
+        for s in [
+            Status::out_of_range(
+                "offset 9 is out of range for /v/s:t #0: valid offsets are 0 to 3",
+            ),
+            Status::internal("storage engine: IO error"),
+            Status::resource_exhausted("Error decompressing: size limit, of 64 bytes, exceeded"),
+        ] {
+            assert!(request_decoding_status(&s).is_none(), "{s:?}");
         }
     }
 }

@@ -9,12 +9,13 @@ mod convert;
 mod data;
 mod error;
 mod health;
+pub mod limits;
 pub mod metrics;
 mod server;
 mod services;
 mod trace;
 
-pub use error::ApiError;
+pub use error::{ApiError, request_decoding_status};
 pub use health::Health;
 pub use server::{ServerOptions, TlsFiles, serve};
 pub use services::Services;

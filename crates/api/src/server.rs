@@ -19,7 +19,7 @@ use tributary_volume::Namespace;
 
 use crate::auth::Authenticator;
 use crate::metrics::RpcMetricsLayer;
-use crate::{Health, Services};
+use crate::{Health, Services, limits, request_decoding_status};
 
 /// PEM files for TLS.
 #[derive(Debug, Clone)]
@@ -107,6 +107,7 @@ pub async fn serve(
     builder
         .initial_stream_window_size(options.stream_window_bytes)
         .initial_connection_window_size(options.connection_window_bytes)
+        .http2_max_header_list_size(limits::HTTP2_MAX_HEADER_LIST_BYTES)
         .trace_fn(|req| {
             tracing::info_span!(
                 "rpc",
@@ -116,6 +117,7 @@ pub async fn serve(
             )
         })
         .layer(RpcMetricsLayer)
+        .layer(tower::util::MapResponseLayer::new(design_status))
         .add_service(admin)
         .add_service(producer)
         .add_service(consumer)
@@ -126,6 +128,22 @@ pub async fn serve(
         .add_service(reflection().build_v1alpha().expect("valid descriptor sets"))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
+}
+
+/// Rewrites the status of a call that tonic refused while reading its request to the code
+/// DESIGN §7 gives it (see `request_decoding_status`). Such refusals are trailers-only
+/// responses: the status is in the response headers.
+fn design_status<B>(mut res: http::Response<B>) -> http::Response<B> {
+    let Some(status) = tonic::Status::from_header_map(res.headers()) else {
+        return res;
+    };
+    if let Some(mapped) = request_decoding_status(&status) {
+        tracing::debug!(from = ?status.code(), to = ?mapped.code(), "request refused while decoding");
+        if mapped.add_header(res.headers_mut()).is_err() {
+            tracing::warn!("could not rewrite a request decoding status");
+        }
+    }
+    res
 }
 
 fn reflection() -> tonic_reflection::server::Builder<'static> {

@@ -122,6 +122,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", cfg.listen))?;
     let addr = listener.local_addr()?;
+    // Before the line below: a SIGTERM sent as soon as it is seen must stop us cleanly.
+    let signals = Signals::install()?;
     tracing::info!(%addr, %cluster_id, data_dir = %cfg.data_dir.display(), "tributary listening");
     // Last, so that a script reading it knows everything above is up.
     announce(format!("tributary listening on {addr}")).await?;
@@ -148,7 +150,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // its connection (or a stuck call) must not keep the server up forever.
     let stopping = tokio::sync::Notify::new();
     let shutdown = async {
-        shutdown_signal(health, cfg.shutdown_delay).await;
+        shutdown_signal(signals, health, cfg.shutdown_delay).await;
         stopping.notify_one();
     };
     tokio::select! {
@@ -195,13 +197,28 @@ async fn retention_loop(ns: Arc<Namespace>, interval: std::time::Duration) {
     }
 }
 
+/// The SIGINT and SIGTERM handlers, installed before the server says it listens: a signal
+/// sent as soon as that line is seen must stop it cleanly, not kill it.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+        })
+    }
+}
+
 /// Resolves when the server should stop: on the first SIGINT or SIGTERM health turns to
 /// NOT_SERVING, and the server keeps serving for `delay` (so load balancers move away), or
 /// until a second signal.
-async fn shutdown_signal(health: Health, delay: std::time::Duration) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+async fn shutdown_signal(signals: Signals, health: Health, delay: std::time::Duration) {
+    let Signals { mut int, mut term } = signals;
     let mut next = async || {
         tokio::select! {
             _ = int.recv() => "SIGINT",

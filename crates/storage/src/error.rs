@@ -74,8 +74,22 @@ pub enum Error {
     #[error("{path} is in use by another process (is another tributary server running on it?)")]
     InUse { path: PathBuf },
 
+    /// RocksDB found its own files damaged while opening the store. Nothing is repaired:
+    /// the files stay as they are for an operator (or a restore) to deal with.
+    #[error(
+        "{path}: the store is damaged ({detail}); refusing to open it. Nothing was changed or \
+         repaired: restore the data directory from a backup or a replica"
+    )]
+    Damaged { path: PathBuf, detail: String },
+
     #[error("corrupt {what} in the store: {detail}")]
     Corrupt { what: &'static str, detail: String },
+
+    /// The disk holding the store is full. Writes fail until space is freed; then RocksDB
+    /// recovers by itself (its `SstFileManager` polls the free space) and writes resume.
+    /// Reads keep working throughout.
+    #[error("disk full, writes are refused until space is freed (reads still work): {0}")]
+    DiskFull(String),
 
     #[error("storage engine: {0}")]
     Engine(EngineError),
@@ -92,11 +106,30 @@ impl Error {
         Error::Corrupt { what, detail }
     }
 
+    /// An error of RocksDB while opening the store at `path`, with the cases an operator
+    /// must act on told apart: another process holds it, or its files are damaged.
+    pub(crate) fn at_open(path: &std::path::Path, e: rocksdb::Error) -> Self {
+        match e.kind() {
+            rocksdb::ErrorKind::IOError if e.as_ref().contains("/LOCK") => Error::InUse {
+                path: path.to_owned(),
+            },
+            rocksdb::ErrorKind::Corruption => Error::Damaged {
+                path: path.to_owned(),
+                detail: e.into_string(),
+            },
+            _ => e.into(),
+        }
+    }
+
     /// True for failures of the disk or engine rather than of the request.
     pub fn is_engine(&self) -> bool {
         matches!(
             self,
-            Error::Engine(_) | Error::Io { .. } | Error::Corrupt { .. }
+            Error::Engine(_)
+                | Error::Io { .. }
+                | Error::Corrupt { .. }
+                | Error::Damaged { .. }
+                | Error::DiskFull(_)
         )
     }
 }
@@ -108,8 +141,20 @@ pub struct EngineError(rocksdb::Error);
 
 impl From<rocksdb::Error> for Error {
     fn from(e: rocksdb::Error) -> Self {
+        if is_no_space(&e) {
+            return Error::DiskFull(e.into_string());
+        }
         Error::Engine(EngineError(e))
     }
+}
+
+/// RocksDB reports a full disk (ENOSPC, or its own space limit) as an I/O error whose
+/// text carries the sub-code; the C API keeps no other trace of it.
+fn is_no_space(e: &rocksdb::Error) -> bool {
+    e.kind() == rocksdb::ErrorKind::IOError
+        && ["No space left on device", "Space limit reached"]
+            .iter()
+            .any(|m| e.as_ref().contains(m))
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -46,6 +46,11 @@ pub(crate) fn db_options(o: &StoreOptions) -> Options {
     opts.set_max_log_file_size(8 << 20);
     opts.set_keep_log_file_num(4);
     crate::stats::enable(&mut opts);
+    // A damaged write-ahead log is refused at open, not cut short where the damage starts
+    // (the default, point-in-time recovery, would silently drop every acknowledged write
+    // after it). A torn last record, from a crash in the middle of an unacknowledged
+    // write, is still tolerated.
+    opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::TolerateCorruptedTailRecords);
     opts
 }
 

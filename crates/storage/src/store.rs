@@ -228,23 +228,19 @@ impl Store {
         let fresh = check_directory(path)?;
         let opts = db_options(options);
         if !fresh {
-            let existing = DB::list_cf(&opts, path)?;
+            let existing = DB::list_cf(&opts, path).map_err(|e| Error::at_open(path, e))?;
             if let Some(missing) = cf::ALL.iter().find(|c| !existing.iter().any(|e| e == *c)) {
                 return Err(Error::ForeignDataDir {
                     path: path.to_owned(),
-                    reason: format!("a RocksDB database without the `{missing}` column family"),
+                    reason: format!(
+                        "a RocksDB database without the `{missing}` column family (another \
+                         program's, or a damaged Tributary store)"
+                    ),
                 });
             }
         }
-        let db = DB::open_cf_descriptors(&opts, path, column_families(options)).map_err(|e| {
-            if e.kind() == rocksdb::ErrorKind::IOError && e.as_ref().contains("/LOCK") {
-                Error::InUse {
-                    path: path.to_owned(),
-                }
-            } else {
-                e.into()
-            }
-        })?;
+        let db = DB::open_cf_descriptors(&opts, path, column_families(options))
+            .map_err(|e| Error::at_open(path, e))?;
         let identity = load_or_create_identity(&db, path)?;
         let next_partition_id = match get(&db, cf::META, keys::META_NEXT_PARTITION_ID)? {
             Some(v) => decode_u64("partition id allocator", &v)?,

@@ -10,6 +10,7 @@ use prost::Message;
 use tributary_proto::v1::{self, Record, RecordBatch};
 use tributary_storage::KeyCodec;
 
+use crate::limits::{MAX_HEADERS_PER_BATCH, MAX_RECORDS_PER_BATCH, check_count};
 use crate::model::TimestampType;
 use crate::{Error, Result};
 
@@ -32,6 +33,16 @@ pub fn record_size(r: &Record) -> usize {
 
 /// Decodes and checks a produced `RecordBatch`.
 pub fn validate(encoded: Bytes, max_message_bytes: u32) -> Result<Produced> {
+    // Count before decoding: what decoding allocates grows with the count, not the bytes.
+    if let Some(n) = count_elements(&encoded) {
+        check_count("batch.records", "records", n.records, MAX_RECORDS_PER_BATCH)?;
+        check_count(
+            "batch.records.headers",
+            "headers",
+            n.headers,
+            MAX_HEADERS_PER_BATCH,
+        )?;
+    }
     let batch = RecordBatch::decode(encoded.clone())
         .map_err(|e| Error::invalid("batch", format!("not a valid RecordBatch: {e}")))?;
     let server_set = [
@@ -51,12 +62,6 @@ pub fn validate(encoded: Bytes, max_message_bytes: u32) -> Result<Produced> {
         return Err(Error::invalid(
             "batch.records",
             "the batch has no records".into(),
-        ));
-    }
-    if batch.records.len() > u32::MAX as usize {
-        return Err(Error::invalid(
-            "batch.records",
-            "too many records in one batch".into(),
         ));
     }
     for (i, r) in batch.records.iter().enumerate() {
@@ -92,6 +97,119 @@ pub fn check_keyed(p: &Produced, compact: bool) -> Result<()> {
         )),
         _ => Ok(()),
     }
+}
+
+/// Records and headers in an encoded `RecordBatch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ElementCount {
+    pub records: usize,
+    pub headers: usize,
+}
+
+/// Counts the records and headers of an encoded `RecordBatch` by walking its protobuf
+/// framing, without decoding or allocating anything. `None` when the framing is broken;
+/// decoding then fails too, and says how.
+pub fn count_elements(batch: &[u8]) -> Option<ElementCount> {
+    let mut n = ElementCount::default();
+    for_each_field(batch, |field, payload| {
+        if field == RECORDS_FIELD {
+            n.records += 1;
+            for_each_field(payload?, |field, _| {
+                n.headers += usize::from(field == HEADERS_FIELD);
+                Some(())
+            })?;
+        }
+        Some(())
+    })?;
+    Some(n)
+}
+
+/// Field numbers of `RecordBatch.records` and `Record.headers` (records.proto).
+const RECORDS_FIELD: u64 = 1;
+const HEADERS_FIELD: u64 = 3;
+/// Nesting of unknown groups skipped, above prost's own decoding limit (100).
+const MAX_GROUP_DEPTH: u32 = 128;
+
+/// Calls `f(field_number, payload)` for each field of an encoded message, the payload
+/// being `Some` for length-delimited fields. Returns `None` at broken framing or when `f`
+/// does.
+fn for_each_field(
+    mut buf: &[u8],
+    mut f: impl FnMut(u64, Option<&[u8]>) -> Option<()>,
+) -> Option<()> {
+    while !buf.is_empty() {
+        match next_field(&mut buf, 0)? {
+            Field::Value(field, payload) => f(field, payload)?,
+            Field::EndGroup(_) => return None,
+        }
+    }
+    Some(())
+}
+
+enum Field<'a> {
+    Value(u64, Option<&'a [u8]>),
+    EndGroup(u64),
+}
+
+/// Reads one field off `buf`. A group (proto2's, which prost skips when unknown) is
+/// skipped whole and reported without a payload.
+fn next_field<'a>(buf: &mut &'a [u8], depth: u32) -> Option<Field<'a>> {
+    let key = varint(buf)?;
+    if key > u64::from(u32::MAX) {
+        return None;
+    }
+    let (field, wire_type) = (key >> 3, key & 7);
+    if field == 0 {
+        return None;
+    }
+    let payload = match wire_type {
+        0 => {
+            varint(buf)?;
+            None
+        }
+        1 => {
+            *buf = buf.get(8..)?;
+            None
+        }
+        2 => {
+            let len = usize::try_from(varint(buf)?).ok()?;
+            let payload = buf.get(..len)?;
+            *buf = &buf[len..];
+            Some(payload)
+        }
+        3 => {
+            if depth >= MAX_GROUP_DEPTH {
+                return None;
+            }
+            loop {
+                match next_field(buf, depth + 1)? {
+                    Field::EndGroup(end) if end == field => break None,
+                    Field::EndGroup(_) => return None,
+                    Field::Value(..) => {}
+                }
+            }
+        }
+        4 => return Some(Field::EndGroup(field)),
+        5 => {
+            *buf = buf.get(4..)?;
+            None
+        }
+        _ => return None,
+    };
+    Some(Field::Value(field, payload))
+}
+
+/// Reads a base-128 varint of at most 10 bytes.
+fn varint(buf: &mut &[u8]) -> Option<u64> {
+    let mut v = 0u64;
+    for (i, &b) in buf.iter().enumerate().take(10) {
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b < 0x80 {
+            *buf = &buf[i + 1..];
+            return Some(v);
+        }
+    }
+    None
 }
 
 /// The records of one partition, encoded as a `RecordBatch` body (no server fields).
@@ -379,6 +497,69 @@ mod tests {
             "a batch cut at the wrong offset"
         );
         assert!(Codec.cut(&stored, 10, &[3..5]).is_err());
+    }
+
+    #[test]
+    fn elements_are_counted_without_decoding() {
+        let mut two = record("k", "v");
+        two.headers.push(two.headers[0].clone());
+        let wire = encoded(vec![record("a", "b"), two, record("", "")]);
+        assert_eq!(
+            count_elements(&wire),
+            Some(ElementCount {
+                records: 3,
+                headers: 4
+            })
+        );
+        assert_eq!(count_elements(&[]), Some(ElementCount::default()));
+        // A length running past the end, a record that is not length-delimited, a group.
+        // A group skipped whole, as prost skips unknown ones.
+        let group = [&[0x3b, 0x0a, 0x00, 0x3c][..], &wire].concat();
+        assert_eq!(count_elements(&group).map(|n| n.records), Some(3));
+        assert!(RecordBatch::decode(group.as_slice()).is_ok());
+        // Past the end, a record not length-delimited, an unclosed group, a stray end.
+        for broken in [
+            &[0x0a, 0x05, 0x00][..],
+            &[0x08, 0x01],
+            &[0x0b],
+            &[0x0c],
+            &[0x0a, 0x01, 0x80],
+        ] {
+            assert_eq!(count_elements(broken), None, "{broken:02x?}");
+        }
+    }
+
+    #[test]
+    fn batches_past_the_element_limits_are_refused_naming_the_limit() {
+        let empty_records = Bytes::from([0x0a, 0x00].repeat(MAX_RECORDS_PER_BATCH + 1));
+        let e = validate(empty_records, 10).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "batch.records: {} records in one request; the limit is {MAX_RECORDS_PER_BATCH}",
+                MAX_RECORDS_PER_BATCH + 1
+            )
+        );
+        let at_limit = Bytes::from([0x0a, 0x00].repeat(MAX_RECORDS_PER_BATCH));
+        assert_eq!(
+            validate(at_limit, 10).unwrap().records.len(),
+            MAX_RECORDS_PER_BATCH
+        );
+
+        let headers = [0x1a, 0x00].repeat(MAX_HEADERS_PER_BATCH + 1);
+        let mut record = vec![0x0a];
+        let mut len = headers.len();
+        while len >= 0x80 {
+            record.push(len as u8 | 0x80);
+            len >>= 7;
+        }
+        record.push(len as u8);
+        record.extend_from_slice(&headers);
+        let e = validate(record.into(), 10).unwrap_err().to_string();
+        assert!(
+            e.starts_with("batch.records.headers: 1000001 headers in one request; the limit"),
+            "{e}"
+        );
     }
 
     #[test]

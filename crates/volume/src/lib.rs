@@ -14,6 +14,7 @@ pub mod batch;
 pub mod clock;
 mod error;
 pub mod groups;
+pub mod limits;
 pub mod model;
 pub mod names;
 mod namespace;

@@ -13,6 +13,7 @@ use tributary_storage::{self as storage, AppendCheck, NewBatch, ProducerSeq};
 use super::{Namespace, blocking, not_found_if_dropped, volume_of};
 use crate::auth::Caller;
 use crate::batch::{self, ServerFields};
+use crate::limits::{MAX_PARTITIONS_PER_REQUEST, check_count};
 use crate::model::Perm;
 use crate::names::TopicPath;
 use crate::partitioner::partition_for_key;
@@ -396,6 +397,12 @@ impl Namespace {
         spec: OffsetSpec,
     ) -> Result<Vec<(u32, u64)>> {
         let path = TopicPath::parse("topic", topic)?;
+        check_count(
+            "partitions",
+            "partitions",
+            partitions.len(),
+            MAX_PARTITIONS_PER_REQUEST,
+        )?;
         self.check(c, &*self.stream(&path.stream)?, Perm::Consume)?;
         let t = self.topic(&path, false).await?;
         let wanted: Vec<u32> = if partitions.is_empty() {

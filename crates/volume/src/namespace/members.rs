@@ -136,6 +136,14 @@ pub(super) struct LiveGroups {
 }
 
 impl Namespace {
+    /// Checks, before a session starts, that `c` may read `stream` as a group member (the
+    /// consume permission), so a refusal is the call's status rather than the stream's.
+    pub fn authorize_subscribe(&self, c: &Caller, stream: &str) -> Result<()> {
+        let path = StreamPath::parse("join.stream", stream)?;
+        let s = self.stream(&path)?;
+        self.check(c, &s, Perm::Consume)
+    }
+
     /// Runs one member's session: joins, then serves `inbound` messages and pushes
     /// assignments and records to `outbound` until the client closes its side, the member
     /// is removed, or the server stops. Leaves the group however it ends.

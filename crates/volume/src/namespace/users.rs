@@ -7,6 +7,7 @@ use tributary_storage::CatalogTx;
 
 use super::{Namespace, UserInfo};
 use crate::auth::{self, ADMIN, Caller, UserRow};
+use crate::limits::{MAX_GROUPS_PER_USER, check_count};
 use crate::model::user_key;
 use crate::{Error, Result};
 
@@ -80,6 +81,7 @@ impl Namespace {
         if name == auth::ANONYMOUS {
             return Err(Error::invalid("name", format!("`{name}` is reserved")));
         }
+        check_count("groups", "groups", groups.len(), MAX_GROUPS_PER_USER)?;
         for g in &groups {
             auth::check_name("groups", "group name", g)?;
         }

@@ -1,0 +1,81 @@
+//! Fuzzes storage's own decoders: the partition state, the batch summary and the counters
+//! in `values.rs`, and the key decoders in `keys.rs`. What decodes must encode back to an
+//! equal value (byte for byte where the format has one encoding), and nothing may panic:
+//! these read whatever is on disk.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use tributary_storage::keys;
+use tributary_storage::values::{BatchSummary, PartitionState, decode_u64};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&which, v)) = data.split_first() else {
+        return;
+    };
+    match which % 5 {
+        0 => {
+            if let Ok(s) = PartitionState::decode(v) {
+                assert!(s.log_start <= s.next_offset);
+                assert!(s.records <= s.next_offset - s.log_start);
+                let again = s.encode();
+                assert_eq!(PartitionState::decode(&again).unwrap(), s);
+                if v.len() == PartitionState::LEN {
+                    assert_eq!(again.as_slice(), v, "one encoding per state");
+                } else {
+                    // Version 1: no purge counters.
+                    assert_eq!((s.purged_records, s.purged_bytes), (0, 0));
+                }
+            }
+        }
+        1 => {
+            if let Ok(s) = BatchSummary::decode(v) {
+                assert!(s.record_count > 0);
+                assert_eq!(s.encode().as_slice(), v);
+            }
+        }
+        2 => match decode_u64("fuzz", v) {
+            Ok(n) => assert_eq!(n.to_be_bytes().as_slice(), v),
+            Err(e) => {
+                assert_ne!(v.len(), 8);
+                assert!(e.to_string().contains("fuzz"), "{e}");
+            }
+        },
+        3 => {
+            match keys::decode_log(v) {
+                Some((p, o)) => assert_eq!(keys::log(p, o).as_slice(), v),
+                None => assert_ne!(v.len(), keys::LOG_KEY_LEN),
+            }
+            if let Some((p, o)) = keys::decode_index_batch(v) {
+                assert_eq!(keys::index_batch(p, o).as_slice(), v);
+                let (start, end) = (
+                    keys::partition_start(p),
+                    p.checked_add(1).map(keys::partition_start),
+                );
+                assert!(v >= start.as_slice());
+                assert!(end.is_none_or(|e| v < e.as_slice()));
+            }
+        }
+        _ => {
+            if let Some(suffix) = keys::catalog_suffix(v) {
+                assert_eq!(keys::catalog(suffix), v);
+            }
+            match keys::prefix_end(v) {
+                Some(end) => {
+                    assert!(end.as_slice() > v);
+                    let mut longest = v.to_vec();
+                    longest.extend_from_slice(&[0xff; 4]);
+                    assert!(
+                        longest < end,
+                        "every key under the prefix sorts before its end"
+                    );
+                    assert!(
+                        !end.starts_with(v),
+                        "the end is past every key with the prefix"
+                    );
+                }
+                None => assert!(v.iter().all(|&b| b == 0xff)),
+            }
+        }
+    }
+});
