@@ -36,6 +36,7 @@
 //! latest record of its key, it stays for `delete_retention_ms` after its batch's append
 //! time (the simpler of Kafka's two readings, chosen because it needs no state across
 //! restarts; a consumer that lags by more than that may miss the delete), then goes too.
+//! Unkeyed records (written before a stream became compacted) are kept as they are.
 //!
 //! **When.** A pass is due when the partition's dirty bytes (appended since the last pass)
 //! are at least [`MIN_DIRTY_RATIO`] of its bytes (Kafka's `min.cleanable.dirty.ratio`), or
@@ -119,7 +120,7 @@ pub struct Compacted {
 pub(crate) struct Cleaner {
     /// Records below this have been compacted against each other.
     cleaned_until: u64,
-    /// The high-water mark when the last pass started.
+    /// The high-water mark when the last pass that mapped all of the log started.
     last_hwm: Option<u64>,
     /// When the earliest tombstone a pass kept may go.
     tombstone_due_ms: Option<i64>,
