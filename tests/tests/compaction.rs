@@ -82,13 +82,14 @@ fn expected(round: usize, tombstones: bool) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn purge(server: &Server) -> serde_json::Value {
-    let out = server
-        .cli()
-        .args(["stream", "purge", "/cmp/changelog", "--json"])
-        .run()
-        .ok();
+/// A CLI verb's `--json` output.
+fn cli_json(server: &Server, args: &[&str]) -> serde_json::Value {
+    let out = server.cli().args(args).run().ok();
     serde_json::from_str(&out.stdout).unwrap()
+}
+
+fn purge(server: &Server) -> serde_json::Value {
+    cli_json(server, &["stream", "purge", "/cmp/changelog", "--json"])
 }
 
 #[tokio::test]
@@ -113,13 +114,7 @@ async fn compacted_changelog_keeps_the_latest_value_per_key() {
         ])
         .run()
         .ok();
-    let info = server
-        .cli()
-        .args(["stream", "info", "/cmp/changelog", "--json"])
-        .run()
-        .ok()
-        .stdout;
-    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    let info = cli_json(&server, &["stream", "info", "/cmp/changelog", "--json"]);
     assert_eq!(info["compact"], true);
     assert_eq!(info["delete_retention_ms"], 3_600_000);
 
@@ -169,13 +164,7 @@ async fn compacted_changelog_keeps_the_latest_value_per_key() {
     let (latest, records, _) = consume_all(&client).await;
     assert_eq!(latest, expected(20, false));
     assert_eq!(records, KEYS);
-    let info = server
-        .cli()
-        .args(["stream", "info", "/cmp/changelog", "--json"])
-        .run()
-        .ok()
-        .stdout;
-    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    let info = cli_json(&server, &["stream", "info", "/cmp/changelog", "--json"]);
     assert_eq!(info["records"], KEYS);
     assert_eq!(info["purged_records"], 20 * KEYS);
 }

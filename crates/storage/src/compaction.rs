@@ -25,8 +25,9 @@
 //!    counters (records and bytes down, the `purged_*` counters up: compaction frees bytes
 //!    for retention), under the partition's append lock, after checking that the partition
 //!    was not dropped and that the batch was not purged meanwhile. Scanning happens outside
-//!    the lock. The rewritten range is then compacted in RocksDB and the memtables flushed
-//!    (`Store::compact_purged`), so the space is reclaimed.
+//!    the lock. The caller then hands the rewritten range ([`Compacted::reclaim_below`])
+//!    to `Store::compact_purged`, with the other partitions it purged, so the space is
+//!    reclaimed.
 //!
 //! The newest batch (the one ending at the high-water mark when the pass starts) is mapped
 //! but never rewritten, so appenders never race a rewrite. Records it supersedes go.
@@ -35,6 +36,7 @@
 //! latest record of its key, it stays for `delete_retention_ms` after its batch's append
 //! time (the simpler of Kafka's two readings, chosen because it needs no state across
 //! restarts; a consumer that lags by more than that may miss the delete), then goes too.
+//! Unkeyed records (written before a stream became compacted) are kept as they are.
 //!
 //! **When.** A pass is due when the partition's dirty bytes (appended since the last pass)
 //! are at least [`MIN_DIRTY_RATIO`] of its bytes (Kafka's `min.cleanable.dirty.ratio`), or
@@ -60,7 +62,8 @@ pub const DEFAULT_MAX_KEYS: usize = 1 << 20;
 /// partition (Kafka's `min.cleanable.dirty.ratio` default).
 pub const MIN_DIRTY_RATIO: f64 = 0.5;
 
-/// Rewrites of one pass are committed in groups of about this many new bytes.
+/// Rewrites of one pass are committed in groups of about this many new bytes (or
+/// `SCAN_CHUNK` batches).
 const COMMIT_BYTES: usize = 16 << 20;
 
 /// Batch summaries read from the index at a time.
@@ -107,6 +110,9 @@ pub struct Compacted {
     pub removed: Purged,
     /// Stored batches replaced or removed.
     pub batches_rewritten: u64,
+    /// Batches were rewritten below this offset: the range for `Store::compact_purged`
+    /// (0 when none were).
+    pub reclaim_below: u64,
 }
 
 /// A partition's compaction progress, in memory (see "When" in the module docs).
@@ -114,7 +120,7 @@ pub struct Compacted {
 pub(crate) struct Cleaner {
     /// Records below this have been compacted against each other.
     cleaned_until: u64,
-    /// The high-water mark when the last pass started.
+    /// The high-water mark when the last pass that mapped all of the log started.
     last_hwm: Option<u64>,
     /// When the earliest tombstone a pass kept may go.
     tombstone_due_ms: Option<i64>,
@@ -183,7 +189,7 @@ impl Store {
                 pending_bytes += r.runs.iter().map(|(.., v)| v.len()).sum::<usize>();
                 last_removed = base + u64::from(summary.record_count);
                 pending.push(r);
-                if pending_bytes >= COMMIT_BYTES {
+                if pending_bytes >= COMMIT_BYTES || pending.len() >= SCAN_CHUNK {
                     self.commit_rewrites(id, &p, std::mem::take(&mut pending), &mut done)?;
                     pending_bytes = 0;
                 }
@@ -191,11 +197,12 @@ impl Store {
         }
         self.commit_rewrites(id, &p, pending, &mut done)?;
         if done.batches_rewritten > 0 {
-            self.compact_purged(id, last_removed)?;
+            done.reclaim_below = last_removed;
         }
         *cleaner = Cleaner {
             cleaned_until: clean_until,
-            last_hwm: Some(hwm),
+            // A full map leaves the rest dirty: the ratio decides when to go on.
+            last_hwm: (mapped_until == hwm).then_some(hwm),
             tombstone_due_ms: tombstone_due,
         };
         Ok(done)

@@ -4,11 +4,11 @@
 
 use std::collections::HashSet;
 use std::ops::Range;
-use std::path::Path;
 
 use bytes::Bytes;
 use proptest::prelude::*;
 
+use crate::tests::{new_partition, open};
 use crate::*;
 
 /// The test's own batch format: `count u32`, then per record `offset u64` (the offset it
@@ -78,18 +78,6 @@ impl KeyCodec for TestCodec {
             .map(|r| encode(&recs[r.start as usize..r.end as usize]))
             .collect())
     }
-}
-
-fn open(dir: &Path) -> Store {
-    Store::open(&dir.join("db"), &StoreOptions::default()).unwrap()
-}
-
-fn new_partition(store: &Store) -> PartitionId {
-    let id = store.reserve_partition_ids(1)[0];
-    let mut tx = CatalogTx::default();
-    tx.create_partition(id);
-    store.commit(tx).unwrap();
-    id
 }
 
 /// Appends `(key, value)` pairs (value `None`: a tombstone) as one batch at `now`.

@@ -41,8 +41,8 @@ pub(crate) fn db_options(o: &StoreOptions) -> Options {
     opts.set_bytes_per_sync(1 << 20);
     opts.set_wal_bytes_per_sync(0);
     // RocksDB's text log grows with every flush and compaction (retention makes some each
-    // interval): roll it so it stays bounded, not just at restarts (measured: 1.2 MiB per
-    // simulated hour of purges every 5 minutes, without end).
+    // interval): roll it so it stays bounded, not just at restarts (measured: tens of KiB
+    // per retention run, without end).
     opts.set_max_log_file_size(8 << 20);
     opts.set_keep_log_file_num(4);
     crate::stats::enable(&mut opts);

@@ -94,7 +94,8 @@ pub struct StoredBatch {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadResult {
-    /// Whole batches in offset order; the first holds the requested offset.
+    /// Whole batches in offset order; the first holds the requested offset, or is the
+    /// next one where key compaction left a gap.
     pub batches: Vec<StoredBatch>,
     pub high_watermark: u64,
     pub log_start: u64,
@@ -911,25 +912,32 @@ impl Store {
         self.visible_start(id, &p, hwm, Some(expire_before_ms))
     }
 
-    /// Compacts a partition's purged range so the disk space of removed batches is
-    /// reclaimed now rather than whenever RocksDB would get to it. Every memtable is then
-    /// flushed: a write-ahead log file, which holds the removed payloads too, is deleted
-    /// only once every column family has flushed what it logged (measured: without this,
-    /// purging 128 MiB left 129 MiB of WAL on disk, up to `max_total_wal_size`).
-    pub fn compact_purged(&self, id: PartitionId, below: u64) -> Result<()> {
-        self.db.compact_range_cf(
-            self.cf(cf::LOG),
-            Some(keys::log(id, 0)),
-            Some(keys::log(id, below)),
-        );
-        self.db.compact_range_cf(
-            self.cf(cf::INDEX),
-            Some(keys::index_batch(id, 0)),
-            Some(keys::index_batch(id, below)),
-        );
+    /// Reclaims the disk space of what purges and key compaction removed: `(partition,
+    /// below)` names each partition's changed range. Every memtable is flushed first, once
+    /// for all of them: a write-ahead log file, which holds the removed payloads too, is
+    /// deleted only once every column family has flushed what it logged (measured: without
+    /// this, purging 128 MiB left 129 MiB of WAL on disk, up to `max_total_wal_size`), and
+    /// a flush drops what was removed while still in the memtable. Then each range is
+    /// compacted, which drops the removed keys; blob files none of them references go.
+    pub fn compact_purged(&self, ranges: &[(PartitionId, u64)]) -> Result<()> {
+        if ranges.is_empty() {
+            return Ok(());
+        }
         let all: Vec<_> = cf::ALL.iter().map(|name| self.cf(name)).collect();
         self.db
             .flush_cfs_opt(&all, &rocksdb::FlushOptions::default())?;
+        for &(id, below) in ranges {
+            self.db.compact_range_cf(
+                self.cf(cf::LOG),
+                Some(keys::log(id, 0)),
+                Some(keys::log(id, below)),
+            );
+            self.db.compact_range_cf(
+                self.cf(cf::INDEX),
+                Some(keys::index_batch(id, 0)),
+                Some(keys::index_batch(id, below)),
+            );
+        }
         Ok(())
     }
 

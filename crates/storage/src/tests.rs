@@ -375,7 +375,7 @@ fn expired_heads_are_invisible_at_once_and_purged_by_range_delete() {
             bytes: 2 * 18
         }
     );
-    store.compact_purged(id, start).unwrap();
+    store.compact_purged(&[(id, start)]).unwrap();
     let r = store.read(id, 10, usize::MAX, None).unwrap();
     assert_eq!(
         (r.log_start, r.batches.len(), r.batches[0].base_offset),

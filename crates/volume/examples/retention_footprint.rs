@@ -7,6 +7,9 @@
 //! - `day`: a stream with a `--ttl-min` TTL and steady traffic (`--mib-per-hour`) over
 //!   `--hours` simulated hours: every `--step-min` minutes it produces that step's records,
 //!   moves the clock and runs retention, and samples the footprint once per hour.
+//! - `compact`: a compacted changelog stream takes `--mib` MiB of updates to `--keys` keys;
+//!   it measures, times one `stream purge` (a forced compaction pass), measures again, and
+//!   reads everything back to count the records left per key.
 //!
 //! The footprint is what `du` counts: allocated bytes of every file in the data directory,
 //! split into SST files, blob files (the payloads), write-ahead logs and the rest.
@@ -14,10 +17,12 @@
 //! ```text
 //! cargo run --release -p tributary-volume --example retention_footprint -- purge --mib 1024
 //! cargo run --release -p tributary-volume --example retention_footprint -- day --hours 24
+//! cargo run --release -p tributary-volume --example retention_footprint -- compact --mib 1024
 //! ```
 //!
 //! Its tests run both on a small scale and check space bounds only (never time).
 
+use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -103,6 +108,8 @@ struct Bench {
     clock: ManualClock,
     admin: Caller,
     partitions: u32,
+    /// Records of one batch; `batch` is them encoded, unkeyed.
+    records: Vec<Record>,
     batch: Bytes,
     batch_bytes: u64,
 }
@@ -113,6 +120,8 @@ struct Shape {
     record_size: usize,
     batch_records: usize,
     ttl_ms: u64,
+    /// A compacted stream (then without a TTL).
+    compact: bool,
 }
 
 impl Bench {
@@ -135,7 +144,8 @@ impl Bench {
             .await
             .unwrap();
         let attrs = StreamAttributesPatch {
-            ttl_ms: Some(shape.ttl_ms),
+            ttl_ms: Some(if shape.compact { 0 } else { shape.ttl_ms }),
+            compact: Some(shape.compact),
             default_partitions: Some(shape.partitions),
             durability: Some(tributary_volume::Durability::Buffered),
             ..Default::default()
@@ -143,7 +153,7 @@ impl Bench {
         ns.create_stream(&admin, STREAM, &attrs).await.unwrap();
         // Incompressible values, as client-compressed payloads are.
         let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        let records = (0..shape.batch_records)
+        let records: Vec<Record> = (0..shape.batch_records)
             .map(|_| {
                 let value: Vec<u8> = (0..shape.record_size)
                     .map(|_| {
@@ -161,7 +171,7 @@ impl Bench {
             .collect();
         let batch = Bytes::from(
             RecordBatch {
-                records,
+                records: records.clone(),
                 ..Default::default()
             }
             .encode_to_vec(),
@@ -172,6 +182,7 @@ impl Bench {
             clock,
             admin,
             partitions: shape.partitions,
+            records,
             batch_bytes: (shape.record_size * shape.batch_records) as u64,
             batch,
         }
@@ -194,6 +205,65 @@ impl Bench {
             p = (p + 1) % self.partitions;
         }
         written
+    }
+
+    /// Produces at least `bytes` of record values as updates to `keys` keys in turn, routed
+    /// by key.
+    async fn write_keyed(&self, bytes: u64, keys: u64) -> u64 {
+        let (mut written, mut next) = (0, 0u64);
+        while written < bytes {
+            let records = self
+                .records
+                .iter()
+                .map(|r| {
+                    next += 1;
+                    Record {
+                        key: format!("key-{:08}", next % keys).into(),
+                        ..r.clone()
+                    }
+                })
+                .collect();
+            let batch = RecordBatch {
+                records,
+                ..Default::default()
+            };
+            self.ns
+                .produce(&self.admin, TOPIC, None, batch.encode_to_vec().into())
+                .await
+                .expect("produce");
+            written += self.batch_bytes;
+        }
+        written
+    }
+
+    /// Every record of every partition, from each log start: (records, distinct keys).
+    async fn read_all(&self) -> (u64, u64) {
+        let (mut records, mut keys) = (0, HashSet::new());
+        for p in 0..self.partitions {
+            let mut offset = 0;
+            loop {
+                let f = self
+                    .ns
+                    .fetch(&self.admin, TOPIC, p, offset, 16 << 20, Duration::ZERO)
+                    .await
+                    .expect("fetch");
+                for b in &f.batches {
+                    let b = RecordBatch::decode(b.clone()).expect("a stored batch");
+                    for (i, r) in b.records.into_iter().enumerate() {
+                        let o = b.base_offset + i as u64;
+                        if o >= offset {
+                            records += 1;
+                            keys.insert(r.key);
+                            offset = o + 1;
+                        }
+                    }
+                }
+                if offset >= f.high_watermark || f.batches.is_empty() {
+                    break;
+                }
+            }
+        }
+        (records, keys.len() as u64)
     }
 
     /// Bytes the stream holds, as retention counts them.
@@ -228,6 +298,41 @@ async fn purge_run(mib: u64, shape: Shape) -> PurgeFigures {
         after,
         purge_time,
         purged_bytes: purged.bytes,
+    }
+}
+
+#[derive(Debug)]
+struct CompactFigures {
+    written: u64,
+    before: Footprint,
+    after: Footprint,
+    compact_time: Duration,
+    freed_bytes: u64,
+    records_left: u64,
+    keys_left: u64,
+}
+
+async fn compact_run(mib: u64, keys: u64, shape: Shape) -> CompactFigures {
+    let b = Bench::start(Shape {
+        compact: true,
+        ..shape
+    })
+    .await;
+    let written = b.write_keyed(mib * MIB, keys).await;
+    let before = Footprint::of(b.data_dir());
+    let start = Instant::now();
+    let purged = b.ns.purge_stream(&b.admin, STREAM).await.expect("purge");
+    let compact_time = start.elapsed();
+    let after = Footprint::of(b.data_dir());
+    let (records_left, keys_left) = b.read_all().await;
+    CompactFigures {
+        written,
+        before,
+        after,
+        compact_time,
+        freed_bytes: purged.bytes,
+        records_left,
+        keys_left,
     }
 }
 
@@ -285,6 +390,7 @@ async fn main() {
         record_size: flag(&args, "--record-size", 1024) as usize,
         batch_records: flag(&args, "--batch-records", 256) as usize,
         ttl_ms: flag(&args, "--ttl-min", 60) * 60_000,
+        compact: false,
     };
     match args.first().map(String::as_str) {
         Some("purge") => {
@@ -297,6 +403,23 @@ async fn main() {
                 "purge         {:.2} s, {} MiB freed (stored batch bytes)",
                 f.purge_time.as_secs_f64(),
                 f.purged_bytes / MIB
+            );
+        }
+        Some("compact") => {
+            let keys = flag(&args, "--keys", 10_000);
+            let f = compact_run(flag(&args, "--mib", 1024), keys, shape).await;
+            println!("{shape:?} (compacted, no TTL), {keys} keys");
+            println!("written       {} MiB of record values", f.written / MIB);
+            println!("before        {}", f.before.mib());
+            println!("after         {}", f.after.mib());
+            println!(
+                "compaction    {:.2} s, {} MiB freed (stored batch bytes)",
+                f.compact_time.as_secs_f64(),
+                f.freed_bytes / MIB
+            );
+            println!(
+                "left          {} records, {} distinct keys",
+                f.records_left, f.keys_left
             );
         }
         Some("day") => {
@@ -317,7 +440,10 @@ async fn main() {
             }
         }
         _ => {
-            eprintln!("usage: retention_footprint purge|day [--mib N] [--hours N] [--step-min N]");
+            eprintln!(
+                "usage: retention_footprint purge|day|compact [--mib N] [--keys N] [--hours N]"
+            );
+            eprintln!("       [--step-min N]");
             eprintln!("       [--mib-per-hour N] [--ttl-min N] [--partitions N] [--record-size N]");
             eprintln!("       [--batch-records N]");
             std::process::exit(2);
@@ -335,7 +461,17 @@ mod tests {
             record_size: 1024,
             batch_records: 64,
             ttl_ms: HOUR_MS as u64,
+            compact: false,
         }
+    }
+
+    #[tokio::test]
+    async fn compaction_keeps_one_record_per_key_and_frees_the_rest() {
+        let f = compact_run(32, 500, small()).await;
+        assert_eq!((f.records_left, f.keys_left), (500, 500), "{f:?}");
+        assert!(f.freed_bytes > f.written * 9 / 10, "{f:?}");
+        let payloads = |d: &Footprint| d.blob + d.wal + d.sst;
+        assert!(payloads(&f.after) < f.written / 4, "{f:?}");
     }
 
     #[tokio::test]

@@ -493,10 +493,10 @@ mod tests {
             records[..1]
         );
         assert!(
-            Codec.cut(&stored, 11, &[0..1]).is_err(),
+            Codec.cut(&stored, 11, &[0..1, 2..3]).is_err(),
             "a batch cut at the wrong offset"
         );
-        assert!(Codec.cut(&stored, 10, &[3..5]).is_err());
+        assert!(Codec.cut(&stored, 10, &[0..1, 3..5]).is_err());
     }
 
     #[test]

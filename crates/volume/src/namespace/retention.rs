@@ -91,16 +91,21 @@ impl Namespace {
         let store = self.store.clone();
         let purged = blocking(move || {
             let mut total = Purged::default();
+            let mut changed = Vec::new();
             for id in ids {
                 match purge_partition(&store, id, cutoff, cap, compact.as_ref()) {
-                    Ok(p) => {
+                    Ok((p, below)) => {
                         total.records += p.records;
                         total.bytes += p.bytes;
+                        changed.extend(below.map(|b| (id, b)));
                     }
                     Err(storage::Error::UnknownPartition(_)) => {} // deleted meanwhile
                     Err(e) => return Err(e.into()),
                 }
             }
+            // Once per stream: a flush per partition would write the other partitions'
+            // doomed records to blob files that then outlive them.
+            store.compact_purged(&changed)?;
             Ok(total)
         })
         .await?;
@@ -124,26 +129,28 @@ impl Namespace {
 }
 
 /// Retention on one partition: the log start moves to whichever of the TTL and the size cap
-/// reaches further, then key compaction runs when asked.
+/// reaches further, then key compaction runs when asked. Returns what went and, when
+/// anything did, the offset below which the disk space is to be reclaimed.
 fn purge_partition(
     store: &storage::Store,
     id: PartitionId,
     cutoff: Option<i64>,
     cap: u64,
     compact: Option<&CompactOptions>,
-) -> storage::Result<Purged> {
+) -> storage::Result<(Purged, Option<u64>)> {
     let mut start = cutoff.map_or(Ok(0), |c| store.expired_start(id, c))?;
     if cap > 0 {
         start = start.max(store.size_capped_start(id, cap)?);
     }
     let mut purged = store.purge_before(id, start)?;
-    if purged.records > 0 {
-        store.compact_purged(id, start)?;
-    }
+    let mut below = (purged.records > 0).then_some(start);
     if let Some(o) = compact {
         let c = store.compact_keys(id, &batch::Codec, o)?;
         purged.records += c.removed.records;
         purged.bytes += c.removed.bytes;
+        if c.batches_rewritten > 0 {
+            below = Some(below.map_or(c.reclaim_below, |b| b.max(c.reclaim_below)));
+        }
         if c.ran {
             tracing::debug!(
                 partition = id,
@@ -154,5 +161,5 @@ fn purge_partition(
             );
         }
     }
-    Ok(purged)
+    Ok((purged, below))
 }
