@@ -1,5 +1,6 @@
-//! Fuzzes storage's own decoders: the partition state, the batch summary and the counters
-//! in `values.rs`, and the key decoders in `keys.rs`. What decodes must encode back to an
+//! Fuzzes storage's own decoders: the partition state, the batch summary, producer states,
+//! cursors and the counters in `values.rs`, and the key decoders in `keys.rs` (log, index,
+//! time index, producer and cursor keys). What decodes must encode back to an
 //! equal value (byte for byte where the format has one encoding), and nothing may panic:
 //! these read whatever is on disk.
 
@@ -7,13 +8,13 @@
 
 use libfuzzer_sys::fuzz_target;
 use tributary_storage::keys;
-use tributary_storage::values::{BatchSummary, PartitionState, decode_u64};
+use tributary_storage::values::{BatchSummary, Cursor, PartitionState, ProducerState, decode_u64};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&which, v)) = data.split_first() else {
         return;
     };
-    match which % 5 {
+    match which % 7 {
         0 => {
             if let Ok(s) = PartitionState::decode(v) {
                 assert!(s.log_start <= s.next_offset);
@@ -54,6 +55,32 @@ fuzz_target!(|data: &[u8]| {
                 );
                 assert!(v >= start.as_slice());
                 assert!(end.is_none_or(|e| v < e.as_slice()));
+            }
+        }
+        5 => {
+            if let Ok(s) = ProducerState::decode(v) {
+                assert!(s.recent.len() <= ProducerState::RECENT);
+                assert_eq!(s.encode(), v, "one encoding per producer state");
+            }
+            if let Ok(c) = Cursor::decode(v) {
+                assert_eq!(c.encode().as_slice(), v);
+            }
+        }
+        6 => {
+            if let Some((p, t, o)) = keys::decode_index_time(v) {
+                assert_eq!(keys::index_time(p, t, o).as_slice(), v);
+                assert!(v.starts_with(&keys::index_time_prefix(p)));
+                assert_eq!(keys::decode_index_batch(v), None);
+            }
+            if let Some((p, id)) = keys::decode_producer(v) {
+                assert_eq!(keys::producer(p, id).as_slice(), v);
+            }
+            if v.len() >= 16 {
+                let scope: [u8; 16] = v[..16].try_into().unwrap();
+                if let Some((group, id)) = keys::decode_cursor(&scope, v) {
+                    assert_eq!(keys::cursor(&scope, group, id), v);
+                    assert!(v.starts_with(&keys::cursor_prefix(&scope, Some(group))));
+                }
             }
         }
         _ => {

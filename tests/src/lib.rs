@@ -89,7 +89,11 @@ impl Server {
     fn spawn(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Server> {
         std::fs::create_dir_all(data_dir)?;
         let mut cmd = Command::new(binary());
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        cmd.arg("serve");
+        if !args.contains(&"--listen") {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        cmd.arg("--data-dir")
             .arg(data_dir)
             .args(args)
             .envs(env.iter().copied());
@@ -217,6 +221,19 @@ impl Server {
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop the server before restarting it");
         let mut next = Self::start_in(&self.data_dir).expect("server restarts");
+        self.log = std::mem::take(&mut next.log);
+        self.url = std::mem::take(&mut next.url);
+        self.metrics_addr = next.metrics_addr.take();
+        self.child = next.child.take();
+    }
+
+    /// Restarts on the same data directory and the same address, so clients that keep
+    /// reconnecting to it find it again.
+    pub fn restart_in_place(&mut self) {
+        assert!(self.child.is_none(), "stop the server before restarting it");
+        let addr = self.url.rsplit("://").next().expect("a URL").to_owned();
+        let mut next =
+            Self::start_in_with(&self.data_dir, &["--listen", &addr]).expect("server restarts");
         self.log = std::mem::take(&mut next.log);
         self.url = std::mem::take(&mut next.url);
         self.metrics_addr = next.metrics_addr.take();
