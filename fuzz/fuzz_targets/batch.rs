@@ -9,9 +9,10 @@ use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
 use tributary_proto::v1::RecordBatch;
+use tributary_volume::TimestampType;
 use tributary_volume::batch::{
-    ServerFields, count_elements, encode_records, max_timestamp, record_size, stored_value,
-    validate,
+    ServerFields, count_elements, encode_records, first_at_or_after, max_timestamp, record_size,
+    stored_value, validate,
 };
 use tributary_volume::limits::{MAX_HEADERS_PER_BATCH, MAX_RECORDS_PER_BATCH};
 
@@ -49,8 +50,13 @@ fuzz_target!(|data: &[u8]| {
                     .all(|r| r.timestamp_ms.is_none_or(|t| t >= 0))
             );
             assert_eq!(
-                (d.base_offset, d.append_time_ms, d.origin_base_offset),
-                (0, 0, 0)
+                (
+                    d.base_offset,
+                    d.append_time_ms,
+                    d.origin_base_offset,
+                    d.timestamp_type
+                ),
+                (0, 0, 0, 0)
             );
             assert!(d.origin_cluster.is_empty());
 
@@ -59,6 +65,11 @@ fuzz_target!(|data: &[u8]| {
                 append_time_ms: i64::from(max_message_bytes) - 3,
                 origin_cluster: [data.len() as u8; 16],
                 origin_base_offset: u64::from(max_message_bytes),
+                timestamp_type: if data.len() % 2 == 0 {
+                    TimestampType::CreateTime
+                } else {
+                    TimestampType::LogAppendTime
+                },
             };
             let stored = stored_value(&p.encoded, &fields);
             assert!(
@@ -80,6 +91,15 @@ fuzz_target!(|data: &[u8]| {
                 )
             );
             assert_eq!(back.origin_cluster.as_ref(), &fields.origin_cluster);
+            // Seek by time inside the stored batch agrees with its timestamps.
+            let first = first_at_or_after(&stored, 0).expect("stored batches decode");
+            if fields.append_time_ms >= 0 {
+                assert_eq!(
+                    first,
+                    Some(fields.base_offset),
+                    "every timestamp is at or after 0"
+                );
+            }
 
             // A split over partitions re-encodes records; they must survive it.
             let split = encode_records(p.records.clone());
@@ -90,7 +110,14 @@ fuzz_target!(|data: &[u8]| {
 
             let at = fields.append_time_ms;
             let expected = p.records.iter().map(|r| r.timestamp_ms.unwrap_or(at)).max();
-            assert_eq!(max_timestamp(&p.records, at), expected.unwrap());
+            assert_eq!(
+                max_timestamp(&p.records, at, TimestampType::CreateTime),
+                expected.unwrap()
+            );
+            assert_eq!(
+                max_timestamp(&p.records, at, TimestampType::LogAppendTime),
+                at
+            );
         }
         Err(e) => {
             let m = e.to_string();
@@ -104,6 +131,7 @@ fuzz_target!(|data: &[u8]| {
                     || d.append_time_ms != 0
                     || d.origin_base_offset != 0
                     || !d.origin_cluster.is_empty()
+                    || d.timestamp_type != 0
                     || d.records.iter().any(|r| {
                         record_size(r) > max_message_bytes as usize
                             || r.timestamp_ms.is_some_and(|t| t < 0)
