@@ -262,20 +262,7 @@ async fn group_verbs_list_show_lag_reset_and_delete() {
     let client = setup(&server, "/g/s", "t", 2).await;
     produce(&client, "/g/s:t", 0, 10).await;
     // A standalone commit (the group has no members).
-    client
-        .consumer()
-        .commit_offsets(v1::CommitOffsetsRequest {
-            stream: "/g/s".into(),
-            group: "ops".into(),
-            cursors: vec![v1::CursorCommit {
-                topic: "t".into(),
-                partition: 0,
-                offset: 1,
-            }],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    standalone_commit(&client, "ops", 0, 1).await.unwrap();
     let list = server.cli().args(["group", "list", "/g/s"]).run().ok();
     assert!(list.stdout.contains("ops"), "{}", list.stdout);
     let info = server
@@ -336,20 +323,7 @@ async fn group_verbs_list_show_lag_reset_and_delete() {
         .failed();
     assert!(gone.stderr.contains("NOT_FOUND"), "{}", gone.stderr);
     // Deleting the stream deletes its cursors.
-    client
-        .consumer()
-        .commit_offsets(v1::CommitOffsetsRequest {
-            stream: "/g/s".into(),
-            group: "again".into(),
-            cursors: vec![v1::CursorCommit {
-                topic: "t".into(),
-                partition: 1,
-                offset: 1,
-            }],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    standalone_commit(&client, "again", 1, 1).await.unwrap();
     let mut admin = client.admin();
     admin
         .delete_stream(v1::DeleteStreamRequest {
@@ -367,6 +341,28 @@ async fn group_verbs_list_show_lag_reset_and_delete() {
         .unwrap()
         .into_inner();
     assert!(groups.groups.is_empty(), "{groups:?}");
+}
+
+/// A commit outside any membership (allowed while the group has no members).
+async fn standalone_commit(
+    client: &Client,
+    group: &str,
+    partition: u32,
+    offset: u64,
+) -> Result<tonic::Response<v1::CommitOffsetsResponse>, tonic::Status> {
+    client
+        .consumer()
+        .commit_offsets(v1::CommitOffsetsRequest {
+            stream: "/g/s".into(),
+            group: group.into(),
+            cursors: vec![v1::CursorCommit {
+                topic: "t".into(),
+                partition,
+                offset,
+            }],
+            ..Default::default()
+        })
+        .await
 }
 
 async fn create_stream_again(client: &Client) {
