@@ -235,6 +235,60 @@ pub fn decode_cursor<'a>(scope: &CursorScope, key: &'a [u8]) -> Option<(&'a str,
     ))
 }
 
+// repl CF
+//
+//   +------+----------------------+------------------+
+//   | 0x01 | partition_id u64 BE  | origin 16 bytes  |  -> next origin offset (u64 BE)
+//   +------+----------------------+------------------+
+//   | 0x02 | link 16 bytes        | partition_id BE  |  -> next upstream offset (u64 BE)
+//   +------+----------------------+------------------+
+//   A partition's watermarks are one prefix (dropped with it); a link's positions are one
+//   prefix (dropped with the link).
+pub type ClusterId = [u8; 16];
+pub type LinkId = [u8; 16];
+const REPL_WATERMARK: u8 = 0x01;
+const REPL_POSITION: u8 = 0x02;
+pub const WATERMARK_KEY_LEN: usize = 25;
+
+pub fn watermark(id: PartitionId, origin: &ClusterId) -> [u8; WATERMARK_KEY_LEN] {
+    let mut k = [0u8; WATERMARK_KEY_LEN];
+    k[0] = REPL_WATERMARK;
+    k[1..9].copy_from_slice(&id.to_be_bytes());
+    k[9..].copy_from_slice(origin);
+    k
+}
+
+/// Every watermark of partition `id` starts with this.
+pub fn watermark_prefix(id: PartitionId) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = REPL_WATERMARK;
+    k[1..].copy_from_slice(&id.to_be_bytes());
+    k
+}
+
+pub fn link_position(link: &LinkId, id: PartitionId) -> [u8; 25] {
+    let mut k = [0u8; 25];
+    k[0] = REPL_POSITION;
+    k[1..17].copy_from_slice(link);
+    k[17..].copy_from_slice(&id.to_be_bytes());
+    k
+}
+
+pub fn link_prefix(link: &LinkId) -> [u8; 17] {
+    let mut k = [0u8; 17];
+    k[0] = REPL_POSITION;
+    k[1..].copy_from_slice(link);
+    k
+}
+
+/// The partition of a link-position key.
+pub fn decode_link_position(key: &[u8]) -> Option<PartitionId> {
+    if key.len() != 25 || key[0] != REPL_POSITION {
+        return None;
+    }
+    Some(u64::from_be_bytes(key[17..].try_into().ok()?))
+}
+
 /// Every key of partition `id` in the log or index CF lies in `[partition_start(id),
 /// partition_start(id + 1))`.
 pub fn partition_start(id: PartitionId) -> [u8; 8] {
@@ -307,6 +361,18 @@ mod tests {
                 Some(end) => prop_assert!(k < end),
                 None => prop_assert!(prefix.iter().all(|&b| b == 0xFF)),
             }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn repl_keys_stay_in_their_prefixes(p in 0..u64::MAX, o: [u8; 16], l: [u8; 16]) {
+            prop_assert!(watermark(p, &o).starts_with(&watermark_prefix(p)));
+            prop_assert!(!watermark(p + 1, &o).starts_with(&watermark_prefix(p)));
+            let k = link_position(&l, p);
+            prop_assert!(k.starts_with(&link_prefix(&l)));
+            prop_assert_eq!(decode_link_position(&k), Some(p));
+            prop_assert_eq!(decode_link_position(&watermark(p, &o)), None);
         }
     }
 

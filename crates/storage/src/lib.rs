@@ -15,6 +15,7 @@ mod cursors;
 mod error;
 pub mod keys;
 mod options;
+mod replication;
 mod stats;
 mod store;
 mod timeindex;
@@ -25,6 +26,8 @@ pub use compaction::{CompactOptions, Compacted, DEFAULT_MAX_KEYS, KeyCodec, MIN_
 pub use error::{EngineError, Error, Result};
 pub use keys::CursorScope;
 pub use keys::PartitionId;
+pub use keys::{ClusterId, LinkId};
+pub use replication::{ApplyResult, Applied, PulledBatch};
 pub use options::StoreOptions;
 pub use stats::StoreStats;
 pub use store::{
@@ -40,3 +43,5 @@ mod compaction_tests;
 mod tests;
 #[cfg(test)]
 mod tests_groups;
+#[cfg(test)]
+mod tests_replication;

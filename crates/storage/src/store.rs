@@ -199,6 +199,8 @@ pub(crate) struct Slot {
     pub(crate) time: TimeTail,
     /// Idempotent producers' states read or written so far (the rest stay on disk).
     pub(crate) producers: HashMap<u64, ProducerState>,
+    /// Replication watermarks read or written so far, by origin (see `replication.rs`).
+    pub(crate) origins: HashMap<keys::ClusterId, u64>,
 }
 
 pub struct Store {
@@ -353,6 +355,9 @@ impl Store {
             wb.delete_range_cf(log, &start, &end);
             wb.delete_range_cf(index, &start, &end);
             wb.delete_range_cf(self.cf(cf::PRODUCERS), &start, &end);
+            let marks = keys::watermark_prefix(id);
+            let marks_end = keys::prefix_end(&marks).expect("0x01 prefix");
+            wb.delete_range_cf(self.cf(cf::REPL), &marks[..], &marks_end[..]);
             wb.delete_cf(meta, keys::partition_state(id));
         }
         for scope in &tx.drop_cursors {
@@ -394,6 +399,7 @@ impl Store {
                     dropped: false,
                     time,
                     producers: HashMap::new(),
+                    origins: HashMap::new(),
                 }),
                 hwm: watch::Sender::new(state.next_offset),
                 log_start: AtomicU64::new(state.log_start),
@@ -513,41 +519,9 @@ impl Store {
         for (i, (&id, slot)) in partitions.iter().zip(&slots).enumerate() {
             let base = slot.state.next_offset;
             let batch = build(i, base);
-            assert!(batch.record_count > 0, "empty batches are never appended");
-            if batch.value.len() > MAX_BATCH_BYTES {
-                return Err(Error::BatchTooLarge {
-                    bytes: batch.value.len(),
-                    limit: MAX_BATCH_BYTES,
-                });
-            }
-            let summary = BatchSummary {
-                record_count: batch.record_count,
-                bytes: batch.value.len() as u32,
-                append_time_ms: batch.append_time_ms,
-                max_timestamp_ms: batch.max_timestamp_ms,
-            };
-            let count = u64::from(batch.record_count);
-            let state = PartitionState {
-                next_offset: base + count,
-                records: slot.state.records + count,
-                bytes: slot.state.bytes + batch.value.len() as u64,
-                ..slot.state
-            };
-            wb.put_cf(self.cf(cf::LOG), keys::log(id, base), &batch.value);
-            wb.put_cf(
-                self.cf(cf::INDEX),
-                keys::index_batch(id, base),
-                summary.encode(),
-            );
-            wb.put_cf(self.cf(cf::META), keys::partition_state(id), state.encode());
             let mut tail = slot.time;
-            if let Some(entry) = tail.advance(base, batch.max_timestamp_ms) {
-                wb.put_cf(
-                    self.cf(cf::INDEX),
-                    keys::index_time(id, entry.0, entry.1),
-                    [],
-                );
-            }
+            let state = self.stage_batch(&mut wb, id, &slot.state, &mut tail, base, &batch)?;
+            wb.put_cf(self.cf(cf::META), keys::partition_state(id), state.encode());
             tails.push(tail);
             if let Some((producer, state)) = &mut producers[i] {
                 state.last_ms = batch.append_time_ms;
@@ -585,6 +559,61 @@ impl Store {
             p.hwm.send_replace(state.next_offset);
         }
         Ok(appended)
+    }
+
+    /// Stages one batch stored at `base` into `wb`: its value, its summary and a time
+    /// index entry when one is due. Returns the partition's state after it (the caller
+    /// stages that once, after its last batch).
+    pub(crate) fn stage_batch(
+        &self,
+        wb: &mut WriteBatch,
+        id: PartitionId,
+        state: &PartitionState,
+        tail: &mut TimeTail,
+        base: u64,
+        batch: &NewBatch,
+    ) -> Result<PartitionState> {
+        assert!(batch.record_count > 0, "empty batches are never appended");
+        assert!(base >= state.next_offset, "batches are appended above the end");
+        if batch.value.len() > MAX_BATCH_BYTES {
+            return Err(Error::BatchTooLarge {
+                bytes: batch.value.len(),
+                limit: MAX_BATCH_BYTES,
+            });
+        }
+        let summary = BatchSummary {
+            record_count: batch.record_count,
+            bytes: batch.value.len() as u32,
+            append_time_ms: batch.append_time_ms,
+            max_timestamp_ms: batch.max_timestamp_ms,
+        };
+        wb.put_cf(self.cf(cf::LOG), keys::log(id, base), &batch.value);
+        wb.put_cf(
+            self.cf(cf::INDEX),
+            keys::index_batch(id, base),
+            summary.encode(),
+        );
+        if let Some(entry) = tail.advance(base, batch.max_timestamp_ms) {
+            wb.put_cf(
+                self.cf(cf::INDEX),
+                keys::index_time(id, entry.0, entry.1),
+                [],
+            );
+        }
+        let count = u64::from(batch.record_count);
+        Ok(PartitionState {
+            next_offset: base + count,
+            // An empty partition's first batch may start above its end (an offset-keeping
+            // mirror of a log whose head is gone): the log starts there.
+            log_start: if state.records == 0 && state.log_start == state.next_offset {
+                base
+            } else {
+                state.log_start
+            },
+            records: state.records + count,
+            bytes: state.bytes + batch.value.len() as u64,
+            ..*state
+        })
     }
 
     /// Reads whole batches from the one holding `offset` (or, where key compaction left a

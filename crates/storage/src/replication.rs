@@ -1,0 +1,234 @@
+//! Applying batches pulled from another cluster, exactly once in any topology.
+//!
+//! Every stored batch names its origin cluster and its offset there. Each partition keeps,
+//! per origin, the next origin offset it expects (its watermark, in the `repl` column
+//! family). A pulled batch is appended only for its records at or above that watermark, and
+//! the watermark moves in the same `WriteBatch` as the records, with the link's position in
+//! its upstream. Every log holds each origin's records as an in-order prefix, so whatever
+//! path a record takes it is applied once; a batch of the pulling cluster's own origin is
+//! never applied. Storage never parses a batch: the caller says what each one holds and
+//! builds the bytes to store (cutting off a head already applied, when asked).
+
+use std::collections::HashMap;
+
+use rocksdb::{ReadOptions, WriteBatch};
+
+use crate::error::{Error, Result};
+use crate::keys::{self, ClusterId, LinkId, PartitionId, cf};
+use crate::store::{Durability, NewBatch, Store, get, write_options};
+use crate::values::decode_u64;
+
+/// What a pulled batch holds, as read from it by the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PulledBatch {
+    pub origin: ClusterId,
+    /// Offset of its first record in the origin's partition.
+    pub origin_base: u64,
+    pub record_count: u32,
+    /// Offset-keeping mirrors: the offset it had upstream, which it keeps here.
+    pub keep_offset: Option<u64>,
+}
+
+/// How one pulled batch was applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Stored at `base_offset`, without its first `skipped` records (already applied).
+    Appended {
+        base_offset: u64,
+        skipped: u32,
+        bytes: u64,
+    },
+    /// Every record was already applied (it came by another path first).
+    Duplicate,
+    /// The pulling cluster's own record, come back around.
+    Own,
+}
+
+/// The result of applying one partition's pulled batches.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyResult {
+    pub applied: Vec<Applied>,
+    /// Records missing from an origin's sequence (its head or a compacted key was gone
+    /// upstream when the batch was read): `(origin, first missing, count)`.
+    pub gaps: Vec<(ClusterId, u64, u64)>,
+    pub high_watermark: u64,
+}
+
+impl ApplyResult {
+    pub fn appended_records(&self, batches: &[PulledBatch]) -> u64 {
+        self.applied
+            .iter()
+            .zip(batches)
+            .map(|(a, b)| match a {
+                Applied::Appended { skipped, .. } => u64::from(b.record_count - skipped),
+                _ => 0,
+            })
+            .sum()
+    }
+}
+
+impl Store {
+    /// Applies `batches` pulled by `link` to partition `id`, and sets the link's position
+    /// there to `position`, in one write. `build(i, base_offset, skip)` makes the bytes to
+    /// store for `batches[i]` at `base_offset` without its first `skip` records; it runs
+    /// under the partition's append lock.
+    pub fn apply_pulled(
+        &self,
+        durability: Durability,
+        id: PartitionId,
+        link: &LinkId,
+        position: u64,
+        batches: &[PulledBatch],
+        mut build: impl FnMut(usize, u64, u32) -> NewBatch,
+    ) -> Result<ApplyResult> {
+        let own = *self.identity().cluster_id.as_bytes();
+        let p = self.partition(id)?;
+        let mut slot = p.slot.lock();
+        if slot.dropped {
+            return Err(Error::UnknownPartition(id));
+        }
+        let mut marks: HashMap<ClusterId, u64> = HashMap::new();
+        for b in batches {
+            if b.origin != own && !marks.contains_key(&b.origin) {
+                let m = match slot.origins.get(&b.origin) {
+                    Some(&m) => m,
+                    None => self.watermark(id, &b.origin)?,
+                };
+                marks.insert(b.origin, m);
+            }
+        }
+        let mut wb = WriteBatch::default();
+        let mut state = slot.state;
+        let mut tail = slot.time;
+        let mut result = ApplyResult::default();
+        for (i, b) in batches.iter().enumerate() {
+            if b.record_count == 0 {
+                return Err(Error::corrupt("pulled batch", "it has no records".into()));
+            }
+            if b.origin == own {
+                result.applied.push(Applied::Own);
+                continue;
+            }
+            let mark = marks.get_mut(&b.origin).expect("loaded above");
+            let end = b.origin_base + u64::from(b.record_count);
+            if end <= *mark {
+                result.applied.push(Applied::Duplicate);
+                continue;
+            }
+            if b.origin_base > *mark {
+                result
+                    .gaps
+                    .push((b.origin, *mark, b.origin_base - *mark));
+            }
+            let skip = mark.saturating_sub(b.origin_base) as u32;
+            let base = match b.keep_offset {
+                Some(at) if at + u64::from(skip) < state.next_offset => {
+                    return Err(Error::corrupt(
+                        "mirrored batch",
+                        format!(
+                            "it keeps offset {at} but partition {id} already ends at {}",
+                            state.next_offset
+                        ),
+                    ));
+                }
+                Some(at) => at + u64::from(skip),
+                None => state.next_offset,
+            };
+            let batch = build(i, base, skip);
+            debug_assert_eq!(batch.record_count, b.record_count - skip);
+            state = self.stage_batch(&mut wb, id, &state, &mut tail, base, &batch)?;
+            *mark = end;
+            wb.put_cf(
+                self.cf(cf::REPL),
+                keys::watermark(id, &b.origin),
+                end.to_be_bytes(),
+            );
+            result.applied.push(Applied::Appended {
+                base_offset: base,
+                skipped: skip,
+                bytes: batch.value.len() as u64,
+            });
+        }
+        let appended = state != slot.state;
+        if appended {
+            wb.put_cf(self.cf(cf::META), keys::partition_state(id), state.encode());
+        }
+        wb.put_cf(
+            self.cf(cf::REPL),
+            keys::link_position(link, id),
+            position.to_be_bytes(),
+        );
+        self.db.write_opt(wb, &write_options(durability))?;
+        slot.origins.extend(marks);
+        if appended {
+            slot.state = state;
+            slot.time = tail;
+            p.log_start
+                .fetch_max(state.log_start, std::sync::atomic::Ordering::AcqRel);
+            p.hwm.send_replace(state.next_offset);
+        }
+        result.high_watermark = state.next_offset;
+        Ok(result)
+    }
+
+    /// The next offset of `origin` that partition `id` expects (0 when none came yet).
+    pub fn watermark(&self, id: PartitionId, origin: &ClusterId) -> Result<u64> {
+        match get(&self.db, cf::REPL, &keys::watermark(id, origin))? {
+            Some(v) => decode_u64("origin watermark", &v),
+            None => Ok(0),
+        }
+    }
+
+    /// Every origin's watermark in partition `id`, in origin order.
+    pub fn watermarks(&self, id: PartitionId) -> Result<Vec<(ClusterId, u64)>> {
+        let prefix = keys::watermark_prefix(id);
+        self.scan_repl(&prefix, |k, v| {
+            let origin: ClusterId = k[prefix.len()..]
+                .try_into()
+                .map_err(|_| Error::corrupt("watermark key", format!("{k:02x?}")))?;
+            Ok((origin, decode_u64("origin watermark", v)?))
+        })
+    }
+
+    /// A link's stored positions, by partition.
+    pub fn link_positions(&self, link: &LinkId) -> Result<Vec<(PartitionId, u64)>> {
+        self.scan_repl(&keys::link_prefix(link), |k, v| {
+            let id = keys::decode_link_position(k)
+                .ok_or_else(|| Error::corrupt("link position key", format!("{k:02x?}")))?;
+            Ok((id, decode_u64("link position", v)?))
+        })
+    }
+
+    /// Forgets a removed link's positions.
+    pub fn drop_link(&self, link: &LinkId) -> Result<()> {
+        let start = keys::link_prefix(link);
+        let end = keys::prefix_end(&start).expect("a link prefix is not all 0xFF");
+        let mut wb = WriteBatch::default();
+        wb.delete_range_cf(self.cf(cf::REPL), &start[..], &end[..]);
+        self.db.write_opt(wb, &write_options(Durability::Sync))?;
+        Ok(())
+    }
+
+    fn scan_repl<T>(
+        &self,
+        prefix: &[u8],
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut ro = ReadOptions::default();
+        if let Some(end) = keys::prefix_end(prefix) {
+            ro.set_iterate_upper_bound(end);
+        }
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(cf::REPL), ro);
+        it.seek(prefix);
+        let mut out = Vec::new();
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            out.push(f(k, v)?);
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
+    }
+}
