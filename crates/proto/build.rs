@@ -8,6 +8,7 @@ const PROTOS: &[&str] = &[
     "tributary/v1/admin.proto",
     "tributary/v1/producer.proto",
     "tributary/v1/consumer.proto",
+    "tributary/v1/replication.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

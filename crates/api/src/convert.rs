@@ -137,6 +137,7 @@ pub fn stream(s: volume::StreamInfo) -> v1::Stream {
         purged_records: s.totals.purged_records,
         purged_bytes: s.totals.purged_bytes,
         earliest_append_ms: s.totals.earliest_append_ms,
+        mirror_of: s.mirror_of.unwrap_or_default(),
     }
 }
 

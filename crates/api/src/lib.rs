@@ -11,6 +11,7 @@ mod error;
 mod health;
 pub mod limits;
 pub mod metrics;
+mod replication;
 mod server;
 mod services;
 mod trace;

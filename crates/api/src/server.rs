@@ -78,11 +78,17 @@ pub async fn serve(
         .max_decoding_message_size(max)
         .max_encoding_message_size(max)
         .accept_compressed(CompressionEncoding::Gzip);
-    let consumer = wire::consumer_server::ConsumerServer::new(services)
+    let consumer = wire::consumer_server::ConsumerServer::new(services.clone())
         .max_decoding_message_size(max)
         .max_encoding_message_size(max)
         .accept_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Gzip);
+    let replication = v1::replication_server::ReplicationServer::new(services.clone())
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max)
+        .send_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Gzip);
+    let replication = InterceptedService::new(replication, auth.clone());
     let admin = InterceptedService::new(admin, auth.clone());
     let producer = InterceptedService::new(producer, auth.clone());
     let consumer = InterceptedService::new(consumer, auth);
@@ -121,6 +127,7 @@ pub async fn serve(
         .add_service(admin)
         .add_service(producer)
         .add_service(consumer)
+        .add_service(replication)
         .add_service(options.health.server())
         // v1 for grpcurl and current clients; v1alpha for the many (grpcio's among them)
         // that still ask for it. The descriptors are checked by a test.

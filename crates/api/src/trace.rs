@@ -60,6 +60,11 @@ subject!(
     v1::DescribeGroupRequest => stream,
     v1::ResetGroupRequest => stream,
     v1::DeleteGroupRequest => stream,
+    v1::PullRequest => stream,
+    v1::AddUpstreamRequest => stream,
+    v1::ListUpstreamsRequest => stream,
+    v1::UpstreamRef => stream,
+    v1::PromoteStreamRequest => path,
 );
 
 // Requests about users or the cluster name no path.

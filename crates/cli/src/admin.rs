@@ -200,6 +200,9 @@ pub enum StreamCmd {
     Purge { path: String },
     /// Delete a stream, its topics and records.
     Delete { path: String },
+    /// Make an offset-keeping mirror a normal writable stream (failover): its mirror link
+    /// is removed and producers are accepted.
+    Promote { path: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -383,6 +386,16 @@ pub async fn stream(g: &Global, cmd: StreamCmd) -> anyhow::Result<()> {
                 .await?;
             done(g, "deleted", &path);
         }
+        StreamCmd::Promote { path } => {
+            let s = g
+                .connect()
+                .await?
+                .replication()
+                .promote_stream(v1::PromoteStreamRequest { path })
+                .await?
+                .into_inner();
+            print_streams(g, &[s], true);
+        }
     }
     Ok(())
 }
@@ -513,7 +526,7 @@ fn done(g: &Global, what: &str, path: &str) {
     }
 }
 
-fn time(ms: i64) -> String {
+pub(crate) fn time(ms: i64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
     humantime::format_rfc3339_millis(t).to_string()
 }
@@ -628,6 +641,7 @@ fn print_streams(g: &Global, ss: &[v1::Stream], details: bool) {
                 "purged_records": s.purged_records,
                 "purged_bytes": s.purged_bytes,
                 "earliest_append_ms": s.earliest_append_ms,
+                "mirror_of": s.mirror_of,
             }));
         }
         return;
@@ -678,6 +692,12 @@ fn print_streams(g: &Global, ss: &[v1::Stream], details: bool) {
     if details && ss.len() == 1 {
         let a = ss[0].attributes.clone().unwrap_or_default();
         println!("\ntimestamps: {}", timestamp_type_name(a.timestamp_type));
+        if !ss[0].mirror_of.is_empty() {
+            println!(
+                "mirror of: {} (read-only; `stream promote` makes it writable)",
+                ss[0].mirror_of
+            );
+        }
         let perms = [
             ("produce", a.produce_perm),
             ("consume", a.consume_perm),

@@ -10,6 +10,7 @@ mod metrics;
 mod output;
 mod produce;
 mod serve;
+mod upstream;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -124,6 +125,10 @@ enum Command {
     /// Consumer groups: list, info (cursors and lag), reset, delete.
     #[command(subcommand)]
     Group(group::GroupCmd),
+    /// Replication links into this cluster's streams: add, list (state and lag), pause,
+    /// resume, remove.
+    #[command(subcommand)]
+    Upstream(upstream::UpstreamCmd),
     /// Measure throughput and latency: produce, consume, or e2e (both at once).
     Bench(tributary_bench::BenchArgs),
 }
@@ -146,6 +151,7 @@ fn main() -> std::process::ExitCode {
             Command::Produce(args) => produce::run(&cli.global, args).await,
             Command::Consume(args) => consume::run(&cli.global, args).await,
             Command::Group(c) => group::run(&cli.global, c).await,
+            Command::Upstream(c) => upstream::run(&cli.global, c).await,
             Command::Bench(args) => {
                 let g = &cli.global;
                 let report = tributary_bench::run(&args, async || Ok(g.connect().await?)).await?;

@@ -146,6 +146,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ..ServerOptions::default()
     };
     let retention = tokio::spawn(retention_loop(ns.clone(), cfg.retention_interval));
+    let replicator = tributary_replication::Replicator::start(ns.clone());
     // Once stopping, connections get DRAIN_LIMIT to finish; a client that never closes
     // its connection (or a stuck call) must not keep the server up forever.
     let stopping = tokio::sync::Notify::new();
@@ -161,6 +162,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     retention.abort();
     let _ = retention.await;
+    replicator.stop().await;
     if let Some(t) = metrics_task {
         t.abort();
         let _ = t.await;

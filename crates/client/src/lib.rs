@@ -10,7 +10,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tributary_proto::v1::{
     self, admin_client::AdminClient, consumer_client::ConsumerClient,
-    producer_client::ProducerClient,
+    producer_client::ProducerClient, replication_client::ReplicationClient,
 };
 
 pub use tributary_proto::v1::{Header, Record, RecordBatch};
@@ -108,6 +108,7 @@ pub struct Client {
     admin: AdminClient<Svc>,
     producer: ProducerClient<Svc>,
     consumer: ConsumerClient<Svc>,
+    replication: ReplicationClient<Svc>,
 }
 
 /// How to reach and authenticate to a server.
@@ -209,9 +210,13 @@ impl Client {
             producer: ProducerClient::new(svc.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
-            consumer: ConsumerClient::new(svc)
+            consumer: ConsumerClient::new(svc.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            replication: ReplicationClient::new(svc)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES)
+                .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
         })
     }
 
@@ -224,6 +229,11 @@ impl Client {
     /// The generated Admin client, for namespace calls.
     pub fn admin(&self) -> AdminClient<Svc> {
         self.admin.clone()
+    }
+
+    /// The generated Replication client: links and the pull between clusters.
+    pub fn replication(&self) -> ReplicationClient<Svc> {
+        self.replication.clone()
     }
 
     pub fn producer(&self) -> ProducerClient<Svc> {

@@ -27,8 +27,8 @@ pub use error::{EngineError, Error, Result};
 pub use keys::CursorScope;
 pub use keys::PartitionId;
 pub use keys::{ClusterId, LinkId};
-pub use replication::{ApplyResult, Applied, PulledBatch};
 pub use options::StoreOptions;
+pub use replication::{Applied, ApplyResult, PulledBatch};
 pub use stats::StoreStats;
 pub use store::{
     AppendCheck, Appended, CatalogTx, ClusterIdentity, Durability, MAX_BATCH_BYTES, NewBatch,

@@ -48,9 +48,6 @@ pub enum Applied {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApplyResult {
     pub applied: Vec<Applied>,
-    /// Records missing from an origin's sequence (its head or a compacted key was gone
-    /// upstream when the batch was read): `(origin, first missing, count)`.
-    pub gaps: Vec<(ClusterId, u64, u64)>,
     pub high_watermark: u64,
 }
 
@@ -115,11 +112,6 @@ impl Store {
                 result.applied.push(Applied::Duplicate);
                 continue;
             }
-            if b.origin_base > *mark {
-                result
-                    .gaps
-                    .push((b.origin, *mark, b.origin_base - *mark));
-            }
             let skip = mark.saturating_sub(b.origin_base) as u32;
             let base = match b.keep_offset {
                 Some(at) if at + u64::from(skip) < state.next_offset => {
@@ -166,6 +158,7 @@ impl Store {
             p.log_start
                 .fetch_max(state.log_start, std::sync::atomic::Ordering::AcqRel);
             p.hwm.send_replace(state.next_offset);
+            self.notify_appended();
         }
         result.high_watermark = state.next_offset;
         Ok(result)

@@ -213,6 +213,8 @@ pub struct Store {
     /// Next id to hand out; persisted by the commit that uses it.
     next_partition_id: Mutex<u64>,
     next_producer_id: Mutex<u64>,
+    /// Woken by every append, for readers following many partitions at once.
+    appends: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Store {
@@ -261,6 +263,7 @@ impl Store {
             partitions: RwLock::new(HashMap::new()),
             next_partition_id: Mutex::new(next_partition_id),
             next_producer_id: Mutex::new(next_producer_id),
+            appends: tokio::sync::Notify::new(),
         })
     }
 
@@ -558,7 +561,18 @@ impl Store {
             }
             p.hwm.send_replace(state.next_offset);
         }
+        self.appends.notify_waiters();
         Ok(appended)
+    }
+
+    /// Completes after the next append to any partition; `enable` it before looking at
+    /// the partitions so no append in between is missed.
+    pub fn appended(&self) -> tokio::sync::futures::Notified<'_> {
+        self.appends.notified()
+    }
+
+    pub(crate) fn notify_appended(&self) {
+        self.appends.notify_waiters();
     }
 
     /// Stages one batch stored at `base` into `wb`: its value, its summary and a time
@@ -574,7 +588,10 @@ impl Store {
         batch: &NewBatch,
     ) -> Result<PartitionState> {
         assert!(batch.record_count > 0, "empty batches are never appended");
-        assert!(base >= state.next_offset, "batches are appended above the end");
+        assert!(
+            base >= state.next_offset,
+            "batches are appended above the end"
+        );
         if batch.value.len() > MAX_BATCH_BYTES {
             return Err(Error::BatchTooLarge {
                 bytes: batch.value.len(),

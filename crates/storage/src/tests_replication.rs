@@ -36,22 +36,34 @@ fn pulled(origin: ClusterId, origin_base: u64, record_count: u32) -> PulledBatch
 /// which origin records landed where.
 fn apply(store: &Store, id: PartitionId, position: u64, batches: &[PulledBatch]) -> ApplyResult {
     store
-        .apply_pulled(Durability::Buffered, id, &LINK, position, batches, |i, _, skip| {
-            let b = batches[i];
-            NewBatch {
-                value: (b.origin_base + u64::from(skip)).to_be_bytes().to_vec(),
-                record_count: b.record_count - skip,
-                append_time_ms: 5,
-                max_timestamp_ms: 5,
-            }
-        })
+        .apply_pulled(
+            Durability::Buffered,
+            id,
+            &LINK,
+            position,
+            batches,
+            |i, _, skip| {
+                let b = batches[i];
+                NewBatch {
+                    value: (b.origin_base + u64::from(skip)).to_be_bytes().to_vec(),
+                    record_count: b.record_count - skip,
+                    append_time_ms: 5,
+                    max_timestamp_ms: 5,
+                }
+            },
+        )
         .unwrap()
 }
 
 /// `(base_offset, first origin offset)` of every stored batch.
 fn stored(store: &Store, id: PartitionId) -> Vec<(u64, u64)> {
     store
-        .read(id, store.partition_stats(id, None).unwrap().log_start, usize::MAX, None)
+        .read(
+            id,
+            store.partition_stats(id, None).unwrap().log_start,
+            usize::MAX,
+            None,
+        )
         .unwrap()
         .batches
         .iter()
@@ -72,13 +84,26 @@ fn each_origin_record_is_applied_once_whatever_path_brings_it() {
     // From one upstream: A's 0..3, C's 0..2.
     let r = apply(&store, id, 2, &[pulled(A, 0, 3), pulled(C, 0, 2)]);
     assert_eq!(r.high_watermark, 5);
-    assert!(r.gaps.is_empty());
     // From another: A's 0..3 again (duplicate), A's 3..5, C's 1..4 overlapping by one.
     let batches = [pulled(A, 0, 3), pulled(A, 3, 2), pulled(C, 1, 3)];
     let r = apply(&store, id, 9, &batches);
     assert_eq!(r.applied[0], Applied::Duplicate);
-    assert!(matches!(r.applied[1], Applied::Appended { base_offset: 5, skipped: 0, .. }));
-    assert!(matches!(r.applied[2], Applied::Appended { base_offset: 7, skipped: 1, .. }));
+    assert!(matches!(
+        r.applied[1],
+        Applied::Appended {
+            base_offset: 5,
+            skipped: 0,
+            ..
+        }
+    ));
+    assert!(matches!(
+        r.applied[2],
+        Applied::Appended {
+            base_offset: 7,
+            skipped: 1,
+            ..
+        }
+    ));
     assert_eq!(r.appended_records(&batches), 4);
     assert_eq!(stored(&store, id), vec![(0, 0), (3, 0), (5, 3), (7, 2)]);
     assert_eq!(store.watermarks(id).unwrap(), vec![(A, 5), (C, 4)]);
@@ -86,14 +111,21 @@ fn each_origin_record_is_applied_once_whatever_path_brings_it() {
 }
 
 #[test]
-fn own_records_are_skipped_and_gaps_reported() {
+fn own_records_are_skipped_and_origin_offsets_need_not_be_dense() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let own = *store.identity().cluster_id.as_bytes();
     let id = new_partition(&store);
     let r = apply(&store, id, 4, &[pulled(own, 0, 4), pulled(A, 10, 2)]);
     assert_eq!(r.applied[0], Applied::Own);
-    assert_eq!(r.gaps, vec![(A, 0, 10)]);
+    assert!(matches!(
+        r.applied[1],
+        Applied::Appended {
+            base_offset: 0,
+            skipped: 0,
+            ..
+        }
+    ));
     assert_eq!(stored(&store, id), vec![(0, 10)]);
     assert_eq!(store.watermarks(id).unwrap(), vec![(A, 12)]);
 }

@@ -124,7 +124,41 @@ pub fn count_elements(batch: &[u8]) -> Option<ElementCount> {
     Some(n)
 }
 
+/// The producer's part of a stored batch: its top-level fields below the server's, byte for
+/// byte (a replica stores these with its own server fields after them). `None` at broken
+/// framing.
+pub fn producer_part(stored: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(stored.len());
+    let mut buf = stored;
+    while !buf.is_empty() {
+        let before = buf;
+        match next_field(&mut buf, 0)? {
+            Field::Value(field, _) if field < FIRST_SERVER_FIELD => {
+                out.extend_from_slice(&before[..before.len() - buf.len()]);
+            }
+            Field::Value(..) => {}
+            Field::EndGroup(_) => return None,
+        }
+    }
+    Some(out)
+}
+
+/// The origin cluster a stored batch names (the last occurrence wins, as in decoding),
+/// read without decoding its records. `None` at broken framing or without one.
+pub fn origin_of(stored: &[u8]) -> Option<[u8; 16]> {
+    let mut origin = None;
+    for_each_field(stored, |field, payload| {
+        if field == ORIGIN_CLUSTER_FIELD {
+            origin = payload.and_then(|p| <[u8; 16]>::try_from(p).ok());
+        }
+        Some(())
+    })?;
+    origin
+}
+
 /// Field numbers of `RecordBatch.records` and `Record.headers` (records.proto).
+const FIRST_SERVER_FIELD: u64 = 8;
+const ORIGIN_CLUSTER_FIELD: u64 = 10;
 const RECORDS_FIELD: u64 = 1;
 const HEADERS_FIELD: u64 = 3;
 /// Nesting of unknown groups skipped, above prost's own decoding limit (100).

@@ -24,7 +24,10 @@ pub use acl::{Acl, Principal};
 pub use auth::Caller;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
-pub use model::{Durability, Perm, Quotas, StreamAttributes, StreamAttributesPatch, TimestampType};
+pub use model::{
+    Durability, LinkRow, LinkStart, Perm, Quotas, StreamAttributes, StreamAttributesPatch,
+    TimestampType,
+};
 pub use namespace::*;
 pub use tributary_storage::PartitionStats;
 

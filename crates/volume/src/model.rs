@@ -7,6 +7,7 @@
 //!   'v' | volume path                      -> VolumeRow (JSON)
 //!   's' | stream path                      -> StreamRow (JSON)
 //!   't' | stream id (16 bytes) | topic     -> TopicRow  (JSON)
+//!   'l' | stream id (16 bytes) | link id   -> LinkRow   (JSON): an upstream of the stream
 //! ```
 //!
 //! Topics hang off the stream's id, not its path: a stream deleted and created again at the
@@ -236,6 +237,42 @@ pub struct StreamRow {
     pub path: String,
     pub attributes: StreamAttributes,
     pub created_ms: i64,
+    /// An offset-keeping mirror (read-only for producers): the `URL/SOURCE` it mirrors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror_of: Option<String>,
+}
+
+/// Where a link starts in partitions it has no position for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkStart {
+    #[default]
+    Earliest,
+    Latest,
+}
+
+/// A replica link: stream `source` at `url` feeds the stream `stream_id` of this cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkRow {
+    pub id: Uuid,
+    pub stream_id: Uuid,
+    pub stream: String,
+    /// `url` and `source` joined: `URL/SOURCE_STREAM`, as the link is named.
+    pub from: String,
+    pub url: String,
+    pub source: String,
+    /// The credential for the upstream: a token, or a file (read at every connection).
+    /// A token has to be usable, so it is kept as given, in the data directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<String>,
+    pub start: LinkStart,
+    pub mirror: bool,
+    pub paused: bool,
+    pub created_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -260,6 +297,14 @@ pub fn stream_key(path: &str) -> Vec<u8> {
 
 pub fn topics_prefix(stream: Uuid) -> Vec<u8> {
     [b"t".as_slice(), stream.as_bytes()].concat()
+}
+
+pub fn links_prefix(stream: Uuid) -> Vec<u8> {
+    [b"l".as_slice(), stream.as_bytes()].concat()
+}
+
+pub fn link_key(stream: Uuid, link: Uuid) -> Vec<u8> {
+    [b"l".as_slice(), stream.as_bytes(), link.as_bytes()].concat()
 }
 
 pub fn topic_key(stream: Uuid, topic: &str) -> Vec<u8> {

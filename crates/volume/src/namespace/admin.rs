@@ -137,11 +137,14 @@ impl Namespace {
         let mut tx = CatalogTx::default();
         tx.delete(&volume_key(path.as_str()));
         let mut dropped_topics = Vec::new();
+        let mut links = Vec::new();
         for s in &streams {
             dropped_topics.extend(self.delete_stream_into(&mut tx, s).await?.0);
+            links.extend(self.links_of(s.id));
         }
         self.commit(tx).await?;
         self.forget(&streams, &dropped_topics);
+        self.forget_links(&links).await?;
         self.volumes.write().remove(path.as_str());
         self.usage.write().remove(path.as_str());
         Ok(())
@@ -212,6 +215,7 @@ impl Namespace {
             path: path.to_string(),
             attributes,
             created_ms: self.clock.now_ms(),
+            mirror_of: None,
         };
         self.put_row(&stream_key(&row.path), &row).await?;
         self.streams
@@ -219,6 +223,7 @@ impl Namespace {
             .insert(row.path.clone(), Arc::new(row.clone()));
         Ok(StreamInfo {
             path: row.path,
+            mirror_of: None,
             attributes: row.attributes,
             created_ms: row.created_ms,
             topic_count: 0,
@@ -244,6 +249,7 @@ impl Namespace {
             let topics = self.topic_rows(&s).await?;
             out.push(StreamInfo {
                 path: s.path.clone(),
+                mirror_of: s.mirror_of.clone(),
                 attributes: s.attributes.clone(),
                 created_ms: s.created_ms,
                 topic_count: topics.len() as u64,
@@ -266,6 +272,7 @@ impl Namespace {
         let totals = self.partition_totals(ids, self.expire_before(&s)).await?;
         Ok(StreamInfo {
             path: s.path.clone(),
+            mirror_of: s.mirror_of.clone(),
             attributes: s.attributes.clone(),
             created_ms: s.created_ms,
             topic_count: topics.len() as u64,
@@ -310,7 +317,9 @@ impl Namespace {
         let mut tx = CatalogTx::default();
         let (topics, ids) = self.delete_stream_into(&mut tx, &s).await?;
         let bytes = self.partition_totals(ids, None).await?.bytes;
+        let links = self.links_of(s.id);
         self.commit(tx).await?;
+        self.forget_links(&links).await?;
         let usage = self.usage(volume_of(&s.path));
         usage.bytes.fetch_sub(
             bytes.min(usage.bytes.load(Ordering::Acquire)),
@@ -333,6 +342,9 @@ impl Namespace {
     ) -> Result<(Vec<(Uuid, String)>, Vec<tributary_storage::PartitionId>)> {
         tx.delete(&stream_key(&s.path));
         tx.drop_cursor_scope(*s.id.as_bytes());
+        for l in self.links_of(s.id) {
+            tx.delete(&link_key(s.id, l.id));
+        }
         let topics = self.topic_rows(s).await?;
         let mut ids = Vec::new();
         for t in &topics {
@@ -366,6 +378,7 @@ impl Namespace {
         let path = TopicPath::parse("path", path)?;
         let s = self.stream(&path.stream)?;
         self.check(c, &s, Perm::Topic)?;
+        super::data::refuse_mirror(&s, "create a topic in")?;
         let n = partitions.unwrap_or(s.attributes.default_partitions);
         check_partitions("partitions", n)?;
         let _admin = self.admin.lock().await;
@@ -432,7 +445,11 @@ impl Namespace {
         partitions: Option<u32>,
     ) -> Result<TopicInfo> {
         let path = TopicPath::parse("path", path)?;
-        self.check(c, &*self.stream(&path.stream)?, Perm::Topic)?;
+        let s = self.stream(&path.stream)?;
+        self.check(c, &s, Perm::Topic)?;
+        if partitions.is_some() {
+            super::data::refuse_mirror(&s, "add partitions to")?;
+        }
         if let Some(n) = partitions {
             check_partitions("partitions", n)?;
             let _admin = self.admin.lock().await;
@@ -445,25 +462,34 @@ impl Namespace {
                 ));
             }
             if n > have {
-                let mut row = t.row.clone();
-                let new = self.store.reserve_partition_ids((n - have) as usize);
-                row.partitions.extend(&new);
-                let mut tx = CatalogTx::default();
-                tx.put(&topic_key(t.stream.id, &path.topic), encode(&row));
-                new.iter().for_each(|&id| tx.create_partition(id));
-                self.commit(tx).await?;
-                self.topics
-                    .write()
-                    .remove(&(t.stream.id, path.topic.clone()));
+                self.grow_topic(&t.stream, t.row.clone(), n).await?;
             }
         }
         self.describe_topic(c, &path.to_string()).await
     }
 
+    /// Grows a topic row to `n` partitions; the caller holds the admin lock.
+    pub(super) async fn grow_topic(&self, s: &StreamRow, mut row: TopicRow, n: u32) -> Result<()> {
+        let have = row.partitions.len() as u32;
+        if n <= have {
+            return Ok(());
+        }
+        let new = self.store.reserve_partition_ids((n - have) as usize);
+        row.partitions.extend(&new);
+        let mut tx = CatalogTx::default();
+        tx.put(&topic_key(s.id, &row.name), encode(&row));
+        new.iter().for_each(|&id| tx.create_partition(id));
+        self.commit(tx).await?;
+        self.topics.write().remove(&(s.id, row.name.clone()));
+        Ok(())
+    }
+
     /// Deletes a topic and its records (the stream's `topic` permission).
     pub async fn delete_topic(&self, c: &Caller, path: &str) -> Result<()> {
         let path = TopicPath::parse("path", path)?;
-        self.check(c, &*self.stream(&path.stream)?, Perm::Topic)?;
+        let s = self.stream(&path.stream)?;
+        self.check(c, &s, Perm::Topic)?;
+        super::data::refuse_mirror(&s, "delete a topic of")?;
         let _admin = self.admin.lock().await;
         let t = self.topic(&path, false).await?;
         let mut tx = CatalogTx::default();

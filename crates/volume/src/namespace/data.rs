@@ -77,7 +77,50 @@ pub enum OffsetSpec {
     Timestamp(i64),
 }
 
+/// An offset-keeping mirror takes records from its source only.
+pub(super) fn refuse_mirror(s: &super::StreamRow, what: &str) -> Result<()> {
+    match &s.mirror_of {
+        Some(m) => Err(Error::FailedPrecondition(format!(
+            "{}: cannot {what} a read-only mirror of {m}; `tributary stream promote {}` \
+             makes it writable",
+            s.path, s.path
+        ))),
+        None => Ok(()),
+    }
+}
+
 impl Namespace {
+    /// Reserves `asked` bytes of a volume's byte quota; the caller settles the reservation
+    /// with what it stored.
+    pub(super) fn reserve_bytes(
+        &self,
+        volume: &str,
+        asked: u64,
+    ) -> Result<std::sync::Arc<super::Usage>> {
+        let usage = self.usage(volume);
+        let limit = self
+            .volumes
+            .read()
+            .get(volume)
+            .and_then(|v| v.quotas.max_bytes);
+        if let Err(used) = usage
+            .bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| match limit {
+                Some(l) if used + asked > l => None,
+                _ => Some(used + asked),
+            })
+        {
+            return Err(Error::QuotaExceeded {
+                volume: volume.into(),
+                quota: "bytes",
+                limit: limit.unwrap_or(u64::MAX),
+                used,
+                asked,
+            });
+        }
+        Ok(usage)
+    }
+
     pub async fn produce(
         &self,
         c: &Caller,
@@ -115,31 +158,12 @@ impl Namespace {
         }
         let s = self.stream(&path.stream)?;
         self.check(c, &s, Perm::Produce)?;
+        refuse_mirror(&s, "produce to")?;
         let produced = batch::validate(encoded, s.attributes.max_message_bytes)?;
         batch::check_keyed(&produced, s.attributes.compact)?;
         // Reserve the bytes first, so a refused produce neither writes nor creates a topic.
-        let usage = self.usage(volume_of(&s.path));
         let asked = produced.encoded.len() as u64;
-        let limit = self
-            .volumes
-            .read()
-            .get(volume_of(&s.path))
-            .and_then(|v| v.quotas.max_bytes);
-        if let Err(used) = usage
-            .bytes
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| match limit {
-                Some(l) if used + asked > l => None,
-                _ => Some(used + asked),
-            })
-        {
-            return Err(Error::QuotaExceeded {
-                volume: volume_of(&s.path).into(),
-                quota: "bytes",
-                limit: limit.unwrap_or(u64::MAX),
-                used,
-                asked,
-            });
-        }
+        let usage = self.reserve_bytes(volume_of(&s.path), asked)?;
         let result = self.produce_reserved(&s, &path, &opts, produced).await;
         // Settle the reservation: the stored size on success, nothing on failure.
         match &result {

@@ -10,10 +10,13 @@
 //! (there are few); topic rows are cached on first use.
 
 mod admin;
+mod apply;
 mod backup;
 mod cursors;
 mod data;
+mod links;
 mod members;
+mod pull;
 mod retention;
 mod users;
 
@@ -39,7 +42,9 @@ pub use data::{DEFAULT_FETCH_BYTES, MAX_FETCH_BYTES, MAX_FETCH_WAIT};
 pub use data::{
     FetchResult, IdempotentSeq, OffsetSpec, PartitionAck, ProduceOptions, ProduceResult,
 };
+pub use links::{LinkInfo, LinkState, LinkStatus, PartitionLag, UpstreamSpec, parse_from};
 pub use members::{ClientMsg, JoinRequest, PartitionRecords, ServerMsg};
+pub use pull::{DEFAULT_PULL_BYTES, MAX_PULL_BYTES, PullSession};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserInfo {
@@ -64,6 +69,8 @@ pub struct VolumeInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamInfo {
     pub path: String,
+    /// An offset-keeping mirror's `URL/SOURCE` (read-only for producers).
+    pub mirror_of: Option<String>,
     pub attributes: StreamAttributes,
     pub created_ms: i64,
     pub topic_count: u64,
@@ -115,8 +122,8 @@ struct TopicEntry {
 
 /// What a volume holds, kept current so quota checks need no scan.
 #[derive(Debug, Default)]
-struct Usage {
-    bytes: AtomicU64,
+pub(super) struct Usage {
+    pub(super) bytes: AtomicU64,
     topics: AtomicU64,
 }
 
@@ -138,6 +145,7 @@ pub struct Namespace {
     /// Bumped by every catalog commit: live groups follow their stream's topics.
     catalog: tokio::sync::watch::Sender<u64>,
     live: members::LiveGroups,
+    links: links::Links,
 }
 
 impl std::fmt::Debug for Namespace {
@@ -166,12 +174,13 @@ fn volume_of(stream_path: &str) -> &str {
 impl Namespace {
     pub async fn open(store: Arc<Store>, clock: Arc<dyn Clock>) -> Result<Self> {
         let s = store.clone();
-        let (users, volumes, streams, topics) = blocking(move || {
+        let (users, volumes, streams, topics, links) = blocking(move || {
             Ok((
                 s.catalog_scan(b"u", usize::MAX)?,
                 s.catalog_scan(b"v", usize::MAX)?,
                 s.catalog_scan(b"s", usize::MAX)?,
                 s.catalog_scan(b"t", usize::MAX)?,
+                s.catalog_scan(b"l", usize::MAX)?,
             ))
         })
         .await?;
@@ -189,7 +198,14 @@ impl Namespace {
             producer_expiry_ms: std::sync::atomic::AtomicI64::new(7 * 86_400_000),
             catalog: tokio::sync::watch::Sender::new(0),
             live: members::LiveGroups::default(),
+            links: links::Links::default(),
         };
+        ns.links.load(
+            links
+                .iter()
+                .map(|(_, v)| decode("link row", v))
+                .collect::<Result<_>>()?,
+        );
         for (_, v) in users {
             let u: UserRow = decode("user row", &v)?;
             ns.tokens

@@ -1,0 +1,199 @@
+//! The Replication service: the upstream side of a pull (a server stream fed by a pull
+//! session), and link administration on the destination side. Thin, like every handler.
+
+use std::pin::Pin;
+
+use futures::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+use tributary_proto::v1;
+use tributary_volume::{LinkInfo, LinkStart, LinkState, UpstreamSpec};
+
+use crate::services::{Reply, Services, ok};
+use crate::trace::caller;
+use crate::{ApiError, convert};
+
+type PullStream = Pin<Box<dyn Stream<Item = Result<v1::PullResponse, Status>> + Send>>;
+
+/// Responses a pull keeps ready ahead of the network (each at most the pull's byte budget).
+const PULL_AHEAD: usize = 2;
+
+#[tonic::async_trait]
+impl v1::replication_server::Replication for Services {
+    type PullStream = PullStream;
+
+    async fn pull(&self, r: Request<v1::PullRequest>) -> Reply<Self::PullStream> {
+        let c = caller(&r)?;
+        let mut session = self
+            .ns
+            .pull(&c, r.into_inner())
+            .await
+            .map_err(ApiError::from)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(PULL_AHEAD);
+        tokio::spawn(async move {
+            loop {
+                // Stop when the puller goes, even while waiting for records.
+                let next = tokio::select! {
+                    next = session.next() => next,
+                    _ = tx.closed() => return,
+                };
+                let failed = next.is_err();
+                if tx
+                    .send(next.map_err(|e| ApiError::from(e).into()))
+                    .await
+                    .is_err()
+                    || failed
+                {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn add_upstream(&self, r: Request<v1::AddUpstreamRequest>) -> Reply<v1::Upstream> {
+        let c = caller(&r)?;
+        let r = r.into_inner();
+        let ca_cert = match r.ca_cert.is_empty() {
+            true => None,
+            false => Some(
+                String::from_utf8(r.ca_cert.to_vec())
+                    .map_err(|_| Status::invalid_argument("ca_cert: is not PEM text"))?,
+            ),
+        };
+        let spec = UpstreamSpec {
+            stream: r.stream,
+            from: r.from,
+            token: (!r.token.is_empty()).then_some(r.token),
+            token_file: (!r.token_file.is_empty()).then_some(r.token_file),
+            ca_cert,
+            start: start(r.start)?,
+            mirror: r.mirror,
+            paused: r.paused,
+        };
+        let l = self
+            .ns
+            .add_upstream(&c, spec)
+            .await
+            .map_err(ApiError::from)?;
+        ok(upstream(l))
+    }
+
+    async fn list_upstreams(
+        &self,
+        r: Request<v1::ListUpstreamsRequest>,
+    ) -> Reply<v1::ListUpstreamsResponse> {
+        let c = caller(&r)?;
+        let links = self
+            .ns
+            .list_upstreams(&c, &r.get_ref().stream)
+            .await
+            .map_err(ApiError::from)?;
+        ok(v1::ListUpstreamsResponse {
+            upstreams: links.into_iter().map(upstream).collect(),
+        })
+    }
+
+    async fn pause_upstream(&self, r: Request<v1::UpstreamRef>) -> Reply<v1::Upstream> {
+        self.set_paused(r, true).await
+    }
+
+    async fn resume_upstream(&self, r: Request<v1::UpstreamRef>) -> Reply<v1::Upstream> {
+        self.set_paused(r, false).await
+    }
+
+    async fn remove_upstream(
+        &self,
+        r: Request<v1::UpstreamRef>,
+    ) -> Reply<v1::RemoveUpstreamResponse> {
+        let c = caller(&r)?;
+        let r = r.into_inner();
+        self.ns
+            .remove_upstream(&c, &r.stream, &r.from)
+            .await
+            .map_err(ApiError::from)?;
+        ok(v1::RemoveUpstreamResponse {})
+    }
+
+    async fn promote_stream(&self, r: Request<v1::PromoteStreamRequest>) -> Reply<v1::Stream> {
+        let c = caller(&r)?;
+        let s = self
+            .ns
+            .promote_stream(&c, &r.get_ref().path)
+            .await
+            .map_err(ApiError::from)?;
+        ok(convert::stream(s))
+    }
+}
+
+impl Services {
+    async fn set_paused(&self, r: Request<v1::UpstreamRef>, paused: bool) -> Reply<v1::Upstream> {
+        let c = caller(&r)?;
+        let r = r.into_inner();
+        let l = self
+            .ns
+            .set_upstream_paused(&c, &r.stream, &r.from, paused)
+            .await
+            .map_err(ApiError::from)?;
+        ok(upstream(l))
+    }
+}
+
+fn start(s: i32) -> Result<LinkStart, Status> {
+    match v1::PullStart::try_from(s) {
+        Ok(v1::PullStart::Earliest) => Ok(LinkStart::Earliest),
+        Ok(v1::PullStart::Latest) => Ok(LinkStart::Latest),
+        Err(_) => Err(Status::invalid_argument(format!(
+            "start: {s} is not a PullStart"
+        ))),
+    }
+}
+
+fn upstream(l: LinkInfo) -> v1::Upstream {
+    let (lag_records, lag_bytes, lag_ms) = (l.lag_records(), l.lag_bytes(), l.lag_ms());
+    let st = l.status;
+    v1::Upstream {
+        id: l.id.to_string(),
+        stream: l.stream,
+        from: l.from,
+        mirror: l.mirror,
+        start: match l.start {
+            LinkStart::Earliest => v1::PullStart::Earliest,
+            LinkStart::Latest => v1::PullStart::Latest,
+        } as i32,
+        state: match st.state {
+            LinkState::Paused => v1::UpstreamState::Paused,
+            LinkState::Connecting => v1::UpstreamState::Connecting,
+            LinkState::Running => v1::UpstreamState::Running,
+        } as i32,
+        created_ms: l.created_ms,
+        last_error: st
+            .last_error
+            .as_ref()
+            .map(|e| e.1.clone())
+            .unwrap_or_default(),
+        last_error_ms: st.last_error.as_ref().map_or(0, |e| e.0),
+        lag_records,
+        lag_bytes,
+        lag_ms,
+        records_applied: st.records_applied,
+        records_skipped: st.records_skipped,
+        lost_records: st.lost_records,
+        last_contact_ms: st.last_contact_ms,
+        partitions: st
+            .partitions
+            .iter()
+            .map(|((topic, partition), p)| v1::UpstreamPartition {
+                topic: topic.clone(),
+                partition: *partition,
+                position: p.position,
+                upstream_high_watermark: p.upstream_high_watermark,
+                upstream_log_start: p.upstream_log_start,
+                lag_records: p.lag_records(),
+                lag_bytes: p.lag_bytes(),
+                lag_ms: p.lag_ms(),
+                lost_records: p.lost_records,
+            })
+            .collect(),
+    }
+}
