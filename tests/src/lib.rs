@@ -16,6 +16,7 @@ pub use tributary_client::Client;
 mod proxy;
 pub use proxy::Proxy;
 pub mod prometheus;
+pub mod replication;
 mod snapshot;
 mod tmpfs;
 pub use snapshot::{Snapshot, snapshot};

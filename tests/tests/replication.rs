@@ -1,0 +1,587 @@
+//! Geo-replication between real clusters: multi-master pairs, rings, full meshes and chains,
+//! through a fault proxy that cuts links, with a cluster `kill -9`ed mid-stream, an
+//! offset-keeping mirror failing over with a consumer group, and a link that fell behind
+//! the upstream's retention. Every test ends with the convergence checker: per partition
+//! and origin, every cluster holds the origin's own sequence, no gap, no duplicate.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tributary_client::{Client, GroupConfig, GroupConsumer, record};
+use tributary_e2e::replication::{read_partition, wait_converged};
+use tributary_e2e::{Proxy, Server, create_stream, prometheus, wait_until};
+use tributary_proto::v1;
+
+const STREAM: &str = "/geo/s";
+const TOPIC: &str = "/geo/s:t";
+const PARTITIONS: u32 = 3;
+const LONG: Duration = Duration::from_secs(90);
+
+/// A cluster with the stream (records kept forever) and, when `topic`, its topic.
+async fn cluster(topic: bool) -> (Server, Client) {
+    let server = Server::start();
+    let client = server.client().await;
+    let forever = v1::StreamAttributes {
+        ttl_ms: Some(0),
+        durability: v1::Durability::Buffered as i32,
+        ..Default::default()
+    };
+    create_stream(&client, STREAM, forever).await;
+    if topic {
+        client
+            .admin()
+            .create_topic(v1::CreateTopicRequest {
+                path: TOPIC.into(),
+                partitions: Some(PARTITIONS),
+            })
+            .await
+            .unwrap();
+    }
+    (server, client)
+}
+
+fn addr(s: &Server) -> SocketAddr {
+    s.url.trim_start_matches("http://").parse().unwrap()
+}
+
+/// `dest` pulls the stream from `from_url` (the upstream or a proxy in front of it).
+fn link(dest: &Server, from_url: &str, upstream: &Server, extra: &[&str]) {
+    let from = format!("{from_url}{STREAM}");
+    let token = upstream.admin_token();
+    let mut args = vec![
+        "upstream",
+        "add",
+        STREAM,
+        "--from",
+        &from,
+        "--from-token",
+        &token,
+    ];
+    args.extend(extra);
+    dest.cli().args(args).run().ok();
+}
+
+/// Produces `n` keyed records named `{tag}-{i}` in batches of 50.
+async fn produce(client: &Client, tag: &str, from: usize, n: usize) {
+    for chunk in (from..from + n).collect::<Vec<_>>().chunks(50) {
+        let records = chunk
+            .iter()
+            .map(|i| record(format!("k{i}"), format!("{tag}-{i}")))
+            .collect();
+        client.produce(TOPIC, None, records).await.unwrap();
+    }
+}
+
+async fn upstreams(client: &Client) -> Vec<v1::Upstream> {
+    client
+        .replication()
+        .list_upstreams(v1::ListUpstreamsRequest {
+            stream: STREAM.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .upstreams
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_multi_master_pair_converges_through_cuts() {
+    let ((a, ca), (b, cb)) = (cluster(true).await, cluster(true).await);
+    let (pa, pb) = (Proxy::start(addr(&a)).await, Proxy::start(addr(&b)).await);
+    link(&b, &pa.url(), &a, &[]);
+    link(&a, &pb.url(), &b, &[]);
+
+    // Both sides write the same topic at once.
+    let (ca2, cb2) = (ca.clone(), cb.clone());
+    let wa = tokio::spawn(async move { produce(&ca2, "A", 0, 1500).await });
+    let wb = tokio::spawn(async move { produce(&cb2, "B", 0, 1500).await });
+    wa.await.unwrap();
+    wb.await.unwrap();
+
+    // Cut both links, write more on both sides, and see the links notice.
+    pa.cut();
+    pb.cut();
+    produce(&ca, "A", 1500, 500).await;
+    produce(&cb, "B", 1500, 500).await;
+    for c in [&ca, &cb] {
+        wait_until("a cut link reports its error", LONG, || async {
+            upstreams(c)
+                .await
+                .iter()
+                .all(|u| !u.last_error.is_empty())
+                .then_some(())
+        })
+        .await;
+    }
+    pa.resume();
+    pb.resume();
+    let done = wait_converged(&[&ca, &cb], &[TOPIC], PARTITIONS, 4000, LONG).await;
+    assert_eq!(done.partitions, 3);
+
+    // Each side applied the other's 2,000 records once; its own came back and were
+    // filtered upstream, so nothing was even skipped.
+    for c in [&ca, &cb] {
+        let u = &upstreams(c).await[0];
+        assert_eq!(u.records_applied, 2000, "{u:?}");
+        assert_eq!(u.lag_records, 0);
+        assert_eq!(u.state, v1::UpstreamState::Running as i32);
+        assert!(
+            u.last_error.is_empty(),
+            "the error clears once running: {u:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ring_of_three_converges() {
+    let (a, ca) = cluster(true).await;
+    let (b, cb) = cluster(true).await;
+    let (c, cc) = cluster(true).await;
+    // A -> B -> C -> A.
+    link(&b, &a.url, &a, &[]);
+    link(&c, &b.url, &b, &[]);
+    link(&a, &c.url, &c, &[]);
+    let writers: Vec<_> = [(&ca, "A"), (&cb, "B"), (&cc, "C")]
+        .into_iter()
+        .map(|(client, tag)| {
+            let client = client.clone();
+            tokio::spawn(async move { produce(&client, tag, 0, 1000).await })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    wait_converged(&[&ca, &cb, &cc], &[TOPIC], PARTITIONS, 3000, LONG).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_mesh_of_four_applies_every_record_once() {
+    let mut nodes = Vec::new();
+    for _ in 0..4 {
+        nodes.push(cluster(true).await);
+    }
+    for (i, (dest, _)) in nodes.iter().enumerate() {
+        for (j, (up, _)) in nodes.iter().enumerate() {
+            if i != j {
+                link(dest, &up.url, up, &[]);
+            }
+        }
+    }
+    let writers: Vec<_> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, (_, client))| {
+            let client = client.clone();
+            tokio::spawn(async move { produce(&client, &format!("N{i}"), 0, 600).await })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let clients: Vec<&Client> = nodes.iter().map(|n| &n.1).collect();
+    wait_converged(&clients, &[TOPIC], PARTITIONS, 2400, LONG).await;
+    // Every record reached each cluster by three paths and was applied once: the other
+    // two copies were skipped.
+    for client in &clients {
+        let ups = upstreams(client).await;
+        let applied: u64 = ups.iter().map(|u| u.records_applied).sum();
+        assert_eq!(applied, 1800, "{ups:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chain_survives_its_middle_cluster_killed_mid_stream() {
+    // Only A has the topic: B and C get it by replication.
+    let (a, ca) = cluster(true).await;
+    let (mut b, _) = cluster(false).await;
+    let (c, cc) = cluster(false).await;
+    link(&b, &a.url, &a, &[]);
+    link(&c, &b.url, &b, &[]);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicU64::new(0));
+    let writer = {
+        let (ca, stop, written) = (ca.clone(), stop.clone(), written.clone());
+        tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(Ordering::SeqCst) {
+                produce(&ca, "A", i, 50).await;
+                i += 50;
+                written.store(i as u64, Ordering::SeqCst);
+            }
+        })
+    };
+    wait_until("C has records through B", LONG, || async {
+        let total: u64 = cc
+            .list_offsets(TOPIC, &[], true)
+            .await
+            .ok()?
+            .iter()
+            .map(|p| p.1)
+            .sum();
+        (total >= 500).then_some(())
+    })
+    .await;
+    b.kill9();
+    let at_kill = written.load(Ordering::SeqCst);
+    wait_until("A takes more records while B is down", LONG, || async {
+        (written.load(Ordering::SeqCst) >= at_kill + 500).then_some(())
+    })
+    .await;
+    b.restart_in_place();
+    let cb = b.client().await;
+    wait_until("records flow through B again", LONG, || async {
+        let total: u64 = cc
+            .list_offsets(TOPIC, &[], true)
+            .await
+            .ok()?
+            .iter()
+            .map(|p| p.1)
+            .sum();
+        (total > at_kill + 500).then_some(())
+    })
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    writer.await.unwrap();
+    let total = written.load(Ordering::SeqCst);
+    let done = wait_converged(&[&ca, &cb, &cc], &[TOPIC], PARTITIONS, total, LONG).await;
+    assert_eq!(done.records, total);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mirror_fails_over_with_its_consumer_group() {
+    let (mut a, ca) = cluster(true).await;
+    let (b, cb) = cluster(false).await;
+    link(&b, &a.url, &a, &["--mirror"]);
+    produce(&ca, "A", 0, 1000).await;
+
+    // A group reads part of the stream at A and commits there.
+    let mut config = GroupConfig::new(STREAM, "billing", &["t"]);
+    config.auto_commit = None;
+    let mut g = GroupConsumer::join(&ca, config.clone()).await.unwrap();
+    let mut consumed = 0;
+    while consumed < 400 {
+        consumed += g.poll().await.unwrap().len();
+    }
+    g.commit().await.unwrap();
+    g.close().await.unwrap();
+    let committed = describe(&ca).await;
+
+    // The mirror has the same offsets, values and timestamps, and the group's cursors.
+    wait_until("the mirror holds A's records and cursors", LONG, || async {
+        for p in 0..PARTITIONS {
+            let (x, y) = (
+                read_partition(&ca, TOPIC, p).await.ok()?,
+                read_partition(&cb, TOPIC, p).await.ok()?,
+            );
+            if x != y {
+                return None;
+            }
+        }
+        let d = try_describe(&cb).await?;
+        (cursors(&d) == cursors(&committed)).then_some(())
+    })
+    .await;
+    for p in 0..PARTITIONS {
+        let (x, y) = (
+            ca.fetch(TOPIC, p, 0, 1 << 20, Duration::ZERO)
+                .await
+                .unwrap(),
+            cb.fetch(TOPIC, p, 0, 1 << 20, Duration::ZERO)
+                .await
+                .unwrap(),
+        );
+        assert_eq!(x.records, y.records, "offsets, keys, values and timestamps");
+    }
+    // Producers are refused on a mirror.
+    let refused = cb
+        .produce(TOPIC, None, vec![record("k", "x")])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Some(tonic::Code::FailedPrecondition),
+        "{refused}"
+    );
+    let info = b.cli().args(["stream", "info", STREAM]).run().ok().stdout;
+    assert!(info.contains("mirror of"), "{info}");
+
+    // A is lost; B is promoted and the group carries on there.
+    a.kill9();
+    b.cli().args(["stream", "promote", STREAM]).run().ok();
+    produce(&cb, "B", 1000, 200).await;
+    let start = cursors(&committed);
+    let ends = cb.list_offsets(TOPIC, &[], true).await.unwrap();
+    let expected: u64 = ends
+        .iter()
+        .map(|&(p, end)| end - start.iter().find(|c| c.0 == p).map_or(0, |c| c.1))
+        .sum();
+    assert!(expected >= 200, "the new records at least");
+    let mut g = GroupConsumer::join(&cb, config).await.unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(LONG, async {
+        while (got.len() as u64) < expected {
+            got.extend(g.poll().await.unwrap());
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{} of {expected} records after failover", got.len()));
+    g.close().await.unwrap();
+    // Nothing the group had consumed at A comes again, and nothing is missed.
+    for r in &got {
+        let p = r.record.partition;
+        let from = start.iter().find(|c| c.0 == p).map_or(0, |c| c.1);
+        assert!(
+            r.record.offset >= from,
+            "re-read {p}@{} below the cursor {from}",
+            r.record.offset
+        );
+    }
+    let mut offsets: Vec<_> = got
+        .iter()
+        .map(|r| (r.record.partition, r.record.offset))
+        .collect();
+    offsets.sort_unstable();
+    offsets.dedup();
+    assert_eq!(offsets.len() as u64, expected, "each remaining record once");
+}
+
+async fn try_describe(c: &Client) -> Option<v1::GroupDescription> {
+    c.consumer()
+        .describe_group(v1::DescribeGroupRequest {
+            stream: STREAM.into(),
+            group: "billing".into(),
+        })
+        .await
+        .ok()
+        .map(|r| r.into_inner())
+}
+
+async fn describe(c: &Client) -> v1::GroupDescription {
+    try_describe(c).await.expect("the group exists")
+}
+
+/// `(partition, committed offset)` of the group's cursors on topic `t`.
+fn cursors(d: &v1::GroupDescription) -> Vec<(u32, u64)> {
+    let mut v: Vec<_> = d
+        .partitions
+        .iter()
+        .filter(|p| p.topic == "t")
+        .filter_map(|p| p.committed.map(|o| (p.partition, o)))
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_link_behind_the_upstreams_retention_says_so() {
+    let (a, ca) = cluster(true).await;
+    let (b, cb) = cluster(false).await;
+    a.cli()
+        .args([
+            "stream",
+            "edit",
+            STREAM,
+            "--max-bytes-per-partition",
+            "4096",
+        ])
+        .run()
+        .ok();
+    link(&b, &a.url, &a, &[]);
+    // The link copies a first few records, then stops while the size cap removes many.
+    produce(&ca, "A", 0, 10).await;
+    wait_until("the first records are copied", LONG, || async {
+        let u = upstreams(&cb).await.pop()?;
+        (u.records_applied == 10).then_some(())
+    })
+    .await;
+    b.cli().args(["upstream", "pause", STREAM]).run().ok();
+    // Many small batches, so the size cap removes whole batches from each partition.
+    for i in 10..310 {
+        let value = format!("A-{i}-{}", "x".repeat(100));
+        ca.produce(
+            TOPIC,
+            Some(i % PARTITIONS),
+            vec![record(format!("k{i}"), value)],
+        )
+        .await
+        .unwrap();
+    }
+    a.cli().args(["stream", "purge", STREAM]).run().ok();
+    let starts = ca.list_offsets(TOPIC, &[], false).await.unwrap();
+    let log_start: u64 = starts.iter().map(|p| p.1).sum();
+    assert!(
+        starts.iter().all(|p| p.1 > 10),
+        "the size cap removed the head past the copied records: {starts:?}"
+    );
+    b.cli().args(["upstream", "resume", STREAM]).run().ok();
+    let u = wait_until("the link reports the records it lost", LONG, || async {
+        let u = upstreams(&cb).await.pop()?;
+        (u.lag_records == 0 && u.lost_records > 0).then_some(u)
+    })
+    .await;
+    assert_eq!(u.lost_records, log_start - 10, "{u:?}");
+    // In `upstream list`, the metrics and the log.
+    let list = b.cli().args(["upstream", "list", STREAM]).run().ok().stdout;
+    assert!(list.contains("records lost"), "{list}");
+    let m = prometheus::parse(&b.scrape()).unwrap();
+    assert_eq!(
+        m.value(
+            "tributary_replication_lost_records_total",
+            &[("stream", STREAM)]
+        ),
+        (log_start - 10) as f64
+    );
+    assert!(b.log().contains("fell behind the upstream's retention"));
+    // What was still there arrived, once.
+    let held: u64 = cb
+        .list_offsets(TOPIC, &[], true)
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.1)
+        .sum();
+    assert_eq!(held, 10 + 310 - log_start);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_commands_check_their_input_and_show_state() {
+    let (a, ca) = cluster(true).await;
+    let (b, _cb) = cluster(true).await;
+    let from = format!("{}{STREAM}", a.url);
+    let token = a.admin_token();
+    let fail = |args: &[&str], code: &str| {
+        let r = b.cli().args(args).run().failed();
+        assert!(r.stderr.contains(code), "{args:?}: {}", r.stderr);
+    };
+    fail(
+        &[
+            "upstream",
+            "add",
+            STREAM,
+            "--from",
+            "ftp://x/a/b",
+            "--from-token",
+            &token,
+        ],
+        "INVALID_ARGUMENT",
+    );
+    fail(
+        &[
+            "upstream",
+            "add",
+            STREAM,
+            "--from",
+            &a.url,
+            "--from-token",
+            &token,
+        ],
+        "INVALID_ARGUMENT",
+    );
+    fail(
+        &[
+            "upstream",
+            "add",
+            "/geo/nope",
+            "--from",
+            &from,
+            "--from-token",
+            &token,
+        ],
+        "NOT_FOUND",
+    );
+    // B's stream is not empty: a mirror must start empty.
+    produce(&b.client().await, "B", 0, 10).await;
+    fail(
+        &[
+            "upstream",
+            "add",
+            STREAM,
+            "--from",
+            &from,
+            "--from-token",
+            &token,
+            "--mirror",
+        ],
+        "FAILED_PRECONDITION",
+    );
+    let added = b
+        .cli()
+        .args([
+            "upstream",
+            "add",
+            STREAM,
+            "--from",
+            &from,
+            "--from-token",
+            &token,
+            "--paused",
+        ])
+        .run()
+        .ok()
+        .stdout;
+    assert!(added.contains("paused"), "{added}");
+    fail(
+        &[
+            "upstream",
+            "add",
+            STREAM,
+            "--from",
+            &from,
+            "--from-token",
+            &token,
+        ],
+        "ALREADY_EXISTS",
+    );
+    fail(&["stream", "promote", STREAM], "FAILED_PRECONDITION");
+    b.cli().args(["upstream", "resume", STREAM]).run().ok();
+    produce(&ca, "A", 0, 100).await;
+    wait_until("the resumed link copies", LONG, || async {
+        b.cli()
+            .args(["upstream", "list", STREAM])
+            .run()
+            .ok()
+            .stdout
+            .contains("running")
+            .then_some(())
+    })
+    .await;
+    b.cli()
+        .args(["upstream", "remove", STREAM, "--from", &from])
+        .run()
+        .ok();
+    let list = b.cli().args(["upstream", "list"]).run().ok().stdout;
+    assert!(!list.contains(&from), "{list}");
+
+    // A token without `copy` on the source: the link says why it cannot pull.
+    let no_copy = a.cli().args(["user", "create", "nocopy"]).run().ok().stdout;
+    let nocopy_token = no_copy
+        .split_whitespace()
+        .find(|w| w.starts_with("trb_"))
+        .expect("the new user's token")
+        .to_owned();
+    b.cli()
+        .args([
+            "upstream",
+            "add",
+            STREAM,
+            "--from",
+            &from,
+            "--from-token",
+            &nocopy_token,
+        ])
+        .run()
+        .ok();
+    wait_until("the link reports the refusal", LONG, || async {
+        b.cli()
+            .args(["upstream", "list", STREAM])
+            .run()
+            .ok()
+            .stdout
+            .contains("copy")
+            .then_some(())
+    })
+    .await;
+}
