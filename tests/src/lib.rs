@@ -16,6 +16,8 @@ pub use tributary_client::Client;
 mod proxy;
 pub use proxy::Proxy;
 pub mod prometheus;
+mod pyclient;
+pub use pyclient::PythonClient;
 mod snapshot;
 mod tmpfs;
 pub use snapshot::{Snapshot, snapshot};

@@ -1,92 +1,53 @@
-//! The Python client (`clients/python`) against a real server: pip builds and installs it
-//! from a copy of its sources (generating `tributary.v1` from `proto/` with grpcio-tools
-//! from the test venv), and `clients/python/tests/e2e.py` drives it: admin, produce, a
-//! consumer group with a cooperative rebalance, commit, and a resume.
+//! The Python client (`clients/python`) against a real server: installed by pip from its
+//! sources (see `tributary_e2e::PythonClient`), driven by `clients/python/tests/e2e.py`:
+//! admin, produce, a consumer group with a cooperative rebalance, commit, a resume, and a
+//! member that rejoins by itself after the server is killed and restarted under it. (Its
+//! TLS options are tried in `tls.rs`.)
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::io::{BufRead, BufReader, Write};
+use std::process::Stdio;
 
-use tributary_e2e::{Server, python, repo_root};
-
-/// Copies the client's sources, leaving out what builds and runs leave behind.
-fn copy_sources(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let generated = name == "v1" && from.ends_with("tributary");
-        if generated || name == "build" || name == "__pycache__" || name.ends_with(".egg-info") {
-            continue;
-        }
-        let (src, dst) = (entry.path(), to.join(&name));
-        if entry.file_type().unwrap().is_dir() {
-            copy_sources(&src, &dst);
-        } else {
-            std::fs::copy(&src, &dst).unwrap();
-        }
-    }
-}
-
-fn explain(what: &str, out: &Output) -> String {
-    format!(
-        "{what} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Installs the client into a fresh directory; returns it (for `PYTHONPATH`).
-fn install_client() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("src");
-    copy_sources(&repo_root().join("clients/python"), &src);
-    let out = Command::new(python())
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-        ])
-        .args([
-            "--no-index",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-        ])
-        .arg(dir.path().join("site"))
-        .arg(&src)
-        .env("TRIBUTARY_PROTO", repo_root().join("proto"))
-        .output()
-        .expect("pip runs");
-    assert!(out.status.success(), "{}", explain("pip install", &out));
-    dir
-}
+use tributary_e2e::{PythonClient, Server};
 
 #[test]
 fn the_python_client_produces_consumes_as_a_group_and_resumes() {
-    let client = install_client();
-    let server = Server::start();
-    let out = Command::new(python())
-        .arg(repo_root().join("clients/python/tests/e2e.py"))
-        .args([&server.url, &server.admin_token()])
-        .env("PYTHONPATH", client.path().join("site"))
-        .output()
+    let client = PythonClient::install();
+    let mut server = Server::start();
+    let stderr = client.scratch().join("stderr");
+    let mut script = client
+        .script("e2e.py")
+        .args([&server.url, &server.admin_token(), "--restart"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
         .expect("python runs");
+    let mut stdin = script.stdin.take().unwrap();
+    let mut steps = Vec::new();
+    for line in BufReader::new(script.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line == "RESTART ME" {
+            server.kill9();
+            server.restart_in_place();
+            writeln!(stdin, "RESTARTED").unwrap();
+        }
+        steps.push(line);
+    }
+    let status = script.wait().unwrap();
     assert!(
-        out.status.success(),
-        "{}\n--- server log\n{}",
-        explain("e2e.py", &out),
+        status.success(),
+        "e2e.py failed ({}):\n--- stdout\n{}\n--- stderr\n{}\n--- server log\n{}",
+        status,
+        steps.join("\n"),
+        std::fs::read_to_string(&stderr).unwrap_or_default(),
         server.log()
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let steps: Vec<&str> = stdout
-        .lines()
+    let names: Vec<&str> = steps
+        .iter()
         .map(|l| l.split(' ').next().unwrap_or(""))
         .collect();
     assert_eq!(
-        steps,
+        names,
         [
             "ADMIN",
             "STREAM",
@@ -95,8 +56,11 @@ fn the_python_client_produces_consumes_as_a_group_and_resumes() {
             "GROUP",
             "COMMITTED",
             "RESUMED",
+            "RESTART",
+            "RESTARTED",
             "PYTHON"
         ],
-        "{stdout}"
+        "{}",
+        steps.join("\n")
     );
 }

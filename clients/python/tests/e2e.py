@@ -1,6 +1,6 @@
 """The Python client against a running Tributary server, end to end.
 
-usage: e2e.py URL ADMIN_TOKEN
+usage: e2e.py URL ADMIN_TOKEN [--restart]
 
 As the cluster admin it makes a user and a volume for it; as that user it creates a
 four-partition stream, produces 10,000 records (keyed, and to chosen partitions), and reads
@@ -8,12 +8,16 @@ them in a consumer group whose second member joins halfway, so partitions move b
 members by a cooperative rebalance (commit, then confirm). Every record must arrive exactly
 once, at the partition and offset its produce returned. The group commits and leaves; 1,000
 more records are produced, and a new member of the same group must get exactly those. Plain
-fetches, offsets and errors are checked along the way.
+fetches, offsets and errors are checked along the way. With `--restart`, a last member
+prints `RESTART ME` halfway through 500 more records and waits for a `RESTARTED` line on
+stdin, meanwhile the server is killed and restarted at the same address: it must rejoin by
+itself and miss nothing.
 
 Prints a line per step; any mismatch exits non-zero with the reason (tests/tests/python.rs
 runs it).
 """
 
+import collections
 import sys
 import time
 
@@ -98,7 +102,39 @@ def wait_for(what, probe):
         time.sleep(0.05)  # poll interval
 
 
-def main(url, admin_token):
+def survive_a_restart(app, config):
+    """A member reads 500 new records, committing after the first 100 and reading on; the
+    server is killed and restarted under it. It must join again by itself and read on from
+    its commit: records after the commit come again, none before it, none is missing."""
+    more = produce(app, FIRST + MORE, 500, 100)
+    with app.group_consumer(STREAM, GROUP, [TOPIC], client_id="d", **config) as d:
+        got = collections.Counter()
+        deadline = time.monotonic() + DEADLINE
+        while len(got) < 100:
+            check(time.monotonic() < deadline, f"only {len(got)} records before the restart")
+            got.update((r.partition, r.offset) for r in d.poll(timeout=0.05))
+        d.commit()
+        committed = d.positions()
+        while sum(got.values()) < 150:  # read on, without committing
+            check(time.monotonic() < deadline, f"only {len(got)} records before the restart")
+            got.update((r.partition, r.offset) for r in d.poll(timeout=0.05))
+        member = d.member_id
+        say("RESTART ME")
+        check(sys.stdin.readline().strip() == "RESTARTED", "no word from the test harness")
+        deadline = time.monotonic() + DEADLINE
+        # Records read ahead before the restart may still come first; then the member
+        # finds its session gone and joins again.
+        while set(got) != set(more.values()) or d.member_id in (member, None):
+            missing = len(set(more.values()) - set(got))
+            check(time.monotonic() < deadline, f"{missing} records missing after the restart, member {d.member_id}")
+            got.update((r.partition, r.offset) for r in d.poll(timeout=0.05))
+        again = sorted(po for po, n in got.items() if n > 1)
+        check(all(o >= committed[(TOPIC, p)] for p, o in again), f"committed records came again: {again}")
+        d.commit()
+    say(f"RESTARTED ({len(again)} records after the commit delivered again)")
+
+
+def main(url, admin_token, restart=False):
     admin = Client(url, admin_token)
     check(admin.whoami().cluster_admin, "the admin token is not a cluster admin's")
     user, token = admin.create_user("py-app")
@@ -144,14 +180,17 @@ def main(url, admin_token):
     refused(grpc.StatusCode.OUT_OF_RANGE, app.fetch, PATH, 0, ends[0] + 5)
     say(f"PRODUCED {FIRST}")
 
-    # Small read-ahead (two batches), so the second member joins while the first has
-    # most of its records still to read, and the rebalance moves unread partitions.
-    config = dict(auto_commit_interval=None, credit_batches=2, session_timeout_ms=10_000)
+    # A small read-ahead (4 KiB), so the server serves the partitions in turn and the
+    # second member joins while the first has read part of every partition: the partitions
+    # that move must be handed over exactly where the first member stopped.
+    config = dict(auto_commit_interval=None, credit_bytes=4096, session_timeout_ms=10_000)
     a = app.group_consumer(STREAM, GROUP, [TOPIC], client_id="a", **config)
     members = [a]
+    read_by_a = {}
 
     def second_member_at_2000(seen):
         if len(members) == 1 and len(seen) >= 2_000:
+            read_by_a.update(a.positions())
             members.append(app.group_consumer(STREAM, GROUP, [TOPIC], client_id="b", **config))
 
     seen = consume(members, FIRST, second_member_at_2000)
@@ -165,13 +204,15 @@ def main(url, admin_token):
         sorted(split[0] + split[1]) == [(TOPIC, p) for p in range(PARTITIONS)] and split[0] and split[1],
         f"partitions not split between the members: {split}",
     )
+    moved = {tp: read_by_a[tp] for tp in split[1]}
+    check(all(0 < o < ends[p] for (_, p), o in moved.items()), f"no partly read partition moved: {moved}")
     from_b = sum(1 for (_, _, n) in seen.values() if n == 1)
     check(0 < from_b < FIRST, f"the second member read {from_b} records")
     a.commit()
     b.commit()
     a.close()
     b.close()
-    say(f"GROUP READ {FIRST} ({FIRST - from_b} + {from_b}, partitions {split[0]} + {split[1]})")
+    say(f"GROUP READ {FIRST} ({FIRST - from_b} + {from_b}; moved at {moved})")
 
     def idle():
         return app.describe_group(STREAM, GROUP).members == []
@@ -198,6 +239,9 @@ def main(url, admin_token):
     check(lag == 0, f"lag {lag} after the resumed member committed")
     say(f"RESUMED {MORE}")
 
+    if restart:
+        survive_a_restart(app, config)
+
     app.delete_stream(STREAM)
     refused(grpc.StatusCode.NOT_FOUND, app.describe_stream, STREAM)
     app.close()
@@ -206,6 +250,6 @@ def main(url, admin_token):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
+    if len(sys.argv) not in (3, 4) or sys.argv[3:] not in ([], ["--restart"]):
         raise SystemExit(__doc__)
-    main(*sys.argv[1:])
+    main(sys.argv[1], sys.argv[2], restart=sys.argv[3:] == ["--restart"])

@@ -23,13 +23,16 @@ from tributary.v1 import (
     records_pb2,
 )
 
-PemSource = Union[bytes, str, "os.PathLike[str]"]
+PemSource = Union[bytes, str, os.PathLike]
 
 # Responses are bounded by the server (fetch budgets, the group credit), not by a guess
-# here: a single stored batch may exceed grpcio's 4 MiB default.
+# here: a single stored batch may exceed grpcio's 4 MiB default. After a lost connection
+# (a server restart), reconnect within 2 s rather than grpcio's backoff of up to 2 minutes.
 _CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 256 << 20),
     ("grpc.max_send_message_length", 256 << 20),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 2000),
 ]
 
 _ENUMS = {
