@@ -16,6 +16,8 @@ pub use tributary_client::Client;
 mod proxy;
 pub use proxy::Proxy;
 pub mod prometheus;
+mod pyclient;
+pub use pyclient::PythonClient;
 pub mod replication;
 mod snapshot;
 mod tmpfs;

@@ -62,6 +62,28 @@ async fn metrics_endpoint_serves_the_promised_series() {
         produce(&client, &format!("/m/iot/s:{t}"), 30, 100).await;
     }
     assert_eq!(values(&client, "/m/iot/s:a").await.len(), 30);
+    // Group `g` commits in two topics: 30 - 10 in a, 30 - 25 in b, nothing in c.
+    let commit = |cursors: Vec<(&str, u64)>| v1::CommitOffsetsRequest {
+        stream: "/m/iot/s".into(),
+        group: "g".into(),
+        cursors: cursors
+            .into_iter()
+            .map(|(topic, offset)| v1::CursorCommit {
+                topic: topic.into(),
+                partition: 0,
+                offset,
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let mut consumer = client.consumer();
+    consumer
+        .commit_offsets(commit(vec![("a", 10), ("b", 25)]))
+        .await
+        .unwrap();
+    let mut caught_up = commit(vec![("a", 30)]);
+    caught_up.group = "done".into();
+    consumer.commit_offsets(caught_up).await.unwrap();
     let denied = server.client_as(Some("trb_x.y")).await;
     denied
         .list_offsets("/m/iot/s:a", &[], true)
@@ -95,6 +117,13 @@ async fn metrics_endpoint_serves_the_promised_series() {
     assert!(e.value("tributary_bytes_in_total", &stream) > 90.0 * 100.0);
     assert_eq!(e.value("tributary_records_out_total", &stream), 30.0);
     assert!(e.value("tributary_bytes_out_total", &stream) > 30.0 * 100.0);
+    // Consumer-group lag: one series per group, summed over its partitions.
+    let lag = "tributary_group_lag_records";
+    assert_eq!(e.types[lag], "gauge");
+    let group = |g| [("volume", "/m"), ("stream", "/m/iot/s"), ("group", g)];
+    assert_eq!(e.value(lag, &group("g")), 25.0);
+    assert_eq!(e.value(lag, &group("done")), 0.0);
+    assert_eq!(e.find(lag, &[]).len(), 2);
     for s in &e.samples {
         assert!(
             !s.labels.contains_key("topic") && !s.labels.contains_key("partition"),
@@ -131,6 +160,23 @@ async fn metrics_endpoint_serves_the_promised_series() {
         1.0
     );
     assert!(e.help.contains_key("tributary_records_in_total"));
+
+    // Lag follows new records and commits, and a deleted group leaves the next scrape.
+    produce(&client, "/m/iot/s:c", 10, 10).await;
+    consumer
+        .commit_offsets(commit(vec![("a", 30), ("c", 35)]))
+        .await
+        .unwrap();
+    let e = prometheus::parse(&server.scrape()).expect("valid exposition format");
+    assert_eq!(e.value(lag, &group("g")), 5.0 + 5.0);
+    server
+        .cli()
+        .args(["group", "delete", "/m/iot/s", "g"])
+        .run()
+        .ok();
+    let e = prometheus::parse(&server.scrape()).expect("valid exposition format");
+    assert_eq!(e.find(lag, &group("g")).len(), 0);
+    assert_eq!(e.value(lag, &group("done")), 0.0);
 
     // Anything but GET /metrics is refused.
     let addr = server.metrics_addr.as_deref().unwrap();

@@ -1,6 +1,7 @@
 //! TLS and mutual TLS on the real server: a test PKI (made with rcgen) signs a server
 //! certificate and client certificates; a verified client certificate's subject CN names
-//! the user, a certificate from another CA is refused at the handshake.
+//! the user, a certificate from another CA is refused at the handshake. The Python client
+//! (`clients/python`) is tried with the same PKI.
 
 use std::path::{Path, PathBuf};
 
@@ -185,6 +186,23 @@ async fn mutual_tls_maps_the_certificate_cn_to_a_user() {
         .run()
         .ok();
     assert!(out.stdout.contains("\"alice\""), "{}", out.stdout);
+    // The Python client: a token over TLS, alice's certificate, and an untrusted server.
+    let out = tributary_e2e::PythonClient::install()
+        .script("tls.py")
+        .args([&server.url, pki.ca.to_str().unwrap(), &server.admin_token()])
+        .args([&pki.alice.0, &pki.alice.1])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout,
+        "TOKEN admin\nCERT alice\nHOSTPORT admin\nUNTRUSTED UNAVAILABLE\n"
+    );
 
     // A valid certificate for a user that does not exist: UNAUTHENTICATED.
     let stranger = connect(&server, Some(&pki.ca), None, Some(&pki.stranger))

@@ -1,7 +1,8 @@
 //! The Prometheus endpoint of `tributary serve`: installs the recorder behind the `metrics`
 //! facade (which every crate reports through) and serves `GET /metrics` over a minimal
 //! HTTP/1.1 responder. Gauges read from the store and the namespace are refreshed at each
-//! scrape, so they are as fresh as the scrape and cost nothing between scrapes.
+//! scrape, so they are as fresh as the scrape and cost nothing between scrapes; consumer-group
+//! lag is computed at each scrape too, and rendered beside the recorder's output.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -153,15 +154,7 @@ async fn refresh(ns: &Arc<Namespace>) {
         gauge!("tributary_rocksdb_write_amplification").set(wa);
     }
 
-    // The server itself, as a cluster admin, sees every volume.
-    let server = Caller {
-        principal: Principal {
-            name: "tributary-metrics".into(),
-            groups: Vec::new(),
-        },
-        cluster_admin: true,
-    };
-    for v in ns.list_volumes(&server) {
+    for v in ns.list_volumes(&scraper()) {
         let labels = [("volume", v.path)];
         gauge!("tributary_volume_bytes", &labels).set(v.bytes as f64);
         gauge!("tributary_volume_streams", &labels).set(v.stream_count as f64);
@@ -170,6 +163,53 @@ async fn refresh(ns: &Arc<Namespace>) {
             gauge!("tributary_volume_quota_bytes", &labels).set(max as f64);
         }
     }
+}
+
+/// The server itself, as a cluster admin: it sees every volume and group.
+fn scraper() -> Caller {
+    Caller {
+        principal: Principal {
+            name: "tributary-metrics".into(),
+            groups: Vec::new(),
+        },
+        cluster_admin: true,
+    }
+}
+
+const GROUP_LAG: &str = "tributary_group_lag_records";
+
+/// Consumer-group lag, one series per (volume, stream, group), rendered here rather than
+/// kept in the recorder: a deleted group or stream must vanish from the next scrape, not
+/// linger at its last value.
+async fn group_lags(ns: &Namespace) -> String {
+    let lags = match ns.group_lags(&scraper()).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics endpoint: group lags unavailable");
+            return String::new();
+        }
+    };
+    let mut out = format!(
+        "# HELP {GROUP_LAG} Records between a consumer group's committed cursors and the \
+         high-water marks, summed over the stream's partitions.\n# TYPE {GROUP_LAG} gauge\n"
+    );
+    for l in lags {
+        out.push_str(&format!(
+            "{GROUP_LAG}{{volume=\"{}\",stream=\"{}\",group=\"{}\"}} {}\n",
+            label(&l.volume),
+            label(&l.stream),
+            label(&l.group),
+            l.records
+        ));
+    }
+    out
+}
+
+/// A label value escaped for the text format (names allow none of these today).
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Serves `GET /metrics` on `listener` until the task is dropped.
@@ -220,7 +260,8 @@ async fn answer(
         ("GET", "/metrics") => {
             refresh(ns).await;
             handle.run_upkeep();
-            let body = handle.render();
+            let mut body = handle.render();
+            body.push_str(&group_lags(ns).await);
             respond(
                 &mut conn,
                 "200 OK",

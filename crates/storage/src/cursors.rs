@@ -52,6 +52,44 @@ impl Store {
         Ok(out)
     }
 
+    /// Each group's lag in `scope`, for the metrics endpoint: per cursor, the records from
+    /// it (or from the log start, when that is above it) to the high-water mark, summed per
+    /// group, in group order. Cursors of dropped partitions count for nothing. One prefix
+    /// scan, and per cursor only in-memory figures (with `expire_before_ms`, the cached
+    /// expired head of `read`).
+    pub fn group_lags(
+        &self,
+        scope: &CursorScope,
+        expire_before_ms: Option<i64>,
+    ) -> Result<Vec<(String, u64)>> {
+        let mut out: Vec<(String, u64)> = Vec::new();
+        let mut failed = None;
+        self.scan_cursors(scope, None, |g, id, c| {
+            if failed.is_some() {
+                return;
+            }
+            let lag = match self.partition(id) {
+                Ok(p) => {
+                    let hwm = *p.hwm.borrow();
+                    match self.visible_start(id, &p, hwm, expire_before_ms) {
+                        Ok(start) => hwm.saturating_sub(c.offset.max(start)),
+                        Err(e) => return failed = Some(e),
+                    }
+                }
+                Err(Error::UnknownPartition(_)) => 0,
+                Err(e) => return failed = Some(e),
+            };
+            match out.last_mut() {
+                Some((last, sum)) if last == g => *sum += lag,
+                _ => out.push((g.to_owned(), lag)),
+            }
+        })?;
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
     /// Removes some (or, with `None`, all) of a group's cursors.
     pub fn delete_cursors(
         &self,

@@ -773,7 +773,7 @@ impl Store {
 
     /// The first offset readers see when records older than `expire_before_ms` are expired:
     /// the start of the first batch, from the log start, holding a record at or after it.
-    fn visible_start(
+    pub(crate) fn visible_start(
         &self,
         id: PartitionId,
         p: &Partition,

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use tributary_storage::{Cursor, PartitionId};
 
 use super::data::{OffsetSpec, partition_offset};
-use super::{Namespace, blocking};
+use super::{Namespace, blocking, volume_of};
 use crate::auth::Caller;
 use crate::model::{Perm, StreamRow};
 use crate::names::{StreamPath, check_group};
@@ -68,6 +68,16 @@ pub struct GroupSummary {
     pub group: String,
     pub members: u32,
     pub generation: u64,
+}
+
+/// A group's lag over all the partitions it has cursors for in one stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupLag {
+    pub volume: String,
+    pub stream: String,
+    pub group: String,
+    /// Records between the committed cursors and the high-water marks.
+    pub records: u64,
 }
 
 /// Where `reset_group` moves cursors.
@@ -290,6 +300,34 @@ impl Namespace {
             });
         }
         Ok(())
+    }
+
+    /// Every group's lag, per stream (cluster admins; for the metrics endpoint): from the
+    /// committed cursors and the high-water marks, one scan of each stream's cursors.
+    /// Groups that have committed nothing do not appear.
+    pub async fn group_lags(&self, c: &Caller) -> Result<Vec<GroupLag>> {
+        self.check_cluster_admin(c, "group lags")?;
+        let streams: Vec<_> = self
+            .streams_in("")
+            .into_iter()
+            .map(|s| (s.path.clone(), *s.id.as_bytes(), self.expire_before(&s)))
+            .collect();
+        let store = self.store.clone();
+        blocking(move || {
+            let mut out = Vec::new();
+            for (stream, scope, cutoff) in streams {
+                for (group, records) in store.group_lags(&scope, cutoff)? {
+                    out.push(GroupLag {
+                        volume: volume_of(&stream).to_owned(),
+                        stream: stream.clone(),
+                        group,
+                        records,
+                    });
+                }
+            }
+            Ok(out)
+        })
+        .await
     }
 
     /// Committed cursors of a group by partition id (for members starting to read).

@@ -36,7 +36,8 @@ use crate::{Error, Result};
 
 pub use admin::VolumeEdit;
 pub use cursors::{
-    Committer, CursorCommit, GroupInfo, GroupPartitionInfo, GroupSummary, MemberInfo, ResetTo,
+    Committer, CursorCommit, GroupInfo, GroupLag, GroupPartitionInfo, GroupSummary, MemberInfo,
+    ResetTo,
 };
 pub use data::{DEFAULT_FETCH_BYTES, MAX_FETCH_BYTES, MAX_FETCH_WAIT};
 pub use data::{
