@@ -12,7 +12,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tributary_api::metrics::RPC_DURATION;
-use tributary_volume::{Caller, Namespace, Principal};
+use tributary_volume::{Caller, LinkState, Namespace, Principal};
 
 /// Latency buckets in seconds: sub-millisecond appends up to long-poll fetches.
 const RPC_BUCKETS: &[f64] = &[
@@ -205,6 +205,52 @@ async fn group_lags(ns: &Namespace) -> String {
     out
 }
 
+/// Replication lag per link, one series per (stream, from), rendered at scrape time like
+/// group lag: a removed link vanishes from the next scrape.
+async fn link_lags(ns: &Namespace) -> String {
+    let links = match ns.list_upstreams(&scraper(), "").await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics endpoint: replication links unavailable");
+            return String::new();
+        }
+    };
+    let series: [(&str, &str, &str); 3] = [
+        (
+            "tributary_replication_lag_records",
+            "gauge",
+            "Records the link's upstream holds that it has not copied yet.",
+        ),
+        (
+            "tributary_replication_lag_seconds",
+            "gauge",
+            "The upstream's newest append time minus that of the last batch the link read (0 when caught up).",
+        ),
+        (
+            "tributary_replication_link_up",
+            "gauge",
+            "1 while the link is pulling, 0 while paused, connecting or retrying after an error.",
+        ),
+    ];
+    let mut out = String::new();
+    for (name, kind, help) in series {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for l in &links {
+            let value = match name {
+                "tributary_replication_lag_records" => l.lag_records() as f64,
+                "tributary_replication_lag_seconds" => l.lag_ms() as f64 / 1000.0,
+                _ => f64::from(u8::from(l.status.state == LinkState::Running)),
+            };
+            out.push_str(&format!(
+                "{name}{{stream=\"{}\",from=\"{}\"}} {value}\n",
+                label(&l.stream),
+                label(&l.from)
+            ));
+        }
+    }
+    out
+}
+
 /// A label value escaped for the text format (names allow none of these today).
 fn label(v: &str) -> String {
     v.replace('\\', "\\\\")
@@ -262,6 +308,7 @@ async fn answer(
             handle.run_upkeep();
             let mut body = handle.render();
             body.push_str(&group_lags(ns).await);
+            body.push_str(&link_lags(ns).await);
             respond(
                 &mut conn,
                 "200 OK",
