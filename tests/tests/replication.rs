@@ -117,14 +117,18 @@ async fn a_multi_master_pair_converges_through_cuts() {
     }
     pa.resume();
     pb.resume();
-    let done = wait_converged(&[&ca, &cb], &[TOPIC], PARTITIONS, 4000, LONG).await;
+    // Then a slow link one way.
+    pb.delay(Duration::from_millis(5));
+    produce(&ca, "A", 2000, 200).await;
+    produce(&cb, "B", 2000, 200).await;
+    let done = wait_converged(&[&ca, &cb], &[TOPIC], PARTITIONS, 4400, LONG).await;
     assert_eq!(done.partitions, 3);
 
     // Each side applied the other's 2,000 records once; its own came back and were
     // filtered upstream, so nothing was even skipped.
     for c in [&ca, &cb] {
         let u = &upstreams(c).await[0];
-        assert_eq!(u.records_applied, 2000, "{u:?}");
+        assert_eq!(u.records_applied, 2200, "{u:?}");
         assert_eq!(u.lag_records, 0);
         assert_eq!(u.state, v1::UpstreamState::Running as i32);
         assert!(
@@ -248,6 +252,15 @@ async fn a_chain_survives_its_middle_cluster_killed_mid_stream() {
     let total = written.load(Ordering::SeqCst);
     let done = wait_converged(&[&ca, &cb, &cc], &[TOPIC], PARTITIONS, total, LONG).await;
     assert_eq!(done.records, total);
+
+    // A partition increase at A reaches the end of the chain, and so do its records.
+    a.cli()
+        .args(["topic", "edit", TOPIC, "--partitions", "5"])
+        .run()
+        .ok();
+    produce(&ca, "A", total as usize, 500).await;
+    let done = wait_converged(&[&ca, &cb, &cc], &[TOPIC], 5, total + 500, LONG).await;
+    assert_eq!(done.partitions, 5);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -552,6 +565,42 @@ async fn upstream_commands_check_their_input_and_show_state() {
         .args(["upstream", "remove", STREAM, "--from", &from])
         .run()
         .ok();
+
+    // `--start latest` copies only what arrives after the link is made.
+    let (c, cc) = cluster(true).await;
+    c.cli()
+        .args([
+            "upstream",
+            "add",
+            STREAM,
+            "--from",
+            &from,
+            "--from-token",
+            &token,
+            "--start",
+            "latest",
+        ])
+        .run()
+        .ok();
+    wait_until("the new link has its starting positions", LONG, || async {
+        let u = upstreams(&cc).await.pop()?;
+        (u.partitions.len() == PARTITIONS as usize).then_some(())
+    })
+    .await;
+    produce(&ca, "late", 100, 30).await;
+    wait_until("only the new records are copied", LONG, || async {
+        let u = upstreams(&cc).await.pop()?;
+        (u.records_applied == 30 && u.lag_records == 0).then_some(())
+    })
+    .await;
+    let held: u64 = cc
+        .list_offsets(TOPIC, &[], true)
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.1)
+        .sum();
+    assert_eq!(held, 30);
     let list = b.cli().args(["upstream", "list"]).run().ok().stdout;
     assert!(!list.contains(&from), "{list}");
 
