@@ -143,6 +143,114 @@ pub fn producer_part(stored: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// What replication needs of a stored batch, read off its framing without decoding (or
+/// allocating) its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredHeader {
+    pub records: u32,
+    pub fields: ServerFields,
+    /// The latest record timestamp of the batch's timestamp type.
+    pub max_timestamp_ms: i64,
+}
+
+/// Reads a stored batch's server fields, record count and latest timestamp. `None` at
+/// broken framing, wire types a batch never has, or a missing origin.
+pub fn stored_header(stored: &[u8]) -> Option<StoredHeader> {
+    let mut buf = stored;
+    let (mut records, mut max_ts) = (0u32, None::<i64>);
+    let mut f = ServerFields {
+        base_offset: 0,
+        append_time_ms: 0,
+        origin_cluster: [0; 16],
+        origin_base_offset: 0,
+        timestamp_type: TimestampType::CreateTime,
+    };
+    let mut origin = false;
+    while !buf.is_empty() {
+        let key = varint(&mut buf)?;
+        let (field, wire) = (key >> 3, key & 7);
+        match wire {
+            0 => {
+                let v = varint(&mut buf)?;
+                match field {
+                    8 => f.base_offset = v,
+                    9 => f.append_time_ms = v as i64,
+                    11 => f.origin_base_offset = v,
+                    12 => {
+                        f.timestamp_type = if v == v1::TimestampType::LogAppendTime as u64 {
+                            TimestampType::LogAppendTime
+                        } else {
+                            TimestampType::CreateTime
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            2 => {
+                let len = usize::try_from(varint(&mut buf)?).ok()?;
+                let payload = buf.get(..len)?;
+                buf = &buf[len..];
+                match field {
+                    RECORDS_FIELD => {
+                        records = records.checked_add(1)?;
+                        if let Some(ts) = record_timestamp(payload)? {
+                            max_ts = Some(max_ts.map_or(ts, |m| m.max(ts)));
+                        } else {
+                            max_ts = Some(max_ts.unwrap_or(i64::MIN));
+                        }
+                    }
+                    ORIGIN_CLUSTER_FIELD => {
+                        f.origin_cluster = payload.try_into().ok()?;
+                        origin = true;
+                    }
+                    _ => {}
+                }
+            }
+            1 => buf = buf.get(8..)?,
+            5 => buf = buf.get(4..)?,
+            _ => return None,
+        }
+    }
+    if !origin {
+        return None;
+    }
+    let max_timestamp_ms = match (f.timestamp_type, max_ts) {
+        (TimestampType::LogAppendTime, _) | (_, None) => f.append_time_ms,
+        // Records without a timestamp take the append time.
+        (TimestampType::CreateTime, Some(i64::MIN)) => f.append_time_ms,
+        (TimestampType::CreateTime, Some(t)) => t,
+    };
+    Some(StoredHeader {
+        records,
+        fields: f,
+        max_timestamp_ms,
+    })
+}
+
+/// `Record.timestamp_ms` (field 4) of an encoded record: `Some(None)` when absent.
+fn record_timestamp(mut rec: &[u8]) -> Option<Option<i64>> {
+    let mut ts = None;
+    while !rec.is_empty() {
+        let key = varint(&mut rec)?;
+        match key & 7 {
+            0 => {
+                let v = varint(&mut rec)?;
+                if key >> 3 == 4 {
+                    ts = Some(v as i64);
+                }
+            }
+            2 => {
+                let len = usize::try_from(varint(&mut rec)?).ok()?;
+                rec = rec.get(len..)?;
+            }
+            1 => rec = rec.get(8..)?,
+            5 => rec = rec.get(4..)?,
+            _ => return None,
+        }
+    }
+    Some(ts)
+}
+
 /// The origin cluster a stored batch names (the last occurrence wins, as in decoding),
 /// read without decoding its records. `None` at broken framing or without one.
 pub fn origin_of(stored: &[u8]) -> Option<[u8; 16]> {
@@ -256,7 +364,7 @@ pub fn encode_records(records: Vec<Record>) -> Vec<u8> {
 }
 
 /// Server-assigned fields of a stored batch.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerFields {
     pub base_offset: u64,
     pub append_time_ms: i64,

@@ -19,7 +19,8 @@ use crate::{Error, Result};
 
 /// A pulled batch, decoded once.
 struct Decoded {
-    records: Vec<v1::Record>,
+    raw: Bytes,
+    records: u32,
     body: Vec<u8>,
     fields: ServerFields,
     max_timestamp_ms: i64,
@@ -160,7 +161,7 @@ impl Namespace {
             .map(|d| PulledBatch {
                 origin: d.fields.origin_cluster,
                 origin_base: d.fields.origin_base_offset,
-                record_count: d.records.len() as u32,
+                record_count: d.records,
                 keep_offset: link.mirror.then_some(d.fields.base_offset),
             })
             .collect();
@@ -190,14 +191,11 @@ impl Namespace {
                     let value = if skip == 0 {
                         batch::stored_value(&d.body, &fields)
                     } else {
-                        batch::stored_value(
-                            &batch::encode_records(d.records[skip_n..].to_vec()),
-                            &fields,
-                        )
+                        batch::stored_value(&d.tail(skip_n), &fields)
                     };
                     NewBatch {
                         value,
-                        record_count: (d.records.len() - skip_n) as u32,
+                        record_count: d.records - skip,
                         append_time_ms: d.fields.append_time_ms,
                         max_timestamp_ms: d.max_timestamp_ms,
                     }
@@ -299,36 +297,29 @@ impl Namespace {
     }
 }
 
-/// Decodes a pulled batch, checking what replication relies on.
+/// Reads what replication needs off a pulled batch; its records are decoded only when
+/// some must be cut off.
 fn decode_pulled(raw: &Bytes) -> Result<Decoded> {
     let bad = |why: String| Error::invalid("pulled batch", why);
-    let b = v1::RecordBatch::decode(raw.clone())
-        .map_err(|e| bad(format!("not a valid RecordBatch: {e}")))?;
-    if b.records.is_empty() {
+    let h = batch::stored_header(raw)
+        .ok_or_else(|| bad("broken framing, or no 16-byte origin_cluster".into()))?;
+    if h.records == 0 {
         return Err(bad("it has no records".into()));
     }
-    let origin: [u8; 16] = b.origin_cluster.as_ref().try_into().map_err(|_| {
-        bad(format!(
-            "origin_cluster is {} bytes",
-            b.origin_cluster.len()
-        ))
-    })?;
     let body = batch::producer_part(raw).ok_or_else(|| bad("broken framing".into()))?;
-    let timestamp_type = match v1::TimestampType::try_from(b.timestamp_type) {
-        Ok(v1::TimestampType::LogAppendTime) => TimestampType::LogAppendTime,
-        _ => TimestampType::CreateTime,
-    };
-    let max_timestamp_ms = batch::max_timestamp(&b.records, b.append_time_ms, timestamp_type);
     Ok(Decoded {
+        raw: raw.clone(),
         body,
-        fields: ServerFields {
-            base_offset: b.base_offset,
-            append_time_ms: b.append_time_ms,
-            origin_cluster: origin,
-            origin_base_offset: b.origin_base_offset,
-            timestamp_type,
-        },
-        max_timestamp_ms,
-        records: b.records,
+        records: h.records,
+        fields: h.fields,
+        max_timestamp_ms: h.max_timestamp_ms,
     })
+}
+
+impl Decoded {
+    /// The batch's records from the `skip`th on, as a batch body.
+    fn tail(&self, skip: usize) -> Vec<u8> {
+        let b = v1::RecordBatch::decode(self.raw.clone()).expect("framing checked");
+        batch::encode_records(b.records[skip..].to_vec())
+    }
 }
