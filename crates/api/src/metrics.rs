@@ -42,16 +42,18 @@ pub(crate) fn produced(topic: &str, records: u64, bytes: u64) {
     metrics::counter!(BYTES_IN, &labels).increment(bytes);
 }
 
-/// Counts a successful fetch from `topic`: the stored batches it returned.
-pub(crate) fn fetched(topic: &str, batches: &[bytes::Bytes]) {
+/// Counts a successful fetch from `topic`: the stored batches it returned. Returns their
+/// bytes.
+pub(crate) fn fetched(topic: &str, batches: &[bytes::Bytes]) -> u64 {
     if batches.is_empty() {
-        return;
+        return 0;
     }
     let labels = stream_labels(topic);
     let records: u64 = batches.iter().map(|b| record_count(b)).sum();
     let bytes: u64 = batches.iter().map(|b| b.len() as u64).sum();
     metrics::counter!(RECORDS_OUT, &labels).increment(records);
     metrics::counter!(BYTES_OUT, &labels).increment(bytes);
+    bytes
 }
 
 /// Records in an encoded `RecordBatch`: the occurrences of field 1, found by walking the

@@ -143,6 +143,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_message_bytes: cfg.max_message_bytes,
         allow_anonymous: cfg.allow_anonymous,
         health: health.clone(),
+        quotas: cfg.quotas(),
         ..ServerOptions::default()
     };
     let retention = tokio::spawn(retention_loop(ns.clone(), cfg.retention_interval));
