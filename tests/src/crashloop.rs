@@ -24,6 +24,8 @@ use crate::{Server, create_stream};
 
 const STREAM: &str = "/crash/loop";
 const TOPIC: &str = "/crash/loop:t";
+/// How long the producers get to settle their outstanding records at the end.
+const SETTLE: Duration = Duration::from_secs(120);
 
 /// One run's settings.
 #[derive(Debug, Clone)]
@@ -39,6 +41,9 @@ pub struct Options {
     pub max_uptime: Duration,
     /// Records a producer may have unacknowledged at once.
     pub window: usize,
+    /// Records per second each producer offers (the crash loop is about kills, not speed;
+    /// this keeps a long run's disk use in bounds).
+    pub rate: u64,
     /// Where the data directory goes (a fresh temporary directory inside it); it is kept
     /// when a check fails.
     pub work_dir: Option<PathBuf>,
@@ -53,6 +58,7 @@ impl Default for Options {
             partitions: 4,
             max_uptime: Duration::from_millis(1500),
             window: 2000,
+            rate: 2000,
             work_dir: None,
         }
     }
@@ -162,18 +168,20 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     let token = server.admin_token();
 
     let stop = Arc::new(AtomicBool::new(false));
-    let acked_count = Arc::new(AtomicU64::new(0));
     let mut producers = Vec::new();
+    let mut progress = Vec::new();
     for p in 0..opts.producers {
         let client = Client::connect(&server.url, Some(&token)).await?;
-        let pad = rng.random_range(16..512);
+        let pad = rng.random_range(16..128);
+        let counts = Arc::new(Progress::default());
+        progress.push(counts.clone());
         producers.push(tokio::spawn(produce(
             client,
             p,
             pad,
-            opts.window,
+            (opts.window, opts.rate),
             stop.clone(),
-            acked_count.clone(),
+            counts,
         )));
     }
 
@@ -189,19 +197,26 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         }
         report.restart_ms.push(t.elapsed().as_millis() as u64);
         report.rounds = round;
-        progress(&format!(
-            "round {round}: killed after {uptime} ms up, back in {} ms, {} acknowledged so far",
+        let counts: Vec<String> = progress.iter().map(|p| p.to_string()).collect();
+        log(&format!(
+            "round {round}: killed after {uptime} ms up, back in {} ms; producers (sent/settled ok/failed): {}",
             t.elapsed().as_millis(),
-            acked_count.load(Ordering::Relaxed)
+            counts.join(" ")
         ));
     }
 
     stop.store(true, Ordering::Relaxed);
     let mut outcomes = Outcomes::default();
     for (p, task) in producers.into_iter().enumerate() {
-        let o = task
-            .await?
-            .with_context(|| format!("producer {p} stopped"))?;
+        // The server is up: every outstanding record gets its outcome, or this is a hang.
+        let Ok(done) = tokio::time::timeout(SETTLE, task).await else {
+            report.violation(format!(
+                "producer {p}: records still without an outcome {SETTLE:?} after the last restart ({})",
+                progress[p]
+            ));
+            continue;
+        };
+        let o = done?.with_context(|| format!("producer {p} stopped"))?;
         outcomes.acked.extend(o.acked);
         outcomes.failed.extend(o.failed);
     }
@@ -221,8 +236,29 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
 }
 
 /// Progress lines go to stderr, so stdout carries only the summary.
-fn progress(line: &str) {
+fn log(line: &str) {
     eprintln!("{line}");
+}
+
+/// One producer's counts, for the progress lines.
+#[derive(Debug, Default)]
+struct Progress {
+    sent: AtomicU64,
+    acked: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl std::fmt::Display for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        write!(
+            f,
+            "{}/{}/{}",
+            get(&self.sent),
+            get(&self.acked),
+            get(&self.failed)
+        )
+    }
 }
 
 /// One producer: sends numbered records until told to stop, then waits for every
@@ -231,9 +267,9 @@ async fn produce(
     client: Client,
     producer: u32,
     pad: usize,
-    window: usize,
+    (window, rate): (usize, u64),
     stop: Arc<AtomicBool>,
-    acked_count: Arc<AtomicU64>,
+    counts: Arc<Progress>,
 ) -> anyhow::Result<Outcomes> {
     let config = ProducerConfig {
         linger: Duration::from_millis(2),
@@ -252,25 +288,34 @@ async fn produce(
         match r {
             Ok(Ok(d)) => {
                 outcomes.acked.insert((producer, seq), d);
-                acked_count.fetch_add(1, Ordering::Relaxed);
+                counts.acked.fetch_add(1, Ordering::Relaxed);
             }
             Ok(Err(e)) => {
                 outcomes.failed.insert((producer, seq), e);
+                counts.failed.fetch_add(1, Ordering::Relaxed);
             }
             Err(_) => {
                 outcomes
                     .failed
                     .insert((producer, seq), "the producer dropped the record".into());
+                counts.failed.fetch_add(1, Ordering::Relaxed);
             }
         }
     };
+    let started = Instant::now();
     while !stop.load(Ordering::Relaxed) {
+        // Paced: never ahead of `rate` records per second since the start.
+        let due = Duration::from_secs_f64(seq as f64 / rate as f64);
+        if let Some(early) = due.checked_sub(started.elapsed()) {
+            tokio::time::sleep(early).await;
+        }
         let record = Record {
             value: value(producer, seq, pad).into(),
             ..Default::default()
         };
         pending.push_back((seq, producer_handle.send(TOPIC, record).await?));
         seq += 1;
+        counts.sent.store(seq, Ordering::Relaxed);
         if pending.len() >= window {
             let (s, rx) = pending.pop_front().expect("not empty");
             settle(&mut outcomes, s, rx.await);
@@ -283,11 +328,12 @@ async fn produce(
     Ok(outcomes)
 }
 
-/// One partition as read back: its log-start offset and its records' offsets and values.
+/// One partition as read back: its log-start offset, and each record's offset and who
+/// sent it (`None`: a value no producer writes).
 #[derive(Debug, Default)]
 struct PartitionLog {
     log_start: u64,
-    records: Vec<(u64, Vec<u8>)>,
+    records: Vec<(u64, Option<(u32, u64)>)>,
 }
 
 /// Reads every partition from 0 to its high-water mark.
@@ -303,7 +349,7 @@ async fn read_all(client: &Client, partitions: u32) -> anyhow::Result<Vec<Partit
             log.log_start = f.log_start_offset;
             for r in f.records {
                 offset = r.offset + 1;
-                log.records.push((r.offset, r.record.value.to_vec()));
+                log.records.push((r.offset, parse(&r.record.value)));
             }
             if offset >= f.high_watermark {
                 break;
@@ -330,21 +376,21 @@ fn verify(logs: &[PartitionLog], outcomes: &Outcomes, report: &mut Report) {
         // The last acknowledged sequence seen per producer in this partition.
         let mut last: BTreeMap<u32, u64> = BTreeMap::new();
         let mut expected = 0;
-        for (offset, value) in &log.records {
-            if *offset != expected {
+        for &(offset, sender) in &log.records {
+            if offset != expected {
                 report.violation(format!(
                     "partition {partition}: offset {offset} where {expected} was due: not dense"
                 ));
             }
             expected = offset + 1;
             report.checked += 1;
-            let Some(id) = parse(value) else {
+            let Some(id) = sender else {
                 report.violation(format!(
                     "partition {partition} offset {offset}: a record that no producer sent"
                 ));
                 continue;
             };
-            if let Some(first) = stored.insert(id, (partition, *offset)) {
+            if let Some(first) = stored.insert(id, (partition, offset)) {
                 report.violation(format!(
                     "producer {} seq {}: stored twice, at {first:?} and {:?}",
                     id.0,
@@ -403,7 +449,9 @@ mod tests {
 
     /// Producer 0 sent seqs 0..4, acknowledged at offsets 0..4 of partition 0; seq 4
     /// failed for good.
-    fn sent() -> (Outcomes, Vec<(u64, Vec<u8>)>) {
+    type Records = Vec<(u64, Option<(u32, u64)>)>;
+
+    fn sent() -> (Outcomes, Records) {
         let mut o = Outcomes::default();
         for seq in 0..4 {
             let d = Delivery {
@@ -413,11 +461,11 @@ mod tests {
             o.acked.insert((0, seq), d);
         }
         o.failed.insert((0, 4), "UNAVAILABLE".into());
-        let records = (0..4).map(|s| (s, value(0, s, 3))).collect();
+        let records = (0..4).map(|s| (s, Some((0, s)))).collect();
         (o, records)
     }
 
-    fn violations(records: Vec<(u64, Vec<u8>)>, o: &Outcomes) -> Vec<String> {
+    fn violations(records: Records, o: &Outcomes) -> Vec<String> {
         let mut r = Report::default();
         let logs = [PartitionLog {
             log_start: 0,
@@ -434,7 +482,7 @@ mod tests {
         assert!(violations(good.clone(), &o).is_empty());
         // A failed send may be stored once.
         let mut with_failed = good.clone();
-        with_failed.push((4, value(0, 4, 3)));
+        with_failed.push((4, Some((0, 4))));
         assert!(violations(with_failed, &o).is_empty());
 
         let lost = good[..3].to_vec();
@@ -442,7 +490,7 @@ mod tests {
         assert!(v[0].contains("seq 3") && v[0].contains("missing"), "{v:?}");
 
         let mut twice = good.clone();
-        twice.push((4, value(0, 3, 3)));
+        twice.push((4, Some((0, 3))));
         let v = violations(twice, &o);
         assert!(v.iter().any(|v| v.contains("stored twice")), "{v:?}");
 
@@ -460,8 +508,8 @@ mod tests {
         assert!(v.iter().any(|v| v.contains("not dense")), "{v:?}");
 
         let mut stranger = good;
-        stranger.push((4, value(9, 0, 3)));
-        stranger.push((5, b"junk".to_vec()));
+        stranger.push((4, Some((9, 0))));
+        stranger.push((5, None));
         let v = violations(stranger, &o);
         assert!(v.iter().any(|v| v.contains("never sent")), "{v:?}");
         assert!(v.iter().any(|v| v.contains("no producer sent")), "{v:?}");

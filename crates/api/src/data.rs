@@ -232,6 +232,7 @@ impl wire::consumer_server::Consumer for Services {
                     let bytes = metrics::fetched(&format!("{stream}:{}", r.tp.topic), &r.batches);
                     // Over its fetch quota, the session waits before pushing on.
                     if let Some(wait) = quotas.charge_fetch(&principal, bytes) {
+                        metrics::throttled(crate::QuotaKind::FetchBytes);
                         tokio::time::sleep(wait).await;
                     }
                 }

@@ -21,6 +21,8 @@ pub const RECORDS_IN: &str = "tributary_records_in_total";
 pub const BYTES_IN: &str = "tributary_bytes_in_total";
 pub const RECORDS_OUT: &str = "tributary_records_out_total";
 pub const BYTES_OUT: &str = "tributary_bytes_out_total";
+/// Calls refused, and subscription pushes delayed, by a rate quota, per quota.
+pub const QUOTA_THROTTLED: &str = "tributary_quota_throttled_total";
 
 /// `(volume, stream)` of a topic path: `/acme/iot/s:t` gives `("/acme", "/acme/iot/s")`.
 fn stream_labels(topic: &str) -> [(&'static str, String); 2] {
@@ -33,6 +35,11 @@ fn stream_labels(topic: &str) -> [(&'static str, String); 2] {
         ("volume", stream[..volume_end].to_owned()),
         ("stream", stream.to_owned()),
     ]
+}
+
+/// Counts a call refused, or a subscription push delayed, by a rate quota.
+pub(crate) fn throttled(kind: crate::QuotaKind) {
+    metrics::counter!(QUOTA_THROTTLED, "quota" => kind.label()).increment(1);
 }
 
 /// Counts a successful produce to `topic` (a path the namespace accepted).

@@ -67,6 +67,15 @@ impl QuotaKind {
             QuotaKind::FetchBytes => "fetched bytes",
         }
     }
+
+    /// The metric label: `requests`, `produce_bytes`, `fetch_bytes`.
+    pub fn label(self) -> &'static str {
+        match self {
+            QuotaKind::Requests => "requests",
+            QuotaKind::ProduceBytes => "produce_bytes",
+            QuotaKind::FetchBytes => "fetch_bytes",
+        }
+    }
 }
 
 /// A token bucket whose balance may go below zero (debt).
@@ -281,8 +290,7 @@ impl Quotas {
         match refused {
             None => Ok(()),
             Some(retry_after) => {
-                metrics::counter!("tributary_quota_throttled_total", "quota" => kind.unit())
-                    .increment(1);
+                crate::metrics::throttled(kind);
                 Err(ApiError::Throttled {
                     principal: principal.to_owned(),
                     kind,

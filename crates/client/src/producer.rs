@@ -73,7 +73,7 @@ pub struct Producer {
 impl Producer {
     pub async fn new(client: Client, config: ProducerConfig) -> Result<Producer> {
         let producer_id = if config.idempotent {
-            Some(init(&client).await?)
+            Some(init(&client, config.request_timeout).await?)
         } else {
             None
         };
@@ -123,13 +123,24 @@ fn closed() -> Error {
     Error::Status(tonic::Status::cancelled("the producer has stopped"))
 }
 
-async fn init(client: &Client) -> Result<u64> {
-    Ok(client
-        .producer()
-        .init_producer(v1::InitProducerRequest {})
-        .await?
-        .into_inner()
-        .producer_id)
+async fn init(client: &Client, timeout: Duration) -> Result<u64> {
+    let mut producer = client.producer();
+    let call = producer.init_producer(v1::InitProducerRequest {});
+    Ok(within(timeout, call).await?.into_inner().producer_id)
+}
+
+/// A call with a deadline kept here, not only sent to the server (`grpc-timeout`): a call
+/// whose connection died with no word, or that never got one, must not wait forever.
+/// Past the deadline it is `DEADLINE_EXCEEDED`, which is retried.
+async fn within<T>(
+    timeout: Duration,
+    call: impl std::future::Future<Output = Result<T, tonic::Status>>,
+) -> Result<T, tonic::Status> {
+    tokio::time::timeout(timeout, call).await.unwrap_or_else(|_| {
+        Err(tonic::Status::deadline_exceeded(format!(
+            "no answer within {timeout:?}"
+        )))
+    })
 }
 
 struct Batcher {
@@ -231,13 +242,11 @@ impl Batcher {
             let mut attempt = 0;
             let n = loop {
                 attempt += 1;
-                let r = self
-                    .client
-                    .producer()
-                    .get_partitions(v1::GetPartitionsRequest {
-                        topic: topic.clone(),
-                    })
-                    .await;
+                let mut producer = self.client.producer();
+                let call = producer.get_partitions(v1::GetPartitionsRequest {
+                    topic: topic.clone(),
+                });
+                let r = within(self.config.request_timeout, call).await;
                 match r {
                     Err(s) if retriable(&s) && attempt <= self.config.retries => {
                         tokio::time::sleep(self.config.retry_backoff * attempt.min(10)).await;
@@ -323,7 +332,7 @@ impl Batcher {
         let mut attempt = 0;
         let outcome = loop {
             attempt += 1;
-            match init(&self.client).await {
+            match init(&self.client, self.config.request_timeout).await {
                 Err(Error::Status(s)) if retriable(&s) && attempt <= self.config.retries => {
                     tokio::time::sleep(self.config.retry_backoff * attempt.min(10)).await;
                 }
@@ -395,7 +404,8 @@ async fn send_batch(
     let outcome = loop {
         let mut r = tonic::Request::new(req.clone());
         r.set_timeout(config.request_timeout);
-        match client.producer().produce(r).await {
+        let mut producer = client.producer();
+        match within(config.request_timeout, producer.produce(r)).await {
             Ok(resp) => break Ok(resp.into_inner()),
             // Over a rate quota: nothing was written; wait as told, without using a retry.
             Err(s) if crate::retry_after(&s).is_some() => {

@@ -34,6 +34,9 @@ struct Args {
     /// Records a producer may have unacknowledged at once
     #[arg(long, default_value_t = 2000)]
     window: usize,
+    /// Records per second each producer offers
+    #[arg(long, default_value_t = 2000)]
+    rate: u64,
     /// Directory for the data directory (default: the system's temporary directory)
     #[arg(long)]
     work_dir: Option<PathBuf>,
@@ -51,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
         partitions: args.partitions,
         max_uptime: args.max_uptime,
         window: args.window,
+        rate: args.rate,
         work_dir: args.work_dir,
     };
     let report = crashloop::run(&opts).await?;
