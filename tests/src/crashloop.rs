@@ -284,22 +284,21 @@ async fn produce(
     let mut outcomes = Outcomes::default();
     let mut pending = VecDeque::new();
     let mut seq = 0u64;
-    let settle = |outcomes: &mut Outcomes, seq: u64, r: Result<Result<Delivery, String>, _>| {
-        match r {
-            Ok(Ok(d)) => {
-                outcomes.acked.insert((producer, seq), d);
-                counts.acked.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok(Err(e)) => {
-                outcomes.failed.insert((producer, seq), e);
-                counts.failed.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(_) => {
-                outcomes
-                    .failed
-                    .insert((producer, seq), "the producer dropped the record".into());
-                counts.failed.fetch_add(1, Ordering::Relaxed);
-            }
+    let settle = |outcomes: &mut Outcomes, seq: u64, r: Result<Result<Delivery, String>, _>| match r
+    {
+        Ok(Ok(d)) => {
+            outcomes.acked.insert((producer, seq), d);
+            counts.acked.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(Err(e)) => {
+            outcomes.failed.insert((producer, seq), e);
+            counts.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(_) => {
+            outcomes
+                .failed
+                .insert((producer, seq), "the producer dropped the record".into());
+            counts.failed.fetch_add(1, Ordering::Relaxed);
         }
     };
     let started = Instant::now();
@@ -355,7 +354,10 @@ async fn read_all(client: &Client, partitions: u32) -> anyhow::Result<Vec<Partit
                 break;
             }
             if log.records.last().is_none_or(|(o, _)| *o + 1 != offset) {
-                bail!("partition {partition}: an empty fetch at {offset} below the high-water mark {}", f.high_watermark);
+                bail!(
+                    "partition {partition}: an empty fetch at {offset} below the high-water mark {}",
+                    f.high_watermark
+                );
             }
         }
         logs.push(log);

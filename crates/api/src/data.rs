@@ -220,8 +220,9 @@ impl wire::consumer_server::Consumer for Services {
         // The session runs in its own task; a forwarder turns its messages into responses
         // and its end into the stream's status. Neither waits on the other, so a client
         // that stops reading never stalls the session's shutdown.
-        let (res_tx, res_rx) = mpsc::channel(2);
-        let (out_tx, mut out_rx) = mpsc::channel(2);
+        // One push waiting in each, so that a client that stops reading holds few.
+        let (res_tx, res_rx) = mpsc::channel(1);
+        let (out_tx, mut out_rx) = mpsc::channel(1);
         let ns = self.ns.clone();
         let stream = join.stream.clone();
         let (quotas, principal) = (self.quotas.clone(), c.name().to_owned());

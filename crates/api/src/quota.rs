@@ -163,8 +163,7 @@ pub struct Quotas {
 
 impl Quotas {
     pub fn new(config: QuotaConfig) -> Quotas {
-        let enabled =
-            !config.default.unlimited() || config.users.values().any(|l| !l.unlimited());
+        let enabled = !config.default.unlimited() || config.users.values().any(|l| !l.unlimited());
         Quotas {
             config,
             enabled,
@@ -199,7 +198,8 @@ impl Quotas {
         if !map.contains_key(principal) && map.len() >= PRUNE_AT {
             map.retain(|_, b| {
                 !(b.requests.is_full(b.limits.requests_per_sec, burst, now)
-                    && b.produce.is_full(b.limits.produce_bytes_per_sec, burst, now)
+                    && b.produce
+                        .is_full(b.limits.produce_bytes_per_sec, burst, now)
                     && b.fetch.is_full(b.limits.fetch_bytes_per_sec, burst, now))
             });
         }
@@ -328,15 +328,22 @@ mod tests {
         });
         let t0 = Instant::now();
         for i in 0..10 {
-            q.admit_request_at("a", t0).unwrap_or_else(|e| panic!("{i}: {e}"));
+            q.admit_request_at("a", t0)
+                .unwrap_or_else(|e| panic!("{i}: {e}"));
         }
-        assert_eq!(retry(q.admit_request_at("a", t0)), Duration::from_millis(100));
+        assert_eq!(
+            retry(q.admit_request_at("a", t0)),
+            Duration::from_millis(100)
+        );
         // Another principal has its own bucket.
         q.admit_request_at("b", t0).unwrap();
         let t1 = t0 + Duration::from_millis(250);
         q.admit_request_at("a", t1).unwrap();
         q.admit_request_at("a", t1).unwrap();
-        assert_eq!(retry(q.admit_request_at("a", t1)), Duration::from_millis(50));
+        assert_eq!(
+            retry(q.admit_request_at("a", t1)),
+            Duration::from_millis(50)
+        );
         // Saved-up allowance never exceeds the burst.
         let t2 = t1 + Duration::from_secs(60);
         for _ in 0..10 {
@@ -369,7 +376,8 @@ mod tests {
             Some(Duration::from_millis(500))
         );
         assert_eq!(retry(q.admit_fetch_at("a", t0)), Duration::from_millis(500));
-        q.admit_fetch_at("a", t0 + Duration::from_millis(500)).unwrap();
+        q.admit_fetch_at("a", t0 + Duration::from_millis(500))
+            .unwrap();
         // Requests are not limited here.
         for _ in 0..1000 {
             q.admit_request_at("a", t0).unwrap();

@@ -347,9 +347,9 @@ fn typed_value(key: &str, text: &str) -> Result<toml::Value, String> {
         Some(toml::Value::Integer(i))
     } else if text.trim_start().starts_with('{') {
         // Only table-valued keys take this form: their error is the table's.
-        let mut t = format!("v = {text}").parse::<toml::Table>().map_err(|e| {
-            format!("`{text}` is not an inline TOML table: {}", e.message())
-        })?;
+        let mut t = format!("v = {text}")
+            .parse::<toml::Table>()
+            .map_err(|e| format!("`{text}` is not an inline TOML table: {}", e.message()))?;
         let v = t.remove("v").expect("parsed as `v = ...`");
         return check_one(key, &v).map(|()| v);
     } else {
@@ -641,7 +641,10 @@ mod tests {
         assert_eq!(back, l.settings, "{text}");
 
         let vars = env(&[
-            ("TRIBUTARY_QUOTA_USERS", "{ b = { fetch_bytes_per_sec = 5 } }"),
+            (
+                "TRIBUTARY_QUOTA_USERS",
+                "{ b = { fetch_bytes_per_sec = 5 } }",
+            ),
             ("TRIBUTARY_QUOTA_BURST", "250ms"),
         ]);
         let flags = Flags {

@@ -94,7 +94,13 @@ pub fn retry_after(s: &tonic::Status) -> Option<Duration> {
     if s.code() != tonic::Code::ResourceExhausted {
         return None;
     }
-    let ms = s.metadata().get(RETRY_AFTER_MS)?.to_str().ok()?.parse().ok()?;
+    let ms = s
+        .metadata()
+        .get(RETRY_AFTER_MS)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()?;
     Some(Duration::from_millis(ms))
 }
 

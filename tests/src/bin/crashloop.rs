@@ -14,7 +14,9 @@ use clap::Parser;
 use tributary_e2e::crashloop::{self, Options};
 
 #[derive(Debug, Parser)]
-#[command(about = "Kill -9 a tributary server at random moments under idempotent producers, and check every acknowledged record")]
+#[command(
+    about = "Kill -9 a tributary server at random moments under idempotent producers, and check every acknowledged record"
+)]
 struct Args {
     /// Kills and restarts
     #[arg(long, default_value_t = 20)]
@@ -72,7 +74,9 @@ async fn main() -> anyhow::Result<()> {
         report.elapsed.as_secs_f64(),
     );
     if report.passed() {
-        println!("ok: every acknowledged record stored once, in order, at its offset; offsets dense");
+        println!(
+            "ok: every acknowledged record stored once, in order, at its offset; offsets dense"
+        );
         return Ok(());
     }
     for v in &report.violations {
