@@ -3,6 +3,9 @@
 //!
 //! The binary is the one built next to the test executable (`target/<profile>/tributary`),
 //! or `$TRIBUTARY_BIN`; `scripts/test.sh` builds it before running the tests.
+//!
+//! Longer scenarios that also run by hand live here too: the crash loop (`crashloop`,
+//! binary `crashloop`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -13,6 +16,7 @@ use anyhow::{Context, bail};
 
 pub use tributary_client::Client;
 
+pub mod crashloop;
 mod proxy;
 pub use proxy::Proxy;
 pub mod prometheus;
@@ -29,12 +33,13 @@ pub fn binary() -> PathBuf {
         return p.into();
     }
     let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> -> target/<profile>/tributary
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .join("tributary");
+    // target/<profile>/deps/<test> -> target/<profile>/tributary; a binary of this crate
+    // (target/<profile>/crashloop) has it beside itself.
+    let dir = exe.parent().expect("target dir");
+    let bin = match dir.join("tributary") {
+        beside if beside.exists() => beside,
+        _ => dir.parent().expect("target dir").join("tributary"),
+    };
     assert!(
         bin.exists(),
         "{} not found: build it first (scripts/test.sh does)",
@@ -233,14 +238,29 @@ impl Server {
     /// Restarts on the same data directory and the same address, so clients that keep
     /// reconnecting to it find it again.
     pub fn restart_in_place(&mut self) {
+        self.try_restart_in_place().expect("server restarts");
+    }
+
+    /// [`Server::restart_in_place`], returning why the server did not start.
+    pub fn try_restart_in_place(&mut self) -> anyhow::Result<()> {
         assert!(self.child.is_none(), "stop the server before restarting it");
         let addr = self.url.rsplit("://").next().expect("a URL").to_owned();
-        let mut next =
-            Self::start_in_with(&self.data_dir, &["--listen", &addr]).expect("server restarts");
+        let mut next = Self::start_in_with(&self.data_dir, &["--listen", &addr])?;
         self.log = std::mem::take(&mut next.log);
         self.url = std::mem::take(&mut next.url);
         self.metrics_addr = next.metrics_addr.take();
         self.child = next.child.take();
+        Ok(())
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server running").id()
+    }
+
+    /// A line of the server's `/proc/PID/status` in bytes (`VmRSS`, `VmHWM`).
+    pub fn memory(&self, field: &str) -> u64 {
+        proc_status_kib(self.pid(), field) * 1024
     }
 
     pub fn log(&self) -> String {
@@ -383,6 +403,17 @@ impl Cli {
             stderr: String::from_utf8_lossy(&stderr).into(),
         }
     }
+}
+
+/// A `kB` field of `/proc/PID/status`, in KiB.
+pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/status: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().strip_suffix(" kB")?.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }
 
 /// A minimal HTTP/1.1 GET (the server closes the connection after its answer): the

@@ -77,8 +77,4 @@ impl Server {
         let root = format!("/proc/{}/root", self.pid());
         Path::new("/").join(self.data_dir.strip_prefix(root).expect("a tmpfs server"))
     }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().expect("server running").id()
-    }
 }

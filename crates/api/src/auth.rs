@@ -1,25 +1,28 @@
 //! Authentication of every request: a bearer token, else a client certificate verified by
 //! mutual TLS (its subject CN names the user), else (when the server allows it) no
 //! credentials at all, becomes a `Caller` in the request extensions. Deciding what the
-//! caller may do is the namespace's job, not this one's.
+//! caller may do is the namespace's job, not this one's; the caller's request-rate quota
+//! is checked here, once it is known.
 
 use std::sync::Arc;
 
 use tonic::{Request, Status};
 use tributary_volume::{Caller, Namespace};
 
-use crate::ApiError;
+use crate::{ApiError, Quotas};
 
 #[derive(Debug, Clone)]
 pub struct Authenticator {
     ns: Arc<Namespace>,
+    quotas: Arc<Quotas>,
     allow_anonymous: bool,
 }
 
 impl Authenticator {
-    pub fn new(ns: Arc<Namespace>, allow_anonymous: bool) -> Self {
+    pub fn new(ns: Arc<Namespace>, quotas: Arc<Quotas>, allow_anonymous: bool) -> Self {
         Self {
             ns,
+            quotas,
             allow_anonymous,
         }
     }
@@ -51,6 +54,7 @@ impl tonic::service::Interceptor for Authenticator {
                 }
             },
         };
+        self.quotas.admit_request(caller.name())?;
         req.extensions_mut().insert(caller);
         Ok(req)
     }

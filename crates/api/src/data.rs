@@ -48,6 +48,7 @@ impl wire::producer_server::Producer for Services {
         let c = caller(&r)?;
         let r = r.into_inner();
         let bytes = r.batch.len() as u64;
+        self.quotas.admit_produce(c.name(), bytes)?;
         let opts = ProduceOptions {
             partition: r.partition,
             producer: r.producer.map(|p| IdempotentSeq {
@@ -114,6 +115,7 @@ type SubscribeStream = Pin<Box<dyn Stream<Item = Result<wire::SubscribeResponse,
 impl wire::consumer_server::Consumer for Services {
     async fn fetch(&self, r: Request<v1::FetchRequest>) -> Reply<wire::FetchResponse> {
         let c = caller(&r)?;
+        self.quotas.admit_fetch(c.name())?;
         let r = r.into_inner();
         let res = self
             .ns
@@ -127,7 +129,8 @@ impl wire::consumer_server::Consumer for Services {
             )
             .await
             .map_err(ApiError::from)?;
-        metrics::fetched(&r.topic, &res.batches);
+        let bytes = metrics::fetched(&r.topic, &res.batches);
+        self.quotas.charge_fetch(c.name(), bytes);
         ok(wire::FetchResponse {
             batches: res.batches,
             high_watermark: res.high_watermark,
@@ -217,15 +220,22 @@ impl wire::consumer_server::Consumer for Services {
         // The session runs in its own task; a forwarder turns its messages into responses
         // and its end into the stream's status. Neither waits on the other, so a client
         // that stops reading never stalls the session's shutdown.
-        let (res_tx, res_rx) = mpsc::channel(2);
-        let (out_tx, mut out_rx) = mpsc::channel(2);
+        // One push waiting in each, so that a client that stops reading holds few.
+        let (res_tx, res_rx) = mpsc::channel(1);
+        let (out_tx, mut out_rx) = mpsc::channel(1);
         let ns = self.ns.clone();
         let stream = join.stream.clone();
+        let (quotas, principal) = (self.quotas.clone(), c.name().to_owned());
         let session = tokio::spawn(async move { ns.subscribe(&c, join, in_rx, out_tx).await });
         tokio::spawn(async move {
             while let Some(m) = out_rx.recv().await {
                 if let ServerMsg::Records(r) = &m {
-                    metrics::fetched(&format!("{stream}:{}", r.tp.topic), &r.batches);
+                    let bytes = metrics::fetched(&format!("{stream}:{}", r.tp.topic), &r.batches);
+                    // Over its fetch quota, the session waits before pushing on.
+                    if let Some(wait) = quotas.charge_fetch(&principal, bytes) {
+                        metrics::throttled(crate::QuotaKind::FetchBytes);
+                        tokio::time::sleep(wait).await;
+                    }
                 }
                 if res_tx.send(Ok(server_msg(m))).await.is_err() {
                     session.abort(); // the client is gone: leaving the group is the session's drop

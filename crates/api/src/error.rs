@@ -1,9 +1,16 @@
 //! The one table from domain errors to gRPC status (DESIGN §7). Handlers never build a
 //! status for a domain failure themselves.
 
+use std::time::Duration;
+
 use tonic::{Code, Status};
 use tributary_storage as storage;
 use tributary_volume as volume;
+
+use crate::quota::QuotaKind;
+
+/// The metadata key of a throttled call's retry hint: whole milliseconds to wait.
+pub const RETRY_AFTER_MS: &str = "retry-after-ms";
 
 /// Everything a handler can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +33,19 @@ pub enum ApiError {
         unit: &'static str,
         limit: usize,
     },
+
+    /// A principal over one of its rate quotas (`quota.rs`); nothing was done.
+    #[error(
+        "principal `{principal}` is over its quota of {limit} {} per second; retry in {} ms",
+        kind.unit(),
+        retry_after.as_millis()
+    )]
+    Throttled {
+        principal: String,
+        kind: QuotaKind,
+        limit: u64,
+        retry_after: Duration,
+    },
 }
 
 impl From<ApiError> for Status {
@@ -34,6 +54,15 @@ impl From<ApiError> for Status {
         let code = match &e {
             ApiError::InvalidArgument { .. } => Code::InvalidArgument,
             ApiError::LimitExceeded { .. } => Code::ResourceExhausted,
+            ApiError::Throttled { retry_after, .. } => {
+                let mut s = Status::resource_exhausted(message);
+                let ms = retry_after.as_millis().max(1).to_string();
+                s.metadata_mut().insert(
+                    RETRY_AFTER_MS,
+                    ms.parse().expect("digits are a header value"),
+                );
+                return s;
+            }
             ApiError::Namespace(n) => match n {
                 volume::Error::InvalidArgument { .. } => Code::InvalidArgument,
                 volume::Error::Unauthenticated(_) => Code::Unauthenticated,
@@ -219,6 +248,27 @@ mod tests {
             assert_eq!(s.code(), code, "{text}");
             assert_eq!(s.message(), text, "the message is the domain error's own");
         }
+    }
+}
+
+#[cfg(test)]
+mod quota_tests {
+    use super::*;
+
+    #[test]
+    fn a_throttled_call_says_when_to_retry() {
+        let s = Status::from(ApiError::Throttled {
+            principal: "alice".into(),
+            kind: QuotaKind::ProduceBytes,
+            limit: 1024,
+            retry_after: Duration::from_millis(250),
+        });
+        assert_eq!(s.code(), Code::ResourceExhausted);
+        assert_eq!(
+            s.message(),
+            "principal `alice` is over its quota of 1024 produced bytes per second; retry in 250 ms"
+        );
+        assert_eq!(s.metadata().get(RETRY_AFTER_MS).unwrap(), "250");
     }
 }
 

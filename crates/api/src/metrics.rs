@@ -21,6 +21,8 @@ pub const RECORDS_IN: &str = "tributary_records_in_total";
 pub const BYTES_IN: &str = "tributary_bytes_in_total";
 pub const RECORDS_OUT: &str = "tributary_records_out_total";
 pub const BYTES_OUT: &str = "tributary_bytes_out_total";
+/// Calls refused, and subscription pushes delayed, by a rate quota, per quota.
+pub const QUOTA_THROTTLED: &str = "tributary_quota_throttled_total";
 
 /// `(volume, stream)` of a topic path: `/acme/iot/s:t` gives `("/acme", "/acme/iot/s")`.
 fn stream_labels(topic: &str) -> [(&'static str, String); 2] {
@@ -35,6 +37,11 @@ fn stream_labels(topic: &str) -> [(&'static str, String); 2] {
     ]
 }
 
+/// Counts a call refused, or a subscription push delayed, by a rate quota.
+pub(crate) fn throttled(kind: crate::QuotaKind) {
+    metrics::counter!(QUOTA_THROTTLED, "quota" => kind.label()).increment(1);
+}
+
 /// Counts a successful produce to `topic` (a path the namespace accepted).
 pub(crate) fn produced(topic: &str, records: u64, bytes: u64) {
     let labels = stream_labels(topic);
@@ -42,16 +49,18 @@ pub(crate) fn produced(topic: &str, records: u64, bytes: u64) {
     metrics::counter!(BYTES_IN, &labels).increment(bytes);
 }
 
-/// Counts a successful fetch from `topic`: the stored batches it returned.
-pub(crate) fn fetched(topic: &str, batches: &[bytes::Bytes]) {
+/// Counts a successful fetch from `topic`: the stored batches it returned. Returns their
+/// bytes.
+pub(crate) fn fetched(topic: &str, batches: &[bytes::Bytes]) -> u64 {
     if batches.is_empty() {
-        return;
+        return 0;
     }
     let labels = stream_labels(topic);
     let records: u64 = batches.iter().map(|b| record_count(b)).sum();
     let bytes: u64 = batches.iter().map(|b| b.len() as u64).sum();
     metrics::counter!(RECORDS_OUT, &labels).increment(records);
     metrics::counter!(BYTES_OUT, &labels).increment(bytes);
+    bytes
 }
 
 /// Records in an encoded `RecordBatch`: the occurrences of field 1, found by walking the

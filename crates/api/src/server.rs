@@ -19,7 +19,7 @@ use tributary_volume::Namespace;
 
 use crate::auth::Authenticator;
 use crate::metrics::RpcMetricsLayer;
-use crate::{Health, Services, limits, request_decoding_status};
+use crate::{Health, QuotaConfig, Quotas, Services, limits, request_decoding_status};
 
 /// PEM files for TLS.
 #[derive(Debug, Clone)]
@@ -46,6 +46,8 @@ pub struct ServerOptions {
     /// What the health service reports; the server turns it to NOT_SERVING when its
     /// shutdown future resolves, and the caller may do so earlier (to drain).
     pub health: Health,
+    /// Per-principal request and byte rates (`quota.rs`); unlimited by default.
+    pub quotas: QuotaConfig,
 }
 
 impl Default for ServerOptions {
@@ -57,6 +59,7 @@ impl Default for ServerOptions {
             stream_window_bytes: 8 << 20,
             connection_window_bytes: 32 << 20,
             health: Health::default(),
+            quotas: QuotaConfig::default(),
         }
     }
 }
@@ -68,8 +71,9 @@ pub async fn serve(
     options: &ServerOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let services = Services::new(ns.clone());
-    let auth = Authenticator::new(ns.clone(), options.allow_anonymous);
+    let quotas = Arc::new(Quotas::new(options.quotas.clone()));
+    let services = Services::new(ns.clone(), quotas.clone());
+    let auth = Authenticator::new(ns.clone(), quotas, options.allow_anonymous);
     let max = options.max_message_bytes;
     let admin = v1::admin_server::AdminServer::new(services.clone())
         .max_decoding_message_size(max)

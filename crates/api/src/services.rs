@@ -8,7 +8,7 @@ use tributary_proto::v1;
 use tributary_volume::{Namespace, VolumeEdit};
 
 use crate::trace::caller;
-use crate::{ApiError, convert};
+use crate::{ApiError, Quotas, convert};
 
 pub(crate) type Reply<T> = Result<Response<T>, Status>;
 
@@ -20,13 +20,16 @@ pub(crate) fn ok<T>(t: T) -> Reply<T> {
 #[derive(Debug, Clone)]
 pub struct Services {
     pub(crate) ns: Arc<Namespace>,
+    /// Byte-rate quotas (request rates are checked at authentication).
+    pub(crate) quotas: Arc<Quotas>,
     version: &'static str,
 }
 
 impl Services {
-    pub fn new(ns: Arc<Namespace>) -> Self {
+    pub fn new(ns: Arc<Namespace>, quotas: Arc<Quotas>) -> Self {
         Self {
             ns,
+            quotas,
             version: env!("CARGO_PKG_VERSION"),
         }
     }

@@ -31,6 +31,11 @@ pub const KEYS: &[&str] = &[
     "tls_cert",
     "tls_key",
     "tls_client_ca",
+    "quota_requests_per_sec",
+    "quota_produce_bytes_per_sec",
+    "quota_fetch_bytes_per_sec",
+    "quota_burst",
+    "quota_users",
 ];
 
 /// Client-side variables the server ignores without a warning.
@@ -64,6 +69,58 @@ pub struct Settings {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub tls_client_ca: Option<PathBuf>,
+    /// Per-principal rates (0: unlimited); see `tributary_api::Quotas`.
+    pub quota_requests_per_sec: u64,
+    pub quota_produce_bytes_per_sec: u64,
+    pub quota_fetch_bytes_per_sec: u64,
+    #[serde(with = "duration")]
+    pub quota_burst: Duration,
+    /// Overrides by user name; a rate left out is the default's.
+    pub quota_users: BTreeMap<String, UserQuota>,
+}
+
+/// One user's quota overrides.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserQuota {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests_per_sec: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub produce_bytes_per_sec: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fetch_bytes_per_sec: Option<u64>,
+}
+
+impl Settings {
+    /// The quotas for the server, with each user's overrides filled in from the defaults.
+    pub fn quotas(&self) -> tributary_api::QuotaConfig {
+        let default = tributary_api::QuotaLimits {
+            requests_per_sec: self.quota_requests_per_sec,
+            produce_bytes_per_sec: self.quota_produce_bytes_per_sec,
+            fetch_bytes_per_sec: self.quota_fetch_bytes_per_sec,
+        };
+        let users = self
+            .quota_users
+            .iter()
+            .map(|(name, u)| {
+                let limits = tributary_api::QuotaLimits {
+                    requests_per_sec: u.requests_per_sec.unwrap_or(default.requests_per_sec),
+                    produce_bytes_per_sec: u
+                        .produce_bytes_per_sec
+                        .unwrap_or(default.produce_bytes_per_sec),
+                    fetch_bytes_per_sec: u
+                        .fetch_bytes_per_sec
+                        .unwrap_or(default.fetch_bytes_per_sec),
+                };
+                (name.clone(), limits)
+            })
+            .collect();
+        tributary_api::QuotaConfig {
+            default,
+            burst: self.quota_burst,
+            users,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -82,6 +139,11 @@ impl Default for Settings {
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
+            quota_requests_per_sec: 0,
+            quota_produce_bytes_per_sec: 0,
+            quota_fetch_bytes_per_sec: 0,
+            quota_burst: Duration::from_secs(1),
+            quota_users: BTreeMap::new(),
         }
     }
 }
@@ -202,6 +264,32 @@ pub struct Flags {
     #[arg(long, value_name = "FILE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     tls_client_ca: Option<PathBuf>,
+    /// Requests per second each principal may make; past it a call is refused with
+    /// RESOURCE_EXHAUSTED and a `retry-after-ms` hint; 0 is unlimited [env:
+    /// TRIBUTARY_QUOTA_REQUESTS_PER_SEC] [default: 0]
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quota_requests_per_sec: Option<u64>,
+    /// Bytes per second each principal may produce (record batches in); 0 is unlimited
+    /// [env: TRIBUTARY_QUOTA_PRODUCE_BYTES_PER_SEC] [default: 0]
+    #[arg(long, value_name = "BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quota_produce_bytes_per_sec: Option<u64>,
+    /// Bytes per second each principal may fetch (record batches out, by Fetch and
+    /// Subscribe); 0 is unlimited [env: TRIBUTARY_QUOTA_FETCH_BYTES_PER_SEC] [default: 0]
+    #[arg(long, value_name = "BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quota_fetch_bytes_per_sec: Option<u64>,
+    /// How much unused allowance a principal may save up, as time at its rates [env:
+    /// TRIBUTARY_QUOTA_BURST] [default: 1s]
+    #[arg(long, value_name = "DURATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quota_burst: Option<String>,
+    /// Per-user overrides, as an inline TOML table, e.g. `{ ingest = { requests_per_sec =
+    /// 0 } }` [env: TRIBUTARY_QUOTA_USERS] [default: {}]
+    #[arg(long, value_name = "TABLE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quota_users: Option<String>,
 }
 
 /// Where a value came from.
@@ -250,13 +338,22 @@ fn check_one(key: &str, value: &toml::Value) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// An environment value as TOML: a boolean or integer when it reads as one and the key
-/// takes one, else a string.
-fn env_value(key: &str, text: &str) -> Result<toml::Value, String> {
+/// An environment or flag value as TOML: a boolean, integer or inline table when it reads
+/// as one and the key takes one, else a string.
+fn typed_value(key: &str, text: &str) -> Result<toml::Value, String> {
     let typed = if let Ok(b) = text.parse::<bool>() {
         Some(toml::Value::Boolean(b))
+    } else if let Ok(i) = text.parse::<i64>() {
+        Some(toml::Value::Integer(i))
+    } else if text.trim_start().starts_with('{') {
+        // Only table-valued keys take this form: their error is the table's.
+        let mut t = format!("v = {text}")
+            .parse::<toml::Table>()
+            .map_err(|e| format!("`{text}` is not an inline TOML table: {}", e.message()))?;
+        let v = t.remove("v").expect("parsed as `v = ...`");
+        return check_one(key, &v).map(|()| v);
     } else {
-        text.parse::<i64>().ok().map(toml::Value::Integer)
+        None
     };
     if let Some(v) = typed.filter(|v| check_one(key, v).is_ok()) {
         return Ok(v);
@@ -305,14 +402,18 @@ pub fn load(
             },
             None => continue,
         };
-        let v = env_value(key, &text).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        let v = typed_value(key, &text).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
         merged.insert((*key).into(), v);
         sources.insert(key, Source::Env(name));
     }
 
     for (k, v) in toml::Table::try_from(flags)? {
         let key = key_of(&k).expect("every flag is a key");
-        check_one(key, &v).map_err(|e| anyhow::anyhow!("{}: {e}", flag(key)))?;
+        let v = match v {
+            toml::Value::String(text) => typed_value(key, &text),
+            v => check_one(key, &v).map(|()| v),
+        }
+        .map_err(|e| anyhow::anyhow!("{}: {e}", flag(key)))?;
         merged.insert(k, v);
         sources.insert(key, Source::Flag(flag(key)));
     }
@@ -349,6 +450,12 @@ fn validate(s: &Settings) -> anyhow::Result<()> {
     }
     if s.tls_client_ca.is_some() && s.tls_cert.is_none() {
         bail!("tls_client_ca: needs tls_cert and tls_key");
+    }
+    if s.quota_burst.is_zero() {
+        bail!("quota_burst: must be above zero");
+    }
+    if s.quota_users.contains_key("") {
+        bail!("quota_users: a user name is empty");
     }
     tracing_subscriber::EnvFilter::try_new(&s.log)
         .map_err(|e| anyhow::anyhow!("log: `{}` is not a log filter: {e}", s.log))?;
@@ -509,6 +616,91 @@ mod tests {
         assert!(text.contains("TRIBUTARY_LISTN"), "{text}");
         let back: Settings = toml::from_str(&text).unwrap();
         assert_eq!(back, l.settings);
+    }
+
+    #[test]
+    fn quotas_from_every_layer_with_user_overrides() {
+        let f = file(
+            "quota_requests_per_sec = 100\nquota_fetch_bytes_per_sec = 1000\n\n[quota_users.ingest]\nrequests_per_sec = 0\n\n[quota_users.slow]\nproduce_bytes_per_sec = 10\n",
+        );
+        let l = load(Some(f.path()), &Flags::default(), &env(&[]), []).unwrap();
+        let q = l.settings.quotas();
+        assert_eq!(q.default.requests_per_sec, 100);
+        assert_eq!(q.burst, Duration::from_secs(1));
+        let ingest = q.users["ingest"];
+        assert_eq!(
+            (ingest.requests_per_sec, ingest.fetch_bytes_per_sec),
+            (0, 1000),
+            "an override keeps the defaults it does not name"
+        );
+        assert_eq!(q.users["slow"].produce_bytes_per_sec, 10);
+        assert_eq!(q.users["slow"].requests_per_sec, 100);
+        // Printed as a config file that reads back the same.
+        let text = l.render();
+        let back: Settings = toml::from_str(&text).unwrap();
+        assert_eq!(back, l.settings, "{text}");
+
+        let vars = env(&[
+            (
+                "TRIBUTARY_QUOTA_USERS",
+                "{ b = { fetch_bytes_per_sec = 5 } }",
+            ),
+            ("TRIBUTARY_QUOTA_BURST", "250ms"),
+        ]);
+        let flags = Flags {
+            quota_produce_bytes_per_sec: Some(7),
+            ..Flags::default()
+        };
+        let l = load(Some(f.path()), &flags, &vars, []).unwrap();
+        let q = l.settings.quotas();
+        assert_eq!(q.users.keys().collect::<Vec<_>>(), ["b"], "env beats file");
+        assert_eq!(q.users["b"].fetch_bytes_per_sec, 5);
+        assert_eq!(q.default.produce_bytes_per_sec, 7);
+        assert_eq!(q.burst, Duration::from_millis(250));
+        assert_eq!(
+            l.sources["quota_users"],
+            Source::Env("TRIBUTARY_QUOTA_USERS".into())
+        );
+
+        let flags = Flags {
+            quota_users: Some("{ c = { requests_per_sec = 3 } }".into()),
+            ..Flags::default()
+        };
+        let l = load(None, &flags, &env(&[]), []).unwrap();
+        assert_eq!(l.settings.quotas().users["c"].requests_per_sec, 3);
+    }
+
+    #[test]
+    fn bad_quotas_name_the_key() {
+        let f = file("[quota_users.a]\nrequests = 1\n");
+        let e = load(Some(f.path()), &Flags::default(), &env(&[]), [])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("requests"), "{e}");
+        let vars = env(&[("TRIBUTARY_QUOTA_USERS", "{ a = { requests = 1 } }")]);
+        let e = load(None, &Flags::default(), &vars, [])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("TRIBUTARY_QUOTA_USERS: ") && e.contains("unknown field `requests`"),
+            "{e}"
+        );
+        let vars = env(&[("TRIBUTARY_QUOTA_USERS", "{ a = ")]);
+        let e = load(None, &Flags::default(), &vars, [])
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("TRIBUTARY_QUOTA_USERS: "), "{e}");
+        let vars = env(&[("TRIBUTARY_QUOTA_REQUESTS_PER_SEC", "-1")]);
+        let e = load(None, &Flags::default(), &vars, [])
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("TRIBUTARY_QUOTA_REQUESTS_PER_SEC: "), "{e}");
+        let flags = Flags {
+            quota_burst: Some("0s".into()),
+            ..Flags::default()
+        };
+        let e = load(None, &flags, &env(&[]), []).unwrap_err().to_string();
+        assert!(e.contains("quota_burst"), "{e}");
     }
 
     #[test]

@@ -77,6 +77,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let cfg = loaded.settings;
     init_logging(&cfg)?;
+    raise_open_files_limit();
     for v in &loaded.unknown_vars {
         tracing::warn!(variable = %v, "environment variable names no setting; ignored");
     }
@@ -143,6 +144,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_message_bytes: cfg.max_message_bytes,
         allow_anonymous: cfg.allow_anonymous,
         health: health.clone(),
+        quotas: cfg.quotas(),
         ..ServerOptions::default()
     };
     let retention = tokio::spawn(retention_loop(ns.clone(), cfg.retention_interval));
@@ -171,6 +173,26 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     drop(ns);
     close(store, &cfg.data_dir).await;
     Ok(())
+}
+
+/// Raises the soft open-files limit to the hard one: every connection takes a descriptor,
+/// and so does every table file the store keeps open. Many systems start programs at a
+/// soft 1024, which a thousand clients would exhaust.
+fn raise_open_files_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    let before = limit.current;
+    // `None` is unlimited; the hard limit is the most a process may ask for.
+    if let (Some(soft), Some(hard)) = (limit.current, limit.maximum)
+        && soft < hard
+    {
+        limit.current = Some(hard);
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::warn!(error = %e, ?before, "could not raise the open-files limit");
+            return;
+        }
+    }
+    tracing::info!(soft = ?limit.current, was = ?before, "open-files limit");
 }
 
 /// Writes a file only its owner can read (mode 0600 from creation).

@@ -85,6 +85,25 @@ fn code_name(c: tonic::Code) -> &'static str {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The metadata key of a throttled call's retry hint, in milliseconds.
+pub const RETRY_AFTER_MS: &str = "retry-after-ms";
+
+/// How long to wait before retrying a call the server refused for a rate quota
+/// (`RESOURCE_EXHAUSTED` with a `retry-after-ms` hint); `None` for any other status.
+pub fn retry_after(s: &tonic::Status) -> Option<Duration> {
+    if s.code() != tonic::Code::ResourceExhausted {
+        return None;
+    }
+    let ms = s
+        .metadata()
+        .get(RETRY_AFTER_MS)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()?;
+    Some(Duration::from_millis(ms))
+}
+
 /// Adds `authorization: Bearer TOKEN` to every call when a token is set.
 #[derive(Debug, Clone)]
 pub struct Auth(Option<MetadataValue<Ascii>>);

@@ -73,7 +73,7 @@ pub struct Producer {
 impl Producer {
     pub async fn new(client: Client, config: ProducerConfig) -> Result<Producer> {
         let producer_id = if config.idempotent {
-            Some(init(&client).await?)
+            Some(init(&client, config.request_timeout).await?)
         } else {
             None
         };
@@ -83,6 +83,7 @@ impl Producer {
                 client,
                 config,
                 producer_id,
+                needs_new_id: false,
                 topics: HashMap::new(),
                 pending_flushes: Vec::new(),
             }
@@ -122,19 +123,35 @@ fn closed() -> Error {
     Error::Status(tonic::Status::cancelled("the producer has stopped"))
 }
 
-async fn init(client: &Client) -> Result<u64> {
-    Ok(client
-        .producer()
-        .init_producer(v1::InitProducerRequest {})
-        .await?
-        .into_inner()
-        .producer_id)
+async fn init(client: &Client, timeout: Duration) -> Result<u64> {
+    let mut producer = client.producer();
+    let call = producer.init_producer(v1::InitProducerRequest {});
+    Ok(within(timeout, call).await?.into_inner().producer_id)
+}
+
+/// A call with a deadline kept here, not only sent to the server (`grpc-timeout`): a call
+/// whose connection died with no word, or that never got one, must not wait forever.
+/// Past the deadline it is `DEADLINE_EXCEEDED`, which is retried.
+async fn within<T>(
+    timeout: Duration,
+    call: impl std::future::Future<Output = Result<T, tonic::Status>>,
+) -> Result<T, tonic::Status> {
+    tokio::time::timeout(timeout, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(tonic::Status::deadline_exceeded(format!(
+                "no answer within {timeout:?}"
+            )))
+        })
 }
 
 struct Batcher {
     client: Client,
     config: ProducerConfig,
     producer_id: Option<u64>,
+    /// The id's sequences can no longer be trusted (a batch's outcome is unknown, or the
+    /// server forgot the id): nothing is sent until a new id replaces it.
+    needs_new_id: bool,
     topics: HashMap<String, TopicState>,
     pending_flushes: Vec<oneshot::Sender<()>>,
 }
@@ -158,8 +175,11 @@ struct PartState {
 struct Done {
     topic: String,
     partition: u32,
+    /// The producer id the batch was sent under.
+    producer_id: Option<u64>,
     records: u32,
-    /// The producer id that must be replaced (its state expired on the server).
+    /// The producer id must be replaced: its state expired on the server, or the batch
+    /// failed for good without an answer, so it may yet be appended under its sequence.
     stale_producer: bool,
 }
 
@@ -176,15 +196,22 @@ impl Batcher {
                     None => {}
                 },
                 Some(d) = done_rx.recv() => {
-                    if d.stale_producer {
-                        self.reinit().await;
+                    let current = d.producer_id == self.producer_id;
+                    if d.stale_producer && current {
+                        self.needs_new_id = true;
                     }
                     if let Some(p) = self.topics.get_mut(&d.topic).and_then(|t| t.parts.get_mut(&d.partition)) {
                         p.in_flight = false;
-                        p.next_seq += u64::from(d.records);
+                        // Sequences under a replaced id no longer count.
+                        if current {
+                            p.next_seq += u64::from(d.records);
+                        }
                     }
                 }
                 _ = sleep_until(next_linger) => {}
+            }
+            if self.needs_new_id {
+                self.reinit().await;
             }
             self.dispatch(&done_tx);
             if self.idle() {
@@ -217,13 +244,11 @@ impl Batcher {
             let mut attempt = 0;
             let n = loop {
                 attempt += 1;
-                let r = self
-                    .client
-                    .producer()
-                    .get_partitions(v1::GetPartitionsRequest {
-                        topic: topic.clone(),
-                    })
-                    .await;
+                let mut producer = self.client.producer();
+                let call = producer.get_partitions(v1::GetPartitionsRequest {
+                    topic: topic.clone(),
+                });
+                let r = within(self.config.request_timeout, call).await;
                 match r {
                     Err(s) if retriable(&s) && attempt <= self.config.retries => {
                         tokio::time::sleep(self.config.retry_backoff * attempt.min(10)).await;
@@ -263,6 +288,9 @@ impl Batcher {
 
     /// Sends every partition's open batch that is full, lingered long enough, or flushed.
     fn dispatch(&mut self, done: &mpsc::UnboundedSender<Done>) {
+        if self.needs_new_id {
+            return;
+        }
         let now = Instant::now();
         let flushing = !self.pending_flushes.is_empty();
         for (topic, t) in &mut self.topics {
@@ -298,12 +326,38 @@ impl Batcher {
         }
     }
 
-    /// The server forgot this producer (idle past its expiry): start over with a new id.
+    /// Replaces the producer id, whose sequences can no longer be trusted, and starts
+    /// every partition's sequence over. Batches still in flight under the old id finish
+    /// on their own; their outcome no longer moves a sequence. When no new id can be had,
+    /// the open records fail with the reason, and the next record tries again.
     async fn reinit(&mut self) {
-        if let Ok(id) = init(&self.client).await {
-            self.producer_id = Some(id);
-            for p in self.topics.values_mut().flat_map(|t| t.parts.values_mut()) {
-                p.next_seq = 0;
+        let mut attempt = 0;
+        let outcome = loop {
+            attempt += 1;
+            match init(&self.client, self.config.request_timeout).await {
+                Err(Error::Status(s)) if retriable(&s) && attempt <= self.config.retries => {
+                    tokio::time::sleep(self.config.retry_backoff * attempt.min(10)).await;
+                }
+                r => break r,
+            }
+        };
+        match outcome {
+            Ok(id) => {
+                self.producer_id = Some(id);
+                self.needs_new_id = false;
+                for p in self.topics.values_mut().flat_map(|t| t.parts.values_mut()) {
+                    p.next_seq = 0;
+                }
+            }
+            Err(e) => {
+                let msg = format!("no new producer id: {e}");
+                for p in self.topics.values_mut().flat_map(|t| t.parts.values_mut()) {
+                    for (_, ack) in p.open.drain(..) {
+                        let _ = ack.send(Err(msg.clone()));
+                    }
+                    p.open_bytes = 0;
+                    p.open_since = None;
+                }
             }
         }
     }
@@ -350,12 +404,17 @@ async fn send_batch(
     };
     let mut attempt = 0;
     let outcome = loop {
-        attempt += 1;
         let mut r = tonic::Request::new(req.clone());
         r.set_timeout(config.request_timeout);
-        match client.producer().produce(r).await {
+        let mut producer = client.producer();
+        match within(config.request_timeout, producer.produce(r)).await {
             Ok(resp) => break Ok(resp.into_inner()),
-            Err(s) if retriable(&s) && attempt <= config.retries => {
+            // Over a rate quota: nothing was written; wait as told, without using a retry.
+            Err(s) if crate::retry_after(&s).is_some() => {
+                tokio::time::sleep(crate::retry_after(&s).unwrap_or_default()).await;
+            }
+            Err(s) if retriable(&s) && attempt < config.retries => {
+                attempt += 1;
                 tokio::time::sleep(config.retry_backoff * attempt.min(10)).await;
             }
             Err(s) => break Err(s),
@@ -373,9 +432,11 @@ async fn send_batch(
             (count, false)
         }
         Err(s) => {
-            // Forgotten by the server: the next batches start over under a new id.
-            let stale = s.code() == tonic::Code::FailedPrecondition
+            // Forgotten by the server, or the outcome is unknown (the batch may still be
+            // appended under this sequence): the next batches start over under a new id.
+            let forgotten = s.code() == tonic::Code::FailedPrecondition
                 && s.message().contains("no state on partition");
+            let stale = forgotten || (producer.is_some() && retriable(&s));
             let msg = Error::from(s).to_string();
             for ack in acks {
                 let _ = ack.send(Err(msg.clone()));
@@ -386,6 +447,7 @@ async fn send_batch(
     let _ = done.send(Done {
         topic,
         partition,
+        producer_id: producer.map(|(id, _)| id),
         records: appended,
         stale_producer: stale,
     });

@@ -5,8 +5,9 @@
 //! [`Group::next_deadline`] and rebalances when the stream's topics change. A session is
 //! one `Subscribe` stream: it pushes the member's assignments and, as the client grants
 //! credit, record batches from its partitions, starting at the group's cursors. The server
-//! holds at most one read (bounded by the credit) per session: a slow consumer costs no
-//! memory beyond it.
+//! holds at most one read per session, bounded by the credit and by `MAX_PUSH_BYTES`
+//! whatever credit the client grants: a slow consumer costs no memory beyond it (and the
+//! few pushes queued for its connection).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use tributary_storage::{self as storage, PartitionId};
 use uuid::Uuid;
 
-use super::data::{MAX_FETCH_BYTES, OffsetSpec, partition_offset};
+use super::data::{OffsetSpec, partition_offset};
 use super::{Namespace, blocking};
 use crate::auth::Caller;
 use crate::groups::{
@@ -30,6 +31,9 @@ use crate::{Error, Result};
 
 /// Session timeout when the member asks for none, and the range it may ask for.
 pub const DEFAULT_SESSION_TIMEOUT_MS: u32 = 10_000;
+/// The most one push reads (at least one batch), as Kafka's default per-partition fetch:
+/// a client that grants huge credit and stops reading holds a few of these, not gigabytes.
+pub const MAX_PUSH_BYTES: usize = 1 << 20;
 pub const MIN_SESSION_TIMEOUT_MS: u32 = 1_000;
 pub const MAX_SESSION_TIMEOUT_MS: u32 = 300_000;
 
@@ -681,7 +685,7 @@ impl Session {
             .get_mut(tp)
             .expect("ready partitions have readers");
         let (id, position) = (r.id, r.position);
-        let budget = (self.credit_bytes as usize).min(MAX_FETCH_BYTES);
+        let budget = (self.credit_bytes as usize).min(MAX_PUSH_BYTES);
         let cutoff = self.ns.expire_before(&self.stream);
         let store = self.ns.store.clone();
         let read = blocking(move || Ok(store.read(id, position, budget, cutoff)?)).await;
