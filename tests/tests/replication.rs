@@ -634,3 +634,77 @@ async fn upstream_commands_check_their_input_and_show_state() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revoking_the_puller_ends_a_running_pull() {
+    let (a, ca) = cluster(true).await;
+    let (b, cb) = cluster(false).await;
+    let token = a
+        .cli()
+        .args(["user", "create", "puller"])
+        .run()
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    a.cli()
+        .args(["stream", "edit", STREAM, "--copy-perm", "u:puller"])
+        .run()
+        .ok();
+    let from = format!("{}{STREAM}", a.url);
+    b.cli()
+        .args([
+            "upstream",
+            "add",
+            STREAM,
+            "--from",
+            &from,
+            "--from-token",
+            &token,
+        ])
+        .run()
+        .ok();
+    produce(&ca, "A", 0, 100).await;
+    wait_until("the first records are copied", LONG, || async {
+        (upstreams(&cb).await.pop()?.records_applied == 100).then_some(())
+    })
+    .await;
+
+    // The ACL changes under the running pull: nothing produced afterwards is sent.
+    a.cli()
+        .args(["stream", "edit", STREAM, "--copy-perm", "u:nobody"])
+        .run()
+        .ok();
+    produce(&ca, "A", 100, 100).await;
+    let u = wait_until("the link reports the refusal", LONG, || async {
+        let u = upstreams(&cb).await.pop()?;
+        u.last_error.contains("copy").then_some(u)
+    })
+    .await;
+    assert_eq!(u.records_applied, 100, "{u:?}");
+
+    // Allowed again, but the user is deleted: refused too.
+    a.cli()
+        .args(["stream", "edit", STREAM, "--copy-perm", "u:puller"])
+        .run()
+        .ok();
+    wait_until("the link runs again", LONG, || async {
+        (upstreams(&cb).await.pop()?.records_applied == 200).then_some(())
+    })
+    .await;
+    a.cli().args(["user", "delete", "puller"]).run().ok();
+    produce(&ca, "A", 200, 100).await;
+    wait_until("the link reports the revoked token", LONG, || async {
+        let u = upstreams(&cb).await.pop()?;
+        u.last_error.contains("token").then_some(())
+    })
+    .await;
+    let held: u64 = cb
+        .list_offsets(TOPIC, &[], true)
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.1)
+        .sum();
+    assert_eq!(held, 200, "nothing after the user's deletion");
+}

@@ -7,7 +7,7 @@ use futures::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tributary_proto::v1;
-use tributary_volume::{LinkInfo, LinkStart, LinkState, UpstreamSpec};
+use tributary_volume::{Credential, LinkInfo, LinkStart, LinkState, UpstreamSpec};
 
 use crate::services::{Reply, Services, ok};
 use crate::trace::caller;
@@ -24,9 +24,10 @@ impl v1::replication_server::Replication for Services {
 
     async fn pull(&self, r: Request<v1::PullRequest>) -> Reply<Self::PullStream> {
         let c = caller(&r)?;
+        let credential = credential(&r);
         let mut session = self
             .ns
-            .pull(&c, r.into_inner())
+            .pull(&c, credential, r.into_inner())
             .await
             .map_err(ApiError::from)?;
         let (tx, rx) = tokio::sync::mpsc::channel(PULL_AHEAD);
@@ -136,6 +137,22 @@ impl Services {
             .await
             .map_err(ApiError::from)?;
         ok(upstream(l))
+    }
+}
+
+/// How the interceptor authenticated `r` (it already refused anything else).
+fn credential<T>(r: &Request<T>) -> Credential {
+    let token = r
+        .metadata()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match (token, r.extensions().get::<tributary_volume::Caller>()) {
+        (Some(t), _) => Credential::Token(t.trim().to_owned()),
+        (None, Some(c)) if c.name() != tributary_volume::Caller::anonymous().name() => {
+            Credential::User(c.name().to_owned())
+        }
+        _ => Credential::Anonymous,
     }
 }
 

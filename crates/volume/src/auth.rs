@@ -21,6 +21,25 @@ pub struct Caller {
     pub cluster_admin: bool,
 }
 
+/// How a caller proved who it is, kept by long-running calls to check again.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credential {
+    Token(String),
+    /// A verified client certificate's subject.
+    User(String),
+    Anonymous,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::Token(_) => f.write_str("Token(..)"), // never print a secret
+            Credential::User(u) => write!(f, "User({u})"),
+            Credential::Anonymous => f.write_str("Anonymous"),
+        }
+    }
+}
+
 impl Caller {
     /// The caller of requests without credentials, when the server allows them.
     pub fn anonymous() -> Caller {

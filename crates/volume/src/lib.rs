@@ -21,7 +21,7 @@ mod namespace;
 pub mod partitioner;
 
 pub use acl::{Acl, Principal};
-pub use auth::Caller;
+pub use auth::{Caller, Credential};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use model::{

@@ -14,7 +14,7 @@ use tributary_proto::v1;
 use tributary_storage::{self as storage, ClusterId, PartitionId};
 
 use super::{Namespace, blocking};
-use crate::auth::Caller;
+use crate::auth::{Caller, Credential};
 use crate::batch;
 use crate::model::*;
 use crate::names::StreamPath;
@@ -43,6 +43,8 @@ struct Part {
 /// One downstream cluster's pull of a stream.
 pub struct PullSession {
     ns: Arc<Namespace>,
+    /// Checked again at every refresh, so a revoked puller is cut off.
+    credential: Credential,
     stream: Arc<StreamRow>,
     puller: Option<ClusterId>,
     start: LinkStart,
@@ -62,8 +64,15 @@ pub struct PullSession {
 }
 
 impl Namespace {
-    /// Starts a pull of a stream (its `copy` permission).
-    pub async fn pull(self: &Arc<Self>, c: &Caller, req: v1::PullRequest) -> Result<PullSession> {
+    /// Starts a pull of a stream (its `copy` permission). `credential` is how the caller
+    /// authenticated: the session checks it and the permission again as it goes (on every
+    /// catalog change and at least every keepalive), so revoking ends the pull.
+    pub async fn pull(
+        self: &Arc<Self>,
+        c: &Caller,
+        credential: Credential,
+        req: v1::PullRequest,
+    ) -> Result<PullSession> {
         let path = StreamPath::parse("stream", &req.stream)?;
         let s = self.stream(&path)?;
         self.check(c, &s, Perm::Copy)?;
@@ -113,6 +122,7 @@ impl Namespace {
         let now = Instant::now();
         Ok(PullSession {
             ns: self.clone(),
+            credential,
             stream: s,
             puller,
             start,
@@ -144,7 +154,8 @@ impl PullSession {
             appended.as_mut().enable();
             let mut resp = v1::PullResponse::default();
             let version = *self.catalog.borrow_and_update();
-            if !self.refreshed || self.catalog_seen != version {
+            let recheck = self.last_sent.elapsed() >= KEEPALIVE;
+            if !self.refreshed || self.catalog_seen != version || recheck {
                 self.catalog_seen = version;
                 self.refresh(&mut resp).await?;
             }
@@ -188,6 +199,8 @@ impl PullSession {
                 path: format!("{path} (deleted and created again)"),
             });
         }
+        let c = self.ns.reauthenticate(&self.credential)?;
+        self.ns.check(&c, &s, Perm::Copy)?;
         let topics = self.ns.topic_rows(&s).await?;
         let mut shapes: Vec<v1::TopicShape> = topics
             .iter()

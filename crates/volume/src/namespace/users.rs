@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tributary_storage::CatalogTx;
 
 use super::{Namespace, UserInfo};
-use crate::auth::{self, ADMIN, Caller, UserRow};
+use crate::auth::{self, ADMIN, Caller, Credential, UserRow};
 use crate::limits::{MAX_GROUPS_PER_USER, check_count};
 use crate::model::user_key;
 use crate::{Error, Result};
@@ -53,6 +53,16 @@ impl Namespace {
             None => Err(Error::Unauthenticated(format!(
                 "certificate subject `{name}` is not a known user"
             ))),
+        }
+    }
+
+    /// Authenticates again with the credential a long-running call started with, so a
+    /// deleted user, a rotated token or changed groups end it.
+    pub fn reauthenticate(&self, credential: &Credential) -> Result<Caller> {
+        match credential {
+            Credential::Token(t) => self.authenticate(t),
+            Credential::User(name) => self.authenticate_user(name),
+            Credential::Anonymous => Ok(Caller::anonymous()),
         }
     }
 
