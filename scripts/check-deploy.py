@@ -10,8 +10,8 @@ usage: check-deploy.py REPO_ROOT    (TRIBUTARY_BIN: the tributary binary to chec
 - the Kubernetes manifests hold a StatefulSet with a persistent volume claim, gRPC health
   probes on the gRPC port and the ConfigMap mounted where its args point, and the Services;
   `kubectl kustomize` renders them when kubectl is installed;
-- the compose file runs two servers, the replication one-shot linking them both ways, and
-  a Prometheus scraping both metrics ports;
+- the compose file runs two servers, the replication one-shot linking them both ways (with
+  verbs and flags `tributary --help` lists), and a Prometheus scraping both metrics ports;
 - the systemd unit has its hardening and passes `systemd-analyze verify` (with ExecStart
   pointed at the real binary) when systemd-analyze is installed;
 - the Dockerfile is multi-stage, builds with scripts/bootstrap.sh and runs as non-root.
@@ -156,6 +156,18 @@ def main(root):
                 re.search(rf"on {a} upstream add \S+ --from http://{b}:7070/", script),
                 f"replicate.sh does not make {a} pull from {b}",
             )
+        # The CLI verbs the script runs exist, with the flags it gives them.
+        joined = script.replace("\\\n", " ")
+        for verb, args in re.findall(r"^\s*on \S+ ((?:[a-z]+ )*[a-z]+)((?: [^\n]*)?)$", joined, re.M):
+            words = verb.split()
+            r = run([binary, *words, "--help"])
+            if not check(r.returncode == 0, f"replicate.sh: `tributary {verb}` is not a command"):
+                continue
+            for flag in re.findall(r"(?<!\S)(--[a-z][a-z-]*)", args):
+                check(
+                    re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", r.stdout),
+                    f"replicate.sh: `tributary {verb}` has no {flag}",
+                )
     check("prometheus" in services, "compose has no prometheus")
     (prom,) = docs["deploy/compose/prometheus.yml"]
     targets = {t for job in prom["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}

@@ -57,8 +57,8 @@ macro_rules! rpc {
 use Stranger::{Allowed, Denied};
 
 /// Every RPC, aimed at what the fixture holds (volume /v, stream /v/s, topic /v/s:t, user
-/// alice). A new RPC needs a row here: `every_rpc_of_the_proto_is_in_the_table` fails
-/// until it has one.
+/// alice, a paused upstream link into /v/s). A new RPC needs a row here:
+/// `every_rpc_of_the_proto_is_in_the_table` fails until it has one.
 #[rustfmt::skip]
 fn rpcs() -> Vec<Rpc> {
     vec![
@@ -97,7 +97,38 @@ fn rpcs() -> Vec<Rpc> {
         rpc!("Consumer/ResetGroup", Denied("admin"), |c| c.consumer().reset_group(v1::ResetGroupRequest { stream: "/v/s".into(), group: "g".into(), to: v1::OffsetSpec::Earliest as i32, ..Default::default() })),
         rpc!("Consumer/DeleteGroup", Denied("admin"), |c| c.consumer().delete_group(v1::DeleteGroupRequest { stream: "/v/s".into(), group: "g".into() })),
         rpc!("Admin/Checkpoint", Denied("cluster admin"), |c| c.admin().checkpoint(v1::CheckpointRequest { dir: "/tmp/tributary-security-checkpoint".into() })),
+        rpc!("Replication/Pull", Denied("copy"), |c| c.replication().pull(v1::PullRequest { stream: "/v/s".into(), ..Default::default() })),
+        rpc!("Replication/AddUpstream", Denied("admin"), |c| c.replication().add_upstream(v1::AddUpstreamRequest { stream: "/v/s".into(), from: "http://127.0.0.1:9/v/other".into(), ..Default::default() })),
+        rpc!("Replication/ListUpstreams", Denied("admin"), |c| c.replication().list_upstreams(v1::ListUpstreamsRequest { stream: "/v/s".into() })),
+        rpc!("Replication/ListUpstreams", Allowed, |c| c.replication().list_upstreams(v1::ListUpstreamsRequest { stream: String::new() }), |r| r.upstreams.is_empty()),
+        rpc!("Replication/PauseUpstream", Denied("admin"), |c| c.replication().pause_upstream(link())),
+        rpc!("Replication/ResumeUpstream", Denied("admin"), |c| c.replication().resume_upstream(link())),
+        rpc!("Replication/RemoveUpstream", Denied("admin"), |c| c.replication().remove_upstream(link())),
+        rpc!("Replication/PromoteStream", Denied("admin"), |c| c.replication().promote_stream(v1::PromoteStreamRequest { path: "/v/s".into() })),
     ]
+}
+
+/// The fixture's link into /v/s (paused: it never connects).
+const LINK_FROM: &str = "http://127.0.0.1:9/v/s";
+
+fn link() -> v1::UpstreamRef {
+    v1::UpstreamRef {
+        stream: "/v/s".into(),
+        from: LINK_FROM.into(),
+    }
+}
+
+/// Every link of the cluster, as its admin sees them.
+async fn links(admin: &Client) -> v1::ListUpstreamsResponse {
+    let all = v1::ListUpstreamsRequest {
+        stream: String::new(),
+    };
+    admin
+        .replication()
+        .list_upstreams(all)
+        .await
+        .unwrap()
+        .into_inner()
 }
 
 /// The first message of a consumer-group session.
@@ -156,6 +187,18 @@ async fn every_rpc_refuses_strangers_and_the_unauthenticated_and_changes_nothing
         .produce("/v/s:t", None, vec![tributary_client::record("k", "v")])
         .await
         .unwrap();
+    admin
+        .replication()
+        .add_upstream(v1::AddUpstreamRequest {
+            stream: "/v/s".into(),
+            from: LINK_FROM.into(),
+            paused: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let links_before = links(&admin).await;
+    assert_eq!(links_before.upstreams.len(), 1, "{links_before:?}");
     let mut a = admin.admin();
     for name in ["alice", "mallory"] {
         a.create_user(v1::CreateUserRequest {
@@ -246,6 +289,11 @@ async fn every_rpc_refuses_strangers_and_the_unauthenticated_and_changes_nothing
         snapshot(&admin).await.unwrap(),
         before,
         "refused calls changed nothing"
+    );
+    assert_eq!(
+        links(&admin).await,
+        links_before,
+        "refused calls left the link as it was"
     );
 }
 
