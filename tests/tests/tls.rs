@@ -225,3 +225,72 @@ async fn mutual_tls_maps_the_certificate_cn_to_a_user() {
     };
     assert!(rogue, "a certificate from an unknown CA must be refused");
 }
+
+/// A replica link to an `https://` upstream: verified with `--from-ca-cert`, the token read
+/// from `--from-token-file`; without the CA the link reports the failed verification.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replica_link_pulls_over_tls_with_a_token_file() {
+    let pki = pki();
+    let up = start(&pki, false);
+    let token = up.admin_token();
+    let source = connect(&up, Some(&pki.ca), Some(token.clone()), None)
+        .await
+        .unwrap();
+    let down = Server::start();
+    let dest = down.client().await;
+    for c in [&source, &dest] {
+        tributary_e2e::create_stream(c, "/geo/s", v1::StreamAttributes::default()).await;
+    }
+    let token_file = down.data_dir.join("upstream.token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let from = format!("{}/geo/s", up.url);
+    // Without the CA, the upstream's certificate is not trusted.
+    down.cli()
+        .args(["upstream", "add", "/geo/s", "--from", &from])
+        .args(["--from-token-file", token_file.to_str().unwrap()])
+        .run()
+        .ok();
+    let list = |c: Client| async move {
+        c.replication()
+            .list_upstreams(v1::ListUpstreamsRequest {
+                stream: "/geo/s".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .upstreams
+            .pop()
+            .unwrap()
+    };
+    tributary_e2e::wait_until("the untrusted upstream is reported", LONG, || async {
+        (!list(dest.clone()).await.last_error.is_empty()).then_some(())
+    })
+    .await;
+    down.cli().args(["upstream", "remove", "/geo/s"]).run().ok();
+    down.cli()
+        .args(["upstream", "add", "/geo/s", "--from", &from])
+        .args(["--from-token-file", token_file.to_str().unwrap()])
+        .args(["--from-ca-cert", pki.ca.to_str().unwrap()])
+        .run()
+        .ok();
+    source
+        .produce(
+            "/geo/s:t",
+            None,
+            vec![tributary_client::record("k", "over tls")],
+        )
+        .await
+        .unwrap();
+    tributary_e2e::wait_until("the record crosses the TLS link", LONG, || async {
+        let u = list(dest.clone()).await;
+        (u.records_applied == 1).then_some(())
+    })
+    .await;
+    let got = dest
+        .fetch("/geo/s:t", 0, 0, 1 << 20, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(&got.records[0].record.value[..], b"over tls");
+}
+
+const LONG: std::time::Duration = std::time::Duration::from_secs(60);
