@@ -232,10 +232,11 @@ impl Client {
             consumer: ConsumerClient::new(svc.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            // Uncompressed, like fetches: payloads are often compressed by their producers,
+            // and gzip would cost more CPU than a datacenter link saves.
             replication: ReplicationClient::new(svc)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES)
-                .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
         })
     }
 
