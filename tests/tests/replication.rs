@@ -74,6 +74,14 @@ async fn produce(client: &Client, tag: &str, from: usize, n: usize) {
     }
 }
 
+/// Records a cluster holds in the topic, over all partitions.
+async fn held(client: &Client) -> u64 {
+    client
+        .list_offsets(TOPIC, &[], true)
+        .await
+        .map_or(0, |ps| ps.iter().map(|p| p.1).sum())
+}
+
 async fn upstreams(client: &Client) -> Vec<v1::Upstream> {
     client
         .replication()
@@ -218,13 +226,7 @@ async fn a_chain_survives_its_middle_cluster_killed_mid_stream() {
         })
     };
     wait_until("C has records through B", LONG, || async {
-        let total: u64 = cc
-            .list_offsets(TOPIC, &[], true)
-            .await
-            .ok()?
-            .iter()
-            .map(|p| p.1)
-            .sum();
+        let total = held(&cc).await;
         (total >= 500).then_some(())
     })
     .await;
@@ -237,13 +239,7 @@ async fn a_chain_survives_its_middle_cluster_killed_mid_stream() {
     b.restart_in_place();
     let cb = b.client().await;
     wait_until("records flow through B again", LONG, || async {
-        let total: u64 = cc
-            .list_offsets(TOPIC, &[], true)
-            .await
-            .ok()?
-            .iter()
-            .map(|p| p.1)
-            .sum();
+        let total = held(&cc).await;
         (total > at_kill + 500).then_some(())
     })
     .await;
@@ -449,14 +445,8 @@ async fn a_link_behind_the_upstreams_retention_says_so() {
     );
     assert!(b.log().contains("fell behind the upstream's retention"));
     // What was still there arrived, once.
-    let held: u64 = cb
-        .list_offsets(TOPIC, &[], true)
-        .await
-        .unwrap()
-        .iter()
-        .map(|p| p.1)
-        .sum();
-    assert_eq!(held, 10 + 310 - log_start);
+    let stored = held(&cb).await;
+    assert_eq!(stored, 10 + 310 - log_start);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -465,90 +455,37 @@ async fn upstream_commands_check_their_input_and_show_state() {
     let (b, _cb) = cluster(true).await;
     let from = format!("{}{STREAM}", a.url);
     let token = a.admin_token();
-    let fail = |args: &[&str], code: &str| {
+    let fail = |args: &[String], code: &str| {
         let r = b.cli().args(args).run().failed();
         assert!(r.stderr.contains(code), "{args:?}: {}", r.stderr);
     };
-    fail(
-        &[
-            "upstream",
-            "add",
-            STREAM,
-            "--from",
-            "ftp://x/a/b",
-            "--from-token",
-            &token,
-        ],
-        "INVALID_ARGUMENT",
-    );
-    fail(
-        &[
-            "upstream",
-            "add",
-            STREAM,
-            "--from",
-            &a.url,
-            "--from-token",
-            &token,
-        ],
-        "INVALID_ARGUMENT",
-    );
-    fail(
-        &[
-            "upstream",
-            "add",
-            "/geo/nope",
-            "--from",
-            &from,
-            "--from-token",
-            &token,
-        ],
-        "NOT_FOUND",
-    );
+    // `upstream add STREAM --from FROM --from-token T EXTRA...`
+    let add = |stream: &str, from: &str, extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = ["upstream", "add", stream, "--from", from, "--from-token"]
+            .map(String::from)
+            .into();
+        v.push(token.clone());
+        v.extend(extra.iter().map(|e| e.to_string()));
+        v
+    };
+    fail(&add(STREAM, "ftp://x/a/b", &[]), "INVALID_ARGUMENT");
+    fail(&add(STREAM, &a.url, &[]), "INVALID_ARGUMENT");
+    fail(&add("/geo/nope", &from, &[]), "NOT_FOUND");
     // B's stream is not empty: a mirror must start empty.
     produce(&b.client().await, "B", 0, 10).await;
-    fail(
-        &[
-            "upstream",
-            "add",
-            STREAM,
-            "--from",
-            &from,
-            "--from-token",
-            &token,
-            "--mirror",
-        ],
-        "FAILED_PRECONDITION",
-    );
+    fail(&add(STREAM, &from, &["--mirror"]), "FAILED_PRECONDITION");
     let added = b
         .cli()
-        .args([
-            "upstream",
-            "add",
-            STREAM,
-            "--from",
-            &from,
-            "--from-token",
-            &token,
-            "--paused",
-        ])
+        .args(add(STREAM, &from, &["--paused"]))
         .run()
         .ok()
         .stdout;
     assert!(added.contains("paused"), "{added}");
+    fail(&add(STREAM, &from, &[]), "ALREADY_EXISTS");
     fail(
-        &[
-            "upstream",
-            "add",
-            STREAM,
-            "--from",
-            &from,
-            "--from-token",
-            &token,
-        ],
-        "ALREADY_EXISTS",
+        &["stream", "promote", STREAM].map(String::from),
+        "FAILED_PRECONDITION",
     );
-    fail(&["stream", "promote", STREAM], "FAILED_PRECONDITION");
     b.cli().args(["upstream", "resume", STREAM]).run().ok();
     produce(&ca, "A", 0, 100).await;
     wait_until("the resumed link copies", LONG, || async {
@@ -593,14 +530,8 @@ async fn upstream_commands_check_their_input_and_show_state() {
         (u.records_applied == 30 && u.lag_records == 0).then_some(())
     })
     .await;
-    let held: u64 = cc
-        .list_offsets(TOPIC, &[], true)
-        .await
-        .unwrap()
-        .iter()
-        .map(|p| p.1)
-        .sum();
-    assert_eq!(held, 30);
+    let stored = held(&cc).await;
+    assert_eq!(stored, 30);
     let list = b.cli().args(["upstream", "list"]).run().ok().stdout;
     assert!(!list.contains(&from), "{list}");
 
@@ -699,12 +630,6 @@ async fn revoking_the_puller_ends_a_running_pull() {
         u.last_error.contains("token").then_some(())
     })
     .await;
-    let held: u64 = cb
-        .list_offsets(TOPIC, &[], true)
-        .await
-        .unwrap()
-        .iter()
-        .map(|p| p.1)
-        .sum();
-    assert_eq!(held, 200, "nothing after the user's deletion");
+    let stored = held(&cb).await;
+    assert_eq!(stored, 200, "nothing after the user's deletion");
 }

@@ -5,11 +5,11 @@ use std::path::Path;
 
 use crate::*;
 
-fn open(dir: &Path) -> Store {
+pub(crate) fn open(dir: &Path) -> Store {
     Store::open(&dir.join("db"), &StoreOptions::default()).unwrap()
 }
 
-fn new_partition(store: &Store) -> PartitionId {
+pub(crate) fn new_partition(store: &Store) -> PartitionId {
     let id = store.reserve_partition_ids(1)[0];
     let mut tx = CatalogTx::default();
     tx.create_partition(id);

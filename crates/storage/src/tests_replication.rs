@@ -1,23 +1,10 @@
 //! Store tests of applying pulled batches: exactly once per origin, own records skipped,
 //! offset-keeping mirrors, positions and watermarks in the same write, across a reopen.
 
-use std::path::Path;
-
 use proptest::prelude::*;
 
+use crate::tests_groups::{new_partition, open};
 use crate::*;
-
-fn open(dir: &Path) -> Store {
-    Store::open(&dir.join("db"), &StoreOptions::default()).unwrap()
-}
-
-fn new_partition(store: &Store) -> PartitionId {
-    let id = store.reserve_partition_ids(1)[0];
-    let mut tx = CatalogTx::default();
-    tx.create_partition(id);
-    store.commit(tx).unwrap();
-    id
-}
 
 const A: ClusterId = [0xA; 16];
 const C: ClusterId = [0xC; 16];
