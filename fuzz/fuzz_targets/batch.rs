@@ -11,12 +11,14 @@ use prost::Message;
 use tributary_proto::v1::RecordBatch;
 use tributary_volume::TimestampType;
 use tributary_volume::batch::{
-    ServerFields, count_elements, encode_records, first_at_or_after, max_timestamp, record_size,
-    stored_value, validate,
+    ServerFields, count_elements, encode_records, first_at_or_after, max_timestamp,
+    producer_part, record_size, stored_header, stored_value, validate,
 };
 use tributary_volume::limits::{MAX_HEADERS_PER_BATCH, MAX_RECORDS_PER_BATCH};
 
 fuzz_target!(|data: &[u8]| {
+    // Whatever an upstream sends, reading it off its framing never panics.
+    let _ = (stored_header(data), producer_part(data));
     // Two bytes of max_message_bytes (small limits are the interesting ones), then the batch.
     let Some((limit, body)) = data.split_first_chunk::<2>() else {
         return;
@@ -91,6 +93,23 @@ fuzz_target!(|data: &[u8]| {
                 )
             );
             assert_eq!(back.origin_cluster.as_ref(), &fields.origin_cluster);
+            // A replica reads the stored batch off its framing, and keeps its producer part.
+            let h = stored_header(&stored).expect("stored batches have a header");
+            assert_eq!(h.records as usize, d.records.len());
+            assert_eq!(h.fields, fields);
+            assert_eq!(
+                h.max_timestamp_ms,
+                max_timestamp(&d.records, fields.append_time_ms, fields.timestamp_type)
+            );
+            // (Server fields the client set to their defaults go too.)
+            let part = producer_part(&stored).expect("sound framing");
+            let part = RecordBatch::decode(part.as_slice()).expect("the producer part decodes");
+            assert_eq!(part.records, d.records);
+            assert_eq!(
+                (part.base_offset, part.append_time_ms, part.origin_base_offset),
+                (0, 0, 0)
+            );
+            assert!(part.origin_cluster.is_empty());
             // Seek by time inside the stored batch agrees with its timestamps.
             let first = first_at_or_after(&stored, 0).expect("stored batches decode");
             if fields.append_time_ms >= 0 {

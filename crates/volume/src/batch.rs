@@ -124,7 +124,7 @@ pub fn count_elements(batch: &[u8]) -> Option<ElementCount> {
     Some(n)
 }
 
-/// The producer's part of a stored batch: its top-level fields below the server's, byte for
+/// The producer's part of a stored batch: every top-level field but the server's, byte for
 /// byte (a replica stores these with its own server fields after them). `None` at broken
 /// framing.
 pub fn producer_part(stored: &[u8]) -> Option<Vec<u8>> {
@@ -133,7 +133,7 @@ pub fn producer_part(stored: &[u8]) -> Option<Vec<u8>> {
     while !buf.is_empty() {
         let before = buf;
         match next_field(&mut buf, 0)? {
-            Field::Value(field, _) if field < FIRST_SERVER_FIELD => {
+            Field::Value(field, _) if !SERVER_FIELDS.contains(&field) => {
                 out.extend_from_slice(&before[..before.len() - buf.len()]);
             }
             Field::Value(..) => {}
@@ -153,11 +153,11 @@ pub struct StoredHeader {
     pub max_timestamp_ms: i64,
 }
 
-/// Reads a stored batch's server fields, record count and latest timestamp. `None` at
-/// broken framing, wire types a batch never has, or a missing origin.
+/// Reads a stored batch's server fields, record count and latest timestamp, skipping
+/// unknown fields as decoding does. `None` at broken framing or a missing origin.
 pub fn stored_header(stored: &[u8]) -> Option<StoredHeader> {
     let mut buf = stored;
-    let (mut records, mut max_ts) = (0u32, None::<i64>);
+    let (mut records, mut max_ts, mut untimed) = (0u32, None::<i64>, false);
     let mut f = ServerFields {
         base_offset: 0,
         append_time_ms: 0,
@@ -165,8 +165,9 @@ pub fn stored_header(stored: &[u8]) -> Option<StoredHeader> {
         origin_base_offset: 0,
         timestamp_type: TimestampType::CreateTime,
     };
-    let mut origin = false;
+    let mut origin = None;
     while !buf.is_empty() {
+        let before = buf;
         let key = varint(&mut buf)?;
         let (field, wire) = (key >> 3, key & 7);
         match wire {
@@ -193,31 +194,31 @@ pub fn stored_header(stored: &[u8]) -> Option<StoredHeader> {
                 match field {
                     RECORDS_FIELD => {
                         records = records.checked_add(1)?;
-                        if let Some(ts) = record_timestamp(payload)? {
-                            max_ts = Some(max_ts.map_or(ts, |m| m.max(ts)));
-                        } else {
-                            max_ts = Some(max_ts.unwrap_or(i64::MIN));
+                        match record_timestamp(payload)? {
+                            Some(ts) => max_ts = Some(max_ts.map_or(ts, |m| m.max(ts))),
+                            None => untimed = true,
                         }
                     }
-                    ORIGIN_CLUSTER_FIELD => {
-                        f.origin_cluster = payload.try_into().ok()?;
-                        origin = true;
-                    }
+                    // The last occurrence wins, as in decoding.
+                    ORIGIN_CLUSTER_FIELD => origin = <[u8; 16]>::try_from(payload).ok(),
                     _ => {}
                 }
+            }
+            3 => {
+                // An unknown group, skipped whole as decoding does.
+                buf = before;
+                next_field(&mut buf, 0)?;
             }
             1 => buf = buf.get(8..)?,
             5 => buf = buf.get(4..)?,
             _ => return None,
         }
     }
-    if !origin {
-        return None;
-    }
+    f.origin_cluster = origin?;
+    // Records without a timestamp take the append time (see `max_timestamp`).
     let max_timestamp_ms = match (f.timestamp_type, max_ts) {
         (TimestampType::LogAppendTime, _) | (_, None) => f.append_time_ms,
-        // Records without a timestamp take the append time.
-        (TimestampType::CreateTime, Some(i64::MIN)) => f.append_time_ms,
+        (TimestampType::CreateTime, Some(t)) if untimed => t.max(f.append_time_ms),
         (TimestampType::CreateTime, Some(t)) => t,
     };
     Some(StoredHeader {
@@ -231,6 +232,7 @@ pub fn stored_header(stored: &[u8]) -> Option<StoredHeader> {
 fn record_timestamp(mut rec: &[u8]) -> Option<Option<i64>> {
     let mut ts = None;
     while !rec.is_empty() {
+        let before = rec;
         let key = varint(&mut rec)?;
         match key & 7 {
             0 => {
@@ -242,6 +244,10 @@ fn record_timestamp(mut rec: &[u8]) -> Option<Option<i64>> {
             2 => {
                 let len = usize::try_from(varint(&mut rec)?).ok()?;
                 rec = rec.get(len..)?;
+            }
+            3 => {
+                rec = before;
+                next_field(&mut rec, 0)?;
             }
             1 => rec = rec.get(8..)?,
             5 => rec = rec.get(4..)?,
@@ -265,7 +271,8 @@ pub fn origin_of(stored: &[u8]) -> Option<[u8; 16]> {
 }
 
 /// Field numbers of `RecordBatch.records` and `Record.headers` (records.proto).
-const FIRST_SERVER_FIELD: u64 = 8;
+/// Fields 8 to 12 of `RecordBatch` are set by the server (records.proto).
+const SERVER_FIELDS: std::ops::RangeInclusive<u64> = 8..=12;
 const ORIGIN_CLUSTER_FIELD: u64 = 10;
 const RECORDS_FIELD: u64 = 1;
 const HEADERS_FIELD: u64 = 3;
