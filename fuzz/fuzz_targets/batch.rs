@@ -11,8 +11,8 @@ use prost::Message;
 use tributary_proto::v1::RecordBatch;
 use tributary_volume::TimestampType;
 use tributary_volume::batch::{
-    ServerFields, count_elements, encode_records, first_at_or_after, max_timestamp,
-    producer_part, record_size, stored_header, stored_value, validate,
+    ServerFields, count_elements, encode_records, first_at_or_after, max_timestamp, producer_part,
+    record_size, stored_header, stored_value, validate,
 };
 use tributary_volume::limits::{MAX_HEADERS_PER_BATCH, MAX_RECORDS_PER_BATCH};
 
@@ -106,7 +106,11 @@ fuzz_target!(|data: &[u8]| {
             let part = RecordBatch::decode(part.as_slice()).expect("the producer part decodes");
             assert_eq!(part.records, d.records);
             assert_eq!(
-                (part.base_offset, part.append_time_ms, part.origin_base_offset),
+                (
+                    part.base_offset,
+                    part.append_time_ms,
+                    part.origin_base_offset
+                ),
                 (0, 0, 0)
             );
             assert!(part.origin_cluster.is_empty());
