@@ -31,16 +31,8 @@ impl Authenticator {
 impl tonic::service::Interceptor for Authenticator {
     fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
         crate::limits::check_metadata(req.metadata())?;
-        let caller = match req.metadata().get("authorization") {
-            Some(v) => {
-                let v = v
-                    .to_str()
-                    .map_err(|_| Status::unauthenticated("authorization header is not ASCII"))?;
-                let token = v.strip_prefix("Bearer ").ok_or_else(|| {
-                    Status::unauthenticated("authorization must be `Bearer TOKEN`")
-                })?;
-                self.ns.authenticate(token.trim()).map_err(ApiError::from)?
-            }
+        let caller = match bearer_token(req.metadata())? {
+            Some(token) => self.ns.authenticate(token).map_err(ApiError::from)?,
             None => match req.peer_certs().as_deref().and_then(|certs| certs.first()) {
                 Some(cert) => self
                     .ns
@@ -61,6 +53,20 @@ impl tonic::service::Interceptor for Authenticator {
 }
 
 /// The subject CN of a client certificate (already verified by the TLS handshake).
+/// The bearer token of a request's `authorization` header, if it has one.
+pub(crate) fn bearer_token(md: &tonic::metadata::MetadataMap) -> Result<Option<&str>, Status> {
+    let Some(v) = md.get("authorization") else {
+        return Ok(None);
+    };
+    let v = v
+        .to_str()
+        .map_err(|_| Status::unauthenticated("authorization header is not ASCII"))?;
+    let token = v
+        .strip_prefix("Bearer ")
+        .ok_or_else(|| Status::unauthenticated("authorization must be `Bearer TOKEN`"))?;
+    Ok(Some(token.trim()))
+}
+
 fn common_name(der: &[u8]) -> Result<String, Status> {
     let (_, cert) = x509_parser::parse_x509_certificate(der)
         .map_err(|e| Status::unauthenticated(format!("unreadable client certificate: {e}")))?;

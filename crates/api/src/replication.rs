@@ -55,20 +55,13 @@ impl v1::replication_server::Replication for Services {
     async fn add_upstream(&self, r: Request<v1::AddUpstreamRequest>) -> Reply<v1::Upstream> {
         let c = caller(&r)?;
         let r = r.into_inner();
-        let ca_cert = match r.ca_cert.is_empty() {
-            true => None,
-            false => Some(
-                String::from_utf8(r.ca_cert.to_vec())
-                    .map_err(|_| Status::invalid_argument("ca_cert: is not PEM text"))?,
-            ),
-        };
         let spec = UpstreamSpec {
             stream: r.stream,
             from: r.from,
             token: (!r.token.is_empty()).then_some(r.token),
             token_file: (!r.token_file.is_empty()).then_some(r.token_file),
-            ca_cert,
-            start: start(r.start)?,
+            ca_cert: (!r.ca_cert.is_empty()).then(|| r.ca_cert.to_vec()),
+            start: LinkStart::from_proto(r.start).map_err(ApiError::from)?,
             mirror: r.mirror,
             paused: r.paused,
         };
@@ -142,27 +135,13 @@ impl Services {
 
 /// How the interceptor authenticated `r` (it already refused anything else).
 fn credential<T>(r: &Request<T>) -> Credential {
-    let token = r
-        .metadata()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+    let token = crate::auth::bearer_token(r.metadata()).ok().flatten();
     match (token, r.extensions().get::<tributary_volume::Caller>()) {
-        (Some(t), _) => Credential::Token(t.trim().to_owned()),
+        (Some(t), _) => Credential::Token(t.to_owned()),
         (None, Some(c)) if c.name() != tributary_volume::Caller::anonymous().name() => {
             Credential::User(c.name().to_owned())
         }
         _ => Credential::Anonymous,
-    }
-}
-
-fn start(s: i32) -> Result<LinkStart, Status> {
-    match v1::PullStart::try_from(s) {
-        Ok(v1::PullStart::Earliest) => Ok(LinkStart::Earliest),
-        Ok(v1::PullStart::Latest) => Ok(LinkStart::Latest),
-        Err(_) => Err(Status::invalid_argument(format!(
-            "start: {s} is not a PullStart"
-        ))),
     }
 }
 

@@ -257,6 +257,23 @@ fn record_timestamp(mut rec: &[u8]) -> Option<Option<i64>> {
     Some(ts)
 }
 
+/// `body` (a batch body of whole fields, e.g. a [`producer_part`]) without its first
+/// `skip` records, every other byte kept: a replica cuts off records it already has this
+/// way, without decoding any. `None` at broken framing.
+pub fn without_first_records(body: &[u8], skip: usize) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(body.len());
+    let (mut buf, mut seen) = (body, 0usize);
+    while !buf.is_empty() {
+        let before = buf;
+        match next_field(&mut buf, 0)? {
+            Field::Value(RECORDS_FIELD, _) if seen < skip => seen += 1,
+            Field::Value(..) => out.extend_from_slice(&before[..before.len() - buf.len()]),
+            Field::EndGroup(_) => return None,
+        }
+    }
+    Some(out)
+}
+
 /// The origin cluster a stored batch names (the last occurrence wins, as in decoding),
 /// read without decoding its records. `None` at broken framing or without one.
 pub fn origin_of(stored: &[u8]) -> Option<[u8; 16]> {

@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use prost::Message;
 use tributary_proto::v1;
 use tributary_storage::{self as storage, NewBatch, PulledBatch};
 
@@ -19,7 +18,6 @@ use crate::{Error, Result};
 
 /// A pulled batch, decoded once.
 struct Decoded {
-    raw: Bytes,
     records: u32,
     body: Vec<u8>,
     fields: ServerFields,
@@ -297,8 +295,7 @@ impl Namespace {
     }
 }
 
-/// Reads what replication needs off a pulled batch; its records are decoded only when
-/// some must be cut off.
+/// Reads what replication needs off a pulled batch, without decoding its records.
 fn decode_pulled(raw: &Bytes) -> Result<Decoded> {
     let bad = |why: String| Error::invalid("pulled batch", why);
     let h = batch::stored_header(raw)
@@ -308,7 +305,6 @@ fn decode_pulled(raw: &Bytes) -> Result<Decoded> {
     }
     let body = batch::producer_part(raw).ok_or_else(|| bad("broken framing".into()))?;
     Ok(Decoded {
-        raw: raw.clone(),
         body,
         records: h.records,
         fields: h.fields,
@@ -319,7 +315,7 @@ fn decode_pulled(raw: &Bytes) -> Result<Decoded> {
 impl Decoded {
     /// The batch's records from the `skip`th on, as a batch body.
     fn tail(&self, skip: usize) -> Vec<u8> {
-        let b = v1::RecordBatch::decode(self.raw.clone()).expect("framing checked");
-        batch::encode_records(b.records[skip..].to_vec())
+        batch::without_first_records(&self.body, skip)
+            .expect("the producer part is whole fields, walked once already")
     }
 }

@@ -25,7 +25,8 @@ pub struct UpstreamSpec {
     pub from: String,
     pub token: Option<String>,
     pub token_file: Option<String>,
-    pub ca_cert: Option<String>,
+    /// PEM text, as sent.
+    pub ca_cert: Option<Vec<u8>>,
     pub start: LinkStart,
     pub mirror: bool,
     pub paused: bool,
@@ -146,6 +147,20 @@ impl Links {
     }
 }
 
+impl LinkStart {
+    /// From the API's `PullStart` (the `start` field of a request).
+    pub fn from_proto(start: i32) -> Result<Self> {
+        match tributary_proto::v1::PullStart::try_from(start) {
+            Ok(tributary_proto::v1::PullStart::Earliest) => Ok(LinkStart::Earliest),
+            Ok(tributary_proto::v1::PullStart::Latest) => Ok(LinkStart::Latest),
+            Err(_) => Err(Error::invalid(
+                "start",
+                format!("{start} is not a PullStart"),
+            )),
+        }
+    }
+}
+
 /// Splits `URL/SOURCE_STREAM` at the start of the URL's path.
 pub fn parse_from(from: &str) -> Result<(String, StreamPath)> {
     let bad = |why: &str| {
@@ -189,6 +204,13 @@ impl Namespace {
                 format!("{f:?} must be an absolute path on the server"),
             ));
         }
+        let ca_cert = match spec.ca_cert {
+            Some(pem) => Some(
+                String::from_utf8(pem)
+                    .map_err(|_| Error::invalid("ca_cert", "is not PEM text".into()))?,
+            ),
+            None => None,
+        };
         let _admin = self.admin.lock().await;
         let s = self.stream(&path)?;
         self.check(c, &s, Perm::Admin)?;
@@ -236,7 +258,7 @@ impl Namespace {
             source: source.to_string(),
             token: spec.token,
             token_file: spec.token_file,
-            ca_cert: spec.ca_cert,
+            ca_cert,
             start: spec.start,
             mirror: spec.mirror,
             paused: spec.paused,

@@ -93,16 +93,7 @@ impl Namespace {
                 self.store.identity().cluster_id
             )));
         }
-        let start = match v1::PullStart::try_from(req.start) {
-            Ok(v1::PullStart::Earliest) => LinkStart::Earliest,
-            Ok(v1::PullStart::Latest) => LinkStart::Latest,
-            Err(_) => {
-                return Err(Error::invalid(
-                    "start",
-                    format!("{} is not a PullStart", req.start),
-                ));
-            }
-        };
+        let start = LinkStart::from_proto(req.start)?;
         let mut asked = HashMap::new();
         for (i, p) in req.positions.into_iter().enumerate() {
             if asked
