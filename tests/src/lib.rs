@@ -56,6 +56,8 @@ pub struct Server {
     pub metrics_addr: Option<String>,
     pub data_dir: PathBuf,
     log: PathBuf,
+    /// The extra `serve` flags it was started with; restarts keep them.
+    args: Vec<String>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -106,7 +108,9 @@ impl Server {
             .args(args)
             .envs(env.iter().copied());
         let tls = args.contains(&"--tls-cert");
-        Self::launch(cmd, data_dir, &data_dir.join("server.log"), tls)
+        let mut s = Self::launch(cmd, data_dir, &data_dir.join("server.log"), tls)?;
+        s.args = args.iter().map(|a| a.to_string()).collect();
+        Ok(s)
     }
 
     /// Spawns `cmd` (a `tributary serve` whose data directory is `data_dir`, as this
@@ -154,6 +158,7 @@ impl Server {
             child: Some(child),
             data_dir: data_dir.to_owned(),
             log: log.to_owned(),
+            args: Vec::new(),
             _tmp: None,
         })
     }
@@ -225,10 +230,12 @@ impl Server {
         c.wait().expect("wait")
     }
 
-    /// Restarts on the same data directory (a new port).
+    /// Restarts on the same data directory with the same flags (a new port).
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop the server before restarting it");
-        let mut next = Self::start_in(&self.data_dir).expect("server restarts");
+        let args = self.args_without_listen();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut next = Self::start_in_with(&self.data_dir, &args).expect("server restarts");
         self.log = std::mem::take(&mut next.log);
         self.url = std::mem::take(&mut next.url);
         self.metrics_addr = next.metrics_addr.take();
@@ -245,12 +252,29 @@ impl Server {
     pub fn try_restart_in_place(&mut self) -> anyhow::Result<()> {
         assert!(self.child.is_none(), "stop the server before restarting it");
         let addr = self.url.rsplit("://").next().expect("a URL").to_owned();
-        let mut next = Self::start_in_with(&self.data_dir, &["--listen", &addr])?;
+        let mut args = self.args_without_listen();
+        args.extend(["--listen".to_owned(), addr]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut next = Self::start_in_with(&self.data_dir, &args)?;
         self.log = std::mem::take(&mut next.log);
         self.url = std::mem::take(&mut next.url);
         self.metrics_addr = next.metrics_addr.take();
         self.child = next.child.take();
         Ok(())
+    }
+
+    /// The flags the server was started with, less `--listen ADDR` (a restart picks its own).
+    fn args_without_listen(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut args = self.args.iter();
+        while let Some(a) = args.next() {
+            if a == "--listen" {
+                args.next();
+            } else {
+                out.push(a.clone());
+            }
+        }
+        out
     }
 
     /// The server's process id.

@@ -209,9 +209,12 @@ fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
     f.sync_all()
 }
 
-/// Runs retention on every stream at each interval (the first run right after start).
+/// Retention and compaction every `interval`, the first one interval after the start (as
+/// Kafka delays its first check), so a restart does not add a pass over every compacted
+/// partition to the work of coming back.
 async fn retention_loop(ns: Arc<Namespace>, interval: std::time::Duration) {
-    let mut tick = tokio::time::interval(interval);
+    let start = tokio::time::Instant::now() + interval;
+    let mut tick = tokio::time::interval_at(start, interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
