@@ -135,6 +135,12 @@ async fn metrics_endpoint_serves_the_promised_series() {
     assert!(e.value("tributary_rocksdb_bytes_written_total", &[("kind", "user")]) > 9000.0);
     assert!(e.value("tributary_rocksdb_bytes_written_total", &[("kind", "wal")]) > 9000.0);
     assert!(e.value("tributary_rocksdb_memtable_bytes", &[]) > 0.0);
+    // Both heaps: the server's own, and RocksDB's (this is glibc), which holds the memtables.
+    assert!(e.value("tributary_memory_heap_bytes", &[("heap", "server")]) > 0.0);
+    assert!(
+        e.value("tributary_memory_heap_bytes", &[("heap", "engine")])
+            >= e.value("tributary_rocksdb_memtable_bytes", &[])
+    );
     assert!(e.value("tributary_rocksdb_write_amplification", &[]) >= 1.0);
     assert_eq!(e.value("tributary_rocksdb_write_stopped", &[]), 0.0);
     for gauge in [
@@ -142,6 +148,8 @@ async fn metrics_endpoint_serves_the_promised_series() {
         "tributary_rocksdb_live_sst_bytes",
         "tributary_rocksdb_live_blob_bytes",
         "tributary_rocksdb_pending_compaction_bytes",
+        "tributary_rocksdb_block_cache_bytes",
+        "tributary_rocksdb_table_readers_bytes",
         "tributary_rocksdb_running_compactions",
         "tributary_rocksdb_delayed_write_rate_bytes",
     ] {

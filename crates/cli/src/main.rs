@@ -6,6 +6,7 @@ mod backup;
 mod config;
 mod consume;
 mod group;
+mod heap;
 mod metrics;
 mod output;
 mod produce;
@@ -14,8 +15,9 @@ mod upstream;
 
 use clap::{Args, Parser, Subcommand};
 
+/// mimalloc, counted for the `tributary_memory_heap_bytes` gauge.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: heap::Counting = heap::Counting::new();
 
 #[derive(Debug, Parser)]
 #[command(

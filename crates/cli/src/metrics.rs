@@ -74,7 +74,17 @@ fn describe() {
     describe_gauge!(
         "tributary_rocksdb_memtable_bytes",
         Unit::Bytes,
-        "Memtables."
+        "Memtables, including flushed ones readers still pin."
+    );
+    describe_gauge!(
+        "tributary_rocksdb_block_cache_bytes",
+        Unit::Bytes,
+        "The block cache's contents."
+    );
+    describe_gauge!(
+        "tributary_rocksdb_table_readers_bytes",
+        Unit::Bytes,
+        "Memory of open SST readers outside the block cache."
     );
     describe_gauge!(
         "tributary_rocksdb_pending_compaction_bytes",
@@ -109,6 +119,11 @@ fn describe() {
         "Disk bytes written (wal+flush+compaction) per user byte, since start."
     );
     describe_gauge!(
+        "tributary_memory_heap_bytes",
+        Unit::Bytes,
+        "Heap in use: heap=server (allocated by the server's Rust code) or heap=engine (RocksDB's, through malloc)."
+    );
+    describe_gauge!(
         "tributary_volume_bytes",
         Unit::Bytes,
         "Bytes stored, per volume."
@@ -135,6 +150,8 @@ async fn refresh(ns: &Arc<Namespace>) {
     gauge!("tributary_rocksdb_live_blob_bytes").set(s.live_blob_bytes as f64);
     gauge!("tributary_rocksdb_total_blob_bytes").set(s.total_blob_bytes as f64);
     gauge!("tributary_rocksdb_memtable_bytes").set(s.memtable_bytes as f64);
+    gauge!("tributary_rocksdb_block_cache_bytes").set(s.block_cache_bytes as f64);
+    gauge!("tributary_rocksdb_table_readers_bytes").set(s.table_readers_bytes as f64);
     gauge!("tributary_rocksdb_pending_compaction_bytes").set(s.pending_compaction_bytes as f64);
     gauge!("tributary_rocksdb_running_compactions").set(s.running_compactions as f64);
     gauge!("tributary_rocksdb_running_flushes").set(s.running_flushes as f64);
@@ -152,6 +169,11 @@ async fn refresh(ns: &Arc<Namespace>) {
     }
     if let Some(wa) = s.write_amplification() {
         gauge!("tributary_rocksdb_write_amplification").set(wa);
+    }
+    let heaps = crate::heap::read();
+    gauge!("tributary_memory_heap_bytes", "heap" => "server").set(heaps.server_bytes as f64);
+    if let Some(engine) = heaps.engine_bytes {
+        gauge!("tributary_memory_heap_bytes", "heap" => "engine").set(engine as f64);
     }
 
     for v in ns.list_volumes(&scraper()) {
