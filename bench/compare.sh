@@ -249,10 +249,10 @@ done
 # ---------------------------------------------------------------------------------------
 # The table
 
-python3 - "$results" "$nats_version" "$redis_version" "$runs" "$duration" "$nats_sync" <<'PY'
+python3 - "$results" "$nats_version" "$redis_version" "$runs" "$duration" "$nats_sync" "$e2e_rate" <<'PY'
 import json, statistics, sys
 
-path, nats_version, redis_version, runs, duration, nats_sync = sys.argv[1:]
+path, nats_version, redis_version, runs, duration, nats_sync, e2e_rate = sys.argv[1:]
 rows = [json.loads(line) for line in open(path)]
 
 def figure(r):
@@ -269,6 +269,16 @@ def figure(r):
 def ack_p99(r):
     rep = r["report"]
     return None if rep is None else rep["produce"]["ack_latency_ms"]["p99"]
+
+labels = {
+    "produce-100B": "produce 100 B",
+    "produce-100B-sync": "produce 100 B",
+    "produce-1KiB": "produce 1 KiB",
+    "consume-100B": "consume 100 B (fill, then read from offset 0)",
+    "e2e-100B": "e2e 100 B at RATE/s, p99",
+    "sync-1-producer": "sync, 1 producer, 10-record batches, 1 in flight",
+    "sync-64-producers": "sync, 64 producers, 10-record batches, 1 in flight each",
+}
 
 order, seen = [], set()
 for r in rows:
@@ -303,7 +313,8 @@ for w, d in order:
     lat = w.startswith("e2e")
     t, n, r = (median(w, s, figure) for s in ("tributary", "nats", "redis"))
     acks = " / ".join(fmt(median(w, s, ack_p99), True) for s in ("tributary", "nats", "redis"))
-    print(f"| {w} | {d} | {fmt(t, lat)} | {fmt(n, lat)} | {fmt(r, lat)} | "
+    label = labels.get(w, w).replace("RATE", f"{int(e2e_rate):,}")
+    print(f"| {label} | {d} | {fmt(t, lat)} | {fmt(n, lat)} | {fmt(r, lat)} | "
           f"{ratio(t, n)} | {ratio(t, r)} | {acks} |")
 t1 = median("sync-1-producer", "tributary", figure)
 t64 = median("sync-64-producers", "tributary", figure)
