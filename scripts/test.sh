@@ -7,5 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh
+# Redis and NATS for the bench's peer drivers (crates/bench/tests/peers.rs).
+source bench/peers.sh
 cargo build --release --locked --bins
 cargo nextest run --release --locked --workspace --no-fail-fast "$@"

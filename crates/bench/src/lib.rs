@@ -28,6 +28,9 @@
 //! A batch leaves when it is full or `--linger` after its first record was due; without
 //! `--rate`, batches are always full and linger plays no part.
 //!
+//! The load drives a `System` (`system.rs`), so the same code runs against NATS JetStream and
+//! Redis Streams ([`peers`], the `tributary-bench-peers` binary) for side-by-side figures.
+//!
 //! Figures: latencies are counted for what was *sent* inside the measured window (after
 //! `--warmup`, for `--duration`), including what completes after it; throughput counts what
 //! *completed* inside the window. MB/s is record values only, in 10^6 bytes.
@@ -36,7 +39,10 @@ mod args;
 mod embedded;
 mod fixture;
 mod load;
+pub mod peers;
 mod report;
+mod system;
+mod tributary;
 
 use std::time::Duration;
 
@@ -61,6 +67,14 @@ pub enum Error {
         what: String,
         #[source]
         source: tributary_client::Error,
+    },
+
+    /// A peer's client (NATS, Redis) failed.
+    #[error("{what}")]
+    Peer {
+        what: String,
+        #[source]
+        source: BoxError,
     },
 
     #[error("{what}")]
@@ -129,11 +143,16 @@ async fn run_on(
 ) -> Result<Report> {
     let admin = connect().await.map_err(Error::Connect)?;
     let fixture = fixture::Fixture::create(&admin, args).await?;
-    let result = load::run(args, &fixture, &connect).await;
+    let system = tributary::Tributary {
+        connect: &connect,
+        pairs: fixture.pairs.clone().into(),
+        keyed: args.keyed,
+    };
+    let result = load::run(args, &system).await;
     let deleted = fixture.delete(&admin).await;
     let figures = result?;
     deleted?;
-    Ok(Report::new(args, target, figures))
+    Ok(Report::new(args, "tributary", target, figures))
 }
 
 /// Parses `500ms`, `20s`, `5m` (and combinations like `1m30s`); a bare `0` is zero. The same

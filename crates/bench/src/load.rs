@@ -12,17 +12,17 @@ use hdrhistogram::Histogram;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tributary_client::{Client, Record};
-use tributary_proto::v1::ProduceResponse;
+use tributary_client::Record;
 use tributary_volume::partitioner::partition_for_key;
 
-use crate::fixture::{Fixture, Pair};
-use crate::{BenchArgs, BoxError, Error, Result, Workload};
+use crate::system::{Conn, Reader, System};
+use crate::{BenchArgs, Error, Result, Workload};
 
-/// Byte budget of one fetch.
-const FETCH_MAX_BYTES: u32 = 4 << 20;
 /// Long-poll of an e2e fetch loop that has caught up.
 const FETCH_WAIT: Duration = Duration::from_millis(100);
+/// Longest a consume read may find nothing before the end: the log is complete, so
+/// nothing more can come.
+const CONSUME_WAIT: Duration = Duration::from_secs(5);
 /// Keys per partition that a keyed producer cycles through.
 const KEYS_PER_PARTITION: usize = 64;
 
@@ -95,16 +95,12 @@ impl Window {
     }
 }
 
-pub(crate) async fn run(
-    args: &BenchArgs,
-    fixture: &Fixture,
-    connect: &impl AsyncFn() -> Result<Client, BoxError>,
-) -> Result<Figures> {
-    let producers = connect_n(connect, args.producers).await?;
+pub(crate) async fn run<S: System>(args: &BenchArgs, system: &S) -> Result<Figures> {
+    let producers = connect_n(system, args.producers).await?;
     match args.workload {
         Workload::Produce => {
             let window = Window::new(args.warmup, args.duration);
-            let p = produce(args, fixture, producers, &window).await?;
+            let p = produce(args, system.pairs(), producers, &window).await?;
             Ok(Figures {
                 produced: p.total,
                 produce: p.measured(args, &window),
@@ -115,14 +111,14 @@ pub(crate) async fn run(
         Workload::Consume => {
             // Fill: produce for --duration, no warmup; then read it all back.
             let window = Window::new(Duration::ZERO, args.duration);
-            let p = produce(args, fixture, producers, &window).await?;
-            let consumers = connect_n(connect, args.consumers).await?;
+            let p = produce(args, system.pairs(), producers, &window).await?;
+            let consumers = connect_n(system, args.consumers).await?;
             let started = Instant::now();
             let mut loops = JoinSet::new();
-            for (i, pair) in fixture.pairs.iter().enumerate() {
+            for i in 0..system.pairs() {
                 loops.spawn(fetch_loop(
                     consumers[i % consumers.len()].clone(),
-                    pair.clone(),
+                    i,
                     Until::Offset(p.per_pair[i]),
                     None,
                 ));
@@ -142,20 +138,20 @@ pub(crate) async fn run(
             })
         }
         Workload::E2e => {
-            let consumers = connect_n(connect, args.consumers).await?;
+            let consumers = connect_n(system, args.consumers).await?;
             let window = Window::new(args.warmup, args.duration);
             let (done_tx, done_rx) = watch::channel(None);
             let mut loops = JoinSet::new();
-            for (i, pair) in fixture.pairs.iter().enumerate() {
+            for i in 0..system.pairs() {
                 loops.spawn(fetch_loop(
                     consumers[i % consumers.len()].clone(),
-                    pair.clone(),
+                    i,
                     Until::Produced(i, done_rx.clone()),
                     Some(window.clone()),
                 ));
             }
             // On a producer error the loops are aborted as `loops` drops.
-            let p = produce(args, fixture, producers, &window).await?;
+            let p = produce(args, system.pairs(), producers, &window).await?;
             let produce_figures = p.measured(args, &window);
             let produced = p.total;
             let _ = done_tx.send(Some(Arc::new(p.per_pair)));
@@ -175,15 +171,12 @@ pub(crate) async fn run(
     }
 }
 
-async fn connect_n(
-    connect: &impl AsyncFn() -> Result<Client, BoxError>,
-    n: u32,
-) -> Result<Vec<Client>> {
-    let mut clients = Vec::with_capacity(n as usize);
+async fn connect_n<S: System>(system: &S, n: u32) -> Result<Vec<S::Conn>> {
+    let mut conns = Vec::with_capacity(n as usize);
     for _ in 0..n {
-        clients.push(connect().await.map_err(Error::Connect)?);
+        conns.push(system.connect().await?);
     }
-    Ok(clients)
+    Ok(conns)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -219,31 +212,28 @@ fn owned_pairs(i: usize, n: usize, pairs: usize) -> Vec<usize> {
     }
 }
 
-async fn produce(
+async fn produce<C: Conn>(
     args: &BenchArgs,
-    fixture: &Fixture,
-    clients: Vec<Client>,
+    pairs: usize,
+    conns: Vec<C>,
     window: &Arc<Window>,
 ) -> Result<Produced> {
     let keys = args.keyed.then(|| Arc::new(key_pools(args.partitions)));
     let template = template(args.record_size);
-    let n = clients.len();
+    let n = conns.len();
     // --rate is shared evenly; producers are offset by one record interval each so their
     // batches do not all fall due at the same instant.
     let per_producer = args.rate.map(|r| r as f64 / n as f64);
     let mut tasks = JoinSet::new();
-    for (i, client) in clients.into_iter().enumerate() {
+    for (i, conn) in conns.into_iter().enumerate() {
         let phase = args.rate.map_or(Duration::ZERO, |r| {
             Duration::from_secs_f64(i as f64 / r as f64)
         });
-        let owned = owned_pairs(i, n, fixture.pairs.len());
         tasks.spawn(
             Producer {
-                client,
-                pairs: owned
-                    .iter()
-                    .map(|&p| (p, fixture.pairs[p].clone()))
-                    .collect(),
+                conn,
+                pairs: owned_pairs(i, n, pairs),
+                partitions: args.partitions,
                 keys: keys.clone(),
                 template: template.clone(),
                 stamp: args.workload == Workload::E2e,
@@ -256,11 +246,11 @@ async fn produce(
                 },
                 window: window.clone(),
             }
-            .run(fixture.pairs.len()),
+            .run(pairs),
         );
     }
     let mut all = Produced {
-        per_pair: vec![0; fixture.pairs.len()],
+        per_pair: vec![0; pairs],
         total: 0,
         in_window: 0,
         latency: histogram(),
@@ -353,10 +343,12 @@ impl Pace {
     }
 }
 
-struct Producer {
-    client: Client,
-    /// (pair index, pair) this producer writes, taken round-robin.
-    pairs: Vec<(usize, Pair)>,
+struct Producer<C> {
+    conn: C,
+    /// The pairs this producer writes, taken round-robin.
+    pairs: Vec<usize>,
+    /// Partitions per topic (pair `i` is partition `i % partitions`).
+    partitions: u32,
     keys: Option<Arc<Vec<Vec<Bytes>>>>,
     template: Bytes,
     /// Start each value with its send time (e2e).
@@ -366,14 +358,9 @@ struct Producer {
     window: Arc<Window>,
 }
 
-type Sent = (
-    usize,
-    u64,
-    Instant,
-    tributary_client::Result<ProduceResponse>,
-);
+type Sent = (usize, u64, Instant, Result<()>);
 
-impl Producer {
+impl<C: Conn> Producer<C> {
     async fn run(self, pairs: usize) -> Result<Produced> {
         let mut out = Produced {
             per_pair: vec![0; pairs],
@@ -417,7 +404,7 @@ impl Producer {
         let keys = self
             .keys
             .as_ref()
-            .map(|k| &k[self.pairs[slot].1.partition as usize]);
+            .map(|k| &k[self.pairs[slot] % self.partitions as usize]);
         let key = |i: u64| match keys {
             Some(k) => k[(first + i) as usize % k.len()].clone(),
             None => Bytes::new(),
@@ -450,36 +437,17 @@ impl Producer {
             .collect()
     }
 
-    fn send(&self, slot: usize, records: Vec<Record>) -> impl Future<Output = Sent> + use<> {
-        let client = self.client.clone();
-        let pair = self.pairs[slot].1.clone();
-        // Keyed batches are routed by the server from their keys.
-        let partition = self.keys.is_none().then_some(pair.partition);
-        async move {
-            let n = records.len() as u64;
-            let sent_at = Instant::now();
-            let r = client.produce(&pair.topic, partition, records).await;
-            (slot, n, sent_at, r)
-        }
+    fn send(&self, slot: usize, records: Vec<Record>) -> impl Future<Output = Sent> + use<C> {
+        let n = records.len() as u64;
+        let sent_at = Instant::now();
+        let acked = self.conn.produce(self.pairs[slot], records);
+        async move { (slot, n, sent_at, acked.await) }
     }
 
     fn settle(&self, (slot, n, sent_at, r): Sent, out: &mut Produced) -> Result<()> {
         let now = Instant::now();
-        let (index, pair) = &self.pairs[slot];
-        let r = r.map_err(Error::client(format!(
-            "producing to {} partition {} ({} records acknowledged before)",
-            pair.topic, pair.partition, out.total
-        )))?;
-        match r.acks.as_slice() {
-            [a] if a.partition == pair.partition && u64::from(a.record_count) == n => {}
-            acks => {
-                return Err(Error::Check(format!(
-                    "{n} records sent to {} partition {} were acknowledged as {acks:?}",
-                    pair.topic, pair.partition
-                )));
-            }
-        }
-        out.per_pair[*index] += n;
+        r?;
+        out.per_pair[self.pairs[slot]] += n;
         out.total += n;
         if self.window.contains(now) {
             out.in_window += n;
@@ -522,20 +490,22 @@ impl Read {
     }
 }
 
-/// Reads one partition from offset 0 up to its end. Without a window (consume), records
-/// the latency of each fetch; with one (e2e), each record's produce-to-delivery latency.
-async fn fetch_loop(
-    client: Client,
-    pair: Pair,
+/// Reads one log from its first record up to its end. Without a window (consume), records
+/// the latency of each read; with one (e2e), each record's produce-to-delivery latency.
+async fn fetch_loop<C: Conn>(
+    conn: C,
+    pair: usize,
     until: Until,
     e2e: Option<Arc<Window>>,
 ) -> Result<Read> {
     let mut read = Read::new();
+    let mut reader = conn.reader(pair).await?;
     let wait = if e2e.is_some() {
         FETCH_WAIT
     } else {
-        Duration::ZERO
+        CONSUME_WAIT
     };
+    // Logs start empty, so the records read so far are the next offset.
     let mut offset = 0u64;
     loop {
         let end = match &until {
@@ -546,39 +516,34 @@ async fn fetch_loop(
             Some(end) if offset == end => break,
             Some(end) if offset > end => {
                 return Err(Error::Check(format!(
-                    "read {} partition {} up to offset {offset}, past its end {end}",
-                    pair.topic, pair.partition
+                    "read {} up to offset {offset}, past its end {end}",
+                    conn.describe(pair)
                 )));
             }
             _ => {}
         }
         let asked = Instant::now();
-        let f = client
-            .fetch(&pair.topic, pair.partition, offset, FETCH_MAX_BYTES, wait)
-            .await
-            .map_err(Error::client(format!(
-                "fetching {} partition {} at offset {offset}",
-                pair.topic, pair.partition
-            )))?;
+        let values = reader.read(wait).await?;
         let now = Instant::now();
-        let n = f.records.len() as u64;
+        let n = values.len() as u64;
         if n == 0 && e2e.is_none() {
             return Err(Error::Check(format!(
-                "{} partition {} ends at offset {offset}, before the {end:?} produced",
-                pair.topic, pair.partition
+                "{} ends at offset {offset}, before the {end:?} produced",
+                conn.describe(pair)
             )));
         }
-        let bytes: u64 = f.records.iter().map(|r| r.record.value.len() as u64).sum();
+        let bytes: u64 = values.iter().map(|v| v.len() as u64).sum();
         match &e2e {
             None => record_micros(&mut read.latency, now - asked),
             Some(w) => {
                 let now_ns = w.ns(now);
                 let start_ns = w.ns(w.start);
-                for r in &f.records {
-                    let Some(stamp) = r.record.value.get(..8) else {
+                for (i, v) in values.iter().enumerate() {
+                    let Some(stamp) = v.get(..8) else {
                         return Err(Error::Check(format!(
-                            "a record at {} partition {} offset {} has no timestamp",
-                            pair.topic, pair.partition, r.offset
+                            "a record at {} offset {} has no timestamp",
+                            conn.describe(pair),
+                            offset + i as u64
                         )));
                     };
                     let sent = u64::from_le_bytes(stamp.try_into().expect("8 bytes"));
@@ -595,7 +560,7 @@ async fn fetch_loop(
         }
         read.total += n;
         read.bytes += bytes;
-        offset = f.next_offset;
+        offset += n;
     }
     Ok(read)
 }

@@ -91,7 +91,9 @@ impl Throughput {
 #[derive(Debug, Clone)]
 pub struct Report {
     pub workload: Workload,
-    /// `embedded` or `server`.
+    /// `tributary`, `nats` or `redis`.
+    pub system: &'static str,
+    /// `embedded` or `server` for Tributary; the peer's URL otherwise.
     pub target: String,
     params: Value,
     summary: String,
@@ -107,10 +109,16 @@ pub struct Report {
 }
 
 impl Report {
-    pub(crate) fn new(args: &BenchArgs, target: String, f: Figures) -> Report {
+    pub(crate) fn new(
+        args: &BenchArgs,
+        system: &'static str,
+        target: String,
+        f: Figures,
+    ) -> Report {
         Report {
             workload: args.workload,
-            summary: summary(args, &target),
+            summary: summary(args, system, &target),
+            system,
             target,
             params: args.to_json(),
             produce: Throughput::new(&f.produce),
@@ -124,6 +132,7 @@ impl Report {
     pub fn to_json(&self) -> Value {
         let mut v = json!({
             "workload": self.workload.name(),
+            "system": self.system,
             "target": self.target,
             "params": self.params,
             "produce": self.produce.to_json("ack_latency_ms"),
@@ -209,10 +218,10 @@ fn row(name: &str, t: &Throughput, latency_of: &str) -> Vec<String> {
     ]
 }
 
-fn summary(a: &BenchArgs, target: &str) -> String {
+fn summary(a: &BenchArgs, system: &str, target: &str) -> String {
     let plural = |n: u32, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
     let mut s = format!(
-        "tributary bench {} ({target}): {}",
+        "bench {} on {system} ({target}): {}",
         a.workload.name(),
         plural(a.producers, "producer"),
     );

@@ -1,0 +1,112 @@
+//! Tributary as a system under test: the run's fixture (`fixture.rs`), produced to and
+//! fetched from through `tributary-client` over gRPC.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tributary_client::{Client, Record};
+
+use crate::fixture::Pair;
+use crate::system::{self, System};
+use crate::{BoxError, Error, Result};
+
+/// Byte budget of one fetch.
+pub(crate) const FETCH_MAX_BYTES: u32 = 4 << 20;
+
+pub(crate) struct Tributary<'a, F> {
+    pub connect: &'a F,
+    pub pairs: Arc<[Pair]>,
+    /// Keyed batches are routed by the server from their keys, not by partition.
+    pub keyed: bool,
+}
+
+impl<F: AsyncFn() -> Result<Client, BoxError>> System for Tributary<'_, F> {
+    type Conn = Conn;
+
+    async fn connect(&self) -> Result<Conn> {
+        Ok(Conn {
+            client: (self.connect)().await.map_err(Error::Connect)?,
+            pairs: self.pairs.clone(),
+            keyed: self.keyed,
+        })
+    }
+
+    fn pairs(&self) -> usize {
+        self.pairs.len()
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct Conn {
+    client: Client,
+    pairs: Arc<[Pair]>,
+    keyed: bool,
+}
+
+impl system::Conn for Conn {
+    type Reader = Fetcher;
+
+    fn produce(
+        &self,
+        pair: usize,
+        records: Vec<Record>,
+    ) -> impl Future<Output = Result<()>> + Send + 'static + use<> {
+        let client = self.client.clone();
+        let pair = self.pairs[pair].clone();
+        let partition = (!self.keyed).then_some(pair.partition);
+        async move {
+            let n = records.len() as u64;
+            let r = client
+                .produce(&pair.topic, partition, records)
+                .await
+                .map_err(Error::client(format!(
+                    "producing to {} partition {}",
+                    pair.topic, pair.partition
+                )))?;
+            match r.acks.as_slice() {
+                [a] if a.partition == pair.partition && u64::from(a.record_count) == n => Ok(()),
+                acks => Err(Error::Check(format!(
+                    "{n} records sent to {} partition {} were acknowledged as {acks:?}",
+                    pair.topic, pair.partition
+                ))),
+            }
+        }
+    }
+
+    async fn reader(&self, pair: usize) -> Result<Fetcher> {
+        Ok(Fetcher {
+            client: self.client.clone(),
+            pair: self.pairs[pair].clone(),
+            offset: 0,
+        })
+    }
+
+    fn describe(&self, pair: usize) -> String {
+        let p = &self.pairs[pair];
+        format!("{} partition {}", p.topic, p.partition)
+    }
+}
+
+/// A fetch loop's position in one partition.
+pub(crate) struct Fetcher {
+    client: Client,
+    pair: Pair,
+    offset: u64,
+}
+
+impl system::Reader for Fetcher {
+    async fn read(&mut self, wait: Duration) -> Result<Vec<Bytes>> {
+        let p = &self.pair;
+        let f = self
+            .client
+            .fetch(&p.topic, p.partition, self.offset, FETCH_MAX_BYTES, wait)
+            .await
+            .map_err(Error::client(format!(
+                "fetching {} partition {} at offset {}",
+                p.topic, p.partition, self.offset
+            )))?;
+        self.offset = f.next_offset;
+        Ok(f.records.into_iter().map(|r| r.record.value).collect())
+    }
+}

@@ -1,0 +1,99 @@
+//! The produce and fetch hot paths of a record batch, without RocksDB or gRPC: encoding
+//! (what a client does per request), validation (the server's one decode), the stored
+//! value's appended server fields, and decoding a fetched batch. 1,000 records of 100 bytes,
+//! as in `tributary bench`'s default produce run. CI only compiles this
+//! (`cargo clippy --all-targets`); run it with `cargo bench -p tributary-volume`.
+
+use std::hint::black_box;
+
+use bytes::Bytes;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use prost::Message;
+use tributary_proto::v1::{Record, RecordBatch};
+use tributary_volume::TimestampType;
+use tributary_volume::batch::{self, ServerFields};
+
+const RECORDS: usize = 1_000;
+const VALUE_BYTES: usize = 100;
+
+fn records(keyed: bool) -> Vec<Record> {
+    let value = Bytes::from(vec![0x5a; VALUE_BYTES]);
+    (0..RECORDS)
+        .map(|i| Record {
+            key: if keyed {
+                Bytes::from(format!("key-{:012}", i % 64))
+            } else {
+                Bytes::new()
+            },
+            value: value.clone(),
+            headers: Vec::new(),
+            timestamp_ms: None,
+        })
+        .collect()
+}
+
+fn encoded(keyed: bool) -> Bytes {
+    Bytes::from(batch::encode_records(records(keyed)))
+}
+
+fn server_fields() -> ServerFields {
+    ServerFields {
+        base_offset: 1_000_000,
+        append_time_ms: 1_700_000_000_000,
+        origin_cluster: [7; 16],
+        origin_base_offset: 1_000_000,
+        timestamp_type: TimestampType::CreateTime,
+    }
+}
+
+fn encode(c: &mut Criterion) {
+    let mut g = c.benchmark_group("batch/encode");
+    g.throughput(Throughput::Elements(RECORDS as u64));
+    for keyed in [false, true] {
+        let rs = records(keyed);
+        let name = if keyed { "keyed" } else { "unkeyed" };
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                RecordBatch {
+                    records: black_box(rs.clone()),
+                    ..Default::default()
+                }
+                .encode_to_vec()
+            })
+        });
+    }
+    g.finish();
+}
+
+fn server_side(c: &mut Criterion) {
+    let mut g = c.benchmark_group("batch/server");
+    g.throughput(Throughput::Elements(RECORDS as u64));
+    let body = encoded(false);
+    g.bench_function("count_elements", |b| {
+        b.iter(|| batch::count_elements(black_box(&body)))
+    });
+    g.bench_function("validate", |b| {
+        b.iter(|| batch::validate(black_box(body.clone()), 1 << 20).expect("valid"))
+    });
+    let fields = server_fields();
+    g.bench_function("stored_value", |b| {
+        b.iter(|| batch::stored_value(black_box(&body), &fields))
+    });
+    g.finish();
+}
+
+fn decode(c: &mut Criterion) {
+    let mut g = c.benchmark_group("batch/decode");
+    g.throughput(Throughput::Elements(RECORDS as u64));
+    let stored = Bytes::from(batch::stored_value(&encoded(false), &server_fields()));
+    g.bench_function("fetched", |b| {
+        b.iter(|| RecordBatch::decode(black_box(stored.clone())).expect("valid"))
+    });
+    g.bench_function("first_at_or_after", |b| {
+        b.iter(|| batch::first_at_or_after(black_box(&stored), 0).expect("valid"))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, encode, server_side, decode);
+criterion_main!(benches);
