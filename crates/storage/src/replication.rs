@@ -157,7 +157,7 @@ impl Store {
             slot.time = tail;
             p.log_start
                 .fetch_max(state.log_start, std::sync::atomic::Ordering::AcqRel);
-            p.hwm.send_replace(state.next_offset);
+            crate::store::publish_hwm(&p, state.next_offset);
             self.notify_appended();
         }
         result.high_watermark = state.next_offset;

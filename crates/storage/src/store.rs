@@ -213,6 +213,11 @@ pub struct Store {
     /// Next id to hand out; persisted by the commit that uses it.
     next_partition_id: Mutex<u64>,
     next_producer_id: Mutex<u64>,
+    /// Group commit of `sync` appends: the write-ahead log is durable up to this sequence
+    /// number. The lock is held by the one appender fsyncing (see [`Store::sync_through`]);
+    /// `synced_hint` lets the others see without waiting for it that they are covered.
+    pub(crate) synced: Mutex<u64>,
+    synced_hint: AtomicU64,
     /// Woken by every append, for readers following many partitions at once.
     appends: tokio::sync::Notify,
 }
@@ -263,6 +268,8 @@ impl Store {
             partitions: RwLock::new(HashMap::new()),
             next_partition_id: Mutex::new(next_partition_id),
             next_producer_id: Mutex::new(next_producer_id),
+            synced: Mutex::new(0),
+            synced_hint: AtomicU64::new(0),
             appends: tokio::sync::Notify::new(),
         })
     }
@@ -512,6 +519,12 @@ impl Store {
                     "a retry matched some partitions' earlier batches but not others".into(),
                 ));
             }
+            drop(slots);
+            // The original may still be on its way to the disk: a retry is answered once
+            // it is as durable as the original's answer would have been.
+            if durability == Durability::Sync {
+                self.sync_through(self.db.latest_sequence_number())?;
+            }
             return Ok(duplicates);
         }
 
@@ -552,17 +565,49 @@ impl Store {
                 duplicate: false,
             });
         }
-        self.db.write_opt(wb, &write_options(durability))?;
-        for (i, ((slot, state), p)) in slots.iter_mut().zip(states).zip(&handles).enumerate() {
+        // Written under the locks, so offsets are assigned in write order; made durable
+        // outside them, so that `sync` appends to one partition share an fsync (group
+        // commit) instead of taking turns at the disk. Readers see a batch only once the
+        // high-water mark passes it, after its fsync.
+        self.db.write_opt(wb, &write_options(Durability::Buffered))?;
+        let written = self.db.latest_sequence_number();
+        let mut ends = Vec::with_capacity(partitions.len());
+        for (i, (slot, state)) in slots.iter_mut().zip(states).enumerate() {
             slot.state = state;
             slot.time = tails[i];
             if let Some((producer, state)) = producers[i].take() {
                 slot.producers.insert(producer, state);
             }
-            p.hwm.send_replace(state.next_offset);
+            ends.push(state.next_offset);
+        }
+        drop(slots);
+        if durability == Durability::Sync {
+            self.sync_through(written)?;
+        }
+        for (p, end) in handles.iter().zip(ends) {
+            publish_hwm(p, end);
         }
         self.appends.notify_waiters();
         Ok(appended)
+    }
+
+    /// Returns once the write-ahead log is durable up to sequence number `seq`. One caller
+    /// at a time fsyncs, covering every write made before it started; those that waited
+    /// meanwhile usually find themselves covered and return without an fsync of their own.
+    fn sync_through(&self, seq: u64) -> Result<()> {
+        if self.synced_hint.load(Ordering::Acquire) >= seq {
+            return Ok(());
+        }
+        let mut synced = self.synced.lock();
+        if *synced >= seq {
+            return Ok(());
+        }
+        // Every write published up to `target` is in the log file before the fsync starts.
+        let target = self.db.latest_sequence_number();
+        self.db.flush_wal(true)?;
+        *synced = target;
+        self.synced_hint.store(target, Ordering::Release);
+        Ok(())
     }
 
     /// Completes after the next append to any partition; `enable` it before looking at
@@ -761,7 +806,8 @@ impl Store {
         it.status()?;
         Ok(PartitionStats {
             log_start: state.log_start,
-            high_watermark: state.next_offset,
+            // Not the slot's next offset: a `sync` append may be written and not yet durable.
+            high_watermark: *p.hwm.borrow(),
             records: state.records,
             bytes: state.bytes,
             purged_records: state.purged_records,
@@ -852,11 +898,12 @@ impl Store {
         if new_start <= old.log_start {
             return Ok(Purged::default());
         }
-        if new_start > old.next_offset {
+        let hwm = *p.hwm.borrow();
+        if new_start > hwm {
             return Err(Error::OffsetOutOfRange {
                 offset: new_start,
                 log_start: old.log_start,
-                high_watermark: old.next_offset,
+                high_watermark: hwm,
             });
         }
         // What goes: the summaries of the purged batches (small rows; payloads stay unread).
@@ -1153,6 +1200,18 @@ pub(crate) fn partition_range(id: PartitionId) -> (Vec<u8>, Vec<u8>) {
         None => vec![0xFF; keys::LOG_KEY_LEN + 1],
     };
     (keys::partition_start(id).to_vec(), end)
+}
+
+/// Moves a partition's high-water mark up to `end` (never down: appends that share an fsync
+/// may publish in any order).
+pub(crate) fn publish_hwm(p: &Partition, end: u64) {
+    p.hwm.send_if_modified(|h| {
+        let higher = end > *h;
+        if higher {
+            *h = end;
+        }
+        higher
+    });
 }
 
 pub(crate) fn write_options(d: Durability) -> WriteOptions {

@@ -449,3 +449,41 @@ fn size_caps_drop_the_oldest_whole_batches() {
         (12, 400, 600)
     );
 }
+
+/// `sync` appends to one partition share an fsync: eight appenders that wrote while
+/// another fsync was under way (here: the test holding the group-commit lock) are all
+/// covered by the next one. None is visible to readers before it is durable, and offsets
+/// stay dense.
+#[test]
+fn sync_appends_to_one_partition_share_an_fsync() {
+    use rocksdb::statistics::Ticker;
+    const WRITERS: u64 = 8;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let id = new_partition(&store);
+    let p = store.partition(id).unwrap();
+    let syncs = || store.db_options().get_ticker_count(Ticker::WalFileSynced);
+
+    let in_progress = store.synced.lock();
+    std::thread::scope(|s| {
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|_| s.spawn(|| append1(&store, id, Durability::Sync, batch(1, 100)).unwrap()))
+            .collect();
+        // Every writer has written (its offset taken) and waits for the fsync.
+        while p.slot.lock().state.next_offset < WRITERS {
+            std::thread::yield_now();
+        }
+        assert_eq!(*p.hwm.borrow(), 0, "nothing is visible before it is durable");
+        let before = syncs();
+        drop(in_progress);
+        let mut bases: Vec<u64> = writers
+            .into_iter()
+            .map(|w| w.join().unwrap().base_offset)
+            .collect();
+        bases.sort_unstable();
+        assert_eq!(bases, (0..WRITERS).collect::<Vec<_>>());
+        assert_eq!(syncs() - before, 1, "one fsync for all {WRITERS}");
+    });
+    assert_eq!(*p.hwm.borrow(), WRITERS);
+    assert_eq!(store.read(id, 0, usize::MAX, None).unwrap().batches.len(), 8);
+}
