@@ -98,6 +98,12 @@ pub struct BenchArgs {
     /// Produce requests each producer keeps outstanding.
     #[arg(long, default_value_t = 4)]
     pub in_flight: usize,
+    /// consume: read from the disk, not from memory. Between the fill and the read, the
+    /// server flushes its memtables (a checkpoint into the temp directory, removed at once:
+    /// the server must be on this machine) and the operating system's page cache is
+    /// dropped (`/proc/sys/vm/drop_caches`: Linux, as root).
+    #[arg(long)]
+    pub cold: bool,
 }
 
 impl BenchArgs {
@@ -114,6 +120,9 @@ impl BenchArgs {
         }
         if self.batch_records == 0 || self.in_flight == 0 {
             return bad("--batch-records and --in-flight must be at least 1");
+        }
+        if self.cold && self.workload != Workload::Consume {
+            return bad("--cold is for the consume workload");
         }
         if self.rate == Some(0) {
             return bad("--rate must be at least 1 record per second");
@@ -148,6 +157,7 @@ impl BenchArgs {
             "batch_records": self.batch_records,
             "linger_ms": self.linger.as_secs_f64() * 1e3,
             "keyed": self.keyed,
+            "cold": self.cold,
             "durability": self.durability.name(),
             "rate": self.rate,
             "duration_s": self.duration.as_secs_f64(),

@@ -112,6 +112,9 @@ pub(crate) async fn run<S: System>(args: &BenchArgs, system: &S) -> Result<Figur
             // Fill: produce for --duration, no warmup; then read it all back.
             let window = Window::new(Duration::ZERO, args.duration);
             let p = produce(args, system.pairs(), producers, &window).await?;
+            if args.cold {
+                system.cool().await?;
+            }
             let consumers = connect_n(system, args.consumers).await?;
             let started = Instant::now();
             let mut loops = JoinSet::new();

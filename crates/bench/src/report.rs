@@ -248,8 +248,9 @@ fn summary(a: &BenchArgs, system: &str, target: &str) -> String {
     );
     if a.workload == Workload::Consume {
         s += &format!(
-            ", filled for {}, then read back",
-            format_duration(a.duration)
+            ", filled for {}, then read back{}",
+            format_duration(a.duration),
+            if a.cold { " from disk (--cold)" } else { "" }
         );
     } else {
         s += &format!(

@@ -22,6 +22,9 @@ pub trait System {
 
     /// How many separate logs the run writes.
     fn pairs(&self) -> usize;
+
+    /// Moves what was written out of memory, so that reads come from the disk (`--cold`).
+    fn cool(&self) -> impl Future<Output = Result<()>>;
 }
 
 /// One connection to the system; clones share it.

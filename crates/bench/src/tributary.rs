@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tributary_client::{Client, Record};
+use tributary_proto::v1;
 
 use crate::fixture::Pair;
 use crate::system::{self, System};
@@ -35,6 +36,43 @@ impl<F: AsyncFn() -> Result<Client, BoxError>> System for Tributary<'_, F> {
     fn pairs(&self) -> usize {
         self.pairs.len()
     }
+
+    /// A checkpoint flushes the server's memtables to SST and blob files (the copy, hard
+    /// links on the same file system, is removed at once); then the page cache goes.
+    async fn cool(&self) -> Result<()> {
+        let client = (self.connect)().await.map_err(Error::Connect)?;
+        let dir = std::env::temp_dir().join(format!("tributary-bench-cold-{}", std::process::id()));
+        client
+            .admin()
+            .checkpoint(v1::CheckpointRequest {
+                dir: dir.to_string_lossy().into_owned(),
+            })
+            .await
+            .map_err(|s| {
+                Error::Check(format!(
+                    "flushing the server's memtables (a checkpoint): {s}"
+                ))
+            })?;
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| Error::Check(format!("removing the checkpoint {}: {e}", dir.display())))?;
+        drop_page_cache()
+    }
+}
+
+/// Writes dirty pages back, then drops the clean ones (and dentries and inodes stay).
+fn drop_page_cache() -> Result<()> {
+    let synced = std::process::Command::new("sync")
+        .status()
+        .map_err(|e| Error::Check(format!("running sync: {e}")))?;
+    if !synced.success() {
+        return Err(Error::Check(format!("sync: {synced}")));
+    }
+    std::fs::write("/proc/sys/vm/drop_caches", "1").map_err(|e| {
+        Error::Invalid(format!(
+            "--cold drops the page cache through /proc/sys/vm/drop_caches, which needs root \
+             on Linux: {e}"
+        ))
+    })
 }
 
 #[derive(Clone)]

@@ -59,6 +59,34 @@ async fn consume_reads_back_everything_produced() {
     assert!(r.to_json()["consume"]["fetch_latency_ms"]["p50"].is_number());
 }
 
+/// `--cold`: the server's memtables are flushed and the page cache dropped between the
+/// fill and the read, and every record still comes back. Dropping the page cache needs
+/// root; elsewhere the run must say so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consume_cold_reads_back_everything_from_disk() {
+    let argv = ["bench", "--embedded", "--duration", "1s", "--warmup", "0"];
+    let flags = ["consume", "--cold", "--rate", "100000"];
+    let args = Cli::parse_from(argv.iter().chain(&flags)).bench;
+    let result = tributary_bench::run(&args, async || -> Result<Client, BoxError> {
+        Err("an embedded run opens no outside connection".into())
+    })
+    .await;
+    let root = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/proc/sys/vm/drop_caches")
+        .is_ok();
+    if !root {
+        let e = result.expect_err("no page cache to drop without root");
+        assert!(e.to_string().contains("needs root"), "{e}");
+        return;
+    }
+    let r = result.unwrap_or_else(|e| panic!("bench {flags:?}: {e:?}"));
+    assert!(r.produced > 0, "{r}");
+    assert_eq!(r.consumed, r.produced, "{r}");
+    assert_eq!(r.to_json()["params"]["cold"], true);
+    assert!(r.to_string().contains("from disk (--cold)"), "{r}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_delivers_every_record_produced() {
     let r = bench(&[

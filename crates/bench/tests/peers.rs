@@ -222,7 +222,11 @@ async fn nats_jetstream_runs_every_workload() {
 
 #[tokio::test]
 async fn peers_refuse_tributary_only_flags() {
-    for flags in [["produce", "--keyed"], ["produce", "--embedded"]] {
+    for flags in [
+        ["produce", "--keyed"],
+        ["produce", "--embedded"],
+        ["consume", "--cold"],
+    ] {
         let args = Cli::parse_from(["bench"].iter().chain(&flags)).bench;
         let e = peers::run(Peer::Redis, "redis://127.0.0.1:1", &args)
             .await

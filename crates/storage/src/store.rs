@@ -569,7 +569,8 @@ impl Store {
         // outside them, so that `sync` appends to one partition share an fsync (group
         // commit) instead of taking turns at the disk. Readers see a batch only once the
         // high-water mark passes it, after its fsync.
-        self.db.write_opt(wb, &write_options(Durability::Buffered))?;
+        self.db
+            .write_opt(wb, &write_options(Durability::Buffered))?;
         let written = self.db.latest_sequence_number();
         let mut ends = Vec::with_capacity(partitions.len());
         for (i, (slot, state)) in slots.iter_mut().zip(states).enumerate() {

@@ -473,7 +473,11 @@ fn sync_appends_to_one_partition_share_an_fsync() {
         while p.slot.lock().state.next_offset < WRITERS {
             std::thread::yield_now();
         }
-        assert_eq!(*p.hwm.borrow(), 0, "nothing is visible before it is durable");
+        assert_eq!(
+            *p.hwm.borrow(),
+            0,
+            "nothing is visible before it is durable"
+        );
         let before = syncs();
         drop(in_progress);
         let mut bases: Vec<u64> = writers
@@ -485,5 +489,8 @@ fn sync_appends_to_one_partition_share_an_fsync() {
         assert_eq!(syncs() - before, 1, "one fsync for all {WRITERS}");
     });
     assert_eq!(*p.hwm.borrow(), WRITERS);
-    assert_eq!(store.read(id, 0, usize::MAX, None).unwrap().batches.len(), 8);
+    assert_eq!(
+        store.read(id, 0, usize::MAX, None).unwrap().batches.len(),
+        8
+    );
 }

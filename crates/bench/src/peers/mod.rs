@@ -44,9 +44,9 @@ impl Peer {
 /// Runs one workload against `peer` at `url`.
 pub async fn run(peer: Peer, url: &str, args: &BenchArgs) -> Result<Report> {
     args.validate()?;
-    if args.embedded || args.keyed {
+    if args.embedded || args.keyed || args.cold {
         return Err(Error::Invalid(format!(
-            "--embedded and --keyed are Tributary's; {} takes neither",
+            "--embedded, --keyed and --cold are Tributary's; {} takes none",
             peer.name()
         )));
     }
