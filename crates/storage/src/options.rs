@@ -1,7 +1,9 @@
 //! RocksDB tuning for a log store on a small machine. Each choice is named with its reason;
 //! measurements live in docs/PERFORMANCE.md.
 
-use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Options};
+use rocksdb::{
+    BlockBasedIndexType, BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Options,
+};
 
 use crate::keys::cf;
 
@@ -61,6 +63,14 @@ pub(crate) fn column_families(o: &StoreOptions) -> Vec<ColumnFamilyDescriptor> {
         t.set_block_cache(cache);
         t.set_bloom_filter(10.0, false);
         t.set_cache_index_and_filter_blocks(true);
+        // Filters and indexes in 4 KiB partitions under a pinned top level: a lookup
+        // caches only the partitions it touches. A whole filter per SST outgrows a
+        // block-cache shard (1 MiB: 64 MiB in 64 shards) once the catalog holds about a
+        // million topics, and was then read from disk at every lookup (docs/PERFORMANCE.md).
+        t.set_index_type(BlockBasedIndexType::TwoLevelIndexSearch);
+        t.set_partition_filters(true);
+        t.set_metadata_block_size(4096);
+        t.set_pin_top_level_index_and_filter(true);
         t
     };
     let scans = |cache: &Cache| {
