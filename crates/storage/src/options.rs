@@ -2,7 +2,8 @@
 //! measurements live in docs/PERFORMANCE.md.
 
 use rocksdb::{
-    BlockBasedIndexType, BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Options,
+    BlockBasedIndexType, BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType,
+    Options,
 };
 
 use crate::keys::cf;
