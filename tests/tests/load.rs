@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 use tributary_client::{Client, RETRY_AFTER_MS, record};
-use tributary_e2e::{Server, create_stream, wait_until};
+use tributary_e2e::{Server, create_stream, prometheus, wait_until};
 use tributary_proto::v1;
 
 const LONG: Duration = Duration::from_secs(120);
@@ -281,12 +281,9 @@ async fn stalled(server: &Server, what: &str) -> u64 {
 /// memtable's pages for the next one, so RSS swings by up to the memtables' size (about
 /// 160 MiB here) with the phase of the flushes, whoever reads.
 fn server_heap(server: &Server) -> u64 {
-    server
-        .scrape()
-        .lines()
-        .find_map(|l| l.strip_prefix("tributary_memory_heap_bytes{heap=\"server\"} "))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .expect("the server heap gauge") as u64
+    prometheus::parse(&server.scrape())
+        .expect("valid exposition format")
+        .value("tributary_memory_heap_bytes", &[("heap", "server")]) as u64
 }
 
 /// Produces `bytes` in 256 KiB batches of 4 KiB records; the highest

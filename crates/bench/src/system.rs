@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tributary_client::Record;
 
-use crate::Result;
+use crate::{Error, Result};
 
 /// A system set up for one run.
 pub trait System {
@@ -24,7 +24,10 @@ pub trait System {
     fn pairs(&self) -> usize;
 
     /// Moves what was written out of memory, so that reads come from the disk (`--cold`).
-    fn cool(&self) -> impl Future<Output = Result<()>>;
+    /// Only Tributary can; the peers refuse the flag before a run.
+    fn cool(&self) -> impl Future<Output = Result<()>> {
+        async { Err(Error::Invalid("--cold is Tributary's".into())) }
+    }
 }
 
 /// One connection to the system; clones share it.

@@ -11,14 +11,19 @@ struct Cli {
     bench: BenchArgs,
 }
 
-async fn bench(flags: &[&str]) -> Report {
+async fn try_bench(flags: &[&str]) -> Result<Report, tributary_bench::Error> {
     let argv = ["bench", "--embedded", "--duration", "1s", "--warmup", "0"];
     let args = Cli::parse_from(argv.iter().chain(flags)).bench;
     tributary_bench::run(&args, async || -> Result<Client, BoxError> {
         Err("an embedded run opens no outside connection".into())
     })
     .await
-    .unwrap_or_else(|e| panic!("bench {flags:?}: {e:?}"))
+}
+
+async fn bench(flags: &[&str]) -> Report {
+    try_bench(flags)
+        .await
+        .unwrap_or_else(|e| panic!("bench {flags:?}: {e:?}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,13 +69,8 @@ async fn consume_reads_back_everything_produced() {
 /// root; elsewhere the run must say so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consume_cold_reads_back_everything_from_disk() {
-    let argv = ["bench", "--embedded", "--duration", "1s", "--warmup", "0"];
     let flags = ["consume", "--cold", "--rate", "100000"];
-    let args = Cli::parse_from(argv.iter().chain(&flags)).bench;
-    let result = tributary_bench::run(&args, async || -> Result<Client, BoxError> {
-        Err("an embedded run opens no outside connection".into())
-    })
-    .await;
+    let result = try_bench(&flags).await;
     let root = std::fs::OpenOptions::new()
         .write(true)
         .open("/proc/sys/vm/drop_caches")

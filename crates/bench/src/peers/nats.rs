@@ -116,13 +116,6 @@ impl System for Nats {
     fn pairs(&self) -> usize {
         self.streams.len()
     }
-
-    /// Refused before any run (`peers::run`): --cold is Tributary's.
-    async fn cool(&self) -> Result<()> {
-        Err(Error::Invalid(
-            "--cold is Tributary's; NATS takes no --cold".into(),
-        ))
-    }
 }
 
 #[derive(Clone)]

@@ -95,13 +95,6 @@ impl System for Redis {
     fn pairs(&self) -> usize {
         self.keys.len()
     }
-
-    /// Refused before any run (`peers::run`): --cold is Tributary's.
-    async fn cool(&self) -> Result<()> {
-        Err(Error::Invalid(
-            "--cold is Tributary's; Redis takes no --cold".into(),
-        ))
-    }
 }
 
 #[derive(Clone)]
