@@ -39,7 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .route_name(route)
             .input_type(input)
             .output_type(output)
-            .codec_path("tonic_prost::ProstCodec")
+            .codec_path("crate::wire::Codec")
             .build()
     };
     let producer = tonic_build::manual::Service::builder()
@@ -85,7 +85,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .route_name("Subscribe")
                 .input_type("crate::v1::SubscribeRequest")
                 .output_type("crate::wire::SubscribeResponse")
-                .codec_path("tonic_prost::ProstCodec")
+                .codec_path("crate::wire::Codec")
                 .client_streaming()
                 .server_streaming()
                 .build(),

@@ -301,7 +301,7 @@ impl Client {
         };
         let r = self.consumer.clone().fetch(req).await?.into_inner();
         let mut fetched = Fetched {
-            records: Vec::new(),
+            records: Vec::with_capacity(r.batches.iter().map(|b| b.records.len()).sum()),
             next_offset: offset,
             high_watermark: r.high_watermark,
             log_start_offset: r.log_start_offset,

@@ -47,6 +47,11 @@ pub(crate) fn db_options(o: &StoreOptions) -> Options {
     // interval): roll it so it stays bounded, not just at restarts (measured: tens of KiB
     // per retention run, without end).
     opts.set_max_log_file_size(8 << 20);
+    // Consumers read blob files front to back, one blob per batch, and RocksDB's iterators
+    // prefetch no blob: let the kernel read ahead (RocksDB's default marks every file
+    // random-access and turns that off). Point lookups still read only what they ask for:
+    // the kernel reads ahead on sequential misses only.
+    opts.set_advise_random_on_open(false);
     opts.set_keep_log_file_num(4);
     crate::stats::enable(&mut opts);
     // A damaged write-ahead log is refused at open, not cut short where the damage starts
