@@ -94,6 +94,7 @@ impl From<ApiError> for Status {
                     | storage::Error::Damaged { .. }
                     | storage::Error::InUse { .. }
                     | storage::Error::Engine(_)
+                    | storage::Error::AppenderStopped
                     | storage::Error::Io { .. } => Code::Internal,
                 },
             },

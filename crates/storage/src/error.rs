@@ -94,6 +94,11 @@ pub enum Error {
     #[error("storage engine: {0}")]
     Engine(EngineError),
 
+    /// The appender thread dropped an append without answering, which only a bug in it can
+    /// do (see the server log). The append may or may not have been written.
+    #[error("the store's appender stopped before answering; the append may or may not be stored")]
+    AppenderStopped,
+
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -121,11 +126,26 @@ impl Error {
         }
     }
 
+    /// The same failure again, for another of the appends it failed together (a group's
+    /// write or fsync).
+    pub(crate) fn again(&self) -> Self {
+        match self {
+            Error::Engine(EngineError(e)) => Error::Engine(EngineError(e.clone())),
+            Error::DiskFull(m) => Error::DiskFull(m.clone()),
+            Error::Io { path, source } => Error::Io {
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            other => Error::corrupt("shared write", other.to_string()),
+        }
+    }
+
     /// True for failures of the disk or engine rather than of the request.
     pub fn is_engine(&self) -> bool {
         matches!(
             self,
             Error::Engine(_)
+                | Error::AppenderStopped
                 | Error::Io { .. }
                 | Error::Corrupt { .. }
                 | Error::Damaged { .. }

@@ -6,9 +6,11 @@
 //! opaque batch bytes under `(partition_id, base_offset)` and catalog rows under opaque
 //! keys. RocksDB types never leave this crate.
 //!
-//! **Invariant:** every append is one `WriteBatch` holding the batch, its summary and the
-//! partition's new high-water mark, so after a crash the log and its offsets agree.
+//! **Invariant:** every append is in one `WriteBatch` (with others of its group, see
+//! `append.rs`) holding the batch, its summary and the partition's new high-water mark, so
+//! after a crash the log and its offsets agree.
 
+mod append;
 mod checkpoint;
 mod compaction;
 mod cursors;
@@ -21,6 +23,7 @@ mod store;
 mod timeindex;
 pub mod values;
 
+pub use append::AppendRequest;
 pub use checkpoint::{CHECKPOINT_DB, CheckpointInfo};
 pub use compaction::{CompactOptions, Compacted, DEFAULT_MAX_KEYS, KeyCodec, MIN_DIRTY_RATIO};
 pub use error::{EngineError, Error, Result};
@@ -41,6 +44,8 @@ pub use values::Cursor;
 mod compaction_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_append;
 #[cfg(test)]
 mod tests_groups;
 #[cfg(test)]

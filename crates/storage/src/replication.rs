@@ -128,7 +128,8 @@ impl Store {
             };
             let batch = build(i, base, skip);
             debug_assert_eq!(batch.record_count, b.record_count - skip);
-            state = self.stage_batch(&mut wb, id, &state, &mut tail, base, &batch)?;
+            crate::store::check_batch_size(&batch)?;
+            state = self.stage_batch(&mut wb, id, &state, &mut tail, base, &batch);
             *mark = end;
             wb.put_cf(
                 self.cf(cf::REPL),

@@ -1,5 +1,6 @@
 //! The store: one RocksDB instance holding every partition's log, plus the namespace
-//! catalog as opaque rows. All calls block on disk; async callers use `spawn_blocking`.
+//! catalog as opaque rows. All calls block on disk; async callers use `spawn_blocking`,
+//! except appends, which [`Store::submit`] hands to the appender thread (`append.rs`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -156,7 +157,8 @@ impl CatalogTx {
 /// In-memory handle of one partition. Appends serialize on `slot`; readers use the atomics
 /// and never wait for a writer.
 pub(crate) struct Partition {
-    pub(crate) slot: Mutex<Slot>,
+    /// In an `Arc` so the appender can hold it across a group (`append.rs`).
+    pub(crate) slot: Arc<Mutex<Slot>>,
     /// Committed high-water mark; long-polling readers wait on it.
     pub(crate) hwm: watch::Sender<u64>,
     pub(crate) log_start: AtomicU64,
@@ -213,13 +215,15 @@ pub struct Store {
     /// Next id to hand out; persisted by the commit that uses it.
     next_partition_id: Mutex<u64>,
     next_producer_id: Mutex<u64>,
-    /// Group commit of `sync` appends: the write-ahead log is durable up to this sequence
-    /// number. The lock is held by the one appender fsyncing (see [`Store::sync_through`]);
+    /// Group commit of `sync` writes: the write-ahead log is durable up to this sequence
+    /// number. The lock is held by the one thread fsyncing (see [`Store::sync_through`]);
     /// `synced_hint` lets the others see without waiting for it that they are covered.
     pub(crate) synced: Mutex<u64>,
     synced_hint: AtomicU64,
     /// Woken by every append, for readers following many partitions at once.
     appends: tokio::sync::Notify,
+    /// The appender thread's queue, started by the first [`Store::submit`].
+    pub(crate) appender: std::sync::OnceLock<std::sync::mpsc::Sender<crate::append::Job>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -271,6 +275,7 @@ impl Store {
             synced: Mutex::new(0),
             synced_hint: AtomicU64::new(0),
             appends: tokio::sync::Notify::new(),
+            appender: std::sync::OnceLock::new(),
         })
     }
 
@@ -404,13 +409,13 @@ impl Store {
         let mut map = self.partitions.write();
         let p = map.entry(id).or_insert_with(|| {
             Arc::new(Partition {
-                slot: Mutex::new(Slot {
+                slot: Arc::new(Mutex::new(Slot {
                     state,
                     dropped: false,
                     time,
                     producers: HashMap::new(),
                     origins: HashMap::new(),
-                }),
+                })),
                 hwm: watch::Sender::new(state.next_offset),
                 log_start: AtomicU64::new(state.log_start),
                 expiry: Mutex::new(Expiry::default()),
@@ -420,10 +425,12 @@ impl Store {
         Ok(p.clone())
     }
 
-    /// Appends one batch to each of `partitions` (distinct ids) atomically: every batch, its
-    /// summary and each partition's new state go to RocksDB in one `WriteBatch`. `build(i,
-    /// base_offset)` makes the batch for `partitions[i]`; it runs under the partitions'
-    /// append locks, so it should only encode.
+    /// Appends one batch to each of `partitions` (distinct ids) atomically, on the calling
+    /// thread: every batch, its summary and each partition's new state go to RocksDB in one
+    /// `WriteBatch`. `build(i, base_offset)` makes the batch for `partitions[i]`; it runs
+    /// under the partitions' append locks, so it should only encode. The server's appends
+    /// go through [`Store::submit`] instead, which shares writes and fsyncs between
+    /// concurrent appends.
     pub fn append(
         &self,
         durability: Durability,
@@ -437,7 +444,8 @@ impl Store {
     /// missing entries check nothing). The checks run under the append locks before
     /// anything is written: a conditional append whose expected high-water mark is wrong, or
     /// an idempotent producer's sequence gap, fails and writes nothing. An idempotent retry
-    /// of a batch already appended returns the original offsets, marked `duplicate`.
+    /// of a batch already appended returns the original offsets, marked `duplicate`, once
+    /// it is as durable as the original's answer would have been.
     pub fn append_checked(
         &self,
         durability: Durability,
@@ -445,149 +453,7 @@ impl Store {
         checks: &[AppendCheck],
         mut build: impl FnMut(usize, u64) -> NewBatch,
     ) -> Result<Vec<Appended>> {
-        let handles = partitions
-            .iter()
-            .map(|&id| self.partition(id))
-            .collect::<Result<Vec<_>>>()?;
-        // Lock in id order so concurrent multi-partition appends cannot deadlock.
-        let mut order: Vec<usize> = (0..partitions.len()).collect();
-        order.sort_unstable_by_key(|&i| partitions[i]);
-        assert!(
-            order
-                .windows(2)
-                .all(|w| partitions[w[0]] != partitions[w[1]]),
-            "distinct partitions"
-        );
-        let mut slots: Vec<Option<parking_lot::MutexGuard<'_, Slot>>> =
-            partitions.iter().map(|_| None).collect();
-        for &i in &order {
-            slots[i] = Some(handles[i].slot.lock());
-        }
-        let mut slots: Vec<_> = slots
-            .into_iter()
-            .map(|s| s.expect("locked above"))
-            .collect();
-
-        // Checks first, for every partition, so a refusal writes nothing anywhere.
-        let mut duplicates = Vec::new();
-        let mut producers: Vec<Option<(u64, ProducerState)>> = Vec::new();
-        for (i, (&id, slot)) in partitions.iter().zip(slots.iter_mut()).enumerate() {
-            if slot.dropped {
-                return Err(Error::UnknownPartition(id));
-            }
-            let check = checks.get(i).copied().unwrap_or_default();
-            let mut producer = None;
-            if let Some(seq) = check.producer {
-                let state = self.producer_state(id, slot, seq.id)?;
-                match check_sequence(id, state.as_ref(), seq)? {
-                    SequenceCheck::Duplicate(b) => {
-                        duplicates.push(Appended {
-                            base_offset: b.base_offset,
-                            record_count: b.record_count,
-                            append_time_ms: b.append_time_ms,
-                            bytes: 0,
-                            duplicate: true,
-                        });
-                        continue;
-                    }
-                    SequenceCheck::Next => {
-                        producer = Some((seq, state.filter(|s| s.epoch == seq.epoch)));
-                    }
-                }
-            }
-            if let Some(expected) = check.expect_next_offset
-                && expected != slot.state.next_offset
-            {
-                return Err(Error::OffsetMismatch {
-                    partition: id,
-                    expected,
-                    actual: slot.state.next_offset,
-                });
-            }
-            producers.push(producer.map(|(seq, state)| {
-                let mut state = state.unwrap_or_default();
-                state.epoch = seq.epoch;
-                state.next_seq = seq.sequence + u64::from(seq.record_count);
-                (seq.id, state)
-            }));
-        }
-        if !duplicates.is_empty() {
-            // A retry is all or nothing: one request's batches were appended together.
-            if duplicates.len() != partitions.len() {
-                return Err(Error::corrupt(
-                    "idempotent append",
-                    "a retry matched some partitions' earlier batches but not others".into(),
-                ));
-            }
-            drop(slots);
-            // The original may still be on its way to the disk: a retry is answered once
-            // it is as durable as the original's answer would have been.
-            if durability == Durability::Sync {
-                self.sync_through(self.db.latest_sequence_number())?;
-            }
-            return Ok(duplicates);
-        }
-
-        let mut wb = WriteBatch::default();
-        let mut appended = Vec::with_capacity(partitions.len());
-        let mut states = Vec::with_capacity(partitions.len());
-        let mut tails = Vec::with_capacity(partitions.len());
-        for (i, (&id, slot)) in partitions.iter().zip(&slots).enumerate() {
-            let base = slot.state.next_offset;
-            let batch = build(i, base);
-            let mut tail = slot.time;
-            let state = self.stage_batch(&mut wb, id, &slot.state, &mut tail, base, &batch)?;
-            wb.put_cf(self.cf(cf::META), keys::partition_state(id), state.encode());
-            tails.push(tail);
-            if let Some((producer, state)) = &mut producers[i] {
-                state.last_ms = batch.append_time_ms;
-                state.recent.push(ProducedBatch {
-                    first_seq: state.next_seq - u64::from(batch.record_count),
-                    record_count: batch.record_count,
-                    base_offset: base,
-                    append_time_ms: batch.append_time_ms,
-                });
-                if state.recent.len() > ProducerState::RECENT {
-                    state.recent.remove(0);
-                }
-                wb.put_cf(
-                    self.cf(cf::PRODUCERS),
-                    keys::producer(id, *producer),
-                    state.encode(),
-                );
-            }
-            states.push(state);
-            appended.push(Appended {
-                base_offset: base,
-                record_count: batch.record_count,
-                append_time_ms: batch.append_time_ms,
-                bytes: batch.value.len() as u64,
-                duplicate: false,
-            });
-        }
-        // Written under the locks, so offsets are assigned in write order; made durable
-        // outside them, so that `sync` appends to one partition share an fsync (group
-        // commit) instead of taking turns at the disk. Readers see a batch only once the
-        // high-water mark passes it, after its fsync.
-        self.db
-            .write_opt(wb, &write_options(Durability::Buffered))?;
-        let written = self.db.latest_sequence_number();
-        let mut ends = Vec::with_capacity(partitions.len());
-        for (i, (slot, state)) in slots.iter_mut().zip(states).enumerate() {
-            slot.state = state;
-            slot.time = tails[i];
-            if let Some((producer, state)) = producers[i].take() {
-                slot.producers.insert(producer, state);
-            }
-            ends.push(state.next_offset);
-        }
-        drop(slots);
-        if durability == Durability::Sync {
-            self.sync_through(written)?;
-        }
-        for (p, end) in handles.iter().zip(ends) {
-            publish_hwm(p, end);
-        }
+        let appended = self.append_now(durability, partitions, checks, &mut build)?;
         self.appends.notify_waiters();
         Ok(appended)
     }
@@ -595,7 +461,7 @@ impl Store {
     /// Returns once the write-ahead log is durable up to sequence number `seq`. One caller
     /// at a time fsyncs, covering every write made before it started; those that waited
     /// meanwhile usually find themselves covered and return without an fsync of their own.
-    fn sync_through(&self, seq: u64) -> Result<()> {
+    pub(crate) fn sync_through(&self, seq: u64) -> Result<()> {
         if self.synced_hint.load(Ordering::Acquire) >= seq {
             return Ok(());
         }
@@ -632,18 +498,16 @@ impl Store {
         tail: &mut TimeTail,
         base: u64,
         batch: &NewBatch,
-    ) -> Result<PartitionState> {
+    ) -> PartitionState {
         assert!(batch.record_count > 0, "empty batches are never appended");
         assert!(
             base >= state.next_offset,
             "batches are appended above the end"
         );
-        if batch.value.len() > MAX_BATCH_BYTES {
-            return Err(Error::BatchTooLarge {
-                bytes: batch.value.len(),
-                limit: MAX_BATCH_BYTES,
-            });
-        }
+        assert!(
+            batch.value.len() <= MAX_BATCH_BYTES,
+            "batch sizes are checked before staging"
+        );
         let summary = BatchSummary {
             record_count: batch.record_count,
             bytes: batch.value.len() as u32,
@@ -664,7 +528,7 @@ impl Store {
             );
         }
         let count = u64::from(batch.record_count);
-        Ok(PartitionState {
+        PartitionState {
             next_offset: base + count,
             // An empty partition's first batch may start above its end (an offset-keeping
             // mirror of a log whose head is gone): the log starts there.
@@ -676,7 +540,7 @@ impl Store {
             records: state.records + count,
             bytes: state.bytes + batch.value.len() as u64,
             ..*state
-        })
+        }
     }
 
     /// Reads whole batches from the one holding `offset` (or, where key compaction left a
@@ -1058,7 +922,7 @@ impl Store {
     }
 
     /// A producer's state on a partition, from the cache or the disk (under the append lock).
-    fn producer_state(
+    pub(crate) fn producer_state(
         &self,
         id: PartitionId,
         slot: &mut Slot,
@@ -1131,7 +995,7 @@ impl Store {
     }
 }
 
-enum SequenceCheck {
+pub(crate) enum SequenceCheck {
     /// Append: the sequence is the next one (or a new epoch starts at 0).
     Next,
     /// A retry of a batch already appended.
@@ -1139,7 +1003,7 @@ enum SequenceCheck {
 }
 
 /// Kafka's rules for an idempotent producer's batch on one partition.
-fn check_sequence(
+pub(crate) fn check_sequence(
     partition: PartitionId,
     state: Option<&ProducerState>,
     seq: ProducerSeq,
@@ -1193,6 +1057,17 @@ fn check_sequence(
         expected,
         got: seq.sequence,
     })
+}
+
+/// Refuses a batch too large to store (the summary keeps sizes as u32).
+pub(crate) fn check_batch_size(batch: &NewBatch) -> Result<()> {
+    if batch.value.len() > MAX_BATCH_BYTES {
+        return Err(Error::BatchTooLarge {
+            bytes: batch.value.len(),
+            limit: MAX_BATCH_BYTES,
+        });
+    }
+    Ok(())
 }
 
 pub(crate) fn partition_range(id: PartitionId) -> (Vec<u8>, Vec<u8>) {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use tokio::time::Instant;
-use tributary_storage::{self as storage, AppendCheck, NewBatch, ProducerSeq};
+use tributary_storage::{self as storage, AppendCheck, AppendRequest, NewBatch, ProducerSeq};
 
 use super::{Namespace, blocking, not_found_if_dropped, volume_of};
 use crate::auth::Caller;
@@ -286,26 +286,32 @@ impl Namespace {
         let origin = *self.store.identity().cluster_id.as_bytes();
         let durability = s.attributes.durability.into();
         let store = self.store.clone();
-        let appended = blocking(move || {
-            Ok(store.append_checked(durability, &ids, &checks, |i, base| {
-                let (body, max_ts) = &bodies[i];
-                let fields = ServerFields {
-                    base_offset: base,
-                    append_time_ms,
-                    origin_cluster: origin,
-                    origin_base_offset: base,
-                    timestamp_type: ts_type,
-                };
-                NewBatch {
-                    value: batch::stored_value(body, &fields),
-                    record_count: counts[i],
-                    append_time_ms,
-                    max_timestamp_ms: *max_ts,
-                }
-            })?)
-        })
-        .await
-        .map_err(|e| refused_append(e, &path, &t.row.partitions))?;
+        let build = move |i: usize, base: u64| {
+            let (body, max_ts) = &bodies[i];
+            let fields = ServerFields {
+                base_offset: base,
+                append_time_ms,
+                origin_cluster: origin,
+                origin_base_offset: base,
+                timestamp_type: ts_type,
+            };
+            NewBatch {
+                value: batch::stored_value(body, &fields),
+                record_count: counts[i],
+                append_time_ms,
+                max_timestamp_ms: *max_ts,
+            }
+        };
+        let appended = store
+            .submit(AppendRequest {
+                durability,
+                partitions: ids,
+                checks,
+                build: Box::new(build),
+            })
+            .await
+            .map_err(Error::from)
+            .map_err(|e| refused_append(e, &path, &t.row.partitions))?;
         let stored = appended.iter().map(|a| a.bytes).sum();
         let duplicate = appended.iter().any(|a| a.duplicate);
         let acks = targets

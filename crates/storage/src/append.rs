@@ -1,0 +1,508 @@
+//! The append path. Appends submitted with [`Store::submit`] go through one thread, the
+//! appender: it takes every append queued since its last write, checks and stages them
+//! into one `WriteBatch`, and writes that once. `sync` appends then pass to a second
+//! thread, the syncer, which fsyncs the write-ahead log once for everything written
+//! meanwhile and acknowledges them, while the appender stages the next group.
+//!
+//! Why threads rather than a blocking task per request: concurrent small appends used to
+//! queue on the partition lock and again in RocksDB's write group, parking and waking a
+//! thread at each step. On two cores those switches cost more than the appends. Here an
+//! append crosses threads once each way, and a busy appender takes the next group without
+//! sleeping.
+//!
+//! Within a group, appends are staged in queue order, each against the state the ones
+//! before it left. An append whose check fails is refused alone; the rest of its group
+//! goes on. The blocking [`Store::append_checked`] stages a group of one on the caller's
+//! thread, with the same code.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Weak, mpsc};
+
+use parking_lot::{ArcMutexGuard, RawMutex};
+use rocksdb::WriteBatch;
+use tokio::sync::oneshot;
+
+use crate::error::{Error, Result};
+use crate::keys::{self, PartitionId, cf};
+use crate::store::{
+    AppendCheck, Appended, Durability, NewBatch, Partition, SequenceCheck, Slot, Store,
+    check_batch_size, check_sequence, publish_hwm, write_options,
+};
+use crate::timeindex::TimeTail;
+use crate::values::{PartitionState, ProducedBatch, ProducerState};
+
+/// A group stops taking appends once its batches reach this size, so one write (and the
+/// memory it holds) stays bounded however much is queued.
+const MAX_GROUP_BYTES: usize = 32 << 20;
+
+/// An append for [`Store::submit`]: one batch for each of `partitions` (distinct ids),
+/// made by `build(i, base_offset)` for `partitions[i]` once its offset is known, under the
+/// checks `checks[i]` (missing entries check nothing).
+pub struct AppendRequest {
+    pub durability: Durability,
+    pub partitions: Vec<PartitionId>,
+    pub checks: Vec<AppendCheck>,
+    pub build: Box<dyn FnMut(usize, u64) -> NewBatch + Send>,
+}
+
+impl std::fmt::Debug for AppendRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppendRequest")
+            .field("durability", &self.durability)
+            .field("partitions", &self.partitions)
+            .field("checks", &self.checks)
+            .finish_non_exhaustive()
+    }
+}
+
+type Reply = oneshot::Sender<Result<Vec<Appended>>>;
+
+pub(crate) struct Job {
+    req: AppendRequest,
+    reply: Reply,
+}
+
+/// An append staged in a group: what to answer, and the high-water marks to publish once
+/// it is written (and, for `sync`, fsynced).
+struct Done {
+    appended: Vec<Appended>,
+    ends: Vec<(Arc<Partition>, u64)>,
+}
+
+/// `sync` appends written up to sequence number `seq`, waiting for the syncer.
+struct Written {
+    seq: u64,
+    jobs: Vec<(Done, Reply)>,
+}
+
+/// One partition as a group sees it: locked for the whole group, with the state the
+/// group's appends so far leave it in.
+struct Held {
+    slot: ArcMutexGuard<RawMutex, Slot>,
+    handle: Arc<Partition>,
+    state: PartitionState,
+    time: TimeTail,
+    /// Producer states the group changed (written with the group, then cached).
+    producers: HashMap<u64, ProducerState>,
+    changed: bool,
+}
+
+/// Appends staged together into one `WriteBatch`.
+pub(crate) struct Group {
+    wb: WriteBatch,
+    held: HashMap<PartitionId, Held>,
+    bytes: usize,
+}
+
+impl Group {
+    pub(crate) fn new() -> Self {
+        Group {
+            wb: WriteBatch::default(),
+            held: HashMap::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Locks `ids` for the group. A group holding nothing waits for the locks (taken in id
+    /// order, as every multi-partition locker does); one holding some only tries, and
+    /// returns false if a lock is taken, so it cannot wait in a cycle: the caller writes
+    /// what it has and starts a new group.
+    pub(crate) fn lock(&mut self, store: &Store, ids: &[PartitionId]) -> Result<bool> {
+        let wait = self.held.is_empty();
+        let mut order: Vec<PartitionId> = ids.to_vec();
+        order.sort_unstable();
+        let mut taken = Vec::new();
+        for id in order {
+            if self.held.contains_key(&id) {
+                continue;
+            }
+            let handle = store.partition(id)?;
+            let slot = if wait {
+                handle.slot.lock_arc()
+            } else {
+                match handle.slot.try_lock_arc() {
+                    Some(s) => s,
+                    None => return Ok(false),
+                }
+            };
+            taken.push((id, handle, slot));
+        }
+        for (id, handle, slot) in taken {
+            let (state, time) = (slot.state, slot.time);
+            self.held.insert(
+                id,
+                Held {
+                    slot,
+                    handle,
+                    state,
+                    time,
+                    producers: HashMap::new(),
+                    changed: false,
+                },
+            );
+        }
+        Ok(true)
+    }
+
+    /// Checks and stages one append to `partitions` (locked with [`Group::lock`]). On an
+    /// error nothing of it is staged.
+    fn add(
+        &mut self,
+        store: &Store,
+        partitions: &[PartitionId],
+        checks: &[AppendCheck],
+        build: &mut dyn FnMut(usize, u64) -> NewBatch,
+    ) -> Result<Done> {
+        assert!(!partitions.is_empty(), "an append writes a partition");
+        // Checks first, for every partition, so a refusal stages nothing anywhere.
+        let mut duplicates = Vec::new();
+        let mut producers = Vec::with_capacity(partitions.len());
+        for (i, &id) in partitions.iter().enumerate() {
+            let held = self.held.get_mut(&id).expect("locked by Group::lock");
+            if held.slot.dropped {
+                return Err(Error::UnknownPartition(id));
+            }
+            let check = checks.get(i).copied().unwrap_or_default();
+            let mut producer = None;
+            if let Some(seq) = check.producer {
+                let state = match held.producers.get(&seq.id) {
+                    Some(s) => Some(s.clone()),
+                    None => store.producer_state(id, &mut held.slot, seq.id)?,
+                };
+                match check_sequence(id, state.as_ref(), seq)? {
+                    SequenceCheck::Duplicate(b) => {
+                        duplicates.push(Appended {
+                            base_offset: b.base_offset,
+                            record_count: b.record_count,
+                            append_time_ms: b.append_time_ms,
+                            bytes: 0,
+                            duplicate: true,
+                        });
+                        continue;
+                    }
+                    SequenceCheck::Next => {
+                        let mut state = state.filter(|s| s.epoch == seq.epoch).unwrap_or_default();
+                        state.epoch = seq.epoch;
+                        state.next_seq = seq.sequence + u64::from(seq.record_count);
+                        producer = Some((seq.id, state));
+                    }
+                }
+            }
+            if let Some(expected) = check.expect_next_offset
+                && expected != held.state.next_offset
+            {
+                return Err(Error::OffsetMismatch {
+                    partition: id,
+                    expected,
+                    actual: held.state.next_offset,
+                });
+            }
+            producers.push(producer);
+        }
+        if !duplicates.is_empty() {
+            // A retry is all or nothing: one request's batches were appended together.
+            if duplicates.len() != partitions.len() {
+                return Err(Error::corrupt(
+                    "idempotent append",
+                    "a retry matched some partitions' earlier batches but not others".into(),
+                ));
+            }
+            return Ok(Done {
+                appended: duplicates,
+                ends: Vec::new(),
+            });
+        }
+
+        let batches: Vec<NewBatch> = partitions
+            .iter()
+            .enumerate()
+            .map(|(i, id)| build(i, self.held[id].state.next_offset))
+            .collect();
+        for batch in &batches {
+            check_batch_size(batch)?;
+        }
+        let mut done = Done {
+            appended: Vec::with_capacity(partitions.len()),
+            ends: Vec::with_capacity(partitions.len()),
+        };
+        for ((&id, batch), producer) in partitions.iter().zip(&batches).zip(producers) {
+            let held = self.held.get_mut(&id).expect("locked");
+            let base = held.state.next_offset;
+            held.state =
+                store.stage_batch(&mut self.wb, id, &held.state, &mut held.time, base, batch);
+            held.changed = true;
+            if let Some((producer, mut state)) = producer {
+                state.last_ms = batch.append_time_ms;
+                state.recent.push(ProducedBatch {
+                    first_seq: state.next_seq - u64::from(batch.record_count),
+                    record_count: batch.record_count,
+                    base_offset: base,
+                    append_time_ms: batch.append_time_ms,
+                });
+                if state.recent.len() > ProducerState::RECENT {
+                    state.recent.remove(0);
+                }
+                held.producers.insert(producer, state);
+            }
+            self.bytes += batch.value.len();
+            done.appended.push(Appended {
+                base_offset: base,
+                record_count: batch.record_count,
+                append_time_ms: batch.append_time_ms,
+                bytes: batch.value.len() as u64,
+                duplicate: false,
+            });
+            done.ends
+                .push((held.handle.clone(), held.state.next_offset));
+        }
+        Ok(done)
+    }
+
+    /// Writes the group (without fsync) and unlocks its partitions, returning the sequence
+    /// number the write-ahead log must be durable to for the group to be.
+    fn write(mut self, store: &Store) -> std::result::Result<u64, rocksdb::Error> {
+        let mut any = false;
+        for (&id, held) in &self.held {
+            if !held.changed {
+                continue;
+            }
+            any = true;
+            // Each partition's state and producers once per group, however many of its
+            // appends the group holds.
+            self.wb.put_cf(
+                store.cf(cf::META),
+                keys::partition_state(id),
+                held.state.encode(),
+            );
+            for (producer, state) in &held.producers {
+                self.wb.put_cf(
+                    store.cf(cf::PRODUCERS),
+                    keys::producer(id, *producer),
+                    state.encode(),
+                );
+            }
+        }
+        if any {
+            store
+                .db()
+                .write_opt(self.wb, &write_options(Durability::Buffered))?;
+        }
+        let seq = store.db().latest_sequence_number();
+        for held in self.held.into_values() {
+            let Held {
+                mut slot,
+                state,
+                time,
+                producers,
+                changed,
+                ..
+            } = held;
+            if changed {
+                slot.state = state;
+                slot.time = time;
+                slot.producers.extend(producers);
+            }
+        }
+        Ok(seq)
+    }
+}
+
+impl Store {
+    /// Appends one batch to each of `req.partitions` atomically, through the appender
+    /// thread (see the module docs); resolves once the append is acknowledged: written,
+    /// and for `sync` fsynced, with its partitions' high-water marks moved past it.
+    ///
+    /// Same rules as [`Store::append_checked`]; `build` runs on the appender thread under
+    /// the partitions' locks, so it should only encode.
+    pub fn submit(
+        self: &Arc<Self>,
+        req: AppendRequest,
+    ) -> impl Future<Output = Result<Vec<Appended>>> + Send + use<> {
+        assert!(!req.partitions.is_empty(), "an append writes a partition");
+        let mut ids = req.partitions.clone();
+        ids.sort_unstable();
+        assert!(ids.windows(2).all(|w| w[0] != w[1]), "distinct partitions");
+        let (reply, answer) = oneshot::channel();
+        let queued = self
+            .appender
+            .get_or_init(|| start(Arc::downgrade(self)))
+            .send(Job { req, reply });
+        // Held until the answer: the appender works on a store someone keeps open.
+        let store = self.clone();
+        async move {
+            queued.map_err(|_| Error::AppenderStopped)?;
+            let answer = answer.await.map_err(|_| Error::AppenderStopped)?;
+            drop(store);
+            answer
+        }
+    }
+
+    /// Stages, writes and acknowledges a group of one on the caller's thread (for
+    /// [`Store::append_checked`]).
+    pub(crate) fn append_now(
+        &self,
+        durability: Durability,
+        partitions: &[PartitionId],
+        checks: &[AppendCheck],
+        build: &mut dyn FnMut(usize, u64) -> NewBatch,
+    ) -> Result<Vec<Appended>> {
+        let mut ids = partitions.to_vec();
+        ids.sort_unstable();
+        assert!(ids.windows(2).all(|w| w[0] != w[1]), "distinct partitions");
+        let mut group = Group::new();
+        group.lock(self, partitions)?;
+        let done = group.add(self, partitions, checks, build)?;
+        let seq = group.write(self)?;
+        if durability == Durability::Sync {
+            self.sync_through(seq)?;
+        }
+        Ok(acknowledge(done))
+    }
+
+    /// One round of the appender: stages queued appends in order until the group is full
+    /// or a lock is contended, writes the group, then answers its `buffered` appends and
+    /// passes its `sync` ones to the syncer. Returns the answers to send; the caller sends
+    /// them once it has let go of the store, so that whoever holds the last answer also
+    /// holds the last reference to the store.
+    fn append_group(&self, queue: &mut VecDeque<Job>, syncer: &mpsc::Sender<Written>) -> Answers {
+        let mut group = Group::new();
+        let mut staged: Vec<(Done, Job)> = Vec::new();
+        let mut answers = Vec::new();
+        while let Some(job) = queue.front() {
+            if group.bytes >= MAX_GROUP_BYTES {
+                break;
+            }
+            match group.lock(self, &job.req.partitions) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    let job = queue.pop_front().expect("front");
+                    answers.push((job.reply, Err(e)));
+                    continue;
+                }
+            }
+            let mut job = queue.pop_front().expect("front");
+            let req = &mut job.req;
+            match group.add(self, &req.partitions, &req.checks, &mut *req.build) {
+                Ok(done) => staged.push((done, job)),
+                Err(e) => answers.push((job.reply, Err(e))),
+            }
+        }
+        let seq = match group.write(self) {
+            Ok(seq) => seq,
+            Err(e) => {
+                for (_, job) in staged {
+                    answers.push((job.reply, Err(e.clone().into())));
+                }
+                return answers;
+            }
+        };
+        let mut sync = Vec::new();
+        let mut published = false;
+        for (done, job) in staged {
+            if job.req.durability == Durability::Sync {
+                sync.push((done, job.reply));
+            } else {
+                answers.push((job.reply, Ok(acknowledge(done))));
+                published = true;
+            }
+        }
+        if published {
+            self.notify_appended();
+        }
+        if !sync.is_empty()
+            && let Err(mpsc::SendError(w)) = syncer.send(Written { seq, jobs: sync })
+        {
+            // The syncer is gone (it panicked): fsync here rather than not at all.
+            answers.extend(self.sync_group(vec![w]));
+        }
+        answers
+    }
+
+    /// The syncer's round: one fsync for every group written so far, then the answers.
+    fn sync_group(&self, written: Vec<Written>) -> Answers {
+        let seq = written.iter().map(|w| w.seq).max().unwrap_or(0);
+        let jobs = written.into_iter().flat_map(|w| w.jobs);
+        match self.sync_through(seq) {
+            Ok(()) => {
+                let answers = jobs
+                    .map(|(done, reply)| (reply, Ok(acknowledge(done))))
+                    .collect();
+                self.notify_appended();
+                answers
+            }
+            Err(e) => jobs.map(|(_, reply)| (reply, Err(e.again()))).collect(),
+        }
+    }
+}
+
+/// Answers to send, each to its waiting [`Store::submit`].
+type Answers = Vec<(Reply, Result<Vec<Appended>>)>;
+
+/// Publishes an append's high-water marks and returns its answer.
+fn acknowledge(done: Done) -> Vec<Appended> {
+    for (p, end) in &done.ends {
+        publish_hwm(p, *end);
+    }
+    done.appended
+}
+
+/// Runs `round` on the store if it is still open, then sends the answers (after letting
+/// go of the store: see [`Store::append_group`]). False once the store is gone.
+fn run_round(store: &Weak<Store>, round: impl FnOnce(&Store) -> Answers) -> bool {
+    let Some(strong) = store.upgrade() else {
+        return false;
+    };
+    // A panic would be a bug; it fails the round's appends (their answers are dropped,
+    // which their callers see as `AppenderStopped`), not every append after it.
+    let answers = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| round(&strong)));
+    drop(strong);
+    match answers {
+        Ok(answers) => {
+            for (reply, answer) in answers {
+                let _ = reply.send(answer);
+            }
+        }
+        Err(_) => tracing::error!("the appender panicked; the appends of its round failed"),
+    }
+    true
+}
+
+/// Starts the appender and syncer threads. They hold the store weakly, so they stop once it
+/// is dropped (its sender with it); each round upgrades it for as long as the round runs.
+fn start(store: Weak<Store>) -> mpsc::Sender<Job> {
+    let (jobs, queued) = mpsc::channel::<Job>();
+    let (written, to_sync) = mpsc::channel::<Written>();
+    let s = store.clone();
+    std::thread::Builder::new()
+        .name("tributary-sync".into())
+        .spawn(move || {
+            while let Ok(first) = to_sync.recv() {
+                let mut round = vec![first];
+                round.extend(to_sync.try_iter());
+                if !run_round(&s, |store| store.sync_group(round)) {
+                    return;
+                }
+            }
+        })
+        .expect("spawning the syncer thread");
+    std::thread::Builder::new()
+        .name("tributary-append".into())
+        .spawn(move || {
+            let mut queue = VecDeque::new();
+            loop {
+                if queue.is_empty() {
+                    match queued.recv() {
+                        Ok(job) => queue.push_back(job),
+                        Err(_) => return,
+                    }
+                }
+                queue.extend(queued.try_iter());
+                if !run_round(&store, |s| s.append_group(&mut queue, &written)) {
+                    return;
+                }
+            }
+        })
+        .expect("spawning the appender thread");
+    jobs
+}
