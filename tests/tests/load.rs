@@ -123,6 +123,14 @@ async fn a_thousand_connections_produce_and_consume_without_errors() {
             clients.push(c.expect("connect"));
         }
     }
+    // A connect returns once the kernel has the connection, maybe before the server has
+    // accepted it; a call answered on every connection proves each one is in the server.
+    let answered = clients
+        .iter()
+        .map(|c| c.list_offsets("/load/s:t", &[0], true));
+    for a in futures::future::join_all(answered).await {
+        a.expect("a first call on each connection");
+    }
     let fds = open_fds(pid);
     assert!(
         fds >= connections,
