@@ -8,6 +8,7 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tower::util::MapRequest;
 use tributary_proto::v1::{
     self, admin_client::AdminClient, consumer_client::ConsumerClient,
     producer_client::ProducerClient, replication_client::ReplicationClient,
@@ -15,6 +16,7 @@ use tributary_proto::v1::{
 
 pub use tributary_proto::v1::{Header, Record, RecordBatch};
 
+mod eager;
 mod group;
 mod producer;
 
@@ -117,7 +119,9 @@ impl Interceptor for Auth {
     }
 }
 
-type Svc = InterceptedService<Channel, Auth>;
+/// Each call's request body wrapped by [`eager::eager_end`], the token added by [`Auth`].
+type Svc = InterceptedService<MapRequest<Channel, BodyMap>, Auth>;
+type BodyMap = fn(http::Request<tonic::body::Body>) -> http::Request<tonic::body::Body>;
 
 /// A connection to one Tributary server. Cheap to clone; clones share the connection.
 #[derive(Debug, Clone)]
@@ -220,7 +224,8 @@ impl Client {
             ),
             None => None,
         });
-        let svc = InterceptedService::new(channel, auth);
+        let svc =
+            InterceptedService::new(MapRequest::new(channel, eager::eager_end as BodyMap), auth);
         Ok(Client {
             service: svc.clone(),
             admin: AdminClient::new(svc.clone())
