@@ -88,14 +88,14 @@ struct Held {
 }
 
 /// Appends staged together into one `WriteBatch`.
-pub(crate) struct Group {
+struct Group {
     wb: WriteBatch,
     held: HashMap<PartitionId, Held>,
     bytes: usize,
 }
 
 impl Group {
-    pub(crate) fn new() -> Self {
+    fn new() -> Self {
         Group {
             wb: WriteBatch::default(),
             held: HashMap::new(),
@@ -107,7 +107,7 @@ impl Group {
     /// order, as every multi-partition locker does); one holding some only tries, and
     /// returns false if a lock is taken, so it cannot wait in a cycle: the caller writes
     /// what it has and starts a new group.
-    pub(crate) fn lock(&mut self, store: &Store, ids: &[PartitionId]) -> Result<bool> {
+    fn lock(&mut self, store: &Store, ids: &[PartitionId]) -> Result<bool> {
         let wait = self.held.is_empty();
         let mut order: Vec<PartitionId> = ids.to_vec();
         order.sort_unstable();
@@ -153,7 +153,6 @@ impl Group {
         checks: &[AppendCheck],
         build: &mut dyn FnMut(usize, u64) -> NewBatch,
     ) -> Result<Done> {
-        assert!(!partitions.is_empty(), "an append writes a partition");
         // Checks first, for every partition, so a refusal stages nothing anywhere.
         let mut duplicates = Vec::new();
         let mut producers = Vec::with_capacity(partitions.len());
@@ -318,10 +317,7 @@ impl Store {
         self: &Arc<Self>,
         req: AppendRequest,
     ) -> impl Future<Output = Result<Vec<Appended>>> + Send + use<> {
-        assert!(!req.partitions.is_empty(), "an append writes a partition");
-        let mut ids = req.partitions.clone();
-        ids.sort_unstable();
-        assert!(ids.windows(2).all(|w| w[0] != w[1]), "distinct partitions");
+        assert_distinct(&req.partitions);
         let (reply, answer) = oneshot::channel();
         let queued = self
             .appender
@@ -346,9 +342,7 @@ impl Store {
         checks: &[AppendCheck],
         build: &mut dyn FnMut(usize, u64) -> NewBatch,
     ) -> Result<Vec<Appended>> {
-        let mut ids = partitions.to_vec();
-        ids.sort_unstable();
-        assert!(ids.windows(2).all(|w| w[0] != w[1]), "distinct partitions");
+        assert_distinct(partitions);
         let mut group = Group::new();
         group.lock(self, partitions)?;
         let done = group.add(self, partitions, checks, build)?;
@@ -434,6 +428,15 @@ impl Store {
             Err(e) => jobs.map(|(_, reply)| (reply, Err(e.again()))).collect(),
         }
     }
+}
+
+/// An append names each of its partitions once (a caller's bug otherwise, caught on the
+/// caller's thread rather than the appender's).
+fn assert_distinct(partitions: &[PartitionId]) {
+    assert!(!partitions.is_empty(), "an append writes a partition");
+    let mut ids = partitions.to_vec();
+    ids.sort_unstable();
+    assert!(ids.windows(2).all(|w| w[0] != w[1]), "distinct partitions");
 }
 
 /// Answers to send, each to its waiting [`Store::submit`].
