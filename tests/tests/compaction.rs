@@ -38,11 +38,9 @@ async fn consume_all(client: &Client) -> (BTreeMap<String, String>, usize, u64) 
     for (p, earliest) in client.list_offsets(TOPIC, &[], false).await.unwrap() {
         let mut offset = earliest;
         let mut last: Option<u64> = None;
+        let mut reader = client.reader(TOPIC, p, offset, 1 << 10, Duration::ZERO);
         loop {
-            let f = client
-                .fetch(TOPIC, p, offset, 1 << 10, Duration::ZERO)
-                .await
-                .unwrap();
+            let f = reader.next().await.unwrap();
             assert!(
                 !f.records.is_empty(),
                 "a fetch below the end returns records"

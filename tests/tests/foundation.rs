@@ -139,12 +139,14 @@ async fn read_all(
         let end = client.list_offsets(topic, &[p], true).await.unwrap()[0].1;
         let mut offset = 0;
         let mut records = Vec::new();
+        let mut reader = client.reader(topic, p, 0, 256 << 10, Duration::ZERO);
         while offset < end {
-            let f = client
-                .fetch(topic, p, offset, 256 << 10, Duration::ZERO)
-                .await
-                .unwrap();
+            let f = reader.next().await.unwrap();
             assert!(!f.records.is_empty(), "no progress at {offset} of {end}");
+            assert_eq!(
+                f.records[0].offset, offset,
+                "each read starts where the last ended"
+            );
             for r in f.records {
                 records.push((r.offset, r.record.key, r.record.value));
             }
@@ -226,6 +228,83 @@ async fn a_hundred_thousand_records_survive_kill_9() {
         expected[&0].len() as u64,
         "offsets continue after the crash"
     );
+}
+
+/// A fetch says where the next one starts, and a reader sends that fetch before it hands
+/// back the records of this one: every record once, in order, then a long-poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_reads_one_fetch_ahead() {
+    let server = Server::start();
+    let client = server.client().await;
+    create_stream(&client, "/r/s", v1::StreamAttributes::default()).await;
+    let topic = "/r/s:t";
+    for b in 0..10 {
+        let records = (b * 100..(b + 1) * 100)
+            .map(|i| tributary_client::record("", format!("v{i}")))
+            .collect();
+        client.produce(topic, Some(0), records).await.unwrap();
+    }
+
+    // The raw call: whole batches, and the base of the first one not returned.
+    let fetch = |offset, max_bytes| {
+        let mut consumer = client.consumer();
+        async move {
+            consumer
+                .fetch(v1::FetchRequest {
+                    topic: topic.into(),
+                    partition: 0,
+                    offset,
+                    max_bytes,
+                    max_wait_ms: 0,
+                })
+                .await
+        }
+    };
+    let r = fetch(150, 1).await.unwrap().into_inner();
+    assert_eq!(
+        r.batches.len(),
+        1,
+        "one batch, at least, whatever the budget"
+    );
+    assert_eq!((r.batches[0].base_offset, r.next_offset), (100, 200));
+    let r = fetch(0, 0).await.unwrap().into_inner();
+    assert_eq!((r.batches.len(), r.next_offset), (10, 1000), "to the end");
+    let r = fetch(1000, 0).await.unwrap().into_inner();
+    assert_eq!((r.batches.len(), r.next_offset), (0, 1000), "nothing yet");
+
+    // From the middle of a batch, a few batches per fetch.
+    let mut reader = client.reader(topic, 0, 250, 250, Duration::ZERO);
+    let mut offset = 250;
+    let mut fetches = 0;
+    while offset < 1000 {
+        let f = reader.next().await.unwrap();
+        fetches += 1;
+        let offsets: Vec<u64> = f.records.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, (offset..f.next_offset).collect::<Vec<_>>());
+        for r in &f.records {
+            assert_eq!(r.record.value, format!("v{}", r.offset).into_bytes());
+        }
+        offset = f.next_offset;
+    }
+    assert_eq!(fetches, 8, "one batch per fetch: 2..=9");
+    let f = reader.next().await.unwrap();
+    assert_eq!((f.records.len(), f.next_offset), (0, 1000), "at the end");
+
+    // A reader that long-polls gets what is produced after it asked.
+    let mut reader = client.reader(topic, 0, 1000, 0, Duration::from_secs(30));
+    let polling = tokio::spawn(async move { reader.next().await });
+    client
+        .produce(topic, Some(0), vec![tributary_client::record("", "late")])
+        .await
+        .unwrap();
+    let f = polling.await.unwrap().unwrap();
+    assert_eq!(f.records.len(), 1);
+    assert_eq!((f.records[0].offset, f.next_offset), (1000, 1001));
+
+    // An offset past the end is refused, by the reader as by a fetch.
+    let mut reader = client.reader(topic, 0, 5000, 0, Duration::ZERO);
+    let e = reader.next().await.unwrap_err();
+    assert_eq!(e.code(), Some(tonic::Code::OutOfRange), "{e}");
 }
 
 #[tokio::test]

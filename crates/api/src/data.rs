@@ -135,6 +135,7 @@ impl wire::consumer_server::Consumer for Services {
             batches: res.batches,
             high_watermark: res.high_watermark,
             log_start_offset: res.log_start,
+            next_offset: res.next_offset,
         })
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tributary_client::{Client, Record};
+use tributary_client::{Client, PartitionReader, Record};
 use tributary_proto::v1;
 
 use crate::fixture::Pair;
@@ -116,7 +116,7 @@ impl system::Conn for Conn {
         Ok(Fetcher {
             client: self.client.clone(),
             pair: self.pairs[pair].clone(),
-            offset: 0,
+            reader: None,
         })
     }
 
@@ -126,25 +126,29 @@ impl system::Conn for Conn {
     }
 }
 
-/// A fetch loop's position in one partition.
+/// A fetch loop's reader of one partition, from offset 0, one fetch ahead (as a consumer
+/// application reads).
 pub(crate) struct Fetcher {
     client: Client,
     pair: Pair,
-    offset: u64,
+    /// Made by the first read, which knows the long-poll wait.
+    reader: Option<(PartitionReader, u64)>,
 }
 
 impl system::Reader for Fetcher {
     async fn read(&mut self, wait: Duration) -> Result<Vec<Bytes>> {
         let p = &self.pair;
-        let f = self
-            .client
-            .fetch(&p.topic, p.partition, self.offset, FETCH_MAX_BYTES, wait)
-            .await
-            .map_err(Error::client(format!(
-                "fetching {} partition {} at offset {}",
-                p.topic, p.partition, self.offset
-            )))?;
-        self.offset = f.next_offset;
+        let (reader, offset) = self.reader.get_or_insert_with(|| {
+            let r = self
+                .client
+                .reader(&p.topic, p.partition, 0, FETCH_MAX_BYTES, wait);
+            (r, 0)
+        });
+        let f = reader.next().await.map_err(Error::client(format!(
+            "fetching {} partition {} at offset {offset}",
+            p.topic, p.partition
+        )))?;
+        *offset = f.next_offset;
         Ok(f.records.into_iter().map(|r| r.record.value).collect())
     }
 }

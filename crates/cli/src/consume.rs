@@ -156,9 +156,10 @@ async fn fetch_loop(
     mut offset: u64,
     tx: mpsc::Sender<anyhow::Result<Vec<ConsumedRecord>>>,
 ) {
+    let mut reader = client.reader(&topic, partition, offset, 1 << 20, Duration::from_secs(5));
     loop {
-        let r = client
-            .fetch(&topic, partition, offset, 1 << 20, Duration::from_secs(5))
+        let r = reader
+            .next()
             .await
             .with_context(|| format!("fetching {topic} partition {partition} at offset {offset}"));
         match r {

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use prost::Message;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -13,6 +14,7 @@ use tributary_proto::v1::{
     self, admin_client::AdminClient, consumer_client::ConsumerClient,
     producer_client::ProducerClient, replication_client::ReplicationClient,
 };
+use tributary_proto::wire;
 
 pub use tributary_proto::v1::{Header, Record, RecordBatch};
 
@@ -40,6 +42,10 @@ pub enum Error {
 
     #[error("token is not a valid header value")]
     InvalidToken,
+
+    /// A fetched batch the server sent is not a `RecordBatch`.
+    #[error("a fetched record batch does not decode: {0}")]
+    Decode(#[from] prost::DecodeError),
 
     /// The server's refusal, shown as `CODE: message`.
     #[error("{}: {}", code_name(.0.code()), .0.message())]
@@ -297,29 +303,41 @@ impl Client {
         max_bytes: u32,
         max_wait: Duration,
     ) -> Result<Fetched> {
-        let req = v1::FetchRequest {
-            topic: topic.to_owned(),
-            partition,
-            offset,
-            max_bytes,
-            max_wait_ms: max_wait.as_millis().min(u32::MAX as u128) as u32,
-        };
-        let r = self.consumer.clone().fetch(req).await?.into_inner();
-        let mut fetched = Fetched {
-            records: Vec::with_capacity(r.batches.iter().map(|b| b.records.len()).sum()),
-            next_offset: offset,
-            high_watermark: r.high_watermark,
-            log_start_offset: r.log_start_offset,
-        };
-        for b in r.batches {
-            for c in unpack(partition, b) {
-                if c.offset >= offset {
-                    fetched.next_offset = c.offset + 1;
-                    fetched.records.push(c);
-                }
-            }
+        let req = fetch_request(topic, partition, offset, max_bytes, max_wait);
+        let raw = self.fetch_raw(req).await?;
+        unpack_fetch(partition, offset, raw)
+    }
+
+    /// Reads `partition` from `offset` onwards, one fetch ahead (see [`PartitionReader`]).
+    pub fn reader(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max_bytes: u32,
+        max_wait: Duration,
+    ) -> PartitionReader {
+        PartitionReader {
+            client: self.clone(),
+            req: fetch_request(topic, partition, offset, max_bytes, max_wait),
+            ahead: None,
         }
-        Ok(fetched)
+    }
+
+    /// One `Fetch` call, its batches left encoded (slices of the response buffer).
+    async fn fetch_raw(&self, req: v1::FetchRequest) -> Result<wire::FetchResponse> {
+        let mut grpc = tonic::client::Grpc::new(self.service.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        grpc.ready()
+            .await
+            .map_err(|e| tonic::Status::unknown(format!("Service was not ready: {e}")))?;
+        let mut req = tonic::Request::new(req);
+        req.extensions_mut()
+            .insert(tonic::GrpcMethod::new("tributary.v1.Consumer", "Fetch"));
+        let path = http::uri::PathAndQuery::from_static("/tributary.v1.Consumer/Fetch");
+        let codec = wire::Codec::<v1::FetchRequest, wire::FetchResponse>::default();
+        Ok(grpc.unary(req, path, codec).await?.into_inner())
     }
 
     /// Earliest or latest offset of each partition (all when `partitions` is empty).
@@ -367,6 +385,114 @@ impl Client {
             .into_iter()
             .map(|o| (o.partition, o.offset))
             .collect())
+    }
+}
+
+fn fetch_request(
+    topic: &str,
+    partition: u32,
+    offset: u64,
+    max_bytes: u32,
+    max_wait: Duration,
+) -> v1::FetchRequest {
+    v1::FetchRequest {
+        topic: topic.to_owned(),
+        partition,
+        offset,
+        max_bytes,
+        max_wait_ms: max_wait.as_millis().min(u32::MAX as u128) as u32,
+    }
+}
+
+/// Where the fetch after `raw` starts, when the server said (it does from the version that
+/// added `next_offset`; an older one leaves it 0).
+fn said_next(offset: u64, raw: &wire::FetchResponse) -> Option<u64> {
+    match raw.batches.is_empty() {
+        true => Some(offset.max(raw.next_offset)),
+        false => (raw.next_offset > offset).then_some(raw.next_offset),
+    }
+}
+
+/// Decodes a fetch's batches and keeps the records at or after `offset`.
+fn unpack_fetch(partition: u32, offset: u64, raw: wire::FetchResponse) -> Result<Fetched> {
+    let batches = raw
+        .batches
+        .into_iter()
+        .map(RecordBatch::decode)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut fetched = Fetched {
+        records: Vec::with_capacity(batches.iter().map(|b| b.records.len()).sum()),
+        next_offset: offset.max(raw.next_offset),
+        high_watermark: raw.high_watermark,
+        log_start_offset: raw.log_start_offset,
+    };
+    for b in batches {
+        for c in unpack(partition, b) {
+            if c.offset >= offset {
+                fetched.next_offset = fetched.next_offset.max(c.offset + 1);
+                fetched.records.push(c);
+            }
+        }
+    }
+    Ok(fetched)
+}
+
+/// One partition read in order from an offset, one fetch ahead of its caller.
+///
+/// Each response says where the next fetch starts, so [`next`](Self::next) sends that fetch
+/// before it decodes the batches it returns: the server reads the next batches while this
+/// side decodes and the caller works on the records (a Kafka consumer prefetches the same
+/// way). An error of the fetch ahead is returned by the `next` call that would have
+/// returned its records. Dropping the reader cancels the fetch ahead.
+#[derive(Debug)]
+pub struct PartitionReader {
+    client: Client,
+    /// The fetch ahead's request, or the next one to send.
+    req: v1::FetchRequest,
+    ahead: Option<tokio::task::JoinHandle<Result<wire::FetchResponse>>>,
+}
+
+impl PartitionReader {
+    /// The records from the reader's offset on (none when a long-poll ran out), and the
+    /// offset it continues from.
+    pub async fn next(&mut self) -> Result<Fetched> {
+        let offset = self.req.offset;
+        let raw = match self.ahead.take() {
+            Some(ahead) => match ahead.await {
+                Ok(r) => r?,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => {
+                    return Err(Error::Status(tonic::Status::cancelled(
+                        "the runtime shut down during a fetch",
+                    )));
+                }
+            },
+            None => self.client.fetch_raw(self.req.clone()).await?,
+        };
+        let said = said_next(offset, &raw);
+        if let Some(next) = said {
+            self.send_ahead(next);
+        }
+        let fetched = unpack_fetch(self.req.partition, offset, raw)?;
+        if said.is_none() {
+            self.send_ahead(fetched.next_offset);
+        }
+        Ok(fetched)
+    }
+
+    fn send_ahead(&mut self, offset: u64) {
+        self.req.offset = offset;
+        let client = self.client.clone();
+        let req = self.req.clone();
+        self.ahead = Some(tokio::spawn(async move { client.fetch_raw(req).await }));
+    }
+}
+
+impl Drop for PartitionReader {
+    fn drop(&mut self) {
+        if let Some(ahead) = &self.ahead {
+            ahead.abort();
+        }
     }
 }
 

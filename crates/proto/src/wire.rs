@@ -33,6 +33,8 @@ pub struct FetchResponse {
     pub high_watermark: u64,
     #[prost(uint64, tag = "3")]
     pub log_start_offset: u64,
+    #[prost(uint64, tag = "4")]
+    pub next_offset: u64,
 }
 
 /// Server-side `tributary.v1.PartitionRecords`, with each batch as stored bytes.
@@ -167,10 +169,18 @@ mod tests {
             batches: vec![batch().encode_to_vec().into(), Bytes::new()],
             high_watermark: 43,
             log_start_offset: 1,
+            next_offset: 43,
         };
         let client = v1::FetchResponse::decode(server.encode_to_vec().as_slice()).unwrap();
         assert_eq!(client.batches, vec![batch(), v1::RecordBatch::default()]);
-        assert_eq!((client.high_watermark, client.log_start_offset), (43, 1));
+        assert_eq!(
+            (
+                client.high_watermark,
+                client.log_start_offset,
+                client.next_offset
+            ),
+            (43, 1, 43)
+        );
     }
 
     #[test]

@@ -67,6 +67,8 @@ pub struct FetchResult {
     pub batches: Vec<Bytes>,
     pub high_watermark: u64,
     pub log_start: u64,
+    /// Where the next fetch continues (see the storage's `ReadResult::next_offset`).
+    pub next_offset: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -404,6 +406,7 @@ impl Namespace {
                     batches: r.batches.into_iter().map(|b| b.value).collect(),
                     high_watermark: r.high_watermark,
                     log_start: r.log_start,
+                    next_offset: r.next_offset,
                 });
             }
             tokio::select! {
