@@ -44,10 +44,14 @@ fuzz_target!(|data: &[u8]| {
             batches: vec![stored.clone(), stored],
             high_watermark: batch.base_offset,
             log_start_offset: 0,
+            next_offset: batch.base_offset,
         };
         let seen = v1::FetchResponse::decode(served.encode_to_vec().as_slice())
             .expect("a fetch response of valid batches decodes");
         assert_eq!(seen.batches, vec![batch.clone(), batch]);
-        assert_eq!(seen.high_watermark, served.high_watermark);
+        assert_eq!(
+            (seen.high_watermark, seen.next_offset),
+            (served.high_watermark, served.next_offset)
+        );
     }
 });
