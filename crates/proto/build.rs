@@ -1,5 +1,5 @@
 //! Generates the tributary.v1 messages, clients and the Admin server from `proto/`, and the
-//! Producer/Consumer servers over the zero-copy wire types of `src/wire.rs`.
+//! Producer/Consumer servers and clients over the zero-copy wire types of `src/wire.rs`.
 
 use std::path::PathBuf;
 
@@ -121,8 +121,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "crate::v1::DeleteGroupResponse",
         ))
         .build();
+    // The clients too: the Rust client fetches over the wire types, so it can send the next
+    // fetch before it decodes this one's batches.
     tonic_build::manual::Builder::new()
-        .build_client(false)
         .out_dir(&wire_out)
         .compile(&[producer, consumer]);
     Ok(())

@@ -137,6 +137,8 @@ pub struct Client {
     admin: AdminClient<Svc>,
     producer: ProducerClient<Svc>,
     consumer: ConsumerClient<Svc>,
+    /// The Consumer service over the wire types, for fetches decoded batch by batch.
+    fetcher: wire::consumer_client::ConsumerClient<Svc>,
     replication: ReplicationClient<Svc>,
 }
 
@@ -243,6 +245,9 @@ impl Client {
             consumer: ConsumerClient::new(svc.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            fetcher: wire::consumer_client::ConsumerClient::new(svc.clone())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
             // Uncompressed, like fetches: payloads are often compressed by their producers,
             // and gzip would cost more CPU than a datacenter link saves.
             replication: ReplicationClient::new(svc)
@@ -326,18 +331,7 @@ impl Client {
 
     /// One `Fetch` call, its batches left encoded (slices of the response buffer).
     async fn fetch_raw(&self, req: v1::FetchRequest) -> Result<wire::FetchResponse> {
-        let mut grpc = tonic::client::Grpc::new(self.service.clone())
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        grpc.ready()
-            .await
-            .map_err(|e| tonic::Status::unknown(format!("Service was not ready: {e}")))?;
-        let mut req = tonic::Request::new(req);
-        req.extensions_mut()
-            .insert(tonic::GrpcMethod::new("tributary.v1.Consumer", "Fetch"));
-        let path = http::uri::PathAndQuery::from_static("/tributary.v1.Consumer/Fetch");
-        let codec = wire::Codec::<v1::FetchRequest, wire::FetchResponse>::default();
-        Ok(grpc.unary(req, path, codec).await?.into_inner())
+        Ok(self.fetcher.clone().fetch(req).await?.into_inner())
     }
 
     /// Earliest or latest offset of each partition (all when `partitions` is empty).
@@ -443,7 +437,8 @@ fn unpack_fetch(partition: u32, offset: u64, raw: wire::FetchResponse) -> Result
 /// before it decodes the batches it returns: the server reads the next batches while this
 /// side decodes and the caller works on the records (a Kafka consumer prefetches the same
 /// way). An error of the fetch ahead is returned by the `next` call that would have
-/// returned its records. Dropping the reader cancels the fetch ahead.
+/// returned its records; a response whose batches do not decode leaves the reader where it
+/// was. Dropping the reader cancels the fetch ahead.
 #[derive(Debug)]
 pub struct PartitionReader {
     client: Client,
@@ -473,11 +468,25 @@ impl PartitionReader {
         if let Some(next) = said {
             self.send_ahead(next);
         }
-        let fetched = unpack_fetch(self.req.partition, offset, raw)?;
+        let fetched = match unpack_fetch(self.req.partition, offset, raw) {
+            Ok(f) => f,
+            Err(e) => {
+                // Not past records the caller never got: the next call fetches them again.
+                self.cancel_ahead();
+                self.req.offset = offset;
+                return Err(e);
+            }
+        };
         if said.is_none() {
             self.send_ahead(fetched.next_offset);
         }
         Ok(fetched)
+    }
+
+    fn cancel_ahead(&mut self) {
+        if let Some(ahead) = self.ahead.take() {
+            ahead.abort();
+        }
     }
 
     fn send_ahead(&mut self, offset: u64) {
@@ -490,9 +499,7 @@ impl PartitionReader {
 
 impl Drop for PartitionReader {
     fn drop(&mut self) {
-        if let Some(ahead) = &self.ahead {
-            ahead.abort();
-        }
+        self.cancel_ahead();
     }
 }
 
