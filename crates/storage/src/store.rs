@@ -224,6 +224,9 @@ pub struct Store {
     appends: tokio::sync::Notify,
     /// The appender thread's queue, started by the first [`Store::submit`].
     pub(crate) appender: std::sync::OnceLock<std::sync::mpsc::Sender<crate::append::Job>>,
+    /// Whether BlobDB's garbage collection runs in the log's compactions (see
+    /// [`Store::set_blob_gc`]); the lock orders the changes.
+    blob_gc: Mutex<bool>,
 }
 
 impl std::fmt::Debug for Store {
@@ -276,6 +279,7 @@ impl Store {
             synced_hint: AtomicU64::new(0),
             appends: tokio::sync::Notify::new(),
             appender: std::sync::OnceLock::new(),
+            blob_gc: Mutex::new(false),
         })
     }
 
@@ -897,6 +901,32 @@ impl Store {
             );
         }
         Ok(())
+    }
+
+    /// Turns BlobDB's garbage collection in the log's compactions on or off; it starts off.
+    /// Retention frees a blob file once every batch in it is gone, which is all an
+    /// append-only log needs. Key compaction leaves blob files that hold a few surviving
+    /// batches among removed ones; collection moves those survivors (from the oldest
+    /// quarter of blob files, as compactions pass over their keys) so the files can go. It
+    /// rewrites every live payload it meets, so the namespace turns it on only while a
+    /// stream is key-compacted.
+    pub fn set_blob_gc(&self, on: bool) -> Result<()> {
+        let mut current = self.blob_gc.lock();
+        if *current != on {
+            let value = if on { "true" } else { "false" };
+            self.db.set_options_cf(
+                self.cf(cf::LOG),
+                &[("enable_blob_garbage_collection", value)],
+            )?;
+            *current = on;
+            tracing::info!(on, "blob garbage collection");
+        }
+        Ok(())
+    }
+
+    /// Whether BlobDB's garbage collection is on ([`Store::set_blob_gc`]).
+    pub fn blob_gc(&self) -> bool {
+        *self.blob_gc.lock()
     }
 
     /// Makes buffered appends durable (fsyncs the write-ahead log).

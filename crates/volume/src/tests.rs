@@ -1062,6 +1062,46 @@ impl metrics::Recorder for Counters {
     }
 }
 
+/// BlobDB's garbage collection rewrites live payloads; retention turns it on only while a
+/// stream is key-compacted, whose partly emptied blob files need it.
+#[tokio::test]
+async fn blob_gc_runs_only_while_a_stream_is_compacted() {
+    let f = fixture().await;
+    let ns = &f.ns;
+    let store = ns.store().clone();
+    ns.create_volume(&f.a, "/g", None, None, Quotas::default())
+        .await
+        .unwrap();
+    ns.create_stream(&f.a, "/g/plain", &StreamAttributesPatch::default())
+        .await
+        .unwrap();
+    ns.run_retention().await.unwrap();
+    assert!(!store.blob_gc(), "no compacted stream");
+
+    let compact = StreamAttributesPatch {
+        compact: Some(true),
+        ..Default::default()
+    };
+    ns.create_stream(&f.a, "/g/log", &compact).await.unwrap();
+    ns.run_retention().await.unwrap();
+    assert!(store.blob_gc(), "a compacted stream");
+
+    let plain = StreamAttributesPatch {
+        compact: Some(false),
+        ..Default::default()
+    };
+    ns.edit_stream(&f.a, "/g/log", &plain).await.unwrap();
+    ns.run_retention().await.unwrap();
+    assert!(!store.blob_gc(), "compaction turned off");
+
+    ns.edit_stream(&f.a, "/g/log", &compact).await.unwrap();
+    ns.purge_stream(&f.a, "/g/log").await.unwrap();
+    assert!(store.blob_gc(), "a forced pass turns it on at once");
+    ns.delete_stream(&f.a, "/g/log").await.unwrap();
+    ns.run_retention().await.unwrap();
+    assert!(!store.blob_gc(), "the compacted stream is gone");
+}
+
 #[tokio::test]
 async fn compacted_streams_keep_the_latest_value_of_each_key() {
     let f = fixture().await;

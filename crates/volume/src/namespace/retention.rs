@@ -3,7 +3,9 @@
 //! the oldest batches of partitions above `max_bytes_per_partition`: one range delete per
 //! partition, then a compaction of the removed range so the disk space is actually freed.
 //! On `compact` streams it then runs key compaction (see `tributary_storage::compaction`):
-//! the background task when a partition is due, `tributary stream purge` always.
+//! the background task when a partition is due, `tributary stream purge` always. BlobDB's
+//! garbage collection, which reclaims the blob files key compaction leaves partly live, is
+//! on only while some stream is `compact` (`Store::set_blob_gc`).
 //! A background task runs it for every stream, idle ones included.
 //!
 //! Metrics: `tributary_retention_purged_records_total` and `..._purged_bytes_total`, by
@@ -55,12 +57,17 @@ impl Namespace {
             .clock
             .now_ms()
             .saturating_sub(self.producer_expiry_ms.load(Ordering::Relaxed));
+        let streams: Vec<_> = self.streams.read().values().cloned().collect();
+        let compacted = streams.iter().any(|s| s.attributes.compact);
         let store = self.store.clone();
-        let expired = blocking(move || Ok(store.expire_producers(before)?)).await?;
+        let expired = blocking(move || {
+            store.set_blob_gc(compacted)?;
+            Ok(store.expire_producers(before)?)
+        })
+        .await?;
         if expired > 0 {
             tracing::info!(expired, "forgot idle idempotent producers");
         }
-        let streams: Vec<_> = self.streams.read().values().cloned().collect();
         let mut total = Purged::default();
         for s in streams {
             let p = self.purge(&s, false).await?;
@@ -90,6 +97,9 @@ impl Namespace {
             .collect();
         let store = self.store.clone();
         let purged = blocking(move || {
+            if compact.is_some() {
+                store.set_blob_gc(true)?;
+            }
             let mut total = Purged::default();
             let mut changed = Vec::new();
             for id in ids {
