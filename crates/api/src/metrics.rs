@@ -14,6 +14,7 @@ use std::time::Instant;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tonic::Code;
 use tonic::body::Body;
+use tributary_proto::wire;
 
 pub const RPC_REQUESTS: &str = "tributary_rpc_requests_total";
 pub const RPC_DURATION: &str = "tributary_rpc_duration_seconds";
@@ -56,42 +57,11 @@ pub(crate) fn fetched(topic: &str, batches: &[bytes::Bytes]) -> u64 {
         return 0;
     }
     let labels = stream_labels(topic);
-    let records: u64 = batches.iter().map(|b| record_count(b)).sum();
+    let records: u64 = batches.iter().map(|b| wire::record_count(b)).sum();
     let bytes: u64 = batches.iter().map(|b| b.len() as u64).sum();
     metrics::counter!(RECORDS_OUT, &labels).increment(records);
     metrics::counter!(BYTES_OUT, &labels).increment(bytes);
     bytes
-}
-
-/// Records in an encoded `RecordBatch`: the occurrences of field 1, found by walking the
-/// top-level tags without decoding (or copying) any record. A batch the store holds was
-/// validated when it was produced; should it not parse, the count stops where it breaks.
-fn record_count(mut buf: &[u8]) -> u64 {
-    use prost::encoding::{WireType, decode_key, decode_varint};
-    let mut n = 0;
-    while !buf.is_empty() {
-        let Ok((field, wire_type)) = decode_key(&mut buf) else {
-            break;
-        };
-        let skip = match wire_type {
-            WireType::Varint => decode_varint(&mut buf).map(|_| 0),
-            WireType::SixtyFourBit => Ok(8),
-            WireType::ThirtyTwoBit => Ok(4),
-            WireType::LengthDelimited => decode_varint(&mut buf),
-            WireType::StartGroup | WireType::EndGroup => break,
-        };
-        let Ok(skip) = usize::try_from(skip.unwrap_or(u64::MAX)) else {
-            break;
-        };
-        if skip > buf.len() {
-            break;
-        }
-        buf = &buf[skip..];
-        if field == 1 && wire_type == WireType::LengthDelimited {
-            n += 1;
-        }
-    }
-    n
 }
 
 /// The Prometheus-conventional name of a gRPC status code (as Go's `codes.Code` prints).
@@ -268,8 +238,6 @@ impl Drop for MeteredBody {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use prost::Message;
-    use tributary_proto::v1;
 
     #[test]
     fn labels_are_the_volume_and_the_stream() {
@@ -277,32 +245,5 @@ mod tests {
         assert_eq!((v.as_str(), s.as_str()), ("/acme", "/acme/iot/sensors"));
         let [(_, v), (_, s)] = stream_labels("/acme/s:t");
         assert_eq!((v.as_str(), s.as_str()), ("/acme", "/acme/s"));
-    }
-
-    #[test]
-    fn record_count_walks_a_stored_batch() {
-        let batch = v1::RecordBatch {
-            records: (0..7)
-                .map(|i| v1::Record {
-                    key: vec![i; i as usize].into(),
-                    value: vec![1; 300].into(),
-                    headers: vec![v1::Header {
-                        key: "h".into(),
-                        value: vec![9].into(),
-                    }],
-                    timestamp_ms: Some(5),
-                })
-                .collect(),
-            base_offset: 1 << 40,
-            append_time_ms: 1_700_000_000_000,
-            origin_cluster: vec![7; 16].into(),
-            origin_base_offset: 3,
-            timestamp_type: v1::TimestampType::CreateTime as i32,
-        };
-        assert_eq!(record_count(&batch.encode_to_vec()), 7);
-        assert_eq!(record_count(&v1::RecordBatch::default().encode_to_vec()), 0);
-        // Truncated input stops counting instead of reading past the end.
-        let bytes = batch.encode_to_vec();
-        assert!(record_count(&bytes[..bytes.len() / 2]) < 7);
     }
 }

@@ -117,6 +117,7 @@ pub async fn serve(
     builder
         .initial_stream_window_size(options.stream_window_bytes)
         .initial_connection_window_size(options.connection_window_bytes)
+        .max_frame_size(limits::HTTP2_MAX_FRAME_BYTES)
         .http2_max_header_list_size(limits::HTTP2_MAX_HEADER_LIST_BYTES)
         .trace_fn(|req| {
             tracing::info_span!(

@@ -124,6 +124,49 @@ impl<T: prost::Message> tonic::codec::Encoder for Encoder<T> {
     }
 }
 
+/// Records in an encoded `RecordBatch`: the occurrences of field 1, found by walking the
+/// top-level tags without decoding (or copying) any record. The server counts what it
+/// serves this way; a stored batch was validated when it was produced. Input that does
+/// not parse stops the count where it breaks.
+pub fn record_count(mut buf: &[u8]) -> u64 {
+    use prost::encoding::{WireType, decode_key, decode_varint};
+    let mut n = 0;
+    while !buf.is_empty() {
+        let Ok((field, wire_type)) = decode_key(&mut buf) else {
+            break;
+        };
+        let skip = match wire_type {
+            WireType::Varint => decode_varint(&mut buf).map(|_| 0),
+            WireType::SixtyFourBit => Ok(8),
+            WireType::ThirtyTwoBit => Ok(4),
+            WireType::LengthDelimited => decode_varint(&mut buf),
+            WireType::StartGroup | WireType::EndGroup => break,
+        };
+        let Ok(skip) = usize::try_from(skip.unwrap_or(u64::MAX)) else {
+            break;
+        };
+        if skip > buf.len() {
+            break;
+        }
+        buf = &buf[skip..];
+        if field == 1 && wire_type == WireType::LengthDelimited {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Decodes a `RecordBatch` with its records vector sized first (from [`record_count`]):
+/// prost would otherwise grow it by doubling, moving every record decoded so far.
+pub fn decode_batch(buf: Bytes) -> Result<crate::v1::RecordBatch, prost::DecodeError> {
+    use prost::Message;
+    let mut batch = crate::v1::RecordBatch::default();
+    // At most one record per two bytes, so a hostile count cannot reserve more than that.
+    batch.records.reserve_exact(record_count(&buf) as usize);
+    batch.merge(buf)?;
+    Ok(batch)
+}
+
 include!(concat!(env!("OUT_DIR"), "/wire/tributary.v1.Producer.rs"));
 include!(concat!(env!("OUT_DIR"), "/wire/tributary.v1.Consumer.rs"));
 
@@ -219,5 +262,42 @@ mod tests {
         let decoded = v1::RecordBatch::decode(stored.as_slice()).unwrap();
         assert_eq!(decoded.base_offset, 1000);
         assert_eq!(decoded.records, batch().records);
+    }
+
+    #[test]
+    fn record_count_walks_a_stored_batch() {
+        let batch = v1::RecordBatch {
+            records: (0..7)
+                .map(|i| v1::Record {
+                    key: vec![i; i as usize].into(),
+                    value: vec![1; 300].into(),
+                    headers: vec![v1::Header {
+                        key: "h".into(),
+                        value: vec![9].into(),
+                    }],
+                    timestamp_ms: Some(5),
+                })
+                .collect(),
+            base_offset: 1 << 40,
+            append_time_ms: 1_700_000_000_000,
+            origin_cluster: vec![7; 16].into(),
+            origin_base_offset: 3,
+            timestamp_type: v1::TimestampType::CreateTime as i32,
+        };
+        assert_eq!(record_count(&batch.encode_to_vec()), 7);
+        assert_eq!(record_count(&v1::RecordBatch::default().encode_to_vec()), 0);
+        // Truncated input stops counting instead of reading past the end.
+        let bytes = batch.encode_to_vec();
+        assert!(record_count(&bytes[..bytes.len() / 2]) < 7);
+    }
+
+    #[test]
+    fn decode_batch_sizes_the_records_and_decodes_like_prost() {
+        let mut b = batch();
+        b.records = vec![b.records[0].clone(); 7];
+        let decoded = decode_batch(b.encode_to_vec().into()).unwrap();
+        assert_eq!(decoded, b);
+        assert_eq!(decoded.records.capacity(), b.records.len());
+        assert!(decode_batch(Bytes::from_static(&[0x0a, 0x05, 1])).is_err());
     }
 }
