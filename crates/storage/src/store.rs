@@ -2,7 +2,7 @@
 //! catalog as opaque rows. All calls block on disk; async callers use `spawn_blocking`,
 //! except appends, which [`Store::submit`] hands to the appender thread (`append.rs`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -212,6 +212,9 @@ pub struct Store {
     path: PathBuf,
     identity: ClusterIdentity,
     partitions: RwLock<HashMap<PartitionId, Arc<Partition>>>,
+    /// Partitions found empty and not loaded (see [`Store::may_hold_records`]); taken out
+    /// when loaded or dropped. Locked after `partitions` where both are.
+    pub(crate) empty_unloaded: Mutex<HashSet<PartitionId>>,
     /// Next id to hand out; persisted by the commit that uses it.
     next_partition_id: Mutex<u64>,
     next_producer_id: Mutex<u64>,
@@ -273,6 +276,7 @@ impl Store {
             path: path.to_owned(),
             identity,
             partitions: RwLock::new(HashMap::new()),
+            empty_unloaded: Mutex::default(),
             next_partition_id: Mutex::new(next_partition_id),
             next_producer_id: Mutex::new(next_producer_id),
             synced: Mutex::new(0),
@@ -392,8 +396,10 @@ impl Store {
         drop(slots);
         if !dropped.is_empty() {
             let mut map = self.partitions.write();
+            let mut empty = self.empty_unloaded.lock();
             for (id, _) in &dropped {
                 map.remove(id);
+                empty.remove(id);
             }
         }
         Ok(())
@@ -411,6 +417,7 @@ impl Store {
         };
         let time = self.load_time_tail(id, &state)?;
         let mut map = self.partitions.write();
+        self.empty_unloaded.lock().remove(&id);
         let p = map.entry(id).or_insert_with(|| {
             Arc::new(Partition {
                 slot: Arc::new(Mutex::new(Slot {
@@ -427,6 +434,42 @@ impl Store {
             })
         });
         Ok(p.clone())
+    }
+
+    /// False when partition `id` holds no record (its log starts at its high-water mark),
+    /// found without loading it: the retention pass asks first, and skips such partitions.
+    /// Loading one keeps its in-memory state for as long as the store is open, so a pass
+    /// that loaded every partition made them most of the heap of a server with a million
+    /// idle topics (docs/PERFORMANCE.md). A loaded partition answers from memory; another
+    /// reads its stored state once, and if it is empty its id joins a set that later calls
+    /// check instead (an append loads it, which takes it out). An append under way may be
+    /// missed: retention sees it at its next pass.
+    pub fn may_hold_records(&self, id: PartitionId) -> Result<bool> {
+        if let Some(p) = self.partitions.read().get(&id) {
+            return Ok(p.log_start.load(Ordering::Acquire) < *p.hwm.borrow());
+        }
+        if self.empty_unloaded.lock().contains(&id) {
+            return Ok(false);
+        }
+        let state = match get(&self.db, cf::META, &keys::partition_state(id))? {
+            Some(v) => PartitionState::decode(&v)?,
+            None => return Err(Error::UnknownPartition(id)),
+        };
+        if state.log_start < state.next_offset {
+            return Ok(true);
+        }
+        // Under the map's lock: a partition loaded since is not added (loading takes the
+        // map's write lock, then this set's).
+        let map = self.partitions.read();
+        if !map.contains_key(&id) {
+            self.empty_unloaded.lock().insert(id);
+        }
+        Ok(false)
+    }
+
+    /// Partitions whose state is in memory (loaded by a read, an append or retention).
+    pub fn loaded_partitions(&self) -> usize {
+        self.partitions.read().len()
     }
 
     /// Appends one batch to each of `partitions` (distinct ids) atomically, on the calling

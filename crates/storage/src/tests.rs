@@ -494,3 +494,40 @@ fn sync_appends_to_one_partition_share_an_fsync() {
         8
     );
 }
+
+#[test]
+fn empty_partitions_are_told_apart_without_being_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (idle, busy) = {
+        let store = open(dir.path());
+        let idle = new_partition(&store);
+        let busy = new_partition(&store);
+        append1(&store, busy, Durability::Sync, batch(2, 10)).unwrap();
+        (idle, busy)
+    };
+    // Reopened, nothing is loaded: both answers come from the stored states.
+    let store = open(dir.path());
+    assert!(!store.may_hold_records(idle).unwrap());
+    assert!(
+        !store.may_hold_records(idle).unwrap(),
+        "again, from the set"
+    );
+    assert!(store.may_hold_records(busy).unwrap());
+    assert_eq!(store.loaded_partitions(), 0);
+
+    // An append loads the idle partition, and the next answer sees it.
+    append1(&store, idle, Durability::Buffered, batch(1, 10)).unwrap();
+    assert!(store.may_hold_records(idle).unwrap());
+    assert!(store.empty_unloaded.lock().is_empty());
+    // Purged to its end, a loaded partition is empty again.
+    store.purge_before(idle, 1).unwrap();
+    assert!(!store.may_hold_records(idle).unwrap());
+
+    let mut tx = CatalogTx::default();
+    tx.drop_partition(idle);
+    store.commit(tx).unwrap();
+    assert!(matches!(
+        store.may_hold_records(idle),
+        Err(Error::UnknownPartition(_))
+    ));
+}

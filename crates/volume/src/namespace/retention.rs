@@ -6,7 +6,8 @@
 //! the background task when a partition is due, `tributary stream purge` always. BlobDB's
 //! garbage collection, which reclaims the blob files key compaction leaves partly live, is
 //! on only while some stream is `compact` (`Store::set_blob_gc`).
-//! A background task runs it for every stream, idle ones included.
+//! A background task runs it for every stream, idle ones included; partitions with nothing
+//! in them are skipped without being loaded (`Store::may_hold_records`).
 //!
 //! Metrics: `tributary_retention_purged_records_total` and `..._purged_bytes_total`, by
 //! volume, count what every cause (TTL, size cap, compaction) removed.
@@ -148,6 +149,10 @@ fn purge_partition(
     cap: u64,
     compact: Option<&CompactOptions>,
 ) -> storage::Result<(Purged, Option<u64>)> {
+    // Idle partitions are most of a large namespace: skip them without loading them.
+    if !store.may_hold_records(id)? {
+        return Ok((Purged::default(), None));
+    }
     let mut start = cutoff.map_or(Ok(0), |c| store.expired_start(id, c))?;
     if cap > 0 {
         start = start.max(store.size_capped_start(id, cap)?);
