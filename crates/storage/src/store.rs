@@ -411,10 +411,7 @@ impl Store {
         if let Some(p) = self.partitions.read().get(&id) {
             return Ok(p.clone());
         }
-        let state = match get(&self.db, cf::META, &keys::partition_state(id))? {
-            Some(v) => PartitionState::decode(&v)?,
-            None => return Err(Error::UnknownPartition(id)),
-        };
+        let state = self.stored_state(id)?;
         let time = self.load_time_tail(id, &state)?;
         let mut map = self.partitions.write();
         self.empty_unloaded.lock().remove(&id);
@@ -451,10 +448,7 @@ impl Store {
         if self.empty_unloaded.lock().contains(&id) {
             return Ok(false);
         }
-        let state = match get(&self.db, cf::META, &keys::partition_state(id))? {
-            Some(v) => PartitionState::decode(&v)?,
-            None => return Err(Error::UnknownPartition(id)),
-        };
+        let state = self.stored_state(id)?;
         if state.log_start < state.next_offset {
             return Ok(true);
         }
@@ -465,6 +459,14 @@ impl Store {
             self.empty_unloaded.lock().insert(id);
         }
         Ok(false)
+    }
+
+    /// A partition's state as last written, read from disk (not cached).
+    fn stored_state(&self, id: PartitionId) -> Result<PartitionState> {
+        match get(&self.db, cf::META, &keys::partition_state(id))? {
+            Some(v) => Ok(PartitionState::decode(&v)?),
+            None => Err(Error::UnknownPartition(id)),
+        }
     }
 
     /// Partitions whose state is in memory (loaded by a read, an append or retention).

@@ -1062,8 +1062,6 @@ impl metrics::Recorder for Counters {
     }
 }
 
-/// BlobDB's garbage collection rewrites live payloads; retention turns it on only while a
-/// stream is key-compacted, whose partly emptied blob files need it.
 /// A retention pass skips partitions with nothing in them and leaves them unloaded: loading
 /// each kept ~650 bytes of a server with a million idle topics in memory for good.
 #[tokio::test]
@@ -1098,6 +1096,8 @@ async fn retention_leaves_empty_partitions_unloaded() {
     assert_eq!(store.loaded_partitions(), loaded + 1);
 }
 
+/// BlobDB's garbage collection rewrites live payloads; retention turns it on only while a
+/// stream is key-compacted, whose partly emptied blob files need it.
 #[tokio::test]
 async fn blob_gc_runs_only_while_a_stream_is_compacted() {
     let f = fixture().await;
