@@ -1,5 +1,5 @@
-//! Fuzzes the name rules: volume, stream and topic paths (DESIGN §1), user and group names,
-//! and the bearer-token format. Each parser must agree with a plain restatement of its rule
+//! Fuzzes the name rules (design §1.2): volume, stream and topic paths, user and group
+//! names, and the bearer-token format. Each parser must agree with a plain restatement of its rule
 //! below, refuse naming the field, and give back what it accepted unchanged.
 
 #![no_main]

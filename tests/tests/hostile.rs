@@ -1,8 +1,8 @@
 //! Hostile input over gRPC: malformed and oversized messages, giant and numerous headers,
 //! compression bombs, invalid UTF-8, out-of-range numbers and bad names, sent raw over
-//! HTTP/2 where our own client would refuse to send them. Each must get the status DESIGN
-//! §7 gives it, the store must be exactly as before (a snapshot of everything, read through
-//! the API), and the server must go on serving.
+//! HTTP/2 where our own client would refuse to send them. Each must get the status that
+//! design §7 gives it, the store must be exactly as before (a snapshot of everything, read
+//! through the API), and the server must go on serving.
 
 use std::io::Write;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! The one table from domain errors to gRPC status (DESIGN §7). Handlers never build a
+//! The one table from domain errors to gRPC status (design §7). Handlers never build a
 //! status for a domain failure themselves.
 
 use std::time::Duration;
@@ -107,7 +107,7 @@ impl From<ApiError> for Status {
 }
 
 /// The statuses tonic makes by itself while reading a request, before any handler runs,
-/// mapped to DESIGN §7: a request too large for the server is `RESOURCE_EXHAUSTED` (tonic
+/// mapped to design §7: a request too large for the server is `RESOURCE_EXHAUSTED` (tonic
 /// says `OUT_OF_RANGE`), and one that cannot be decoded is the client's bad argument
 /// (tonic says `INTERNAL`, which would blame the server). `None` for every other status.
 pub fn request_decoding_status(s: &Status) -> Option<Status> {

@@ -143,7 +143,7 @@ pub async fn serve(
 }
 
 /// Rewrites the status of a call that tonic refused while reading its request to the code
-/// DESIGN §7 gives it (see `request_decoding_status`). Such refusals are trailers-only
+/// design §7 gives it (see `request_decoding_status`). Such refusals are trailers-only
 /// responses: the status is in the response headers.
 fn design_status<B>(mut res: http::Response<B>) -> http::Response<B> {
     let Some(status) = tonic::Status::from_header_map(res.headers()) else {

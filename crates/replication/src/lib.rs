@@ -1,4 +1,4 @@
-//! Replica links (DESIGN §6): for every link into a stream of this cluster, a pull loop
+//! Replica links (design §6): for every link into a stream of this cluster, a pull loop
 //! that connects to the upstream, streams its batches from the link's stored positions and
 //! applies them through the namespace, which appends each record exactly once and moves the
 //! position in the same write. Any fault (either side killed or restarted, a cut link) ends

@@ -1,5 +1,5 @@
 //! The namespace layer's error type: one variant per kind of failure a client can act on
-//! (DESIGN §7). `tributary-api` maps each variant to a gRPC status in one place.
+//! (design §7). `tributary-api` maps each variant to a gRPC status in one place.
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

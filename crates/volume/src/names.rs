@@ -1,5 +1,5 @@
-//! Parsing and validation of volume, stream and topic names (DESIGN §1). Every error names
-//! the request field and the offending part, so a user can fix it without guessing.
+//! Parsing and validation of volume, stream and topic names (design §1.2). Every error
+//! names the request field and the offending part, so a user can fix it without guessing.
 
 use std::fmt;
 

@@ -1,4 +1,4 @@
-//! Replica links (DESIGN §6) as the namespace sees them: link rows in the catalog, their
+//! Replica links (design §6) as the namespace sees them: link rows in the catalog, their
 //! live status, and offset-keeping mirrors (read-only streams, promoted on failover).
 //!
 //! The upstream side of a pull is `pull.rs`; applying what was pulled is `apply.rs`; the
