@@ -15,7 +15,7 @@
 #
 # Memory is settled before each run (`--memory settled`, the default): the free memory
 # goes into the page cache (bench/settle-memory.sh), as on a server that has run for a
-# while, so that no system pays for this VM's host reclaiming free pages. `--memory as-is`
+# while, so that no system pays for a VM host reclaiming free pages. `--memory as-is`
 # leaves it as the previous run left it.
 #
 # Durability is matched per workload:

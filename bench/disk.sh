@@ -15,8 +15,8 @@
 #   - the same with 4 writers at once: what the device does with concurrent flushes.
 #
 # Memory is settled first (bench/settle-memory.sh, as bench/compare.sh does before each
-# run) unless `--memory as-is`: on this VM the page cache fills fresh pages 3-4x slower
-# than reclaimed ones.
+# run) unless `--memory as-is`: on a VM whose host takes free pages back, the page cache
+# fills fresh pages several times slower than reclaimed ones (docs/PERFORMANCE.md).
 set -euo pipefail
 
 dir=${TMPDIR:-/tmp}

@@ -11,7 +11,7 @@
 # 2. A second fresh server beside it, holding no topics (the baseline).
 # 3. --rounds rounds of `tributary bench e2e` at a fixed --rate on a hot topic of its own,
 #    on each server in turn (the order alternates each round), so both see the same mix
-#    of quiet and busy minutes on this shared machine.
+#    of quiet and busy minutes on a shared machine.
 # Prints each round's produce-ack and produce-to-delivery p99 on both servers, their
 # ratios, and the median ratio. Durability `buffered`; metrics on loopback.
 set -euo pipefail

@@ -6,20 +6,19 @@
 #   bench/settle-memory.sh [--keep MiB]     # leave MiB free (default 1024)
 #
 # Why: on a virtual machine whose host takes free memory back (virtio-balloon free page
-# reporting), the first touch of a free page is a fault in the host. This machine fills
-# fresh pages at ~0.5 GB/s per core and reclaimed ones at ~1.8 GB/s (fio, buffered
-# writes and cold reads: docs/PERFORMANCE.md, "The machine"), so on a freshly booted or
-# emptied machine every page-cache write and disk read pays the hypervisor, not the
-# system under test. The file stays, so its pages stay cached between runs; each call
-# extends it by what is free now and reads only the new range. It is started afresh when
-# it reaches four times the machine's memory.
+# reporting), the first touch of a free page is a fault in the host, and filling fresh
+# pages is several times slower than reclaiming cached ones (docs/PERFORMANCE.md, "The
+# machine", has the figures). So on a freshly booted or emptied machine every page-cache
+# write and disk read pays the hypervisor, not the system under test. The file stays, so
+# its pages stay cached between runs; each call extends it by what is free now and reads
+# only the new range. It is started afresh when it reaches four times the machine's memory.
 set -euo pipefail
 
 keep_mib=1024
 while [ $# -gt 0 ]; do
     case $1 in
         --keep) keep_mib=$2; shift 2 ;;
-        -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "settle-memory.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done

@@ -6,9 +6,9 @@
 //!
 //! Why threads rather than a blocking task per request: concurrent small appends used to
 //! queue on the partition lock and again in RocksDB's write group, parking and waking a
-//! thread at each step. On two cores those switches cost more than the appends. Here an
-//! append crosses threads once each way, and a busy appender takes the next group without
-//! sleeping.
+//! thread at each step, and those switches cost more CPU than the appends (measured in
+//! docs/PERFORMANCE.md). Here an append crosses threads once each way, and a busy appender
+//! takes the next group without sleeping.
 //!
 //! Within a group, appends are staged in queue order, each against the state the ones
 //! before it left. An append whose check fails is refused alone; the rest of its group
