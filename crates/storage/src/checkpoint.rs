@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use rocksdb::checkpoint::Checkpoint;
 
 use crate::error::{Error, Result};
-use crate::store::Store;
+use crate::state::Store;
 
 /// Where a checkpoint directory keeps the store, as a data directory does.
 pub const CHECKPOINT_DB: &str = "db";

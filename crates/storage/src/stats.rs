@@ -3,11 +3,11 @@
 //! RocksDB properties and statistics tickers, and handed out as plain numbers so that
 //! RocksDB never shows outside this crate.
 
-use rocksdb::statistics::{StatsLevel, Ticker};
-use rocksdb::{DB, Options};
+use rocksdb::DB;
+use rocksdb::statistics::Ticker;
 
 use crate::keys::cf;
-use crate::store::Store;
+use crate::state::Store;
 
 /// A snapshot of the store's engine figures. Sizes are bytes; `*_total` figures count
 /// from the moment the store was opened.
@@ -61,13 +61,6 @@ impl StoreStats {
             disk as f64 / self.user_bytes_written_total as f64
         })
     }
-}
-
-/// Statistics collection for `opts`: counters only (no histograms or timers), which keeps
-/// the cost on the write path negligible.
-pub(crate) fn enable(opts: &mut Options) {
-    opts.enable_statistics();
-    opts.set_statistics_level(StatsLevel::ExceptHistogramOrTimers);
 }
 
 impl Store {
