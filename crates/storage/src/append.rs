@@ -12,8 +12,8 @@
 //!
 //! Within a group, appends are staged in queue order, each against the state the ones
 //! before it left. An append whose check fails is refused alone; the rest of its group
-//! goes on. The blocking [`Store::append_checked`] stages a group of one on the caller's
-//! thread, with the same code.
+//! goes on. Unit tests append with the blocking `Store::append_checked` (test builds
+//! only), which stages a group of one on the caller's thread, with the same code.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Weak, mpsc};
@@ -388,13 +388,13 @@ impl Store {
     }
 }
 
-/// Blocking appends: the appender's code, as a group of one on the caller's thread.
+/// Blocking appends for unit tests: the appender's code, as a group of one on the caller's
+/// thread. The server, tools and benches append with [`Store::submit`].
+#[cfg(test)]
 impl Store {
     /// Appends one batch to each of `partitions` (distinct ids) atomically, on the calling
-    /// thread. `build(i, base_offset)` makes the batch for `partitions[i]`. The server's
-    /// appends go through [`Store::submit`] instead, which shares writes and fsyncs between
-    /// concurrent appends.
-    pub fn append(
+    /// thread. `build(i, base_offset)` makes the batch for `partitions[i]`.
+    pub(crate) fn append(
         &self,
         durability: Durability,
         partitions: &[PartitionId],
@@ -405,7 +405,7 @@ impl Store {
 
     /// [`Store::append`] with conditions per partition (`checks[i]` for `partitions[i]`;
     /// missing entries check nothing), under the rules of [`Store::submit`].
-    pub fn append_checked(
+    pub(crate) fn append_checked(
         &self,
         durability: Durability,
         partitions: &[PartitionId],
