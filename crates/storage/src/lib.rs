@@ -67,12 +67,4 @@ pub use types::{
 pub use values::Cursor;
 
 #[cfg(test)]
-mod compaction_tests;
-#[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_append;
-#[cfg(test)]
-mod tests_groups;
-#[cfg(test)]
-mod tests_replication;
