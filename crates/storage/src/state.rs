@@ -14,7 +14,7 @@ use parking_lot::{Mutex, RwLock};
 use rocksdb::{ColumnFamily, DB, Options, ReadOptions, WriteBatch};
 use tokio::sync::{oneshot, watch};
 
-use crate::db::{self, get, partition_range};
+use crate::db::{get, partition_range};
 use crate::error::{Error, Result};
 use crate::keys::{self, PartitionId, cf};
 use crate::timeindex::{self, TimeTail};
@@ -387,7 +387,9 @@ impl Store {
     }
 
     pub(crate) fn cf(&self, name: &str) -> &ColumnFamily {
-        db::cf(&self.db, name)
+        self.db
+            .cf_handle(name)
+            .expect("column families are created at open")
     }
 }
 
