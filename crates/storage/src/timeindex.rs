@@ -7,7 +7,6 @@
 //! the first batch holding a record at or after `t` lies between the last entry below `t`
 //! and the next one: a lookup reads one index entry and at most `INTERVAL + 1` batch
 //! summaries, whatever the partition's size, then one batch.
-
 //!
 //! It works on the database alone, below the store's state (`state.rs` keeps each
 //! partition's [`TimeTail`] in its slot); `Store::seek_time` is the public entry.

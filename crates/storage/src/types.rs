@@ -1,6 +1,6 @@
 //! The plain values of storage's API: what an append takes and returns, what a read
-//! returns, a partition's figures. They hold no RocksDB type and no lock, so every module
-//! (and every caller) can use them.
+//! returns, a partition's figures, the store's identity. They hold no RocksDB type and no
+//! lock, so every module (and every caller) can use them.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
