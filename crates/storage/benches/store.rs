@@ -1,14 +1,20 @@
 //! Storage's hot paths: key encoding (every append and read builds several keys), appending
-//! one batch (one RocksDB `WriteBatch`: the batch, its summary, the partition's state) and
-//! reading batches back. Batches are 100,000-byte values standing for 1,000 records of
-//! 100 bytes. CI only compiles this (`cargo clippy --all-targets`); run it with
+//! one batch as the server does, through the appender thread (`Store::submit`: one RocksDB
+//! `WriteBatch` with the batch, its summary and the partition's state, and a round trip
+//! between threads) and reading batches back. Batches are 100,000-byte values standing for
+//! 1,000 records of 100 bytes. CI only compiles this (`cargo clippy --all-targets`); run it with
 //! `cargo bench -p tributary-storage` (the append group writes a few GB to the temp dir).
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use tributary_storage::{CatalogTx, Durability, NewBatch, PartitionId, Store, StoreOptions, keys};
+use tokio::runtime::Runtime;
+use tributary_storage::{
+    AppendRequest, Appended, CatalogTx, Durability, NewBatch, PartitionId, Store, StoreOptions,
+    keys,
+};
 
 const RECORDS: u32 = 1_000;
 const BATCH_BYTES: usize = 100_000;
@@ -35,14 +41,33 @@ fn key_encoding(c: &mut Criterion) {
 }
 
 /// A store on a fresh temporary directory with one partition.
-fn store() -> (tempfile::TempDir, Store, PartitionId) {
+fn store() -> (tempfile::TempDir, Arc<Store>, PartitionId) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store = Store::open(&dir.path().join("db"), &StoreOptions::default()).expect("open");
     let id = store.reserve_partition_ids(1)[0];
     let mut tx = CatalogTx::default();
     tx.create_partition(id);
     store.commit(tx).expect("create the partition");
-    (dir, store, id)
+    (dir, Arc::new(store), id)
+}
+
+/// Appends `batch` to partition `id` through the appender thread, waiting for the answer.
+fn submit(rt: &Runtime, store: &Arc<Store>, id: PartitionId, batch: NewBatch) -> Vec<Appended> {
+    let mut batch = Some(batch);
+    rt.block_on(store.submit(AppendRequest {
+        durability: Durability::Buffered,
+        partitions: vec![id],
+        checks: Vec::new(),
+        build: Box::new(move |_, _| batch.take().expect("one batch")),
+    }))
+    .expect("append")
+}
+
+/// A runtime for waiting on appends' answers; the appender is a thread of its own.
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime")
 }
 
 fn batch(value: &[u8]) -> NewBatch {
@@ -62,17 +87,11 @@ fn append(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(3));
     let value = vec![0x5a; BATCH_BYTES];
     let (_dir, store, id) = store();
+    let rt = runtime();
     g.bench_function("buffered", |b| {
         b.iter_batched(
             || batch(&value),
-            |nb| {
-                let mut nb = Some(nb);
-                store
-                    .append(Durability::Buffered, &[id], |_, _| {
-                        nb.take().expect("one batch")
-                    })
-                    .expect("append")
-            },
+            |nb| submit(&rt, &store, id, nb),
             BatchSize::SmallInput,
         )
     });
@@ -84,10 +103,9 @@ fn read(c: &mut Criterion) {
     let (_dir, store, id) = store();
     let value = vec![0x5a; BATCH_BYTES];
     const BATCHES: u64 = 200;
+    let rt = runtime();
     for _ in 0..BATCHES {
-        store
-            .append(Durability::Buffered, &[id], |_, _| batch(&value))
-            .expect("append");
+        submit(&rt, &store, id, batch(&value));
     }
     let end = BATCHES * u64::from(RECORDS);
     g.throughput(Throughput::Bytes(BATCH_BYTES as u64));

@@ -12,8 +12,8 @@
 //!
 //! Within a group, appends are staged in queue order, each against the state the ones
 //! before it left. An append whose check fails is refused alone; the rest of its group
-//! goes on. The blocking [`Store::append_checked`] stages a group of one on the caller's
-//! thread, with the same code.
+//! goes on. Unit tests append with the blocking `Store::append_checked` (test builds
+//! only), which stages a group of one on the caller's thread, with the same code.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Weak, mpsc};
@@ -22,45 +22,18 @@ use parking_lot::{ArcMutexGuard, RawMutex};
 use rocksdb::WriteBatch;
 use tokio::sync::oneshot;
 
+use crate::db::write_options;
 use crate::error::{Error, Result};
 use crate::keys::{self, PartitionId, cf};
-use crate::store::{
-    AppendCheck, Appended, Durability, NewBatch, Partition, SequenceCheck, Slot, Store,
-    check_batch_size, check_sequence, publish_hwm, write_options,
-};
+use crate::producers::{SequenceCheck, check_sequence};
+use crate::state::{Job, Partition, Reply, Slot, Store, publish_hwm};
 use crate::timeindex::TimeTail;
+use crate::types::{AppendCheck, AppendRequest, Appended, Durability, NewBatch, check_batch_size};
 use crate::values::{PartitionState, ProducedBatch, ProducerState};
 
 /// A group stops taking appends once its batches reach this size, so one write (and the
 /// memory it holds) stays bounded however much is queued.
 const MAX_GROUP_BYTES: usize = 32 << 20;
-
-/// An append for [`Store::submit`]: one batch for each of `partitions` (distinct ids),
-/// made by `build(i, base_offset)` for `partitions[i]` once its offset is known, under the
-/// checks `checks[i]` (missing entries check nothing).
-pub struct AppendRequest {
-    pub durability: Durability,
-    pub partitions: Vec<PartitionId>,
-    pub checks: Vec<AppendCheck>,
-    pub build: Box<dyn FnMut(usize, u64) -> NewBatch + Send>,
-}
-
-impl std::fmt::Debug for AppendRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppendRequest")
-            .field("durability", &self.durability)
-            .field("partitions", &self.partitions)
-            .field("checks", &self.checks)
-            .finish_non_exhaustive()
-    }
-}
-
-type Reply = oneshot::Sender<Result<Vec<Appended>>>;
-
-pub(crate) struct Job {
-    req: AppendRequest,
-    reply: Reply,
-}
 
 /// An append staged in a group: what to answer, and the high-water marks to publish once
 /// it is written (and, for `sync`, fsynced).
@@ -311,8 +284,13 @@ impl Store {
     /// thread (see the module docs); resolves once the append is acknowledged: written,
     /// and for `sync` fsynced, with its partitions' high-water marks moved past it.
     ///
-    /// Same rules as [`Store::append_checked`]; `build` runs on the appender thread under
-    /// the partitions' locks, so it should only encode.
+    /// Every batch, its summary and each partition's new state go to RocksDB in one
+    /// `WriteBatch`. The checks (`req.checks`) run under the append locks before anything
+    /// is written: a conditional append whose expected high-water mark is wrong, or an
+    /// idempotent producer's sequence gap, fails and writes nothing. An idempotent retry of
+    /// a batch already appended returns the original offsets, marked `duplicate`, once it
+    /// is as durable as the original's answer would have been. `build` runs on the
+    /// appender thread under the partitions' locks, so it should only encode.
     pub fn submit(
         self: &Arc<Self>,
         req: AppendRequest,
@@ -331,26 +309,6 @@ impl Store {
             drop(store);
             answer
         }
-    }
-
-    /// Stages, writes and acknowledges a group of one on the caller's thread (for
-    /// [`Store::append_checked`]).
-    pub(crate) fn append_now(
-        &self,
-        durability: Durability,
-        partitions: &[PartitionId],
-        checks: &[AppendCheck],
-        build: &mut dyn FnMut(usize, u64) -> NewBatch,
-    ) -> Result<Vec<Appended>> {
-        assert_distinct(partitions);
-        let mut group = Group::new();
-        group.lock(self, partitions)?;
-        let done = group.add(self, partitions, checks, build)?;
-        let seq = group.write(self)?;
-        if durability == Durability::Sync {
-            self.sync_through(seq)?;
-        }
-        Ok(acknowledge(done))
     }
 
     /// One round of the appender: stages queued appends in order until the group is full
@@ -427,6 +385,44 @@ impl Store {
             }
             Err(e) => jobs.map(|(_, reply)| (reply, Err(e.again()))).collect(),
         }
+    }
+}
+
+/// Blocking appends for unit tests: the appender's code, as a group of one on the caller's
+/// thread. The server, tools and benches append with [`Store::submit`].
+#[cfg(test)]
+impl Store {
+    /// Appends one batch to each of `partitions` (distinct ids) atomically, on the calling
+    /// thread. `build(i, base_offset)` makes the batch for `partitions[i]`.
+    pub(crate) fn append(
+        &self,
+        durability: Durability,
+        partitions: &[PartitionId],
+        build: impl FnMut(usize, u64) -> NewBatch,
+    ) -> Result<Vec<Appended>> {
+        self.append_checked(durability, partitions, &[], build)
+    }
+
+    /// [`Store::append`] with conditions per partition (`checks[i]` for `partitions[i]`;
+    /// missing entries check nothing), under the rules of [`Store::submit`].
+    pub(crate) fn append_checked(
+        &self,
+        durability: Durability,
+        partitions: &[PartitionId],
+        checks: &[AppendCheck],
+        mut build: impl FnMut(usize, u64) -> NewBatch,
+    ) -> Result<Vec<Appended>> {
+        assert_distinct(partitions);
+        let mut group = Group::new();
+        group.lock(self, partitions)?;
+        let done = group.add(self, partitions, checks, &mut build)?;
+        let seq = group.write(self)?;
+        if durability == Durability::Sync {
+            self.sync_through(seq)?;
+        }
+        let appended = acknowledge(done);
+        self.notify_appended();
+        Ok(appended)
     }
 }
 

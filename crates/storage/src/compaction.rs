@@ -50,9 +50,11 @@ use bytes::Bytes;
 use rocksdb::{ReadOptions, WriteBatch};
 use sha2::{Digest, Sha256};
 
+use crate::db::{partition_range, write_options};
 use crate::error::{Error, Result};
 use crate::keys::{self, PartitionId, cf};
-use crate::store::{Durability, Partition, Purged, Store, partition_range, write_options};
+use crate::state::{Cleaner, Partition, Store};
+use crate::types::{Durability, Purged};
 use crate::values::{BatchSummary, PartitionState};
 
 /// Distinct keys one pass maps at most, unless a single batch holds more.
@@ -113,17 +115,6 @@ pub struct Compacted {
     /// Batches were rewritten below this offset: the range for `Store::compact_purged`
     /// (0 when none were).
     pub reclaim_below: u64,
-}
-
-/// A partition's compaction progress, in memory (see "When" in the module docs).
-#[derive(Debug, Default)]
-pub(crate) struct Cleaner {
-    /// Records below this have been compacted against each other.
-    cleaned_until: u64,
-    /// The high-water mark when the last pass that mapped all of the log started.
-    last_hwm: Option<u64>,
-    /// When the earliest tombstone a pass kept may go.
-    tombstone_due_ms: Option<i64>,
 }
 
 /// One batch to replace: the old one and the runs of its survivors.

@@ -4,9 +4,11 @@
 
 use rocksdb::{ReadOptions, WriteBatch};
 
+use crate::db::write_options;
 use crate::error::{Error, Result};
 use crate::keys::{self, CursorScope, PartitionId, cf};
-use crate::store::{Durability, Store, write_options};
+use crate::state::Store;
+use crate::types::Durability;
 use crate::values::Cursor;
 
 impl Store {

@@ -1,6 +1,7 @@
 //! RocksDB tuning for a log store on a small machine. Each choice is named with its reason;
 //! measurements live in docs/PERFORMANCE.md.
 
+use rocksdb::statistics::StatsLevel;
 use rocksdb::{
     BlockBasedIndexType, BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType,
     Options,
@@ -53,7 +54,10 @@ pub(crate) fn db_options(o: &StoreOptions) -> Options {
     // the kernel reads ahead on sequential misses only.
     opts.set_advise_random_on_open(false);
     opts.set_keep_log_file_num(4);
-    crate::stats::enable(&mut opts);
+    // Statistics for `Store::stats` (stats.rs): counters only, no histograms or timers,
+    // which keeps the cost on the write path negligible.
+    opts.enable_statistics();
+    opts.set_statistics_level(StatsLevel::ExceptHistogramOrTimers);
     // A damaged write-ahead log is refused at open, not cut short where the damage starts
     // (the default, point-in-time recovery, would silently drop every acknowledged write
     // after it). A torn last record, from a crash in the middle of an unacknowledged

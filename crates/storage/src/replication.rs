@@ -13,9 +13,11 @@ use std::collections::HashMap;
 
 use rocksdb::{ReadOptions, WriteBatch};
 
+use crate::db::{get, write_options};
 use crate::error::{Error, Result};
 use crate::keys::{self, ClusterId, LinkId, PartitionId, cf};
-use crate::store::{Durability, NewBatch, Store, get, write_options};
+use crate::state::{Store, publish_hwm};
+use crate::types::{Durability, NewBatch, check_batch_size};
 use crate::values::decode_u64;
 
 /// What a pulled batch holds, as read from it by the caller.
@@ -128,7 +130,7 @@ impl Store {
             };
             let batch = build(i, base, skip);
             debug_assert_eq!(batch.record_count, b.record_count - skip);
-            crate::store::check_batch_size(&batch)?;
+            check_batch_size(&batch)?;
             state = self.stage_batch(&mut wb, id, &state, &mut tail, base, &batch);
             *mark = end;
             wb.put_cf(
@@ -158,7 +160,7 @@ impl Store {
             slot.time = tail;
             p.log_start
                 .fetch_max(state.log_start, std::sync::atomic::Ordering::AcqRel);
-            crate::store::publish_hwm(&p, state.next_offset);
+            publish_hwm(&p, state.next_offset);
             self.notify_appended();
         }
         result.high_watermark = state.next_offset;

@@ -1,7 +1,7 @@
 //! Fixed binary encodings of storage's own values (not the batches themselves, which are
 //! opaque). Each starts with a format version byte; decoders reject anything else.
 
-use crate::Error;
+use crate::error::Error;
 
 const V1: u8 = 1;
 

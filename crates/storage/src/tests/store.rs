@@ -1,23 +1,11 @@
-//! Store tests on a real RocksDB in a temp dir, including a model-based property test of
+//! Tests of the store's API (`store.rs`): offsets, reads, the catalog, partitions'
+//! lifecycle, expiry, purges and size caps, including a model-based property test of
 //! appends, reads and reopens against a `Vec` of batches.
-
-use std::path::Path;
 
 use proptest::prelude::*;
 
+use super::{new_partition, open};
 use crate::*;
-
-pub(crate) fn open(dir: &Path) -> Store {
-    Store::open(&dir.join("db"), &StoreOptions::default()).unwrap()
-}
-
-pub(crate) fn new_partition(store: &Store) -> PartitionId {
-    let id = store.reserve_partition_ids(1)[0];
-    let mut tx = CatalogTx::default();
-    tx.create_partition(id);
-    store.commit(tx).unwrap();
-    id
-}
 
 /// A batch whose value names its base offset and carries `len` bytes of payload.
 fn batch(count: u32, len: usize) -> impl Fn(u64) -> NewBatch {

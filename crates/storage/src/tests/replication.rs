@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 
-use crate::tests_groups::{new_partition, open};
+use super::{new_partition, open};
 use crate::*;
 
 const A: ClusterId = [0xA; 16];

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use rocksdb::statistics::Ticker;
 
-use crate::tests::{new_partition, open};
+use super::{new_partition, open};
 use crate::*;
 
 fn value(tag: u64) -> NewBatch {

@@ -8,7 +8,7 @@ use std::ops::Range;
 use bytes::Bytes;
 use proptest::prelude::*;
 
-use crate::tests::{new_partition, open};
+use super::{new_partition, open};
 use crate::*;
 
 /// The test's own batch format: `count u32`, then per record `offset u64` (the offset it
