@@ -10,13 +10,11 @@
 //! (there are few); topic rows are cached on first use.
 
 mod admin;
-mod apply;
 mod backup;
 mod cursors;
 mod data;
 mod links;
 mod members;
-mod pull;
 mod replica;
 mod retention;
 mod source;
@@ -45,9 +43,8 @@ pub use data::{DEFAULT_FETCH_BYTES, MAX_FETCH_BYTES, MAX_FETCH_WAIT};
 pub use data::{
     FetchResult, IdempotentSeq, OffsetSpec, PartitionAck, ProduceOptions, ProduceResult,
 };
-pub use links::{LinkInfo, LinkState, LinkStatus, PartitionLag, UpstreamSpec, parse_from};
+pub use links::{UpstreamSpec, parse_from};
 pub use members::{ClientMsg, JoinRequest, PartitionRecords, ServerMsg};
-pub use pull::{DEFAULT_PULL_BYTES, MAX_PULL_BYTES, PullSession};
 pub use replica::{AppliedPull, LinkPosition, MirrorCursor, ReplicaPartition, ReplicaTarget};
 pub use source::{PullSource, SourceCursor, SourcePartition, SourceRead, SourceTopic};
 
