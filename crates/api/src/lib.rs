@@ -2,7 +2,8 @@
 //! and the single mapping of domain errors to gRPC status codes.
 //!
 //! **Boundary:** this is the only crate that knows gRPC status codes; handlers decide
-//! nothing themselves, they convert and call `tributary-volume`.
+//! nothing themselves, they convert and call `tributary-volume` (and, for the Replication
+//! service, `tributary-replication`).
 
 mod auth;
 mod convert;

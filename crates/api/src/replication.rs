@@ -1,5 +1,6 @@
 //! The Replication service: the upstream side of a pull (a server stream fed by a pull
-//! session), and link administration on the destination side. Thin, like every handler.
+//! session), and link administration on the destination side. Thin, like every handler:
+//! `tributary-replication` does the work, and its `wire` module converts the messages.
 
 use std::pin::Pin;
 
@@ -7,7 +8,8 @@ use futures::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tributary_proto::v1;
-use tributary_volume::{Credential, LinkInfo, LinkStart, LinkState, UpstreamSpec};
+use tributary_replication::{PullRequest, PullSession, wire};
+use tributary_volume::{Credential, UpstreamSpec};
 
 use crate::services::{Reply, Services, ok};
 use crate::trace::caller;
@@ -25,11 +27,13 @@ impl v1::replication_server::Replication for Services {
     async fn pull(&self, r: Request<v1::PullRequest>) -> Reply<Self::PullStream> {
         let c = caller(&r)?;
         let credential = credential(&r);
-        let mut session = self
+        let r = r.into_inner();
+        let source = self
             .ns
-            .pull(&c, credential, r.into_inner())
-            .await
+            .pull_source(&c, credential, &r.stream)
             .map_err(ApiError::from)?;
+        let req = PullRequest::try_from(r).map_err(ApiError::from)?;
+        let mut session = PullSession::open(source, req).map_err(ApiError::from)?;
         let (tx, rx) = tokio::sync::mpsc::channel(PULL_AHEAD);
         tokio::spawn(async move {
             loop {
@@ -40,7 +44,7 @@ impl v1::replication_server::Replication for Services {
                 };
                 let failed = next.is_err();
                 if tx
-                    .send(next.map_err(|e| ApiError::from(e).into()))
+                    .send(next.map(Into::into).map_err(|e| ApiError::from(e).into()))
                     .await
                     .is_err()
                     || failed
@@ -61,16 +65,12 @@ impl v1::replication_server::Replication for Services {
             token: (!r.token.is_empty()).then_some(r.token),
             token_file: (!r.token_file.is_empty()).then_some(r.token_file),
             ca_cert: (!r.ca_cert.is_empty()).then(|| r.ca_cert.to_vec()),
-            start: LinkStart::from_proto(r.start).map_err(ApiError::from)?,
+            start: wire::link_start(r.start).map_err(ApiError::from)?,
             mirror: r.mirror,
             paused: r.paused,
         };
-        let l = self
-            .ns
-            .add_upstream(&c, spec)
-            .await
-            .map_err(ApiError::from)?;
-        ok(upstream(l))
+        let l = self.links.add(&c, spec).await.map_err(ApiError::from)?;
+        ok(l.into())
     }
 
     async fn list_upstreams(
@@ -79,12 +79,12 @@ impl v1::replication_server::Replication for Services {
     ) -> Reply<v1::ListUpstreamsResponse> {
         let c = caller(&r)?;
         let links = self
-            .ns
-            .list_upstreams(&c, &r.get_ref().stream)
+            .links
+            .list(&c, &r.get_ref().stream)
             .await
             .map_err(ApiError::from)?;
         ok(v1::ListUpstreamsResponse {
-            upstreams: links.into_iter().map(upstream).collect(),
+            upstreams: links.into_iter().map(Into::into).collect(),
         })
     }
 
@@ -102,8 +102,8 @@ impl v1::replication_server::Replication for Services {
     ) -> Reply<v1::RemoveUpstreamResponse> {
         let c = caller(&r)?;
         let r = r.into_inner();
-        self.ns
-            .remove_upstream(&c, &r.stream, &r.from)
+        self.links
+            .remove(&c, &r.stream, &r.from)
             .await
             .map_err(ApiError::from)?;
         ok(v1::RemoveUpstreamResponse {})
@@ -125,11 +125,11 @@ impl Services {
         let c = caller(&r)?;
         let r = r.into_inner();
         let l = self
-            .ns
-            .set_upstream_paused(&c, &r.stream, &r.from, paused)
+            .links
+            .set_paused(&c, &r.stream, &r.from, paused)
             .await
             .map_err(ApiError::from)?;
-        ok(upstream(l))
+        ok(l.into())
     }
 }
 
@@ -142,54 +142,5 @@ fn credential<T>(r: &Request<T>) -> Credential {
             Credential::User(c.name().to_owned())
         }
         _ => Credential::Anonymous,
-    }
-}
-
-fn upstream(l: LinkInfo) -> v1::Upstream {
-    let (lag_records, lag_bytes, lag_ms) = (l.lag_records(), l.lag_bytes(), l.lag_ms());
-    let st = l.status;
-    v1::Upstream {
-        id: l.id.to_string(),
-        stream: l.stream,
-        from: l.from,
-        mirror: l.mirror,
-        start: match l.start {
-            LinkStart::Earliest => v1::PullStart::Earliest,
-            LinkStart::Latest => v1::PullStart::Latest,
-        } as i32,
-        state: match st.state {
-            LinkState::Paused => v1::UpstreamState::Paused,
-            LinkState::Connecting => v1::UpstreamState::Connecting,
-            LinkState::Running => v1::UpstreamState::Running,
-        } as i32,
-        created_ms: l.created_ms,
-        last_error: st
-            .last_error
-            .as_ref()
-            .map(|e| e.1.clone())
-            .unwrap_or_default(),
-        last_error_ms: st.last_error.as_ref().map_or(0, |e| e.0),
-        lag_records,
-        lag_bytes,
-        lag_ms,
-        records_applied: st.records_applied,
-        records_skipped: st.records_skipped,
-        lost_records: st.lost_records,
-        last_contact_ms: st.last_contact_ms,
-        partitions: st
-            .partitions
-            .iter()
-            .map(|((topic, partition), p)| v1::UpstreamPartition {
-                topic: topic.clone(),
-                partition: *partition,
-                position: p.position,
-                upstream_high_watermark: p.upstream_high_watermark,
-                upstream_log_start: p.upstream_log_start,
-                lag_records: p.lag_records(),
-                lag_bytes: p.lag_bytes(),
-                lag_ms: p.lag_ms(),
-                lost_records: p.lost_records,
-            })
-            .collect(),
     }
 }

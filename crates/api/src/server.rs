@@ -15,6 +15,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tributary_proto::{v1, wire};
+use tributary_replication::Links;
 use tributary_volume::Namespace;
 
 use crate::auth::Authenticator;
@@ -48,6 +49,9 @@ pub struct ServerOptions {
     pub health: Health,
     /// Per-principal request and byte rates (`quota.rs`); unlimited by default.
     pub quotas: QuotaConfig,
+    /// The replica links the replicator runs, whose status the Replication service shows;
+    /// a server without a replicator leaves it out and gets links of its own.
+    pub links: Option<Arc<Links>>,
 }
 
 impl Default for ServerOptions {
@@ -60,6 +64,7 @@ impl Default for ServerOptions {
             connection_window_bytes: 32 << 20,
             health: Health::default(),
             quotas: QuotaConfig::default(),
+            links: None,
         }
     }
 }
@@ -72,7 +77,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let quotas = Arc::new(Quotas::new(options.quotas.clone()));
-    let services = Services::new(ns.clone(), quotas.clone());
+    let links = match &options.links {
+        Some(l) => l.clone(),
+        None => Links::new(ns.clone()),
+    };
+    let services = Services::new(ns.clone(), links, quotas.clone());
     let auth = Authenticator::new(ns.clone(), quotas, options.allow_anonymous);
     let max = options.max_message_bytes;
     let admin = v1::admin_server::AdminServer::new(services.clone())

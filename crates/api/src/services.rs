@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 use tributary_proto::v1;
+use tributary_replication::Links;
 use tributary_volume::{Namespace, VolumeEdit};
 
 use crate::trace::caller;
@@ -16,19 +17,22 @@ pub(crate) fn ok<T>(t: T) -> Reply<T> {
     Ok(Response::new(t))
 }
 
-/// The Admin, Producer and Consumer services over one namespace.
+/// The Admin, Producer, Consumer and Replication services over one namespace.
 #[derive(Debug, Clone)]
 pub struct Services {
     pub(crate) ns: Arc<Namespace>,
+    /// The replica links into this cluster, with their live status.
+    pub(crate) links: Arc<Links>,
     /// Byte-rate quotas (request rates are checked at authentication).
     pub(crate) quotas: Arc<Quotas>,
     version: &'static str,
 }
 
 impl Services {
-    pub fn new(ns: Arc<Namespace>, quotas: Arc<Quotas>) -> Self {
+    pub fn new(ns: Arc<Namespace>, links: Arc<Links>, quotas: Arc<Quotas>) -> Self {
         Self {
             ns,
+            links,
             quotas,
             version: env!("CARGO_PKG_VERSION"),
         }

@@ -12,7 +12,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tributary_api::metrics::RPC_DURATION;
-use tributary_volume::{Caller, LinkState, Namespace, Principal};
+use tributary_replication::Links;
+use tributary_volume::{Caller, Namespace, Principal};
 
 /// Latency buckets in seconds: sub-millisecond appends up to long-poll fetches.
 const RPC_BUCKETS: &[f64] = &[
@@ -229,8 +230,8 @@ async fn group_lags(ns: &Namespace) -> String {
 
 /// Replication lag per link, one series per (stream, from), rendered at scrape time like
 /// group lag: a removed link vanishes from the next scrape.
-async fn link_lags(ns: &Namespace) -> String {
-    let links = match ns.list_upstreams(&scraper(), "").await {
+async fn link_lags(links: &Links) -> String {
+    let links = match links.list(&scraper(), "").await {
         Ok(l) => l,
         Err(e) => {
             tracing::warn!(error = %e, "metrics endpoint: replication links unavailable");
@@ -259,9 +260,9 @@ async fn link_lags(ns: &Namespace) -> String {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
         for l in &links {
             let value = match name {
-                "tributary_replication_lag_records" => l.lag_records() as f64,
-                "tributary_replication_lag_seconds" => l.lag_ms() as f64 / 1000.0,
-                _ => f64::from(u8::from(l.status.state == LinkState::Running)),
+                "tributary_replication_lag_records" => l.status.lag_records() as f64,
+                "tributary_replication_lag_seconds" => l.status.lag_ms() as f64 / 1000.0,
+                _ => f64::from(u8::from(l.is_up())),
             };
             out.push_str(&format!(
                 "{name}{{stream=\"{}\",from=\"{}\"}} {value}\n",
@@ -281,7 +282,12 @@ fn label(v: &str) -> String {
 }
 
 /// Serves `GET /metrics` on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, handle: PrometheusHandle, ns: Arc<Namespace>) {
+pub async fn serve(
+    listener: TcpListener,
+    handle: PrometheusHandle,
+    ns: Arc<Namespace>,
+    links: Arc<Links>,
+) {
     loop {
         let (conn, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -293,8 +299,10 @@ pub async fn serve(listener: TcpListener, handle: PrometheusHandle, ns: Arc<Name
         };
         let handle = handle.clone();
         let ns = ns.clone();
+        let links = links.clone();
         tokio::spawn(async move {
-            let answered = tokio::time::timeout(REQUEST_TIMEOUT, answer(conn, &handle, &ns)).await;
+            let answered =
+                tokio::time::timeout(REQUEST_TIMEOUT, answer(conn, &handle, &ns, &links)).await;
             if let Ok(Err(e)) = answered {
                 tracing::debug!(%peer, error = %e, "metrics endpoint: request failed");
             }
@@ -307,6 +315,7 @@ async fn answer(
     mut conn: TcpStream,
     handle: &PrometheusHandle,
     ns: &Arc<Namespace>,
+    links: &Links,
 ) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
@@ -330,7 +339,7 @@ async fn answer(
             handle.run_upkeep();
             let mut body = handle.render();
             body.push_str(&group_lags(ns).await);
-            body.push_str(&link_lags(ns).await);
+            body.push_str(&link_lags(links).await);
             respond(
                 &mut conn,
                 "200 OK",

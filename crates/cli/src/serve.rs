@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use tokio::io::AsyncWriteExt;
 use tributary_api::{Health, ServerOptions, TlsFiles};
+use tributary_replication::{Links, Replicator};
 use tributary_storage::{Store, StoreOptions};
 use tributary_volume::{Namespace, SystemClock};
 
@@ -96,6 +97,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let cluster_id = store.identity().cluster_id;
     let ns = Arc::new(Namespace::open(store.clone(), Arc::new(SystemClock)).await?);
     ns.set_producer_expiry(cfg.producer_expiry);
+    // The replica links, shared by the replicator (which runs them), the API and metrics.
+    let links = Links::new(ns.clone());
     if let Some(token) = ns.ensure_admin().await? {
         let path = cfg.data_dir.join("admin.token");
         write_secret(&path, &token).with_context(|| format!("writing {}", path.display()))?;
@@ -114,6 +117,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 listener,
                 handle,
                 ns.clone(),
+                links.clone(),
             )))
         }
         None => None,
@@ -145,10 +149,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         allow_anonymous: cfg.allow_anonymous,
         health: health.clone(),
         quotas: cfg.quotas(),
+        links: Some(links.clone()),
         ..ServerOptions::default()
     };
     let retention = tokio::spawn(retention_loop(ns.clone(), cfg.retention_interval));
-    let replicator = tributary_replication::Replicator::start(ns.clone());
+    let replicator = Replicator::start(links);
     // Once stopping, connections get DRAIN_LIMIT to finish; a client that never closes
     // its connection (or a stuck call) must not keep the server up forever.
     let stopping = tokio::sync::Notify::new();

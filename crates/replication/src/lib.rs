@@ -1,31 +1,77 @@
-//! Replica links (design §6): for every link into a stream of this cluster, a pull loop
-//! that connects to the upstream, streams its batches from the link's stored positions and
-//! applies them through the namespace, which appends each record exactly once and moves the
-//! position in the same write. Any fault (either side killed or restarted, a cut link) ends
-//! the pull; the loop backs off with jitter and resumes from the stored positions.
+//! Replication (design §6, docs/replication.md): streams copied between clusters, in any
+//! topology, multi-master included, each record applied exactly once at every cluster.
 //!
-//! Memory per link is bounded: one pull response (at most the pull's byte budget) is
-//! applied at a time, and the upstream keeps at most two more ready, behind HTTP/2 flow
-//! control.
+//! - **Links.** A link says "stream S at URL feeds stream D here". It is configured on the
+//!   receiving side and pulled from there, authorized upstream by S's `copy` permission.
+//!   Its row is in the namespace's catalog (`crates/volume`, `namespace/links.rs`: add,
+//!   list, pause, remove, promote, dropped with its stream); [`Links`] (`links.rs`) joins
+//!   each row with its live [`LinkStatus`] (`status.rs`), for the API and the metrics.
+//! - **Pulling.** The [`Replicator`] (`replicator.rs`) keeps one pull loop per link: it
+//!   connects to the upstream through `crates/client`, asks from the link's stored
+//!   positions and applies one response at a time; any error ends the pull, and it retries
+//!   with jittered back-off. A pull silent for 30 s is cut.
+//! - **The upstream side.** A [`PullSession`] (`upstream.rs`) reads the source stream for
+//!   one puller, partitions in turn, through the [`PullSource`] the namespace hands out
+//!   once it has checked the puller's `copy` permission (and checks again as it goes).
+//!   Batches go as stored; the puller's own records are left out (loop prevention); an
+//!   idle session sends a keepalive every 5 s.
+//! - **The downstream side** (`downstream.rs`) applies a response through the link's
+//!   [`ReplicaTarget`]: topics shaped as the source's, each batch read off its framing and
+//!   appended through storage's exactly-once write, lost records detected, a mirror's
+//!   cursors committed.
+//! - **Positions and watermarks.** A link's position per partition (the next upstream
+//!   offset) and each partition's watermark per origin cluster (the next origin offset it
+//!   expects) are written in the same `WriteBatch` as the records they cover
+//!   (`crates/storage/src/replication.rs`, `Store::apply_pulled`: a storage primitive, it
+//!   stays there). A record below its origin's watermark came by another path and is
+//!   skipped; one from this very cluster is never applied. Every fault resumes from the
+//!   stored positions, with nothing lost or duplicated.
+//! - **Lost records.** Origin offsets are not dense, so loss cannot be seen in them: a
+//!   link whose position is below the upstream's log start (retention removed records
+//!   before they were copied) reports the difference as lost, in its status, a counter and
+//!   a WARN line.
+//! - **Mirrors.** An offset-keeping mirror keeps the source's offsets, so cursor
+//!   translation is the identity, clamped to what the mirror holds; the source's group
+//!   cursors are committed for groups with no live member here. The namespace refuses
+//!   producers on a mirror until `promote`.
+//! - **Lag.** Per partition: records (upstream high-water mark minus position), bytes
+//!   (estimated from the upstream's average) and time (the upstream's newest append time
+//!   minus that of the last batch read), as of the last contact.
+//!
+//! Only `wire.rs` converts between the protobuf messages and this crate's types
+//! (`protocol.rs`); the doors stay thin: `crates/api/src/replication.rs` serves the
+//! Replication service over [`PullSession`] and [`Links`], and `crates/cli/src/upstream.rs`
+//! has the `upstream` verbs.
+//!
+//! The upstream side and [`Links`] answer with the namespace's errors, which the API maps
+//! as it maps any namespace call's; [`Error`] says why a link's own pull ended.
+//!
+//! **Boundary:** replication reaches the upstream only through `crates/client`, and its
+//! own cluster only through the namespace's narrow API ([`PullSource`], [`ReplicaTarget`]),
+//! like any other caller; it never uses `tributary-storage` itself.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+mod downstream;
+mod links;
+mod protocol;
+mod replicator;
+mod status;
+mod upstream;
+pub mod wire;
+
 use std::time::Duration;
 
-use tokio::task::JoinHandle;
-use tributary_client::{Client, ConnectOptions};
-use tributary_proto::v1;
-use tributary_volume::{LinkRow, LinkStart, LinkState, Namespace};
-use uuid::Uuid;
+pub use links::{LinkInfo, Links};
+pub use protocol::{
+    ClusterId, Position, PullChunk, PullRequest, PullResponse, ReplicatedCursor, TopicShape,
+};
+pub use replicator::{PULL_BYTES, Replicator};
+pub use status::{LinkState, LinkStatus, PartitionKey, PartitionLag};
+pub use upstream::{DEFAULT_PULL_BYTES, MAX_PULL_BYTES, PullSession};
 
-/// Batch bytes asked per pull response.
-pub const PULL_BYTES: u32 = 4 << 20;
-/// Back-off after an error: doubles from the first to the last, with jitter.
-const BACKOFF_FIRST: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
-/// A pull that hears nothing (not even a keepalive) for this long is cut and retried.
-const SILENCE: Duration = Duration::from_secs(30);
+#[doc(no_inline)]
+pub use tributary_volume::{PullSource, ReplicaTarget};
 
+/// Why a link's pull ended (each is retried).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]
@@ -43,191 +89,4 @@ pub enum Error {
     Silent(Duration),
     #[error("the upstream ended the pull")]
     Ended,
-}
-
-/// Runs the pull loops of every link until stopped.
-pub struct Replicator {
-    stop: tokio::sync::watch::Sender<bool>,
-    task: JoinHandle<()>,
-}
-
-impl Replicator {
-    pub fn start(ns: Arc<Namespace>) -> Self {
-        let stop = tokio::sync::watch::Sender::new(false);
-        Self {
-            task: tokio::spawn(supervise(ns, stop.subscribe())),
-            stop,
-        }
-    }
-
-    /// Stops every pull loop and waits until they are gone (positions are stored with the
-    /// records, so stopping anywhere loses nothing).
-    pub async fn stop(self) {
-        self.stop.send_replace(true);
-        let _ = self.task.await;
-    }
-}
-
-/// Keeps one pull loop per link, restarting a loop whose link changed.
-async fn supervise(ns: Arc<Namespace>, mut stop: tokio::sync::watch::Receiver<bool>) {
-    struct Running {
-        row: Arc<LinkRow>,
-        task: JoinHandle<()>,
-    }
-    let mut running: HashMap<Uuid, Running> = HashMap::new();
-    loop {
-        let (rows, mut changed) = ns.links();
-        let mut gone = Vec::new();
-        running.retain(|id, r| {
-            let keep = rows.iter().any(|l| l.id == *id && **l == *r.row);
-            if !keep {
-                r.task.abort();
-                gone.push(std::mem::replace(&mut r.task, tokio::spawn(async {})));
-            }
-            keep
-        });
-        for t in gone {
-            let _ = t.await;
-        }
-        for row in rows {
-            running.entry(row.id).or_insert_with(|| Running {
-                row: row.clone(),
-                task: tokio::spawn(run_link(ns.clone(), row)),
-            });
-        }
-        tokio::select! {
-            c = changed.changed() => if c.is_err() { break },
-            _ = stop.wait_for(|s| *s) => break,
-        }
-    }
-    for r in running.values() {
-        r.task.abort();
-    }
-    for (_, r) in running {
-        let _ = r.task.await;
-    }
-}
-
-/// One link's loop: pull until an error, back off, pull again.
-async fn run_link(ns: Arc<Namespace>, row: Arc<LinkRow>) {
-    let status = ns.link_status(row.id);
-    if row.paused {
-        status.lock().state = LinkState::Paused;
-        return;
-    }
-    let mut backoff = BACKOFF_FIRST;
-    loop {
-        status.lock().state = LinkState::Connecting;
-        let mut progressed = false;
-        let err = pull(&ns, &row, &mut progressed).await;
-        if !ns.link_current(&row) {
-            return;
-        }
-        tracing::warn!(stream = %row.stream, from = %row.from, error = %err, "replication link: pull failed; retrying");
-        {
-            let mut st = status.lock();
-            st.state = LinkState::Connecting;
-            st.last_error = Some((now_ms(), err.to_string()));
-        }
-        metrics::counter!("tributary_replication_errors_total",
-            "stream" => row.stream.clone(), "from" => row.from.clone())
-        .increment(1);
-        if progressed {
-            backoff = BACKOFF_FIRST;
-        }
-        tokio::time::sleep(jitter(backoff)).await;
-        backoff = (backoff * 2).min(BACKOFF_MAX);
-    }
-}
-
-/// One pull: connect, ask from the stored positions, apply responses until it fails.
-async fn pull(ns: &Namespace, row: &LinkRow, progressed: &mut bool) -> Error {
-    match pull_inner(ns, row, progressed).await {
-        Ok(()) => Error::Ended,
-        Err(e) => e,
-    }
-}
-
-async fn pull_inner(ns: &Namespace, row: &LinkRow, progressed: &mut bool) -> Result<(), Error> {
-    let token = match (&row.token, &row.token_file) {
-        (Some(t), _) => Some(t.clone()),
-        (None, Some(f)) => Some(
-            tokio::fs::read_to_string(f)
-                .await
-                .map_err(|source| Error::TokenFile {
-                    path: f.clone(),
-                    source,
-                })?
-                .trim()
-                .to_owned(),
-        ),
-        (None, None) => None,
-    };
-    let client = Client::connect_with(
-        &row.url,
-        &ConnectOptions {
-            token,
-            ca_cert: row.ca_cert.clone().map(String::into_bytes),
-            identity: None,
-        },
-    )
-    .await?;
-    let positions = ns.link_positions(row).await?;
-    let req = v1::PullRequest {
-        stream: row.source.clone(),
-        cluster_id: ns.store().identity().cluster_id.as_bytes().to_vec().into(),
-        positions,
-        start: match row.start {
-            LinkStart::Earliest => v1::PullStart::Earliest,
-            LinkStart::Latest => v1::PullStart::Latest,
-        } as i32,
-        max_bytes: PULL_BYTES,
-        cursors: row.mirror,
-    };
-    let mut stream = client.replication().pull(req).await?.into_inner();
-    let status = ns.link_status(row.id);
-    loop {
-        let msg = match tokio::time::timeout(SILENCE, stream.message()).await {
-            Err(_) => return Err(Error::Silent(SILENCE)),
-            Ok(m) => m?,
-        };
-        let Some(resp) = msg else {
-            return Ok(());
-        };
-        {
-            let mut st = status.lock();
-            st.state = LinkState::Running;
-            st.last_error = None;
-        }
-        ns.apply_pulled(row, resp).await?;
-        *progressed = true;
-        if !ns.link_current(row) {
-            return Ok(());
-        }
-    }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// `d` scaled by a random factor in [0.5, 1.5), so links retrying together spread out.
-fn jitter(d: Duration) -> Duration {
-    let r = getrandom::u32().unwrap_or(u32::MAX / 2);
-    d.mul_f64(0.5 + f64::from(r) / f64::from(u32::MAX))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn jitter_stays_within_half_and_one_and_a_half() {
-        for _ in 0..1000 {
-            let j = jitter(Duration::from_millis(1000));
-            assert!(j >= Duration::from_millis(500) && j <= Duration::from_millis(1500));
-        }
-    }
 }

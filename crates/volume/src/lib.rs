@@ -30,6 +30,8 @@ pub use model::{
 };
 pub use namespace::*;
 pub use tributary_storage::PartitionStats;
+/// Storage's terms for pulled batches, as replication hands them to a [`ReplicaPartition`].
+pub use tributary_storage::{NewBatch, PulledBatch};
 
 #[cfg(test)]
 mod tests;

@@ -1,13 +1,14 @@
-//! Replica links (design §6) as the namespace sees them: link rows in the catalog, their
-//! live status, and offset-keeping mirrors (read-only streams, promoted on failover).
+//! Replica links (design §6) as the namespace's catalog holds them: link rows, under the
+//! admin lock and the destination stream's `admin` permission, and offset-keeping mirrors
+//! (read-only streams, promoted on failover).
 //!
-//! The upstream side of a pull is `pull.rs`; applying what was pulled is `apply.rs`; the
-//! loop that connects the two clusters is `crates/replication`.
+//! Replication itself (the pull loops, the live status of each link, the upstream's pull
+//! sessions) is `crates/replication`; what it may do with this cluster's streams is the
+//! narrow API of `source.rs` (the upstream side) and `replica.rs` (the downstream side).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use parking_lot::Mutex;
 use tributary_storage::{CatalogTx, LinkId};
 use uuid::Uuid;
 
@@ -32,108 +33,10 @@ pub struct UpstreamSpec {
     pub paused: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum LinkState {
-    Paused,
-    #[default]
-    Connecting,
-    Running,
-}
-
-/// A link's live figures, kept by the replicator (not persisted: positions are).
-#[derive(Debug, Clone, Default)]
-pub struct LinkStatus {
-    pub state: LinkState,
-    pub last_error: Option<(i64, String)>,
-    pub last_contact_ms: i64,
-    pub records_applied: u64,
-    pub records_skipped: u64,
-    pub lost_records: u64,
-    pub partitions: BTreeMap<(String, u32), PartitionLag>,
-}
-
-/// One partition of a link, as last seen.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PartitionLag {
-    /// The next upstream offset the link reads.
-    pub position: u64,
-    pub upstream_high_watermark: u64,
-    pub upstream_log_start: u64,
-    pub upstream_bytes: u64,
-    pub upstream_last_append_ms: i64,
-    /// Append time of the last batch read from the upstream.
-    pub read_append_ms: i64,
-    pub lost_records: u64,
-}
-
-impl PartitionLag {
-    pub fn lag_records(&self) -> u64 {
-        self.upstream_high_watermark.saturating_sub(self.position)
-    }
-
-    /// Estimated from the upstream's average stored bytes per record.
-    pub fn lag_bytes(&self) -> u64 {
-        let stored = self
-            .upstream_high_watermark
-            .saturating_sub(self.upstream_log_start);
-        match stored {
-            0 => 0,
-            n => {
-                (u128::from(self.lag_records()) * u128::from(self.upstream_bytes) / u128::from(n))
-                    as u64
-            }
-        }
-    }
-
-    pub fn lag_ms(&self) -> i64 {
-        if self.lag_records() == 0 {
-            return 0;
-        }
-        (self.upstream_last_append_ms - self.read_append_ms).max(0)
-    }
-}
-
-/// A link as `upstream list` shows it (never its token).
-#[derive(Debug, Clone)]
-pub struct LinkInfo {
-    pub id: Uuid,
-    pub stream: String,
-    pub from: String,
-    pub mirror: bool,
-    pub start: LinkStart,
-    pub paused: bool,
-    pub created_ms: i64,
-    pub status: LinkStatus,
-}
-
-impl LinkInfo {
-    pub fn lag_records(&self) -> u64 {
-        self.status
-            .partitions
-            .values()
-            .map(|p| p.lag_records())
-            .sum()
-    }
-
-    pub fn lag_bytes(&self) -> u64 {
-        self.status.partitions.values().map(|p| p.lag_bytes()).sum()
-    }
-
-    pub fn lag_ms(&self) -> i64 {
-        self.status
-            .partitions
-            .values()
-            .map(|p| p.lag_ms())
-            .max()
-            .unwrap_or(0)
-    }
-}
-
-/// The links of this cluster, cached (there are few), and their live status.
+/// The link rows of this cluster, cached (there are few).
 #[derive(Default)]
 pub(super) struct Links {
     rows: parking_lot::RwLock<BTreeMap<Uuid, Arc<LinkRow>>>,
-    status: Mutex<BTreeMap<Uuid, Arc<Mutex<LinkStatus>>>>,
     /// Bumped whenever a link is added, changed or removed: the replicator follows it.
     pub(super) changed: tokio::sync::watch::Sender<u64>,
 }
@@ -143,20 +46,6 @@ impl Links {
         let mut map = self.rows.write();
         for r in rows {
             map.insert(r.id, Arc::new(r));
-        }
-    }
-}
-
-impl LinkStart {
-    /// From the API's `PullStart` (the `start` field of a request).
-    pub fn from_proto(start: i32) -> Result<Self> {
-        match tributary_proto::v1::PullStart::try_from(start) {
-            Ok(tributary_proto::v1::PullStart::Earliest) => Ok(LinkStart::Earliest),
-            Ok(tributary_proto::v1::PullStart::Latest) => Ok(LinkStart::Latest),
-            Err(_) => Err(Error::invalid(
-                "start",
-                format!("{start} is not a PullStart"),
-            )),
         }
     }
 }
@@ -186,7 +75,7 @@ pub fn parse_from(from: &str) -> Result<(String, StreamPath)> {
 
 impl Namespace {
     /// Adds a link into a stream of this cluster (its `admin` permission).
-    pub async fn add_upstream(&self, c: &Caller, spec: UpstreamSpec) -> Result<LinkInfo> {
+    pub async fn add_upstream(&self, c: &Caller, spec: UpstreamSpec) -> Result<Arc<LinkRow>> {
         let path = StreamPath::parse("stream", &spec.stream)?;
         let (url, source) = parse_from(&spec.from)?;
         let from = format!("{url}{source}");
@@ -275,12 +164,12 @@ impl Namespace {
         let row = Arc::new(row);
         self.links.rows.write().insert(row.id, row.clone());
         self.links.changed.send_modify(|v| *v += 1);
-        Ok(self.link_info(&row))
+        Ok(row)
     }
 
     /// Links into `stream` (or into every stream, when empty) whose stream the caller
-    /// administers.
-    pub async fn list_upstreams(&self, c: &Caller, stream: &str) -> Result<Vec<LinkInfo>> {
+    /// administers, by stream and source.
+    pub async fn list_upstreams(&self, c: &Caller, stream: &str) -> Result<Vec<Arc<LinkRow>>> {
         let only = if stream.is_empty() {
             None
         } else {
@@ -290,8 +179,8 @@ impl Namespace {
             Some(s.id)
         };
         let rows: Vec<_> = self.links.rows.read().values().cloned().collect();
-        let mut out: Vec<LinkInfo> = rows
-            .iter()
+        let mut out: Vec<Arc<LinkRow>> = rows
+            .into_iter()
             .filter(|l| only.is_none_or(|id| l.stream_id == id))
             .filter(|l| {
                 self.streams
@@ -299,7 +188,6 @@ impl Namespace {
                     .get(&l.stream)
                     .is_some_and(|s| self.check(c, s, Perm::Admin).is_ok())
             })
-            .map(|l| self.link_info(l))
             .collect();
         out.sort_by(|a, b| (&a.stream, &a.from).cmp(&(&b.stream, &b.from)));
         Ok(out)
@@ -311,7 +199,7 @@ impl Namespace {
         stream: &str,
         from: &str,
         paused: bool,
-    ) -> Result<LinkInfo> {
+    ) -> Result<Arc<LinkRow>> {
         let _admin = self.admin.lock().await;
         let old = self.find_link(c, stream, from)?;
         let row = Arc::new(LinkRow {
@@ -324,15 +212,21 @@ impl Namespace {
             self.links.rows.write().insert(row.id, row.clone());
             self.links.changed.send_modify(|v| *v += 1);
         }
-        Ok(self.link_info(&row))
+        Ok(row)
     }
 
     /// Removes a link and its positions; what it copied stays (a mirror stays read-only
-    /// until promoted).
-    pub async fn remove_upstream(&self, c: &Caller, stream: &str, from: &str) -> Result<()> {
+    /// until promoted). Returns the removed row.
+    pub async fn remove_upstream(
+        &self,
+        c: &Caller,
+        stream: &str,
+        from: &str,
+    ) -> Result<Arc<LinkRow>> {
         let _admin = self.admin.lock().await;
         let row = self.find_link(c, stream, from)?;
-        self.drop_links(&[row]).await
+        self.drop_links(std::slice::from_ref(&row)).await?;
+        Ok(row)
     }
 
     /// Makes an offset-keeping mirror a normal writable stream (its `admin` permission):
@@ -375,11 +269,6 @@ impl Namespace {
     pub fn links(&self) -> (Vec<Arc<LinkRow>>, tokio::sync::watch::Receiver<u64>) {
         let rx = self.links.changed.subscribe();
         (self.links.rows.read().values().cloned().collect(), rx)
-    }
-
-    /// The live status of a link, which its pull loop updates.
-    pub fn link_status(&self, id: Uuid) -> Arc<Mutex<LinkStatus>> {
-        self.links.status.lock().entry(id).or_default().clone()
     }
 
     /// Whether the link still exists as `row` says (a pull loop stops when not).
@@ -446,14 +335,12 @@ impl Namespace {
         self.forget_links(rows).await
     }
 
-    /// Forgets committed link deletions: cache, status and stored positions.
+    /// Forgets committed link deletions: cache and stored positions.
     pub(super) async fn forget_links(&self, rows: &[Arc<LinkRow>]) -> Result<()> {
         {
             let mut map = self.links.rows.write();
-            let mut status = self.links.status.lock();
             for l in rows {
                 map.remove(&l.id);
-                status.remove(&l.id);
             }
         }
         self.links.changed.send_modify(|v| *v += 1);
@@ -472,23 +359,6 @@ impl Namespace {
         self.streams.write().insert(row.path.clone(), row.clone());
         // Cached topics point at the old row.
         self.topics.write().retain(|(id, _), _| *id != row.id);
-    }
-
-    fn link_info(&self, l: &LinkRow) -> LinkInfo {
-        let mut status = self.link_status(l.id).lock().clone();
-        if l.paused {
-            status.state = LinkState::Paused;
-        }
-        LinkInfo {
-            id: l.id,
-            stream: l.stream.clone(),
-            from: l.from.clone(),
-            mirror: l.mirror,
-            start: l.start,
-            paused: l.paused,
-            created_ms: l.created_ms,
-            status,
-        }
     }
 }
 
@@ -513,24 +383,5 @@ mod tests {
         ] {
             assert!(parse_from(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn lag_is_estimated_from_upstream_figures() {
-        let p = PartitionLag {
-            position: 60,
-            upstream_high_watermark: 100,
-            upstream_log_start: 0,
-            upstream_bytes: 10_000,
-            upstream_last_append_ms: 5_000,
-            read_append_ms: 3_000,
-            lost_records: 0,
-        };
-        assert_eq!(
-            (p.lag_records(), p.lag_bytes(), p.lag_ms()),
-            (40, 4_000, 2_000)
-        );
-        let caught_up = PartitionLag { position: 100, ..p };
-        assert_eq!((caught_up.lag_records(), caught_up.lag_ms()), (0, 0));
     }
 }

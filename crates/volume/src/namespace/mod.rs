@@ -10,14 +10,14 @@
 //! (there are few); topic rows are cached on first use.
 
 mod admin;
-mod apply;
 mod backup;
 mod cursors;
 mod data;
 mod links;
 mod members;
-mod pull;
+mod replica;
 mod retention;
+mod source;
 mod users;
 
 use std::collections::HashMap;
@@ -43,9 +43,10 @@ pub use data::{DEFAULT_FETCH_BYTES, MAX_FETCH_BYTES, MAX_FETCH_WAIT};
 pub use data::{
     FetchResult, IdempotentSeq, OffsetSpec, PartitionAck, ProduceOptions, ProduceResult,
 };
-pub use links::{LinkInfo, LinkState, LinkStatus, PartitionLag, UpstreamSpec, parse_from};
+pub use links::{UpstreamSpec, parse_from};
 pub use members::{ClientMsg, JoinRequest, PartitionRecords, ServerMsg};
-pub use pull::{DEFAULT_PULL_BYTES, MAX_PULL_BYTES, PullSession};
+pub use replica::{AppliedPull, LinkPosition, MirrorCursor, ReplicaPartition, ReplicaTarget};
+pub use source::{PullSource, SourceCursor, SourcePartition, SourceRead, SourceTopic};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserInfo {
@@ -276,6 +277,16 @@ impl Namespace {
 
     pub fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+
+    /// The clock the namespace reads (the system's, or a test's).
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// This cluster's persistent id.
+    pub fn cluster_id(&self) -> Uuid {
+        self.store.identity().cluster_id
     }
 
     // ---- authorization ---------------------------------------------------------------

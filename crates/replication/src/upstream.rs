@@ -2,23 +2,23 @@
 //! cluster, from its positions, partition by partition in turn, and keeps going as records
 //! arrive. Batches go out as stored (no re-encoding); batches that originated at the puller
 //! are left out, and positions move past them all the same.
+//!
+//! The session reaches the stream only through the [`PullSource`] the namespace handed out
+//! for it (after checking the puller's `copy` permission): topics of that stream, reads of
+//! its stored batches, and a refresh that checks the puller's credential and permission
+//! again, on every catalog change and at least every keepalive, so revoking ends the pull.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tributary_proto::v1;
-use tributary_storage::{self as storage, ClusterId, PartitionId};
+use tributary_volume::{Error, LinkStart, PullSource, Result, SourcePartition, SourceRead, batch};
 
-use super::{Namespace, blocking};
-use crate::auth::{Caller, Credential};
-use crate::batch;
-use crate::model::*;
-use crate::names::StreamPath;
-use crate::{Error, Result};
+use crate::protocol::{
+    ClusterId, PullChunk, PullRequest, PullResponse, ReplicatedCursor, TopicShape,
+};
 
 /// Batch bytes per response when the request gives none, and the most it may ask.
 pub const DEFAULT_PULL_BYTES: usize = 1 << 20;
@@ -33,7 +33,7 @@ const PARTITIONS_PER_RESPONSE: usize = 1024;
 struct Part {
     topic: String,
     partition: u32,
-    id: PartitionId,
+    id: SourcePartition,
     next: u64,
     hwm: watch::Receiver<u64>,
     /// The puller has been told this partition's position.
@@ -42,10 +42,7 @@ struct Part {
 
 /// One downstream cluster's pull of a stream.
 pub struct PullSession {
-    ns: Arc<Namespace>,
-    /// Checked again at every refresh, so a revoked puller is cut off.
-    credential: Credential,
-    stream: Arc<StreamRow>,
+    source: PullSource,
     puller: Option<ClusterId>,
     start: LinkStart,
     max_bytes: usize,
@@ -53,7 +50,7 @@ pub struct PullSession {
     /// Positions from the request, taken as their partitions are found.
     asked: HashMap<(String, u32), u64>,
     parts: Vec<Part>,
-    shapes: Vec<v1::TopicShape>,
+    shapes: Vec<TopicShape>,
     catalog: watch::Receiver<u64>,
     catalog_seen: u64,
     refreshed: bool,
@@ -63,47 +60,27 @@ pub struct PullSession {
     last_sent: Instant,
 }
 
-impl Namespace {
-    /// Starts a pull of a stream (its `copy` permission). `credential` is how the caller
-    /// authenticated: the session checks it and the permission again as it goes (on every
-    /// catalog change and at least every keepalive), so revoking ends the pull.
-    pub async fn pull(
-        self: &Arc<Self>,
-        c: &Caller,
-        credential: Credential,
-        req: v1::PullRequest,
-    ) -> Result<PullSession> {
-        let path = StreamPath::parse("stream", &req.stream)?;
-        let s = self.stream(&path)?;
-        self.check(c, &s, Perm::Copy)?;
-        let puller = match req.cluster_id.len() {
-            0 => None,
-            16 => Some(<ClusterId>::try_from(&req.cluster_id[..]).expect("16 bytes")),
-            n => {
-                return Err(Error::invalid(
-                    "cluster_id",
-                    format!("is {n} bytes; a cluster id is 16"),
-                ));
-            }
-        };
-        if puller == Some(*self.store.identity().cluster_id.as_bytes()) {
+impl PullSession {
+    /// Starts the pull `req` of `source` (whose stream is `req.stream`, the caller's
+    /// `copy` permission on it already checked).
+    pub fn open(source: PullSource, req: PullRequest) -> Result<PullSession> {
+        let own = source.cluster_id();
+        if req.puller == Some(*own.as_bytes()) {
             return Err(Error::FailedPrecondition(format!(
-                "the puller has this cluster's id {} (a copy of its data directory?); a \
-                 cluster never replicates from itself",
-                self.store.identity().cluster_id
+                "the puller has this cluster's id {own} (a copy of its data directory?); a \
+                 cluster never replicates from itself"
             )));
         }
-        let start = LinkStart::from_proto(req.start)?;
         let mut asked = HashMap::new();
         for (i, p) in req.positions.into_iter().enumerate() {
             if asked
                 .insert((p.topic, p.partition), p.next_offset)
                 .is_some()
             {
-                return Err(Error::invalid(
-                    &format!("positions[{i}]"),
-                    "names a partition twice".into(),
-                ));
+                return Err(Error::InvalidArgument {
+                    field: format!("positions[{i}]"),
+                    message: "names a partition twice".into(),
+                });
             }
         }
         let max_bytes = match req.max_bytes as usize {
@@ -112,17 +89,15 @@ impl Namespace {
         };
         let now = Instant::now();
         Ok(PullSession {
-            ns: self.clone(),
-            credential,
-            stream: s,
-            puller,
-            start,
+            catalog: source.catalog_changes(),
+            source,
+            puller: req.puller,
+            start: req.start,
             max_bytes,
             cursors: req.cursors,
             asked,
             parts: Vec::new(),
             shapes: Vec::new(),
-            catalog: self.catalog.subscribe(),
             catalog_seen: 0,
             refreshed: false,
             rr: 0,
@@ -131,19 +106,17 @@ impl Namespace {
             last_sent: now,
         })
     }
-}
 
-impl PullSession {
     /// The next response: topics when they changed, batches when there are any, cursors
     /// when they changed, or a keepalive when idle. Waits until one of those is due.
-    pub async fn next(&mut self) -> Result<v1::PullResponse> {
-        let store = self.ns.store.clone();
+    pub async fn next(&mut self) -> Result<PullResponse> {
+        let source = self.source.clone();
         loop {
             // Registered before looking, so an append while we look wakes the wait below.
-            let appended = store.appended();
+            let appended = source.appended();
             tokio::pin!(appended);
             appended.as_mut().enable();
-            let mut resp = v1::PullResponse::default();
+            let mut resp = PullResponse::default();
             let version = *self.catalog.borrow_and_update();
             let recheck = self.last_sent.elapsed() >= KEEPALIVE;
             if !self.refreshed || self.catalog_seen != version || recheck {
@@ -156,17 +129,16 @@ impl PullSession {
                 self.next_cursor_check = Instant::now() + CURSOR_INTERVAL;
                 self.add_cursors(&mut resp).await?;
             }
-            let idle = resp.topics.is_empty() && resp.chunks.is_empty() && !resp.cursors_sent;
-            if !idle || self.last_sent.elapsed() >= KEEPALIVE {
+            if !resp.is_idle() || self.last_sent.elapsed() >= KEEPALIVE {
                 self.last_sent = Instant::now();
-                resp.sent_ms = self.ns.clock.now_ms();
+                resp.sent_ms = self.source.now_ms();
                 return Ok(resp);
             }
             let mut wake = self.last_sent + KEEPALIVE;
             if self.cursors {
                 wake = wake.min(self.next_cursor_check);
             }
-            let mut closing = self.ns.closing.subscribe();
+            let mut closing = self.source.closing();
             if *closing.borrow_and_update() {
                 return Err(Error::ShuttingDown);
             }
@@ -180,34 +152,23 @@ impl PullSession {
     }
 
     /// Follows the stream's topics: new partitions get their start, deleted ones go.
-    async fn refresh(&mut self, resp: &mut v1::PullResponse) -> Result<()> {
+    async fn refresh(&mut self, resp: &mut PullResponse) -> Result<()> {
         self.refreshed = true;
-        let path = StreamPath::parse("stream", &self.stream.path)?;
-        let s = self.ns.stream(&path)?;
-        if s.id != self.stream.id {
-            return Err(Error::NotFound {
-                what: "stream",
-                path: format!("{path} (deleted and created again)"),
-            });
-        }
-        let c = self.ns.reauthenticate(&self.credential)?;
-        self.ns.check(&c, &s, Perm::Copy)?;
-        let topics = self.ns.topic_rows(&s).await?;
-        let mut shapes: Vec<v1::TopicShape> = topics
+        let (source, topics) = self.source.refresh().await?;
+        let mut shapes: Vec<TopicShape> = topics
             .iter()
-            .map(|t| v1::TopicShape {
+            .map(|t| TopicShape {
                 name: t.name.clone(),
                 partitions: t.partitions.len() as u32,
             })
             .collect();
         shapes.sort_by(|a, b| a.name.cmp(&b.name));
-        let live: HashSet<PartitionId> = topics
+        let live: HashSet<SourcePartition> = topics
             .iter()
             .flat_map(|t| t.partitions.iter().copied())
             .collect();
         self.parts.retain(|p| live.contains(&p.id));
-        let known: HashSet<PartitionId> = self.parts.iter().map(|p| p.id).collect();
-        let cutoff = self.ns.expire_before(&s);
+        let known: HashSet<SourcePartition> = self.parts.iter().map(|p| p.id).collect();
         let mut new = Vec::new();
         for t in &topics {
             for (n, &id) in t.partitions.iter().enumerate() {
@@ -219,31 +180,32 @@ impl PullSession {
             }
         }
         let start = self.start;
-        let store = self.ns.store.clone();
+        let fresh = source.clone();
+        // `None`: a topic was deleted meanwhile.
         let resolved = blocking(move || {
-            new.into_iter()
-                .map(|(topic, partition, id, asked)| {
-                    let next = match asked {
-                        Some(o) => o,
-                        None => {
-                            let st = store.partition_stats(id, cutoff)?;
-                            match start {
-                                LinkStart::Earliest => st.log_start,
-                                LinkStart::Latest => st.high_watermark,
-                            }
-                        }
-                    };
-                    Ok((topic, partition, id, next, store.watch(id)?))
-                })
-                .collect::<Result<Vec<_>>>()
-        })
-        .await;
-        let resolved = match resolved {
-            Err(Error::Storage(storage::Error::UnknownPartition(_))) => {
-                self.refreshed = false; // a topic deleted meanwhile: look again
-                return Ok(());
+            let mut out = Vec::with_capacity(new.len());
+            for (topic, partition, id, asked) in new {
+                let next = match asked {
+                    Some(o) => o,
+                    None => match fresh.stats(id)? {
+                        Some(st) => match start {
+                            LinkStart::Earliest => st.log_start,
+                            LinkStart::Latest => st.high_watermark,
+                        },
+                        None => return Ok(None),
+                    },
+                };
+                let Some(hwm) = fresh.watch(id)? else {
+                    return Ok(None);
+                };
+                out.push((topic, partition, id, next, hwm));
             }
-            r => r?,
+            Ok(Some(out))
+        })
+        .await?;
+        let Some(resolved) = resolved else {
+            self.refreshed = false; // look again
+            return Ok(());
         };
         for (topic, partition, id, next, hwm) in resolved {
             self.parts.push(Part {
@@ -255,7 +217,7 @@ impl PullSession {
                 announced: false,
             });
         }
-        self.stream = s;
+        self.source = source;
         if shapes != self.shapes {
             resp.topics = shapes.clone();
             self.shapes = shapes;
@@ -265,7 +227,7 @@ impl PullSession {
 
     /// Tells the puller where partitions it has not heard of start, so it stores that
     /// position before any record arrives (a `latest` start is then fixed once).
-    fn announce(&mut self, resp: &mut v1::PullResponse) {
+    fn announce(&mut self, resp: &mut PullResponse) {
         for p in self
             .parts
             .iter_mut()
@@ -274,7 +236,7 @@ impl PullSession {
         {
             p.announced = true;
             let hwm = *p.hwm.borrow();
-            resp.chunks.push(v1::PullChunk {
+            resp.chunks.push(PullChunk {
                 topic: p.topic.clone(),
                 partition: p.partition,
                 next_offset: p.next,
@@ -285,7 +247,7 @@ impl PullSession {
     }
 
     /// Reads partitions with records past their position, in turn, up to the byte budget.
-    async fn read(&mut self, resp: &mut v1::PullResponse) -> Result<()> {
+    async fn read(&mut self, resp: &mut PullResponse) -> Result<()> {
         if !resp.chunks.is_empty() {
             return Ok(()); // announcements first; data on the next round
         }
@@ -305,8 +267,7 @@ impl PullSession {
             return Ok(());
         }
         self.rr = (wanted.last().expect("not empty").0 + 1) % n.max(1);
-        let store = self.ns.store.clone();
-        let cutoff = self.ns.expire_before(&self.stream);
+        let source = self.source.clone();
         let budget = self.max_bytes;
         let puller = self.puller;
         let reads = blocking(move || {
@@ -316,28 +277,22 @@ impl PullSession {
                 if used >= budget {
                     break;
                 }
-                let r = match store.read(id, next, budget - used, cutoff) {
-                    Err(storage::Error::OffsetOutOfRange { log_start, .. }) => {
-                        // Below the log start (retention) or above the end (the source
-                        // lost its tail): continue from the log start; the puller's
-                        // watermarks skip what it already has.
-                        store.read(id, log_start, budget - used, cutoff)
-                    }
-                    r => r,
+                let Some(SourceRead {
+                    batches: read,
+                    next_offset,
+                    stats,
+                }) = source.read(id, next, budget - used)?
+                else {
+                    continue; // deleted meanwhile
                 };
-                let r = match r {
-                    Err(storage::Error::UnknownPartition(_)) => continue, // deleted meanwhile
-                    r => r?,
-                };
-                let st = store.partition_stats(id, cutoff)?;
-                let mut batches = Vec::with_capacity(r.batches.len());
-                for b in r.batches {
-                    used += b.value.len();
-                    if puller.is_none() || batch::origin_of(&b.value) != puller {
-                        batches.push(b.value);
+                let mut batches = Vec::with_capacity(read.len());
+                for b in read {
+                    used += b.len();
+                    if puller.is_none() || batch::origin_of(&b) != puller {
+                        batches.push(b);
                     }
                 }
-                out.push((i, r.next_offset, st, batches));
+                out.push((i, next_offset, stats, batches));
             }
             Ok(out)
         })
@@ -345,7 +300,7 @@ impl PullSession {
         for (i, next, st, batches) in reads {
             let p = &mut self.parts[i];
             p.next = next;
-            resp.chunks.push(v1::PullChunk {
+            resp.chunks.push(PullChunk {
                 topic: p.topic.clone(),
                 partition: p.partition,
                 batches,
@@ -360,26 +315,23 @@ impl PullSession {
     }
 
     /// Adds every group cursor of the stream when they changed since last sent.
-    async fn add_cursors(&mut self, resp: &mut v1::PullResponse) -> Result<()> {
-        let names: HashMap<PartitionId, (String, u32)> = self
+    async fn add_cursors(&mut self, resp: &mut PullResponse) -> Result<()> {
+        let names: HashMap<SourcePartition, (String, u32)> = self
             .parts
             .iter()
             .map(|p| (p.id, (p.topic.clone(), p.partition)))
             .collect();
-        let store = self.ns.store.clone();
-        let scope = *self.stream.id.as_bytes();
+        let source = self.source.clone();
         let all = blocking(move || {
             let mut out = Vec::new();
-            for g in store.cursor_groups(&scope)? {
-                for (id, c) in store.cursors(&scope, &g)? {
-                    if let Some((topic, partition)) = names.get(&id) {
-                        out.push(v1::ReplicatedCursor {
-                            group: g.clone(),
-                            topic: topic.clone(),
-                            partition: *partition,
-                            offset: c.offset,
-                        });
-                    }
+            for c in source.cursors()? {
+                if let Some((topic, partition)) = names.get(&c.partition) {
+                    out.push(ReplicatedCursor {
+                        group: c.group,
+                        topic: topic.clone(),
+                        partition: *partition,
+                        offset: c.offset,
+                    });
                 }
             }
             Ok(out)
@@ -397,4 +349,11 @@ impl PullSession {
         }
         Ok(())
     }
+}
+
+/// Runs blocking store work off the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| Error::ShuttingDown)?
 }
