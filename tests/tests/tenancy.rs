@@ -263,7 +263,7 @@ async fn every_call_needs_valid_credentials() {
 
 #[tokio::test]
 async fn anonymous_use_is_opt_in_and_still_bound_by_acls() {
-    let server = Server::start_with(&["--allow-anonymous"]);
+    let server = Server::builder().args(&["--allow-anonymous"]).start();
     let admin = server.client().await;
     let public = v1::StreamAttributes {
         produce_perm: Some("p".into()),
