@@ -1,6 +1,7 @@
 //! Test kit for end-to-end tests: start real `tributary` processes on ephemeral loopback
 //! ports with their own data directories (`Server::builder()`), run CLI verbs against them,
-//! kill them.
+//! kill them; or, where no process of its own is needed, a server inside the test's runtime
+//! (`InProcess`).
 //!
 //! The binary is the one built next to the test executable (`target/<profile>/tributary`),
 //! or `$TRIBUTARY_BIN`; `scripts/test.sh` builds it before running the tests.
@@ -18,6 +19,8 @@ use anyhow::{Context, bail};
 pub use tributary_client::Client;
 
 pub mod crashloop;
+mod inprocess;
+pub use inprocess::InProcess;
 mod proxy;
 pub use proxy::Proxy;
 pub mod prometheus;
