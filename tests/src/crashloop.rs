@@ -133,7 +133,10 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         Some(d) => tempfile::Builder::new().prefix("crashloop").tempdir_in(d)?,
         None => tempfile::Builder::new().prefix("crashloop").tempdir()?,
     };
-    let mut server = Server::start_in(tmp.path()).context("starting the server")?;
+    let mut server = Server::builder()
+        .data_dir(tmp.path())
+        .try_start()
+        .context("starting the server")?;
     let admin = server.client().await;
     create_stream(
         &admin,

@@ -1,5 +1,7 @@
 //! Test kit for end-to-end tests: start real `tributary` processes on ephemeral loopback
-//! ports with their own data directories, run CLI verbs against them, kill them.
+//! ports with their own data directories (`Server::builder()`), run CLI verbs against them,
+//! kill them; or, where no process of its own is needed, a server inside the test's runtime
+//! (`InProcess`).
 //!
 //! The binary is the one built next to the test executable (`target/<profile>/tributary`),
 //! or `$TRIBUTARY_BIN`; `scripts/test.sh` builds it before running the tests.
@@ -17,6 +19,8 @@ use anyhow::{Context, bail};
 pub use tributary_client::Client;
 
 pub mod crashloop;
+mod inprocess;
+pub use inprocess::InProcess;
 mod proxy;
 pub use proxy::Proxy;
 pub mod prometheus;
@@ -56,61 +60,115 @@ pub struct Server {
     pub metrics_addr: Option<String>,
     pub data_dir: PathBuf,
     log: PathBuf,
-    /// The extra `serve` flags it was started with; restarts keep them.
-    args: Vec<String>,
+    /// How it was started; restarts keep its flags and environment.
+    started: Builder,
     _tmp: Option<tempfile::TempDir>,
 }
 
-impl Server {
-    /// Starts a server on a fresh temporary data directory.
-    pub fn start() -> Server {
-        let tmp = tempfile::tempdir().expect("temp dir");
-        let mut s = Self::start_in(tmp.path()).expect("server starts");
-        s._tmp = Some(tmp);
-        s
+/// How to start a server: `Server::builder().args(&[..]).env(&[..]).data_dir(dir).start()`.
+/// By default it runs on a fresh temporary data directory, on `127.0.0.1:0` with its
+/// metrics endpoint on a port of its own too.
+#[derive(Debug, Clone, Default)]
+pub struct Builder {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    data_dir: Option<PathBuf>,
+    tmpfs_bytes: Option<u64>,
+}
+
+impl Builder {
+    /// Extra `serve` flags.
+    pub fn args(mut self, args: &[&str]) -> Builder {
+        self.args.extend(args.iter().map(|a| a.to_string()));
+        self
     }
 
-    /// Starts a server on a fresh temporary data directory with extra `serve` flags.
-    pub fn start_with(args: &[&str]) -> Server {
-        let tmp = tempfile::tempdir().expect("temp dir");
-        let mut s = Self::start_in_with(tmp.path(), args).expect("server starts");
-        s._tmp = Some(tmp);
-        s
+    /// Environment variables of the server process.
+    pub fn env(mut self, env: &[(&str, &str)]) -> Builder {
+        let pairs = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        self.env.extend(pairs);
+        self
     }
 
-    /// Starts a server on `data_dir` (kept after the server ends), listening on a free port.
-    pub fn start_in(data_dir: &Path) -> anyhow::Result<Server> {
-        Self::start_in_with(data_dir, &[])
+    /// Runs on `dir` (created if absent, kept after the server ends).
+    pub fn data_dir(mut self, dir: &Path) -> Builder {
+        self.data_dir = Some(dir.to_owned());
+        self
     }
 
-    /// Starts a server on a fresh temporary data directory with extra `serve` flags and
-    /// environment variables.
-    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
-        let tmp = tempfile::tempdir().expect("temp dir");
-        let mut s = Self::spawn(tmp.path(), args, env).expect("server starts");
-        s._tmp = Some(tmp);
-        s
+    /// Runs on a fresh tmpfs of `size_bytes` (`tmpfs.rs`), so the test can fill the disk.
+    pub fn tmpfs(mut self, size_bytes: u64) -> Builder {
+        self.tmpfs_bytes = Some(size_bytes);
+        self
     }
 
-    fn start_in_with(data_dir: &Path, args: &[&str]) -> anyhow::Result<Server> {
-        Self::spawn(data_dir, args, &[])
+    /// Starts the server and waits until it listens; panics if it does not.
+    pub fn start(self) -> Server {
+        self.try_start().expect("server starts")
     }
 
-    fn spawn(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Server> {
+    /// [`Builder::start`], returning why the server did not start.
+    pub fn try_start(self) -> anyhow::Result<Server> {
+        let tmp = match &self.data_dir {
+            Some(_) if self.tmpfs_bytes.is_some() => {
+                bail!("a tmpfs server has a data directory of its own")
+            }
+            Some(_) => None,
+            None => Some(tempfile::tempdir()?),
+        };
+        let mut s = match (&self.data_dir, &tmp) {
+            (Some(dir), _) => self.spawn(dir)?,
+            (None, Some(tmp)) => match self.tmpfs_bytes {
+                Some(size) => tmpfs::launch(tmp.path(), size, &self)?,
+                None => self.spawn(tmp.path())?,
+            },
+            (None, None) => unreachable!("a temporary directory when none is given"),
+        };
+        s._tmp = tmp;
+        s.started = self;
+        Ok(s)
+    }
+
+    /// Spawns `tributary serve` on `data_dir` and waits until it listens.
+    fn spawn(&self, data_dir: &Path) -> anyhow::Result<Server> {
         std::fs::create_dir_all(data_dir)?;
         let mut cmd = Command::new(binary());
-        cmd.arg("serve");
-        if !args.contains(&"--listen") {
-            cmd.args(["--listen", "127.0.0.1:0"]);
+        cmd.arg("serve").args(self.serve_args(data_dir));
+        let log = data_dir.join("server.log");
+        Server::launch(self.with_env(cmd), data_dir, &log, self.tls())
+    }
+
+    /// The `serve` flags: on `127.0.0.1:0` unless the extra ones say where, on `data_dir`.
+    fn serve_args(&self, data_dir: &Path) -> Vec<std::ffi::OsString> {
+        let mut out: Vec<std::ffi::OsString> = Vec::new();
+        if !self.args.iter().any(|a| a == "--listen") {
+            out.extend(["--listen".into(), "127.0.0.1:0".into()]);
         }
-        cmd.arg("--data-dir")
-            .arg(data_dir)
-            .args(args)
-            .envs(env.iter().copied());
-        let tls = args.contains(&"--tls-cert");
-        let mut s = Self::launch(cmd, data_dir, &data_dir.join("server.log"), tls)?;
-        s.args = args.iter().map(|a| a.to_string()).collect();
-        Ok(s)
+        out.extend(["--data-dir".into(), data_dir.into()]);
+        out.extend(self.args.iter().map(Into::into));
+        out
+    }
+
+    /// Whether it serves TLS (its URL is `https://`).
+    fn tls(&self) -> bool {
+        self.args.iter().any(|a| a == "--tls-cert")
+    }
+
+    fn with_env(&self, mut cmd: Command) -> Command {
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd
+    }
+}
+
+impl Server {
+    /// How to start a server; [`Server::start`] is `Server::builder().start()`.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// Starts a server on a fresh temporary data directory.
+    pub fn start() -> Server {
+        Self::builder().start()
     }
 
     /// Spawns `cmd` (a `tributary serve` whose data directory is `data_dir`, as this
@@ -158,7 +216,7 @@ impl Server {
             child: Some(child),
             data_dir: data_dir.to_owned(),
             log: log.to_owned(),
-            args: Vec::new(),
+            started: Builder::default(),
             _tmp: None,
         })
     }
@@ -234,12 +292,7 @@ impl Server {
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop the server before restarting it");
         let args = self.args_without_listen();
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut next = Self::start_in_with(&self.data_dir, &args).expect("server restarts");
-        self.log = std::mem::take(&mut next.log);
-        self.url = std::mem::take(&mut next.url);
-        self.metrics_addr = next.metrics_addr.take();
-        self.child = next.child.take();
+        self.restart_with(args).expect("server restarts");
     }
 
     /// Restarts on the same data directory and the same address, so clients that keep
@@ -254,8 +307,17 @@ impl Server {
         let addr = self.url.rsplit("://").next().expect("a URL").to_owned();
         let mut args = self.args_without_listen();
         args.extend(["--listen".to_owned(), addr]);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut next = Self::start_in_with(&self.data_dir, &args)?;
+        self.restart_with(args)
+    }
+
+    /// Starts again on this data directory, with `args` for the first start's flags.
+    fn restart_with(&mut self, args: Vec<String>) -> anyhow::Result<()> {
+        let again = Builder {
+            args,
+            data_dir: Some(self.data_dir.clone()),
+            ..self.started.clone()
+        };
+        let mut next = again.try_start()?;
         self.log = std::mem::take(&mut next.log);
         self.url = std::mem::take(&mut next.url);
         self.metrics_addr = next.metrics_addr.take();
@@ -266,7 +328,7 @@ impl Server {
     /// The flags the server was started with, less `--listen ADDR` (a restart picks its own).
     fn args_without_listen(&self) -> Vec<String> {
         let mut out = Vec::new();
-        let mut args = self.args.iter();
+        let mut args = self.started.args.iter();
         while let Some(a) = args.next() {
             if a == "--listen" {
                 args.next();
@@ -298,11 +360,7 @@ impl Server {
 
     /// A `tributary` CLI command aimed at this server, as the holder of `token`.
     pub fn cli_as(&self, token: Option<&str>) -> Cli {
-        let mut cmd = cli_command(&self.url);
-        if let Some(t) = token {
-            cmd.env("TRIBUTARY_TOKEN", t);
-        }
-        Cli { cmd }
+        Cli::new(&self.url, token)
     }
 }
 
@@ -313,15 +371,6 @@ impl Drop for Server {
             let _ = c.wait();
         }
     }
-}
-
-fn cli_command(url: &str) -> Command {
-    let mut cmd = Command::new(binary());
-    // Run where no ./data/admin.token can be picked up by accident.
-    cmd.env("TRIBUTARY_SERVER", url)
-        .env_remove("TRIBUTARY_TOKEN")
-        .current_dir(std::env::temp_dir());
-    cmd
 }
 
 /// Creates a volume and a stream in it as `client`'s user.
@@ -387,6 +436,19 @@ impl Run {
 }
 
 impl Cli {
+    /// The CLI aimed at `url`, as the holder of `token`.
+    fn new(url: &str, token: Option<&str>) -> Cli {
+        let mut cmd = Command::new(binary());
+        // Run where no ./data/admin.token can be picked up by accident.
+        cmd.env("TRIBUTARY_SERVER", url)
+            .env_remove("TRIBUTARY_TOKEN")
+            .current_dir(std::env::temp_dir());
+        if let Some(t) = token {
+            cmd.env("TRIBUTARY_TOKEN", t);
+        }
+        Cli { cmd }
+    }
+
     pub fn args<I, S>(mut self, args: I) -> Self
     where
         I: IntoIterator<Item = S>,

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
-use crate::{Server, binary};
+use crate::{Builder, Server, binary};
 
 /// Why this machine cannot run a server on its own tmpfs, or `None` when it can.
 fn tmpfs_unsupported(dir: &Path) -> Option<String> {
@@ -31,31 +31,33 @@ fn tmpfs_unsupported(dir: &Path) -> Option<String> {
     }
 }
 
-impl Server {
-    /// Starts a server on a fresh tmpfs of `size_bytes`, mounted over a temporary
-    /// directory in the server's own user and mount namespace.
-    pub fn start_on_tmpfs(size_bytes: u64) -> anyhow::Result<Server> {
-        let tmp = tempfile::tempdir()?;
-        let mount_point = tmp.path().join("data");
-        std::fs::create_dir(&mount_point)?;
-        if let Some(why) = tmpfs_unsupported(&mount_point) {
-            bail!("{why}");
-        }
-        let mut cmd = Command::new("unshare");
-        cmd.args(["-Urm", "sh", "-c"])
-            .arg(format!(
-                r#"mount -t tmpfs -o size={size_bytes} tmpfs "$0" && exec "$1" serve --listen 127.0.0.1:0 --data-dir "$0""#
-            ))
-            .arg(&mount_point)
-            .arg(binary());
-        let mut s = Self::launch(cmd, &mount_point, &tmp.path().join("server.log"), false)?;
-        // The test sees the server's tmpfs through its root.
-        s.data_dir = Path::new(&format!("/proc/{}/root", s.pid()))
-            .join(mount_point.strip_prefix("/").expect("an absolute path"));
-        s._tmp = Some(tmp);
-        Ok(s)
+/// Starts a server (as `builder` says) on a fresh tmpfs of `size_bytes`, mounted over a
+/// directory in `tmp` in the server's own user and mount namespace.
+pub(crate) fn launch(tmp: &Path, size_bytes: u64, builder: &Builder) -> anyhow::Result<Server> {
+    let mount_point = tmp.join("data");
+    std::fs::create_dir(&mount_point)?;
+    if let Some(why) = tmpfs_unsupported(&mount_point) {
+        bail!("{why}");
     }
+    // The mount point is the same path inside: `$0` is it, `$@` the server's command.
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-Urm", "sh", "-c"])
+        .arg(format!(
+            r#"mount -t tmpfs -o size={size_bytes} tmpfs "$0" && exec "$@""#
+        ))
+        .arg(&mount_point)
+        .arg(binary())
+        .arg("serve")
+        .args(builder.serve_args(&mount_point));
+    let log = tmp.join("server.log");
+    let mut s = Server::launch(builder.with_env(cmd), &mount_point, &log, builder.tls())?;
+    // The test sees the server's tmpfs through its root.
+    s.data_dir = Path::new(&format!("/proc/{}/root", s.pid()))
+        .join(mount_point.strip_prefix("/").expect("an absolute path"));
+    Ok(s)
+}
 
+impl Server {
     /// Resizes the server's tmpfs (`mount -o remount,size=`), from inside its namespaces.
     pub fn resize_tmpfs(&self, size_bytes: u64) -> anyhow::Result<()> {
         let pid = self.pid().to_string();

@@ -94,7 +94,9 @@ fn purge(server: &Server) -> serde_json::Value {
 async fn compacted_changelog_keeps_the_latest_value_per_key() {
     // Only the purges below compact: the background pass (which would also compact what is
     // due, and take records from the purges' counts) is an hour away.
-    let mut server = Server::start_with(&["--retention-interval", "1h"]);
+    let mut server = Server::builder()
+        .args(&["--retention-interval", "1h"])
+        .start();
     server.cli().args(["volume", "create", "/cmp"]).run().ok();
     let partitions = PARTITIONS.to_string();
     server

@@ -14,7 +14,10 @@ const TOPIC: &str = "/v/s:t";
 
 #[tokio::test]
 async fn a_full_disk_refuses_writes_keeps_reads_and_recovers_by_itself() {
-    let server = Server::start_on_tmpfs(32 << 20).expect("a server on a 32 MiB tmpfs");
+    let server = Server::builder()
+        .tmpfs(32 << 20)
+        .try_start()
+        .expect("a server on a 32 MiB tmpfs");
     let admin = server.client().await;
     create_stream(&admin, "/v/s", v1::StreamAttributes::default()).await;
     let value = vec![b'x'; 256 << 10];
@@ -133,7 +136,7 @@ fn store_files(db: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 /// restart (RocksDB writes what it recovers from its log to L0 at open).
 async fn stopped_store() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_in(dir.path()).unwrap();
+    let server = Server::builder().data_dir(dir.path()).start();
     let client = server.client().await;
     create_stream(&client, "/v/s", v1::StreamAttributes::default()).await;
     let records = (0..100)
@@ -212,7 +215,7 @@ async fn a_truncated_manifest_is_refused_and_left_alone() {
 async fn a_damaged_write_ahead_log_is_refused_and_left_alone() {
     // Acknowledged records, in the write-ahead log only: a kill -9 leaves them there.
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Server::start_in(dir.path()).unwrap();
+    let mut server = Server::builder().data_dir(dir.path()).start();
     let client = server.client().await;
     create_stream(&client, "/v/s", v1::StreamAttributes::default()).await;
     for i in 0..20 {

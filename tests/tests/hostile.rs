@@ -144,7 +144,9 @@ async fn populated() -> (Server, Client) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("tributary.toml");
     std::fs::write(&config, format!("max_message_bytes = {MAX_MESSAGE}\n")).unwrap();
-    let server = Server::start_with(&["--config", config.to_str().unwrap()]);
+    let server = Server::builder()
+        .args(&["--config", config.to_str().unwrap()])
+        .start();
     let admin = server.client().await;
     create_stream(&admin, "/v/s", v1::StreamAttributes::default()).await;
     admin

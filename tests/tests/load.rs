@@ -505,7 +505,7 @@ async fn tenant_b(client: Client, calls: usize) -> (Tally, Vec<Duration>) {
 /// B, at a modest rate, succeeds. A refused produce writes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flooding_tenant_is_throttled_and_the_other_is_not() {
-    let server = Server::start_with(&[
+    let server = Server::builder().args(&[
         "--quota-requests-per-sec",
         "400",
         "--quota-produce-bytes-per-sec",
@@ -515,7 +515,7 @@ async fn a_flooding_tenant_is_throttled_and_the_other_is_not() {
         // Tenant A has a tighter request rate than the default; the admin is unlimited.
         "--quota-users",
         "{ a = { requests_per_sec = 200 }, admin = { requests_per_sec = 0, produce_bytes_per_sec = 0, fetch_bytes_per_sec = 0 } }",
-    ]);
+    ]).start();
     let admin = server.client().await;
     let mut tokens = Vec::new();
     for tenant in ["a", "b"] {

@@ -191,7 +191,7 @@ async fn metrics_endpoint_serves_the_promised_series() {
     assert_eq!(http_get(addr, "/").unwrap().0, 404);
 
     // The endpoint can be turned off.
-    let quiet = Server::start_with(&["--metrics-listen", "off"]);
+    let quiet = Server::builder().args(&["--metrics-listen", "off"]).start();
     assert_eq!(quiet.metrics_addr, None);
 }
 
@@ -199,7 +199,7 @@ async fn metrics_endpoint_serves_the_promised_series() {
 /// Synchronous on purpose: no client of ours holds a connection while the server stops.
 #[test]
 fn health_and_reflection_work_with_a_stock_grpc_client() {
-    let mut server = Server::start_with(&["--shutdown-delay", "1h"]);
+    let mut server = Server::builder().args(&["--shutdown-delay", "1h"]).start();
     let info = server.cli().args(["cluster", "info", "--json"]).run().ok();
     let info: serde_json::Value = serde_json::from_str(&info.stdout).unwrap();
     let cluster_id = info["cluster_id"].as_str().unwrap().to_owned();
@@ -301,10 +301,10 @@ async fn config_layers_file_then_env_then_flags() {
         "listen = \"127.0.0.1:1\"\nallow_anonymous = true\n",
     )
     .unwrap();
-    let server = Server::start_with_env(
-        &["--config", file],
-        &[("TRIBUTARY_ALLOW_ANONYMOUS", "false")],
-    );
+    let server = Server::builder()
+        .args(&["--config", file])
+        .env(&[("TRIBUTARY_ALLOW_ANONYMOUS", "false")])
+        .start();
     let anonymous = server.client_as(None).await;
     let err = anonymous
         .list_offsets("/x/y:z", &[], true)
@@ -357,7 +357,9 @@ fn bad_configuration_exits_2_naming_the_key() {
 
 #[tokio::test]
 async fn rpc_spans_name_principal_and_path_never_payloads_or_tokens() {
-    let server = Server::start_with(&["--log", "debug", "--log-format", "json"]);
+    let server = Server::builder()
+        .args(&["--log", "debug", "--log-format", "json"])
+        .start();
     let admin = server.client().await;
     let made = admin
         .admin()
@@ -486,7 +488,7 @@ async fn a_checkpoint_of_a_live_server_restores_into_a_new_one() {
 
     // The checkpoint is a data directory: a second server runs on it as the same cluster,
     // with the same users and tokens, and exactly the data of the moment it was taken.
-    let restored = Server::start_in(&dir).unwrap();
+    let restored = Server::builder().data_dir(&dir).start();
     let token = server.admin_token();
     let copy = restored.client_as(Some(&token)).await;
     let id = |c: Client| async move {

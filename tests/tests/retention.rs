@@ -10,7 +10,9 @@ use tributary_proto::v1;
 
 #[tokio::test]
 async fn expired_records_vanish_and_are_purged() {
-    let server = Server::start_with(&["--retention-interval", "200ms"]);
+    let server = Server::builder()
+        .args(&["--retention-interval", "200ms"])
+        .start();
     let client = server.client().await;
     let one_second = v1::StreamAttributes {
         ttl_ms: Some(1_000),

@@ -317,7 +317,9 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 #[tokio::test]
 async fn tokens_are_stored_hashed_and_never_logged_nor_are_payloads() {
-    let mut server = Server::start_with(&["--log", "debug", "--log-format", "json"]);
+    let mut server = Server::builder()
+        .args(&["--log", "debug", "--log-format", "json"])
+        .start();
     let admin = server.client().await;
     create_stream(
         &admin,

@@ -1,13 +1,14 @@
 //! Multi-tenancy end to end: users and tokens, two isolated tenants, each stream permission
 //! granted and refused, ACL edits taking effect on the next request, quotas refusing without
-//! partial writes, bad input refused, and everything kept across a restart.
+//! partial writes, bad input refused, and everything kept across a restart. Scenarios that
+//! need no process of the server's own run it in-process.
 
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use tonic::Code;
 use tributary_client::record;
-use tributary_e2e::{Client, Run, Server};
+use tributary_e2e::{Client, InProcess, Run, Server};
 use tributary_proto::v1;
 
 /// Creates a user through the CLI and returns its token.
@@ -211,9 +212,9 @@ fn two_isolated_tenants_through_the_cli() {
         .ok();
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn every_call_needs_valid_credentials() {
-    let server = Server::start();
+    let server = InProcess::start().await;
     let admin = server.client().await;
     tributary_e2e::create_stream(&admin, "/v/s", Default::default()).await;
     admin
@@ -261,9 +262,9 @@ async fn every_call_needs_valid_credentials() {
     assert!(out.stderr.contains("UNAUTHENTICATED"), "{}", out.stderr);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn anonymous_use_is_opt_in_and_still_bound_by_acls() {
-    let server = Server::start_with(&["--allow-anonymous"]);
+    let server = InProcess::start_with(|c| c.grpc.allow_anonymous = true).await;
     let admin = server.client().await;
     let public = v1::StreamAttributes {
         produce_perm: Some("p".into()),
@@ -308,9 +309,9 @@ async fn anonymous_use_is_opt_in_and_still_bound_by_acls() {
 }
 
 /// Each permission allowed for its holder and refused to everyone else, over gRPC.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn each_permission_is_allowed_and_refused() {
-    let server = Server::start();
+    let server = InProcess::start().await;
     let admin = server.client().await;
     let mut a = admin.admin();
     let token = |name: &str| {
@@ -445,9 +446,9 @@ async fn each_permission_is_allowed_and_refused() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn quotas_and_bad_input_change_nothing() {
-    let server = Server::start();
+    let server = InProcess::start().await;
     let admin = server.client().await;
     let mut a = admin.admin();
     let quotas = v1::VolumeQuotas {

@@ -84,7 +84,7 @@ fn start(pki: &Pki, mutual: bool) -> Server {
     if mutual {
         args.extend(["--tls-client-ca", pki.ca.to_str().unwrap()]);
     }
-    Server::start_with(&args)
+    Server::builder().args(&args).start()
 }
 
 async fn connect(

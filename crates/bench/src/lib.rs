@@ -84,14 +84,8 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    #[error("opening the embedded server's store")]
-    Storage(#[from] tributary_storage::Error),
-
-    #[error("opening the embedded server's namespace")]
-    Namespace(#[from] tributary_volume::Error),
-
     #[error("the embedded server failed")]
-    Serve(#[from] tonic::transport::Error),
+    Server(#[from] tributary_server::Error),
 
     #[error("a bench task failed")]
     Task(#[from] tokio::task::JoinError),

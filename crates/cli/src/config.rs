@@ -125,15 +125,16 @@ impl Settings {
 
 impl Default for Settings {
     fn default() -> Self {
+        let server = tributary_server::Config::new("./data");
         Self {
-            data_dir: PathBuf::from("./data"),
+            data_dir: server.data_dir,
             listen: ([127, 0, 0, 1], 7070).into(),
             metrics_listen: MetricsListen::On(([127, 0, 0, 1], 9464).into()),
             log: "info".into(),
             log_format: LogFormat::Text,
-            max_message_bytes: tributary_api::ServerOptions::default().max_message_bytes,
-            retention_interval: Duration::from_secs(30),
-            producer_expiry: Duration::from_secs(7 * 86_400),
+            max_message_bytes: server.grpc.max_message_bytes,
+            retention_interval: server.retention_interval,
+            producer_expiry: server.producer_expiry,
             shutdown_delay: Duration::ZERO,
             allow_anonymous: false,
             tls_cert: None,

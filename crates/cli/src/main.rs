@@ -6,8 +6,6 @@ mod backup;
 mod config;
 mod consume;
 mod group;
-mod heap;
-mod metrics;
 mod output;
 mod produce;
 mod serve;
@@ -17,7 +15,7 @@ use clap::{Args, Parser, Subcommand};
 
 /// mimalloc, counted for the `tributary_memory_heap_bytes` gauge.
 #[global_allocator]
-static GLOBAL: heap::Counting = heap::Counting::new();
+static GLOBAL: tributary_server::heap::Counting = tributary_server::heap::Counting::new();
 
 #[derive(Debug, Parser)]
 #[command(

@@ -1,17 +1,18 @@
-//! `tributary serve`: the server's life from configuration (`config.rs`) to a clean close
-//! on SIGINT/SIGTERM: logging, opening the store, the gRPC server, the metrics endpoint and
-//! the retention loop.
+//! `tributary serve`: what the process does around the server (`tributary_server`, which
+//! runs it): the configuration (`config.rs`), logging, the open-files limit, the Prometheus
+//! recorder, binding the listeners, the admin token file, the lines printed for scripts, and
+//! SIGINT/SIGTERM (health NOT_SERVING, the shutdown delay) as the server's shutdown future.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tributary_api::metrics::RPC_DURATION;
 use tributary_api::{Health, ServerOptions, TlsFiles};
-use tributary_replication::{Links, Replicator};
-use tributary_storage::{Store, StoreOptions};
-use tributary_volume::{Namespace, SystemClock};
+use tributary_server::MetricsEndpoint;
 
 use crate::config::{self, Flags, LogFormat, MetricsListen, Settings};
 
@@ -35,9 +36,6 @@ pub const DEFAULT_ADMIN_TOKEN: &str = "./data/admin.token";
 
 /// Exit status for a configuration that does not load (as for a usage error).
 const BAD_CONFIG: i32 = 2;
-
-/// How long in-flight requests and open connections get to finish once the server stops.
-const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
 
 fn init_logging(cfg: &Settings) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log)
@@ -84,55 +82,51 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     // Before anything reports, so that no early figure is lost.
     let metrics = match cfg.metrics_listen {
-        MetricsListen::On(addr) => Some((crate::metrics::install()?, addr)),
-        MetricsListen::Off => None,
-    };
-
-    let db_path = cfg.data_dir.join("db");
-    let store =
-        tokio::task::spawn_blocking(move || Store::open(&db_path, &StoreOptions::default()))
-            .await?
-            .with_context(|| format!("opening data directory {}", cfg.data_dir.display()))?;
-    let store = Arc::new(store);
-    let cluster_id = store.identity().cluster_id;
-    let ns = Arc::new(Namespace::open(store.clone(), Arc::new(SystemClock)).await?);
-    ns.set_producer_expiry(cfg.producer_expiry);
-    // The replica links, shared by the replicator (which runs them), the API and metrics.
-    let links = Links::new(ns.clone());
-    if let Some(token) = ns.ensure_admin().await? {
-        let path = cfg.data_dir.join("admin.token");
-        write_secret(&path, &token).with_context(|| format!("writing {}", path.display()))?;
-        tracing::info!(path = %path.display(), "wrote the cluster admin's token");
-    }
-
-    let metrics_task = match metrics {
-        Some((handle, addr)) => {
-            let listener = tokio::net::TcpListener::bind(addr)
+        MetricsListen::On(addr) => {
+            let handle = install_recorder()?;
+            let listener = TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("binding the metrics endpoint {addr}"))?;
-            let addr = listener.local_addr()?;
-            tracing::info!(%addr, "metrics at http://{addr}/metrics");
-            announce(format!("tributary metrics on {addr}")).await?;
-            Some(tokio::spawn(crate::metrics::serve(
-                listener,
-                handle,
-                ns.clone(),
-                links.clone(),
-            )))
+            Some(MetricsEndpoint { listener, handle })
         }
-        None => None,
+        MetricsListen::Off => None,
     };
-
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
+    let listener = TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("binding {}", cfg.listen))?;
-    let addr = listener.local_addr()?;
-    // Before the line below: a SIGTERM sent as soon as it is seen must stop us cleanly.
+    let health = Health::default();
+    let config = server_config(&cfg, health.clone(), metrics)?;
+    // Before the server starts: a SIGTERM sent as soon as it is seen listening must stop it
+    // cleanly, not kill it.
     let signals = Signals::install()?;
+    let shutdown = shutdown_signal(signals, health, cfg.shutdown_delay);
+    let running = tributary_server::start(config, listener, shutdown).await?;
+    if let Some(token) = &running.admin_token {
+        let path = cfg.data_dir.join("admin.token");
+        if let Err(e) = write_secret(&path, token) {
+            let _ = running.stop().await;
+            return Err(e).with_context(|| format!("writing {}", path.display()));
+        }
+        tracing::info!(path = %path.display(), "wrote the cluster admin's token");
+    }
+    if let Some(addr) = running.metrics_addr {
+        tracing::info!(%addr, "metrics at http://{addr}/metrics");
+        announce(format!("tributary metrics on {addr}")).await?;
+    }
+    let (addr, cluster_id) = (running.addr, running.cluster_id);
     tracing::info!(%addr, %cluster_id, data_dir = %cfg.data_dir.display(), "tributary listening");
     // Last, so that a script reading it knows everything above is up.
     announce(format!("tributary listening on {addr}")).await?;
+    running.closed().await?;
+    Ok(())
+}
 
+/// The server's part of the settings; reads the TLS files.
+fn server_config(
+    cfg: &Settings,
+    health: Health,
+    metrics: Option<MetricsEndpoint>,
+) -> anyhow::Result<tributary_server::Config> {
     let read = |p: &PathBuf| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
     let tls = match (&cfg.tls_cert, &cfg.tls_key) {
         (Some(c), Some(k)) => Some(TlsFiles {
@@ -142,42 +136,39 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }),
         _ => None,
     };
-    let health = Health::default();
-    let options = ServerOptions {
-        tls,
-        max_message_bytes: cfg.max_message_bytes,
-        allow_anonymous: cfg.allow_anonymous,
-        health: health.clone(),
-        quotas: cfg.quotas(),
-        links: Some(links.clone()),
-        ..ServerOptions::default()
-    };
-    let retention = tokio::spawn(retention_loop(ns.clone(), cfg.retention_interval));
-    let replicator = Replicator::start(links);
-    // Once stopping, connections get DRAIN_LIMIT to finish; a client that never closes
-    // its connection (or a stuck call) must not keep the server up forever.
-    let stopping = tokio::sync::Notify::new();
-    let shutdown = async {
-        shutdown_signal(signals, health, cfg.shutdown_delay).await;
-        stopping.notify_one();
-    };
-    tokio::select! {
-        served = tributary_api::serve(ns.clone(), listener, &options, shutdown) => served?,
-        _ = async { stopping.notified().await; tokio::time::sleep(DRAIN_LIMIT).await } => {
-            tracing::warn!(limit = ?DRAIN_LIMIT, "connections still open after the drain limit; closing them");
-        }
-    }
-    retention.abort();
-    let _ = retention.await;
-    replicator.stop().await;
-    if let Some(t) = metrics_task {
-        t.abort();
-        let _ = t.await;
-    }
+    Ok(tributary_server::Config {
+        grpc: ServerOptions {
+            tls,
+            max_message_bytes: cfg.max_message_bytes,
+            allow_anonymous: cfg.allow_anonymous,
+            health,
+            quotas: cfg.quotas(),
+            ..ServerOptions::default()
+        },
+        retention_interval: cfg.retention_interval,
+        producer_expiry: cfg.producer_expiry,
+        metrics,
+        ..tributary_server::Config::new(&cfg.data_dir)
+    })
+}
 
-    drop(ns);
-    close(store, &cfg.data_dir).await;
-    Ok(())
+/// Latency buckets in seconds: sub-millisecond appends up to long-poll fetches.
+const RPC_BUCKETS: &[f64] = &[
+    0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    10.0, 30.0,
+];
+
+/// Installs the process's Prometheus recorder behind the `metrics` facade, which every
+/// crate reports through; the server's endpoint renders it. Call once, before anything
+/// reports.
+fn install_recorder() -> anyhow::Result<PrometheusHandle> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(RPC_DURATION.into()), RPC_BUCKETS)?
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    metrics::describe_gauge!("tributary_build_info", "Always 1; the version is a label.");
+    metrics::gauge!("tributary_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    Ok(handle)
 }
 
 /// Raises the soft open-files limit to the hard one: every connection takes a descriptor,
@@ -212,21 +203,6 @@ fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
     f.write_all(secret.as_bytes())?;
     f.write_all(b"\n")?;
     f.sync_all()
-}
-
-/// Retention and compaction every `interval`, the first one interval after the start (as
-/// Kafka delays its first check), so a restart does not add a pass over every compacted
-/// partition to the work of coming back.
-async fn retention_loop(ns: Arc<Namespace>, interval: std::time::Duration) {
-    let start = tokio::time::Instant::now() + interval;
-    let mut tick = tokio::time::interval_at(start, interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        if let Err(e) = ns.run_retention().await {
-            tracing::warn!(error = %e, "retention failed; retrying at the next interval");
-        }
-    }
 }
 
 /// The SIGINT and SIGTERM handlers, installed before the server says it listens: a signal
@@ -272,15 +248,4 @@ async fn shutdown_signal(signals: Signals, health: Health, delay: std::time::Dur
         _ = tokio::time::sleep(delay) => {}
         second = next() => tracing::info!(signal = second, "stopping now"),
     }
-}
-
-/// Makes buffered writes durable and lets go of the store. RocksDB closes when the last
-/// reference drops; blocking tasks still finishing hold one, and the runtime waits for them
-/// before the process exits.
-async fn close(store: Arc<Store>, data_dir: &Path) {
-    if let Err(e) = store.sync_wal() {
-        tracing::error!(error = %e, "syncing the write-ahead log at shutdown");
-    }
-    drop(store);
-    tracing::info!(data_dir = %data_dir.display(), "stopped cleanly");
 }

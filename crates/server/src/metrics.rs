@@ -1,46 +1,27 @@
-//! The Prometheus endpoint of `tributary serve`: installs the recorder behind the `metrics`
-//! facade (which every crate reports through) and serves `GET /metrics` over a minimal
-//! HTTP/1.1 responder. Gauges read from the store and the namespace are refreshed at each
-//! scrape, so they are as fresh as the scrape and cost nothing between scrapes; consumer-group
-//! lag is computed at each scrape too, and rendered beside the recorder's output.
+//! The Prometheus endpoint: `GET /metrics` over a minimal HTTP/1.1 responder, rendering
+//! the recorder the process installed behind the `metrics` facade (which every crate reports
+//! through; installing it is the binary's, being process-wide). Gauges read from the store
+//! and the namespace are refreshed at each scrape, so they are as fresh as the scrape and
+//! cost nothing between scrapes; consumer-group and replication lag are computed at each
+//! scrape too, and rendered beside the recorder's output.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tributary_api::metrics::RPC_DURATION;
 use tributary_replication::Links;
 use tributary_volume::{Caller, Namespace, Principal};
-
-/// Latency buckets in seconds: sub-millisecond appends up to long-poll fetches.
-const RPC_BUCKETS: &[f64] = &[
-    0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-    10.0, 30.0,
-];
 
 /// A request head larger than this is refused; a scrape sends a few hundred bytes.
 const MAX_REQUEST_HEAD: usize = 8 << 10;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Installs the global recorder. Call once, before anything reports.
-pub fn install() -> anyhow::Result<PrometheusHandle> {
-    let handle = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Full(RPC_DURATION.into()), RPC_BUCKETS)?
-        .install_recorder()
-        .context("installing the metrics recorder")?;
-    describe();
-    metrics::gauge!("tributary_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
-    Ok(handle)
-}
-
-/// Help text for the series this binary reports (others describe their own).
-fn describe() {
+/// Help text for the RPC series and the gauges refreshed here (the binary describes its own).
+pub(crate) fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     use tributary_api::metrics as api;
-    describe_gauge!("tributary_build_info", "Always 1; the version is a label.");
     describe_counter!(api::RPC_REQUESTS, "RPCs served, by method and status code.");
     describe_histogram!(api::RPC_DURATION, Unit::Seconds, "RPC latency, by method.");
     describe_counter!(api::RECORDS_IN, "Records produced, per volume and stream.");

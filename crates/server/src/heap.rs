@@ -6,6 +6,9 @@
 //! figures answer "what does the server itself hold?" (queues, pushes, sessions) apart from
 //! the engine, whose memory its options bound.
 //!
+//! The process picks its global allocator: the `tributary` binary installs [`Counting`];
+//! where nothing does (a test harness), the server's figure stays at zero.
+//!
 //! The one module allowed `unsafe`: the allocator, and a foreign call that fills in numbers.
 #![allow(unsafe_code)]
 
@@ -43,6 +46,12 @@ pub struct Counting(mimalloc::MiMalloc);
 impl Counting {
     pub const fn new() -> Self {
         Counting(mimalloc::MiMalloc)
+    }
+}
+
+impl Default for Counting {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
