@@ -12,7 +12,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tributary_api::metrics::RPC_DURATION;
-use tributary_volume::{Caller, LinkState, Namespace, Principal};
+use tributary_core::Principal;
+use tributary_volume::{Caller, LinkState, Namespace};
 
 /// Latency buckets in seconds: sub-millisecond appends up to long-poll fetches.
 const RPC_BUCKETS: &[f64] = &[

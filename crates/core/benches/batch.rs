@@ -3,17 +3,17 @@
 //! value's appended server fields, decoding a fetched batch, and walking a stored batch's
 //! framing without decoding it. 1,000 records of 100 bytes, as in `tributary bench`'s
 //! default produce run. CI only compiles this (`cargo clippy --all-targets`); run it with
-//! `cargo bench -p tributary-volume`.
+//! `cargo bench -p tributary-core`.
 
 use std::hint::black_box;
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use prost::Message;
+use tributary_core::TimestampType;
+use tributary_core::batch::{self, ServerFields};
 use tributary_proto::v1::{Record, RecordBatch};
 use tributary_proto::wire;
-use tributary_volume::TimestampType;
-use tributary_volume::batch::{self, ServerFields};
 
 const RECORDS: usize = 1_000;
 const VALUE_BYTES: usize = 100;

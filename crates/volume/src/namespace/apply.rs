@@ -7,13 +7,13 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
+use tributary_core::batch::{self, ServerFields};
+use tributary_core::names::{StreamPath, TopicPath, check_group};
 use tributary_proto::v1;
 use tributary_storage::{self as storage, NewBatch, PulledBatch};
 
 use super::{Namespace, blocking, volume_of};
-use crate::batch::{self, ServerFields};
 use crate::model::*;
-use crate::names::{StreamPath, TopicPath};
 use crate::{Error, Result};
 
 /// A pulled batch, decoded once.
@@ -259,7 +259,7 @@ impl Namespace {
         let live: Vec<String> = self.live_groups(s).into_iter().map(|g| g.0).collect();
         let mut by_group: HashMap<String, Vec<(storage::PartitionId, u64)>> = HashMap::new();
         for c in cursors {
-            if live.contains(&c.group) || crate::names::check_group("group", &c.group).is_err() {
+            if live.contains(&c.group) || check_group("group", &c.group).is_err() {
                 continue;
             }
             let topic = TopicPath::parse("topic", &format!("{path}:{}", c.topic))?;

@@ -10,14 +10,14 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::time::Instant;
+use tributary_core::batch;
+use tributary_core::names::StreamPath;
 use tributary_proto::v1;
 use tributary_storage::{self as storage, ClusterId, PartitionId};
 
 use super::{Namespace, blocking};
 use crate::auth::{Caller, Credential};
-use crate::batch;
 use crate::model::*;
-use crate::names::StreamPath;
 use crate::{Error, Result};
 
 /// Batch bytes per response when the request gives none, and the most it may ask.
