@@ -147,7 +147,7 @@ pub fn producer_part(stored: &[u8]) -> Option<Vec<u8>> {
     for field in walk::fields(stored) {
         let field = field.ok()?;
         if !SERVER_FIELDS.contains(&field.number) {
-            out.extend_from_slice(field.encoded);
+            out.extend_from_slice(field.encoded());
         }
     }
     Some(out)
@@ -238,7 +238,7 @@ pub fn without_first_records(body: &[u8], skip: usize) -> Option<Vec<u8>> {
         if field.number == RECORDS_FIELD && seen < skip {
             seen += 1;
         } else {
-            out.extend_from_slice(field.encoded);
+            out.extend_from_slice(field.encoded());
         }
     }
     Some(out)
