@@ -21,7 +21,7 @@ shift || true
 rocksdb_of() { awk '/^name = "librocksdb-sys"$/ { getline; gsub(/"/, "", $3); print $3 }' "$1"; }
 if [ "$(rocksdb_of Cargo.lock)" != "$(rocksdb_of fuzz/Cargo.lock)" ]; then
     echo "fuzz.sh: fuzz/Cargo.lock pins librocksdb-sys $(rocksdb_of fuzz/Cargo.lock), Cargo.lock $(rocksdb_of Cargo.lock);" \
-        "copy Cargo.lock to fuzz/Cargo.lock and run \`cargo update -p tributary-fuzz --manifest-path fuzz/Cargo.toml\`" >&2
+        "copy Cargo.lock to fuzz/Cargo.lock and run \`cargo update --workspace --manifest-path fuzz/Cargo.toml\`" >&2
     exit 1
 fi
 

@@ -4,12 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-
-#[allow(dead_code)]
-#[path = "../../crates/volume/src/acl.rs"]
-mod acl;
-
-use acl::{Acl, Principal};
+use tributary_core::acl::{Acl, Principal};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -9,12 +9,13 @@ use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
 use tributary_proto::v1::RecordBatch;
-use tributary_volume::TimestampType;
-use tributary_volume::batch::{
+use tributary_core::TimestampType;
+use tributary_core::batch::{
     ServerFields, count_elements, encode_records, first_at_or_after, max_timestamp, producer_part,
     record_size, stored_header, stored_value, validate,
 };
-use tributary_volume::limits::{MAX_HEADERS_PER_BATCH, MAX_RECORDS_PER_BATCH};
+use tributary_core::limits::{MAX_HEADERS_PER_BATCH, MAX_RECORDS_PER_BATCH};
+use tributary_proto::wire::record_count;
 
 fuzz_target!(|data: &[u8]| {
     // Whatever an upstream sends, reading it off its framing never panics.
@@ -26,6 +27,10 @@ fuzz_target!(|data: &[u8]| {
     let max_message_bytes = u32::from(u16::from_le_bytes(*limit));
     let decoded = RecordBatch::decode(body);
     let counted = count_elements(body);
+    if let Some(n) = counted {
+        // One walker: the served count agrees with the pre-decoding one.
+        assert_eq!(record_count(body), n.records as u64);
+    }
     if let Ok(d) = &decoded {
         let n = counted.expect("what prost decodes has sound framing");
         assert_eq!(n.records, d.records.len());

@@ -1,9 +1,9 @@
 //! Conversions between the wire messages and the namespace's domain types.
 
+use tributary_core::{Acl, TimestampType};
 use tributary_proto::v1;
 use tributary_volume::{
-    self as volume, Acl, Durability, PartitionStats, Quotas, StreamAttributes,
-    StreamAttributesPatch, TimestampType,
+    self as volume, Durability, PartitionStats, Quotas, StreamAttributes, StreamAttributesPatch,
 };
 
 use crate::ApiError;

@@ -8,8 +8,8 @@ use futures::Stream;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
+use tributary_core::groups::TopicPartition;
 use tributary_proto::{v1, wire};
-use tributary_volume::groups::TopicPartition;
 use tributary_volume::{
     ClientMsg, Committer, CursorCommit, GroupInfo, IdempotentSeq, JoinRequest, OffsetSpec,
     ProduceOptions, ResetTo, ServerMsg,

@@ -193,7 +193,7 @@ mod tests {
                 volume::Error::Fenced {
                     group: "g".into(),
                     member: "m".into(),
-                    reason: volume::groups::RemovedReason::SessionExpired,
+                    reason: tributary_core::groups::RemovedReason::SessionExpired,
                 },
                 Code::FailedPrecondition,
             ),

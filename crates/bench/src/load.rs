@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tributary_client::Record;
-use tributary_volume::partitioner::partition_for_key;
+use tributary_core::partitioner::partition_for_key;
 
 use crate::system::{Conn, Reader, System};
 use crate::{BenchArgs, Error, Result, Workload};

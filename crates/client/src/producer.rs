@@ -3,9 +3,10 @@
 //! producer id and the partition's sequence, so retries after a lost response are
 //! acknowledged with the original offsets instead of being appended twice.
 //!
-//! Records are partitioned here, as the server would (Kafka's murmur2 of the key; unkeyed
-//! records stick to one partition per batch, round-robin), since a retry must go to the
-//! partition the first try went to. One request per partition is in flight at a time, so
+//! Records are partitioned here, with the server's own partitioner
+//! (`tributary_core::partitioner`: Kafka's murmur2 of the key; unkeyed records stick to one
+//! partition per batch, round-robin), since a retry must go to the partition the first try
+//! went to. One request per partition is in flight at a time, so
 //! records of a partition are appended in the order they were sent.
 
 use std::collections::HashMap;
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+use tributary_core::partitioner::partition_for_key;
 use tributary_proto::v1;
 
 use crate::{Client, Error, Record, RecordBatch, Result};
@@ -368,11 +370,6 @@ async fn sleep_until(t: Option<Instant>) {
         Some(t) => tokio::time::sleep_until(t).await,
         None => std::future::pending().await,
     }
-}
-
-/// Kafka's default partitioner: `toPositive(murmur2(key)) % partitions`.
-pub(crate) fn partition_for_key(key: &[u8], partitions: u32) -> u32 {
-    (murmur2::murmur2(key, murmur2::KAFKA_SEED) & 0x7fff_ffff) % partitions
 }
 
 /// Sends one batch, retrying retriable failures with the same sequence, and resolves its

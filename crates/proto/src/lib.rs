@@ -1,5 +1,6 @@
-//! Generated code for the `tributary.v1` gRPC API, and the server's zero-copy wire view of
-//! record batches. Nothing hand-written here beyond that view.
+//! Generated code for the `tributary.v1` gRPC API, the server's zero-copy wire view of
+//! record batches, and the one walker over protobuf framing that reads encoded batches
+//! without decoding them. Nothing hand-written here beyond those two.
 
 #![allow(clippy::all, clippy::pedantic, rust_2018_idioms)]
 
@@ -11,4 +12,5 @@ pub mod v1 {
 /// Encoded `FileDescriptorSet` of the API, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("tributary_descriptor");
 
+pub mod walk;
 pub mod wire;

@@ -125,35 +125,14 @@ impl<T: prost::Message> tonic::codec::Encoder for Encoder<T> {
 }
 
 /// Records in an encoded `RecordBatch`: the occurrences of field 1, found by walking the
-/// top-level tags without decoding (or copying) any record. The server counts what it
-/// serves this way; a stored batch was validated when it was produced. Input that does
-/// not parse stops the count where it breaks.
-pub fn record_count(mut buf: &[u8]) -> u64 {
-    use prost::encoding::{WireType, decode_key, decode_varint};
-    let mut n = 0;
-    while !buf.is_empty() {
-        let Ok((field, wire_type)) = decode_key(&mut buf) else {
-            break;
-        };
-        let skip = match wire_type {
-            WireType::Varint => decode_varint(&mut buf).map(|_| 0),
-            WireType::SixtyFourBit => Ok(8),
-            WireType::ThirtyTwoBit => Ok(4),
-            WireType::LengthDelimited => decode_varint(&mut buf),
-            WireType::StartGroup | WireType::EndGroup => break,
-        };
-        let Ok(skip) = usize::try_from(skip.unwrap_or(u64::MAX)) else {
-            break;
-        };
-        if skip > buf.len() {
-            break;
-        }
-        buf = &buf[skip..];
-        if field == 1 && wire_type == WireType::LengthDelimited {
-            n += 1;
-        }
-    }
-    n
+/// top-level framing ([`crate::walk`]) without decoding (or copying) any record. The server
+/// counts what it serves this way; a stored batch was validated when it was produced.
+/// Input that does not parse stops the count where it breaks.
+pub fn record_count(buf: &[u8]) -> u64 {
+    crate::walk::fields(buf)
+        .map_while(Result::ok)
+        .filter(|f| f.number == 1 && matches!(f.value, crate::walk::Value::Bytes(_)))
+        .count() as u64
 }
 
 /// Decodes a `RecordBatch` with its records vector sized first (from [`record_count`]):
@@ -289,6 +268,18 @@ mod tests {
         // Truncated input stops counting instead of reading past the end.
         let bytes = batch.encode_to_vec();
         assert!(record_count(&bytes[..bytes.len() / 2]) < 7);
+    }
+
+    #[test]
+    fn record_count_skips_an_unknown_group_as_decoding_does() {
+        let mut b = batch();
+        b.records = vec![b.records[0].clone(); 3];
+        // Field 7, a group holding a varint, in front of the batch and after it.
+        let group = [0x3b, 0x08, 0x01, 0x3c];
+        let stored = [&group[..], &b.encode_to_vec(), &group].concat();
+        assert_eq!(v1::RecordBatch::decode(stored.as_slice()).unwrap(), b);
+        assert_eq!(record_count(&stored), 3);
+        assert_eq!(decode_batch(stored.into()).unwrap().records.capacity(), 3);
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! holds), since those are the catalog's and the live groups' rules.
 
 use bytes::Bytes;
-use tributary_volume::batch::{self, ServerFields};
+use tributary_core::batch::{self, ServerFields};
 use tributary_volume::{
     Error, LinkRow, MirrorCursor, Namespace, NewBatch, PulledBatch, ReplicaTarget, Result,
 };

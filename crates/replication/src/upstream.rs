@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tributary_volume::{Error, LinkStart, PullSource, Result, SourcePartition, SourceRead, batch};
+use tributary_core::batch;
+use tributary_volume::{Error, LinkStart, PullSource, Result, SourcePartition, SourceRead};
 
 use crate::protocol::{
     ClusterId, PullChunk, PullRequest, PullResponse, ReplicatedCursor, TopicShape,

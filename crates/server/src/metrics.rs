@@ -11,8 +11,9 @@ use std::time::Duration;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tributary_core::Principal;
 use tributary_replication::Links;
-use tributary_volume::{Caller, Namespace, Principal};
+use tributary_volume::{Caller, Namespace};
 
 /// A request head larger than this is refused; a scrape sends a few hundred bytes.
 const MAX_REQUEST_HEAD: usize = 8 << 10;

@@ -9,8 +9,8 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use tributary_core::acl::Principal;
 
-use crate::acl::Principal;
 use crate::{Error, Result};
 
 /// The authenticated caller of a namespace operation.

@@ -68,7 +68,7 @@ pub enum Error {
     Fenced {
         group: String,
         member: String,
-        reason: crate::groups::RemovedReason,
+        reason: tributary_core::groups::RemovedReason,
     },
 
     /// A commit for a partition the member neither owns nor is revoking.
@@ -102,6 +102,60 @@ fn denied(who: &str, permission: &str, path: &str) -> String {
     match permission {
         "any" => format!("{who} has no permission on {path}"),
         p => format!("{who} lacks the `{p}` permission on {path}"),
+    }
+}
+
+/// Each error of the pure code is the namespace's variant of the same name and message; a
+/// stored batch that does not decode is the store's corruption, as when storage finds it.
+impl From<tributary_core::Error> for Error {
+    fn from(e: tributary_core::Error) -> Self {
+        use tributary_core::Error as Core;
+        match e {
+            Core::InvalidArgument { field, message } => Error::InvalidArgument { field, message },
+            Core::StaleGeneration {
+                group,
+                given,
+                current,
+            } => Error::StaleGeneration {
+                group,
+                given,
+                current,
+            },
+            Core::UnknownMember { group, member } => Error::UnknownMember { group, member },
+            Core::Fenced {
+                group,
+                member,
+                reason,
+            } => Error::Fenced {
+                group,
+                member,
+                reason,
+            },
+            Core::NotAssigned {
+                group,
+                member,
+                topic,
+                partition,
+            } => Error::NotAssigned {
+                group,
+                member,
+                topic,
+                partition,
+            },
+            Core::AssignorMismatch {
+                group,
+                group_assignor,
+                asked,
+            } => Error::AssignorMismatch {
+                group,
+                group_assignor,
+                asked,
+            },
+            Core::CorruptBatch { detail } => Error::Storage(tributary_storage::Error::Corrupt {
+                what: "stored batch",
+                detail,
+            }),
+        }
     }
 }
 

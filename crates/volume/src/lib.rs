@@ -5,28 +5,25 @@
 //! and one `Error` enum that `tributary-api` maps to status codes. It never touches RocksDB
 //! except through the store's typed API.
 //!
+//! The rules it applies that link no storage (names, ACL expressions, the consumer-group
+//! state machine, the batch codec, the partitioner) are `tributary-core`'s.
+//!
 //! **Invariant:** a topic path resolves to storage partition ids through the stream's id,
 //! so renaming or deleting a stream never rewrites a log.
 
-pub mod acl;
 pub mod auth;
-pub mod batch;
 pub mod clock;
+mod compaction;
 mod error;
-pub mod groups;
 pub mod limits;
 pub mod model;
-pub mod names;
 mod namespace;
-pub mod partitioner;
 
-pub use acl::{Acl, Principal};
 pub use auth::{Caller, Credential};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use model::{
     Durability, LinkRow, LinkStart, Perm, Quotas, StreamAttributes, StreamAttributesPatch,
-    TimestampType,
 };
 pub use namespace::*;
 pub use tributary_storage::PartitionStats;

@@ -16,7 +16,8 @@
 use serde::{Deserialize, Serialize};
 use tributary_storage::PartitionId;
 
-use crate::acl::Acl;
+use tributary_core::TimestampType;
+use tributary_core::acl::Acl;
 use uuid::Uuid;
 
 use crate::{Error, Result};
@@ -43,18 +44,6 @@ impl From<Durability> for tributary_storage::Durability {
             Durability::Buffered => tributary_storage::Durability::Buffered,
         }
     }
-}
-
-/// Which timestamp records carry for retention and seek by time (Kafka's
-/// `message.timestamp.type`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TimestampType {
-    /// The producer's timestamp, or the append time for records without one.
-    #[default]
-    CreateTime,
-    /// The server's append time.
-    LogAppendTime,
 }
 
 /// The five per-stream permissions.

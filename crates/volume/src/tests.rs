@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use prost::Message;
+use tributary_core::{Acl, partitioner};
 use tributary_proto::v1::{Record, RecordBatch};
 use tributary_storage::{Store, StoreOptions};
 

@@ -4,16 +4,16 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use tributary_core::acl::Acl;
+use tributary_core::names::{StreamPath, TopicPath, VolumePath};
 use tributary_storage::CatalogTx;
 use uuid::Uuid;
 
 use super::{
     Namespace, StreamInfo, TopicInfo, Totals, VolumeInfo, blocking, not_found_if_dropped, volume_of,
 };
-use crate::acl::Acl;
 use crate::auth::Caller;
 use crate::model::*;
-use crate::names::{StreamPath, TopicPath, VolumePath};
 use crate::{Error, Result};
 
 /// Changes to a volume; `None` keeps the current value.

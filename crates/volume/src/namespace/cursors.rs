@@ -7,13 +7,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use tributary_core::names::{StreamPath, TopicPath, check_group};
 use tributary_storage::{Cursor, PartitionId};
 
 use super::data::{OffsetSpec, partition_offset};
 use super::{Namespace, blocking, volume_of};
 use crate::auth::Caller;
 use crate::model::{Perm, StreamRow};
-use crate::names::{StreamPath, check_group};
 use crate::{Error, Result};
 
 /// A cursor to commit: the next offset the group reads in a partition.
@@ -432,7 +432,7 @@ impl Namespace {
 
     /// A partition of a topic of `s` by name and number.
     async fn stream_partition(&self, s: &StreamRow, topic: &str, p: u32) -> Result<PartitionId> {
-        let path = crate::names::TopicPath::parse("topic", &format!("{}:{topic}", s.path))?;
+        let path = TopicPath::parse("topic", &format!("{}:{topic}", s.path))?;
         let t = self.topic(&path, false).await?;
         self.partition_id(&t, &path, p)
     }

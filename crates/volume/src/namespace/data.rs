@@ -8,15 +8,16 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use tokio::time::Instant;
+use tributary_core::batch::{self, ServerFields};
+use tributary_core::limits::check_count;
+use tributary_core::names::TopicPath;
+use tributary_core::partitioner::partition_for_key;
 use tributary_storage::{self as storage, AppendCheck, AppendRequest, NewBatch, ProducerSeq};
 
 use super::{Namespace, blocking, not_found_if_dropped, volume_of};
 use crate::auth::Caller;
-use crate::batch::{self, ServerFields};
-use crate::limits::{MAX_PARTITIONS_PER_REQUEST, check_count};
+use crate::limits::MAX_PARTITIONS_PER_REQUEST;
 use crate::model::Perm;
-use crate::names::TopicPath;
-use crate::partitioner::partition_for_key;
 use crate::{Error, Result};
 
 /// Fetch budget when the request gives none, and the most a request may ask for.

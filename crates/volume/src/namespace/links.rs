@@ -9,13 +9,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use tributary_core::names::StreamPath;
 use tributary_storage::{CatalogTx, LinkId};
 use uuid::Uuid;
 
 use super::{Namespace, blocking};
 use crate::auth::Caller;
 use crate::model::*;
-use crate::names::StreamPath;
 use crate::{Error, Result};
 
 /// What `upstream add` asks for.

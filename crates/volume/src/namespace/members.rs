@@ -15,17 +15,17 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::{Notify, mpsc, watch};
+use tributary_core::groups::{
+    Assignment, Changes, Group, JoinSpec, RemovedReason, Subscription, TopicPartition,
+};
+use tributary_core::names::{StreamPath, TopicPath, check_group};
 use tributary_storage::{self as storage, PartitionId};
 use uuid::Uuid;
 
 use super::data::{OffsetSpec, partition_offset};
 use super::{Namespace, blocking};
 use crate::auth::Caller;
-use crate::groups::{
-    Assignment, Changes, Group, JoinSpec, RemovedReason, Subscription, TopicPartition,
-};
 use crate::model::{Perm, StreamRow};
-use crate::names::{StreamPath, TopicPath, check_group};
 use crate::namespace::cursors::{Committer, CursorCommit, MemberInfo};
 use crate::{Error, Result};
 
@@ -166,7 +166,7 @@ impl Namespace {
             Some(p) => Subscription::pattern(p),
             None => Subscription::topics(join.topics.iter().cloned()),
         }
-        .map_err(|e| match e {
+        .map_err(|e| match Error::from(e) {
             Error::InvalidArgument { field, message } => Error::InvalidArgument {
                 field: format!("join.{field}"),
                 message,

@@ -25,13 +25,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use parking_lot::RwLock;
+use tributary_core::names::{StreamPath, TopicPath};
 use tributary_storage::{self as storage, CatalogTx, PartitionStats, Store};
 use uuid::Uuid;
 
 use crate::auth::{Caller, UserRow};
 use crate::clock::Clock;
 use crate::model::*;
-use crate::names::{StreamPath, TopicPath};
 use crate::{Error, Result};
 
 pub use admin::VolumeEdit;

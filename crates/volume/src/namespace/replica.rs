@@ -16,8 +16,8 @@ use tributary_storage::{self as storage, ApplyResult, NewBatch, PartitionId, Pul
 
 use super::{Namespace, blocking, volume_of};
 use crate::model::*;
-use crate::names::{StreamPath, TopicPath};
 use crate::{Error, Result};
+use tributary_core::names::{StreamPath, TopicPath};
 
 /// A link's destination stream, as replication may change it.
 #[derive(Debug)]
@@ -169,7 +169,9 @@ impl ReplicaTarget<'_> {
             .collect();
         let mut by_group: HashMap<String, Vec<(PartitionId, u64)>> = HashMap::new();
         for c in cursors {
-            if live.contains(&c.group) || crate::names::check_group("group", &c.group).is_err() {
+            if live.contains(&c.group)
+                || tributary_core::names::check_group("group", &c.group).is_err()
+            {
                 continue;
             }
             let topic = TopicPath::parse("topic", &format!("{}:{}", self.path, c.topic))?;

@@ -14,14 +14,13 @@
 
 use std::sync::atomic::Ordering;
 
+use tributary_core::names::StreamPath;
 use tributary_storage::{self as storage, CompactOptions, DEFAULT_MAX_KEYS, PartitionId, Purged};
 
 use super::{Namespace, blocking, volume_of};
 use crate::Result;
 use crate::auth::Caller;
-use crate::batch;
 use crate::model::{Perm, StreamRow};
-use crate::names::StreamPath;
 
 impl Namespace {
     /// Records with timestamps below this are expired in `s`; `None` when it keeps records
@@ -160,7 +159,7 @@ fn purge_partition(
     let mut purged = store.purge_before(id, start)?;
     let mut below = (purged.records > 0).then_some(start);
     if let Some(o) = compact {
-        let c = store.compact_keys(id, &batch::Codec, o)?;
+        let c = store.compact_keys(id, &crate::compaction::Codec, o)?;
         purged.records += c.removed.records;
         purged.bytes += c.removed.bytes;
         if c.batches_rewritten > 0 {

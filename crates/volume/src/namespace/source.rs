@@ -16,8 +16,8 @@ use tributary_storage::{self as storage, PartitionId, PartitionStats};
 use super::Namespace;
 use crate::auth::{Caller, Credential};
 use crate::model::*;
-use crate::names::StreamPath;
 use crate::{Error, Result};
+use tributary_core::names::StreamPath;
 
 /// One stream as a puller may read it; cheap to clone (into a blocking task).
 #[derive(Debug, Clone)]

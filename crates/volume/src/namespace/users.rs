@@ -3,11 +3,12 @@
 
 use std::sync::Arc;
 
+use tributary_core::limits::check_count;
 use tributary_storage::CatalogTx;
 
 use super::{Namespace, UserInfo};
 use crate::auth::{self, ADMIN, Caller, Credential, UserRow};
-use crate::limits::{MAX_GROUPS_PER_USER, check_count};
+use crate::limits::MAX_GROUPS_PER_USER;
 use crate::model::user_key;
 use crate::{Error, Result};
 

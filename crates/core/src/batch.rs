@@ -1,18 +1,31 @@
 //! Produced batches: decoded once to validate, stored as the client encoded them with the
 //! server-assigned fields appended (protobuf merges concatenated encodings, so appending a
-//! field sets it without re-encoding the records). Key compaction reads and cuts stored
-//! batches through [`Codec`].
+//! field sets it without re-encoding the records). Replication reads stored batches off
+//! their framing (`tributary_proto::walk`) without decoding their records; key compaction
+//! lists a stored batch's keys ([`for_each_key`]) and cuts it into runs ([`cut`]).
 
 use std::ops::Range;
 
 use bytes::Bytes;
 use prost::Message;
+use serde::{Deserialize, Serialize};
 use tributary_proto::v1::{self, Record, RecordBatch};
-use tributary_storage::KeyCodec;
+use tributary_proto::walk::{self, Value};
 
 use crate::limits::{MAX_HEADERS_PER_BATCH, MAX_RECORDS_PER_BATCH, check_count};
-use crate::model::TimestampType;
 use crate::{Error, Result};
+
+/// Which timestamp records carry for retention and seek by time (Kafka's
+/// `message.timestamp.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimestampType {
+    /// The producer's timestamp, or the append time for records without one.
+    #[default]
+    CreateTime,
+    /// The server's append time.
+    LogAppendTime,
+}
 
 /// A produced batch that passed validation. `records` slice the request buffer.
 #[derive(Debug)]
@@ -111,16 +124,18 @@ pub struct ElementCount {
 /// decoding then fails too, and says how.
 pub fn count_elements(batch: &[u8]) -> Option<ElementCount> {
     let mut n = ElementCount::default();
-    for_each_field(batch, |field, payload| {
-        if field == RECORDS_FIELD {
+    for field in walk::fields(batch) {
+        let field = field.ok()?;
+        if field.number == RECORDS_FIELD {
+            let Value::Bytes(record) = field.value else {
+                return None;
+            };
             n.records += 1;
-            for_each_field(payload?, |field, _| {
-                n.headers += usize::from(field == HEADERS_FIELD);
-                Some(())
-            })?;
+            for f in walk::fields(record) {
+                n.headers += usize::from(f.ok()?.number == HEADERS_FIELD);
+            }
         }
-        Some(())
-    })?;
+    }
     Some(n)
 }
 
@@ -129,15 +144,10 @@ pub fn count_elements(batch: &[u8]) -> Option<ElementCount> {
 /// framing.
 pub fn producer_part(stored: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(stored.len());
-    let mut buf = stored;
-    while !buf.is_empty() {
-        let before = buf;
-        match next_field(&mut buf, 0)? {
-            Field::Value(field, _) if !SERVER_FIELDS.contains(&field) => {
-                out.extend_from_slice(&before[..before.len() - buf.len()]);
-            }
-            Field::Value(..) => {}
-            Field::EndGroup(_) => return None,
+    for field in walk::fields(stored) {
+        let field = field.ok()?;
+        if !SERVER_FIELDS.contains(&field.number) {
+            out.extend_from_slice(field.encoded());
         }
     }
     Some(out)
@@ -156,7 +166,6 @@ pub struct StoredHeader {
 /// Reads a stored batch's server fields, record count and latest timestamp, skipping
 /// unknown fields as decoding does. `None` at broken framing or a missing origin.
 pub fn stored_header(stored: &[u8]) -> Option<StoredHeader> {
-    let mut buf = stored;
     let (mut records, mut max_ts, mut untimed) = (0u32, None::<i64>, false);
     let mut f = ServerFields {
         base_offset: 0,
@@ -166,52 +175,29 @@ pub fn stored_header(stored: &[u8]) -> Option<StoredHeader> {
         timestamp_type: TimestampType::CreateTime,
     };
     let mut origin = None;
-    while !buf.is_empty() {
-        let before = buf;
-        let key = varint(&mut buf)?;
-        let (field, wire) = (key >> 3, key & 7);
-        match wire {
-            0 => {
-                let v = varint(&mut buf)?;
-                match field {
-                    8 => f.base_offset = v,
-                    9 => f.append_time_ms = v as i64,
-                    11 => f.origin_base_offset = v,
-                    12 => {
-                        f.timestamp_type = if v == v1::TimestampType::LogAppendTime as u64 {
-                            TimestampType::LogAppendTime
-                        } else {
-                            TimestampType::CreateTime
-                        }
-                    }
-                    _ => {}
+    for field in walk::fields(stored) {
+        let field = field.ok()?;
+        match (field.number, field.value) {
+            (RECORDS_FIELD, Value::Bytes(record)) => {
+                records = records.checked_add(1)?;
+                match record_timestamp(record)? {
+                    Some(ts) => max_ts = Some(max_ts.map_or(ts, |m| m.max(ts))),
+                    None => untimed = true,
                 }
             }
-            2 => {
-                let len = usize::try_from(varint(&mut buf)?).ok()?;
-                let payload = buf.get(..len)?;
-                buf = &buf[len..];
-                match field {
-                    RECORDS_FIELD => {
-                        records = records.checked_add(1)?;
-                        match record_timestamp(payload)? {
-                            Some(ts) => max_ts = Some(max_ts.map_or(ts, |m| m.max(ts))),
-                            None => untimed = true,
-                        }
-                    }
-                    // The last occurrence wins, as in decoding.
-                    ORIGIN_CLUSTER_FIELD => origin = <[u8; 16]>::try_from(payload).ok(),
-                    _ => {}
+            // The last occurrence wins, as in decoding.
+            (ORIGIN_CLUSTER_FIELD, Value::Bytes(p)) => origin = <[u8; 16]>::try_from(p).ok(),
+            (BASE_OFFSET_FIELD, Value::Varint(v)) => f.base_offset = v,
+            (APPEND_TIME_FIELD, Value::Varint(v)) => f.append_time_ms = v as i64,
+            (ORIGIN_BASE_OFFSET_FIELD, Value::Varint(v)) => f.origin_base_offset = v,
+            (TIMESTAMP_TYPE_FIELD, Value::Varint(v)) => {
+                f.timestamp_type = if v == v1::TimestampType::LogAppendTime as u64 {
+                    TimestampType::LogAppendTime
+                } else {
+                    TimestampType::CreateTime
                 }
             }
-            3 => {
-                // An unknown group, skipped whole as decoding does.
-                buf = before;
-                next_field(&mut buf, 0)?;
-            }
-            1 => buf = buf.get(8..)?,
-            5 => buf = buf.get(4..)?,
-            _ => return None,
+            _ => {}
         }
     }
     f.origin_cluster = origin?;
@@ -228,30 +214,14 @@ pub fn stored_header(stored: &[u8]) -> Option<StoredHeader> {
     })
 }
 
-/// `Record.timestamp_ms` (field 4) of an encoded record: `Some(None)` when absent.
-fn record_timestamp(mut rec: &[u8]) -> Option<Option<i64>> {
+/// `Record.timestamp_ms` of an encoded record: `Some(None)` when absent, `None` at broken
+/// framing.
+fn record_timestamp(record: &[u8]) -> Option<Option<i64>> {
     let mut ts = None;
-    while !rec.is_empty() {
-        let before = rec;
-        let key = varint(&mut rec)?;
-        match key & 7 {
-            0 => {
-                let v = varint(&mut rec)?;
-                if key >> 3 == 4 {
-                    ts = Some(v as i64);
-                }
-            }
-            2 => {
-                let len = usize::try_from(varint(&mut rec)?).ok()?;
-                rec = rec.get(len..)?;
-            }
-            3 => {
-                rec = before;
-                next_field(&mut rec, 0)?;
-            }
-            1 => rec = rec.get(8..)?,
-            5 => rec = rec.get(4..)?,
-            _ => return None,
+    for field in walk::fields(record) {
+        let field = field.ok()?;
+        if let (RECORD_TIMESTAMP_FIELD, Value::Varint(v)) = (field.number, field.value) {
+            ts = Some(v as i64);
         }
     }
     Some(ts)
@@ -262,13 +232,13 @@ fn record_timestamp(mut rec: &[u8]) -> Option<Option<i64>> {
 /// way, without decoding any. `None` at broken framing.
 pub fn without_first_records(body: &[u8], skip: usize) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(body.len());
-    let (mut buf, mut seen) = (body, 0usize);
-    while !buf.is_empty() {
-        let before = buf;
-        match next_field(&mut buf, 0)? {
-            Field::Value(RECORDS_FIELD, _) if seen < skip => seen += 1,
-            Field::Value(..) => out.extend_from_slice(&before[..before.len() - buf.len()]),
-            Field::EndGroup(_) => return None,
+    let mut seen = 0usize;
+    for field in walk::fields(body) {
+        let field = field.ok()?;
+        if field.number == RECORDS_FIELD && seen < skip {
+            seen += 1;
+        } else {
+            out.extend_from_slice(field.encoded());
         }
     }
     Some(out)
@@ -278,105 +248,29 @@ pub fn without_first_records(body: &[u8], skip: usize) -> Option<Vec<u8>> {
 /// read without decoding its records. `None` at broken framing or without one.
 pub fn origin_of(stored: &[u8]) -> Option<[u8; 16]> {
     let mut origin = None;
-    for_each_field(stored, |field, payload| {
-        if field == ORIGIN_CLUSTER_FIELD {
-            origin = payload.and_then(|p| <[u8; 16]>::try_from(p).ok());
+    for field in walk::fields(stored) {
+        let field = field.ok()?;
+        if field.number == ORIGIN_CLUSTER_FIELD {
+            origin = match field.value {
+                Value::Bytes(p) => <[u8; 16]>::try_from(p).ok(),
+                _ => None,
+            };
         }
-        Some(())
-    })?;
+    }
     origin
 }
 
-/// Field numbers of `RecordBatch.records` and `Record.headers` (records.proto).
-/// Fields 8 to 12 of `RecordBatch` are set by the server (records.proto).
-const SERVER_FIELDS: std::ops::RangeInclusive<u64> = 8..=12;
-const ORIGIN_CLUSTER_FIELD: u64 = 10;
-const RECORDS_FIELD: u64 = 1;
-const HEADERS_FIELD: u64 = 3;
-/// Nesting of unknown groups skipped, above prost's own decoding limit (100).
-const MAX_GROUP_DEPTH: u32 = 128;
-
-/// Calls `f(field_number, payload)` for each field of an encoded message, the payload
-/// being `Some` for length-delimited fields. Returns `None` at broken framing or when `f`
-/// does.
-fn for_each_field(
-    mut buf: &[u8],
-    mut f: impl FnMut(u64, Option<&[u8]>) -> Option<()>,
-) -> Option<()> {
-    while !buf.is_empty() {
-        match next_field(&mut buf, 0)? {
-            Field::Value(field, payload) => f(field, payload)?,
-            Field::EndGroup(_) => return None,
-        }
-    }
-    Some(())
-}
-
-enum Field<'a> {
-    Value(u64, Option<&'a [u8]>),
-    EndGroup(u64),
-}
-
-/// Reads one field off `buf`. A group (proto2's, which prost skips when unknown) is
-/// skipped whole and reported without a payload.
-fn next_field<'a>(buf: &mut &'a [u8], depth: u32) -> Option<Field<'a>> {
-    let key = varint(buf)?;
-    if key > u64::from(u32::MAX) {
-        return None;
-    }
-    let (field, wire_type) = (key >> 3, key & 7);
-    if field == 0 {
-        return None;
-    }
-    let payload = match wire_type {
-        0 => {
-            varint(buf)?;
-            None
-        }
-        1 => {
-            *buf = buf.get(8..)?;
-            None
-        }
-        2 => {
-            let len = usize::try_from(varint(buf)?).ok()?;
-            let payload = buf.get(..len)?;
-            *buf = &buf[len..];
-            Some(payload)
-        }
-        3 => {
-            if depth >= MAX_GROUP_DEPTH {
-                return None;
-            }
-            loop {
-                match next_field(buf, depth + 1)? {
-                    Field::EndGroup(end) if end == field => break None,
-                    Field::EndGroup(_) => return None,
-                    Field::Value(..) => {}
-                }
-            }
-        }
-        4 => return Some(Field::EndGroup(field)),
-        5 => {
-            *buf = buf.get(4..)?;
-            None
-        }
-        _ => return None,
-    };
-    Some(Field::Value(field, payload))
-}
-
-/// Reads a base-128 varint of at most 10 bytes.
-fn varint(buf: &mut &[u8]) -> Option<u64> {
-    let mut v = 0u64;
-    for (i, &b) in buf.iter().enumerate().take(10) {
-        v |= u64::from(b & 0x7f) << (7 * i);
-        if b < 0x80 {
-            *buf = &buf[i + 1..];
-            return Some(v);
-        }
-    }
-    None
-}
+/// Field numbers of `RecordBatch` and `Record` (records.proto). Fields 8 to 12 of
+/// `RecordBatch` are set by the server.
+const RECORDS_FIELD: u32 = 1;
+const SERVER_FIELDS: std::ops::RangeInclusive<u32> = 8..=12;
+const BASE_OFFSET_FIELD: u32 = 8;
+const APPEND_TIME_FIELD: u32 = 9;
+const ORIGIN_CLUSTER_FIELD: u32 = 10;
+const ORIGIN_BASE_OFFSET_FIELD: u32 = 11;
+const TIMESTAMP_TYPE_FIELD: u32 = 12;
+const HEADERS_FIELD: u32 = 3;
+const RECORD_TIMESTAMP_FIELD: u32 = 4;
 
 /// The records of one partition, encoded as a `RecordBatch` body (no server fields).
 pub fn encode_records(records: Vec<Record>) -> Vec<u8> {
@@ -416,61 +310,58 @@ pub fn stored_value(body: &[u8], f: &ServerFields) -> Vec<u8> {
     value
 }
 
-/// Stored batches as key compaction sees them: a record with an empty value is a
-/// tombstone; a cut is re-encoded whole, with the batch's append time and origin cluster,
-/// its own base offset, and the origin offset moved by as much.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Codec;
-
-impl KeyCodec for Codec {
-    fn for_each_key(
-        &self,
-        batch: &Bytes,
-        f: &mut dyn FnMut(Option<&[u8]>, bool),
-    ) -> std::result::Result<u32, String> {
-        let b = RecordBatch::decode(batch.clone()).map_err(|e| e.to_string())?;
-        for r in &b.records {
-            f(
-                (!r.key.is_empty()).then_some(&r.key[..]),
-                r.value.is_empty(),
-            );
-        }
-        u32::try_from(b.records.len()).map_err(|_| "too many records".into())
+/// Calls `f(key, is_tombstone)` for each record of a stored batch, in offset order, and
+/// returns the number of records: key compaction's view, where a record with an empty value
+/// is a tombstone and an unkeyed record (`None`) is kept as it is.
+pub fn for_each_key(stored: &Bytes, mut f: impl FnMut(Option<&[u8]>, bool)) -> Result<u32> {
+    let b = decode_stored(stored.clone())?;
+    for r in &b.records {
+        f(
+            (!r.key.is_empty()).then_some(&r.key[..]),
+            r.value.is_empty(),
+        );
     }
+    u32::try_from(b.records.len()).map_err(|_| Error::corrupt("too many records"))
+}
 
-    fn cut(
-        &self,
-        batch: &Bytes,
-        base_offset: u64,
-        runs: &[Range<u32>],
-    ) -> std::result::Result<Vec<Vec<u8>>, String> {
-        let b = RecordBatch::decode(batch.clone()).map_err(|e| e.to_string())?;
-        if b.base_offset != base_offset {
-            return Err(format!(
-                "the batch says base offset {}, stored at {base_offset}",
-                b.base_offset
-            ));
-        }
-        runs.iter()
-            .map(|run| {
-                let records = b
-                    .records
-                    .get(run.start as usize..run.end as usize)
-                    .ok_or_else(|| {
-                        format!("no records {run:?} in a batch of {}", b.records.len())
-                    })?;
-                Ok(RecordBatch {
-                    records: records.to_vec(),
-                    base_offset: base_offset + u64::from(run.start),
-                    append_time_ms: b.append_time_ms,
-                    origin_cluster: b.origin_cluster.clone(),
-                    origin_base_offset: b.origin_base_offset + u64::from(run.start),
-                    timestamp_type: b.timestamp_type,
-                }
-                .encode_to_vec())
-            })
-            .collect()
+/// One stored batch per run of records of `stored` (indexes into it), `stored` being at
+/// `base_offset`: each cut is re-encoded whole, with the batch's append time and origin
+/// cluster, its own base offset, and the origin offset moved by as much.
+pub fn cut(stored: &Bytes, base_offset: u64, runs: &[Range<u32>]) -> Result<Vec<Vec<u8>>> {
+    let b = decode_stored(stored.clone())?;
+    if b.base_offset != base_offset {
+        return Err(Error::corrupt(format!(
+            "the batch says base offset {}, stored at {base_offset}",
+            b.base_offset
+        )));
     }
+    runs.iter()
+        .map(|run| {
+            let records = b
+                .records
+                .get(run.start as usize..run.end as usize)
+                .ok_or_else(|| {
+                    Error::corrupt(format!(
+                        "no records {run:?} in a batch of {}",
+                        b.records.len()
+                    ))
+                })?;
+            Ok(RecordBatch {
+                records: records.to_vec(),
+                base_offset: base_offset + u64::from(run.start),
+                append_time_ms: b.append_time_ms,
+                origin_cluster: b.origin_cluster.clone(),
+                origin_base_offset: b.origin_base_offset + u64::from(run.start),
+                timestamp_type: b.timestamp_type,
+            }
+            .encode_to_vec())
+        })
+        .collect()
+}
+
+/// Decodes a stored batch; one that does not decode is corrupt.
+fn decode_stored(stored: impl bytes::Buf) -> Result<RecordBatch> {
+    RecordBatch::decode(stored).map_err(|e| Error::corrupt(e.to_string()))
 }
 
 /// Latest record timestamp of the stream's type; records without one take the append time.
@@ -488,12 +379,7 @@ pub fn max_timestamp(records: &[Record], append_time_ms: i64, t: TimestampType) 
 /// Offset of the first record of a stored batch whose timestamp (of the batch's type) is
 /// at or after `t`, or `None` when every record is older.
 pub fn first_at_or_after(stored: &[u8], t: i64) -> Result<Option<u64>> {
-    let b = RecordBatch::decode(stored).map_err(|e| {
-        Error::Storage(tributary_storage::Error::Corrupt {
-            what: "stored batch",
-            detail: e.to_string(),
-        })
-    })?;
+    let b = decode_stored(stored)?;
     if b.timestamp_type == v1::TimestampType::LogAppendTime as i32 {
         return Ok((b.append_time_ms >= t).then_some(b.base_offset));
     }
@@ -507,6 +393,7 @@ pub fn first_at_or_after(stored: &[u8], t: i64) -> Result<Option<u64>> {
 mod tests {
     use super::*;
     use tributary_proto::v1::Header;
+    use tributary_proto::wire;
 
     fn record(key: &str, value: &str) -> Record {
         Record {
@@ -629,9 +516,7 @@ mod tests {
         };
         let stored = Bytes::from(stored_value(&p.encoded, &f));
         let mut seen = Vec::new();
-        let n = Codec
-            .for_each_key(&stored, &mut |k, t| seen.push((k.map(<[u8]>::to_vec), t)))
-            .unwrap();
+        let n = for_each_key(&stored, |k, t| seen.push((k.map(<[u8]>::to_vec), t))).unwrap();
         assert_eq!(n, 4);
         assert_eq!(
             seen,
@@ -642,7 +527,7 @@ mod tests {
                 (None, false),
             ]
         );
-        let cuts = Codec.cut(&stored, 10, &[0..1, 2..4]).unwrap();
+        let cuts = cut(&stored, 10, &[0..1, 2..4]).unwrap();
         let second = RecordBatch::decode(cuts[1].as_slice()).unwrap();
         assert_eq!(second.records, records[2..]);
         assert_eq!(
@@ -659,10 +544,70 @@ mod tests {
             records[..1]
         );
         assert!(
-            Codec.cut(&stored, 11, &[0..1, 2..3]).is_err(),
+            cut(&stored, 11, &[0..1, 2..3]).is_err(),
             "a batch cut at the wrong offset"
         );
-        assert!(Codec.cut(&stored, 10, &[0..1, 3..5]).is_err());
+        assert!(cut(&stored, 10, &[0..1, 3..5]).is_err());
+    }
+
+    #[test]
+    fn every_walk_skips_an_unknown_group_as_decoding_does() {
+        // Field 7, a group holding field 1 (a varint) and an empty group (field 8).
+        let group = [0x3b, 0x08, 0x01, 0x43, 0x44, 0x3c];
+        let mut timed = record("b", "2");
+        timed.timestamp_ms = Some(40);
+        // The second record carries the group after its own fields.
+        let second = [timed.encode_to_vec(), group.to_vec()].concat();
+        let first = record("a", "1").encode_to_vec();
+        let body = [
+            &group[..],
+            &[0x0a, first.len() as u8],
+            &first,
+            &[0x0a, second.len() as u8],
+            &second,
+            &group,
+        ]
+        .concat();
+        let f = ServerFields {
+            base_offset: 5,
+            append_time_ms: 30,
+            origin_cluster: [3; 16],
+            origin_base_offset: 9,
+            timestamp_type: TimestampType::CreateTime,
+        };
+        let stored = stored_value(&body, &f);
+        let decoded = RecordBatch::decode(stored.as_slice()).unwrap();
+        assert_eq!(decoded.records, vec![record("a", "1"), timed]);
+
+        assert_eq!(
+            count_elements(&stored),
+            Some(ElementCount {
+                records: 2,
+                headers: 2
+            })
+        );
+        assert_eq!(wire::record_count(&stored), 2);
+        assert_eq!(
+            stored_header(&stored),
+            Some(StoredHeader {
+                records: 2,
+                fields: f,
+                max_timestamp_ms: 40
+            })
+        );
+        assert_eq!(origin_of(&stored), Some([3; 16]));
+        // The groups are the producer's: they stay with its part, and with a cut-off head.
+        let part = producer_part(&stored).unwrap();
+        assert_eq!(part, body);
+        let tail = without_first_records(&part, 1).unwrap();
+        assert_eq!(
+            tail,
+            [&group[..], &[0x0a, second.len() as u8], &second, &group].concat()
+        );
+        assert_eq!(
+            RecordBatch::decode(tail.as_slice()).unwrap().records,
+            decoded.records[1..]
+        );
     }
 
     #[test]

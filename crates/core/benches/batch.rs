@@ -1,17 +1,19 @@
 //! The produce and fetch hot paths of a record batch, without RocksDB or gRPC: encoding
 //! (what a client does per request), validation (the server's one decode), the stored
-//! value's appended server fields, and decoding a fetched batch. 1,000 records of 100 bytes,
-//! as in `tributary bench`'s default produce run. CI only compiles this
-//! (`cargo clippy --all-targets`); run it with `cargo bench -p tributary-volume`.
+//! value's appended server fields, decoding a fetched batch, and walking a stored batch's
+//! framing without decoding it. 1,000 records of 100 bytes, as in `tributary bench`'s
+//! default produce run. CI only compiles this (`cargo clippy --all-targets`); run it with
+//! `cargo bench -p tributary-core`.
 
 use std::hint::black_box;
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use prost::Message;
+use tributary_core::TimestampType;
+use tributary_core::batch::{self, ServerFields};
 use tributary_proto::v1::{Record, RecordBatch};
-use tributary_volume::TimestampType;
-use tributary_volume::batch::{self, ServerFields};
+use tributary_proto::wire;
 
 const RECORDS: usize = 1_000;
 const VALUE_BYTES: usize = 100;
@@ -95,5 +97,23 @@ fn decode(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, encode, server_side, decode);
+/// The walks over a stored batch's framing that decode no record: the served count
+/// (metrics, and sizing the client's decode), and what replication reads of each batch.
+fn walk(c: &mut Criterion) {
+    let mut g = c.benchmark_group("batch/walk");
+    g.throughput(Throughput::Elements(RECORDS as u64));
+    let stored = Bytes::from(batch::stored_value(&encoded(false), &server_fields()));
+    g.bench_function("record_count", |b| {
+        b.iter(|| wire::record_count(black_box(&stored)))
+    });
+    g.bench_function("stored_header", |b| {
+        b.iter(|| batch::stored_header(black_box(&stored)).expect("valid"))
+    });
+    g.bench_function("producer_part", |b| {
+        b.iter(|| batch::producer_part(black_box(&stored)).expect("valid"))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, encode, server_side, decode, walk);
 criterion_main!(benches);

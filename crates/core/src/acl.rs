@@ -14,8 +14,7 @@
 //! ```
 //!
 //! An expression is at most 4096 bytes, as typed and in canonical form, and nests at most 64
-//! levels of `(` and `!`, so parsing untrusted text is bounded in time and stack. This module
-//! uses only `std`, `serde` and `thiserror`: the fuzz target compiles it on its own (`fuzz/`).
+//! levels of `(` and `!`, so parsing untrusted text is bounded in time and stack.
 
 use std::fmt;
 

@@ -1,0 +1,72 @@
+//! The pure code's error type: the failures names, ACL-bearing requests, consumer groups and
+//! record batches can raise. The namespace maps each variant to its own equal one, so a
+//! client sees the same status and message whichever crate raised it.
+
+/// A failure of the pure code; each message names what the caller can act on (DESIGN §7).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// A bad name or argument; `field` is the request field at fault.
+    #[error("{field}: {message}")]
+    InvalidArgument { field: String, message: String },
+
+    /// A consumer-group call made at a generation that is no longer current.
+    #[error("group {group}: generation {given} is stale; the current generation is {current}")]
+    StaleGeneration {
+        group: String,
+        given: u64,
+        current: u64,
+    },
+
+    /// A consumer-group call from a member id the group does not know.
+    #[error("group {group} has no member {member}; join without a member id")]
+    UnknownMember { group: String, member: String },
+
+    /// A consumer-group call from a member the group removed (a zombie).
+    #[error("group {group} removed member {member} because {reason}; join without a member id")]
+    Fenced {
+        group: String,
+        member: String,
+        reason: crate::groups::RemovedReason,
+    },
+
+    /// A commit for a partition the member neither owns nor is revoking.
+    #[error("group {group}: member {member} is not assigned {topic} #{partition}")]
+    NotAssigned {
+        group: String,
+        member: String,
+        topic: String,
+        partition: u32,
+    },
+
+    /// A member asked for another assignor than the group's.
+    #[error(
+        "assignor: group {group} uses the {group_assignor} assignor; the member asked for {asked}"
+    )]
+    AssignorMismatch {
+        group: String,
+        group_assignor: &'static str,
+        asked: &'static str,
+    },
+
+    /// A stored batch that does not decode or cannot be cut as asked: the store holds
+    /// something that was never a validated batch.
+    #[error("corrupt stored batch: {detail}")]
+    CorruptBatch { detail: String },
+}
+
+impl Error {
+    pub(crate) fn invalid(field: &str, message: String) -> Self {
+        Error::InvalidArgument {
+            field: field.to_owned(),
+            message,
+        }
+    }
+
+    pub(crate) fn corrupt(detail: impl Into<String>) -> Self {
+        Error::CorruptBatch {
+            detail: detail.into(),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,19 @@
+//! Pure code every door onto the namespace shares: names, ACL expressions, the
+//! consumer-group state machine, the record-batch codec and the partitioner.
+//!
+//! **Boundary:** this crate links no storage, no runtime and no transport (only the
+//! generated `RecordBatch` of `tributary-proto`), so its tests build without RocksDB and the
+//! gRPC door, the Kafka door and the client share one copy of each rule. Its errors are one
+//! `Error` enum that the namespace turns into its own.
+
+pub mod acl;
+pub mod batch;
+mod error;
+pub mod groups;
+pub mod limits;
+pub mod names;
+pub mod partitioner;
+
+pub use acl::{Acl, Principal};
+pub use batch::TimestampType;
+pub use error::{Error, Result};
