@@ -2,7 +2,7 @@
 //! record batches can raise. The namespace maps each variant to its own equal one, so a
 //! client sees the same status and message whichever crate raised it.
 
-/// A failure of the pure code; each message names what the caller can act on (DESIGN §7).
+/// A failure of the pure code; each message names what the caller can act on (design §7).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// A bad name or argument; `field` is the request field at fault.
