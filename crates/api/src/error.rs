@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use tonic::{Code, Status};
+use tributary_core as core;
 use tributary_storage as storage;
 use tributary_volume as volume;
 
@@ -70,12 +71,17 @@ impl From<ApiError> for Status {
                 volume::Error::QuotaExceeded { .. } => Code::ResourceExhausted,
                 volume::Error::NotFound { .. } => Code::NotFound,
                 volume::Error::AlreadyExists { .. } => Code::AlreadyExists,
-                volume::Error::FailedPrecondition(_)
-                | volume::Error::StaleGeneration { .. }
-                | volume::Error::UnknownMember { .. }
-                | volume::Error::Fenced { .. }
-                | volume::Error::NotAssigned { .. } => Code::FailedPrecondition,
-                volume::Error::AssignorMismatch { .. } => Code::InvalidArgument,
+                volume::Error::FailedPrecondition(_) => Code::FailedPrecondition,
+                volume::Error::Group(g) => match g {
+                    core::Error::StaleGeneration { .. }
+                    | core::Error::UnknownMember { .. }
+                    | core::Error::Fenced { .. }
+                    | core::Error::NotAssigned { .. } => Code::FailedPrecondition,
+                    core::Error::AssignorMismatch { .. } | core::Error::InvalidArgument { .. } => {
+                        Code::InvalidArgument
+                    }
+                    core::Error::CorruptBatch { .. } => Code::DataLoss,
+                },
                 volume::Error::OffsetOutOfRange { .. } => Code::OutOfRange,
                 volume::Error::ShuttingDown => Code::Unavailable,
                 volume::Error::Storage(s) => match s {
@@ -175,43 +181,43 @@ mod tests {
             ),
             (volume::Error::ShuttingDown, Code::Unavailable),
             (
-                volume::Error::StaleGeneration {
+                volume::Error::Group(core::Error::StaleGeneration {
                     group: "g".into(),
                     given: 3,
                     current: 4,
-                },
+                }),
                 Code::FailedPrecondition,
             ),
             (
-                volume::Error::UnknownMember {
+                volume::Error::Group(core::Error::UnknownMember {
                     group: "g".into(),
                     member: "m".into(),
-                },
+                }),
                 Code::FailedPrecondition,
             ),
             (
-                volume::Error::Fenced {
+                volume::Error::Group(core::Error::Fenced {
                     group: "g".into(),
                     member: "m".into(),
                     reason: tributary_core::groups::RemovedReason::SessionExpired,
-                },
+                }),
                 Code::FailedPrecondition,
             ),
             (
-                volume::Error::NotAssigned {
+                volume::Error::Group(core::Error::NotAssigned {
                     group: "g".into(),
                     member: "m".into(),
                     topic: "t".into(),
                     partition: 0,
-                },
+                }),
                 Code::FailedPrecondition,
             ),
             (
-                volume::Error::AssignorMismatch {
+                volume::Error::Group(core::Error::AssignorMismatch {
                     group: "g".into(),
                     group_assignor: "range",
                     asked: "sticky",
-                },
+                }),
                 Code::InvalidArgument,
             ),
             (

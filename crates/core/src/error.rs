@@ -1,6 +1,6 @@
 //! The pure code's error type: the failures names, ACL-bearing requests, consumer groups and
-//! record batches can raise. The namespace maps each variant to its own equal one, so a
-//! client sees the same status and message whichever crate raised it.
+//! record batches can raise. The namespace turns a bad argument into its own
+//! `InvalidArgument` and carries a group's refusals as they are (`Error::Group`).
 
 /// A failure of the pure code; each message names what the caller can act on (design §7).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -51,44 +51,11 @@ pub enum Error {
         high_watermark: u64,
     },
 
-    /// A consumer-group call made at a generation that is no longer current.
-    #[error("group {group}: generation {given} is stale; the current generation is {current}")]
-    StaleGeneration {
-        group: String,
-        given: u64,
-        current: u64,
-    },
-
-    /// A consumer-group call from a member id the group does not know.
-    #[error("group {group} has no member {member}; join without a member id")]
-    UnknownMember { group: String, member: String },
-
-    /// A consumer-group call from a member the group removed (a zombie).
-    #[error("group {group} removed member {member} because {reason}; join without a member id")]
-    Fenced {
-        group: String,
-        member: String,
-        reason: tributary_core::groups::RemovedReason,
-    },
-
-    /// A commit for a partition the member neither owns nor is revoking.
-    #[error("group {group}: member {member} is not assigned {topic} #{partition}")]
-    NotAssigned {
-        group: String,
-        member: String,
-        topic: String,
-        partition: u32,
-    },
-
-    /// A member asked for another assignor than the group's.
-    #[error(
-        "assignor: group {group} uses the {group_assignor} assignor; the member asked for {asked}"
-    )]
-    AssignorMismatch {
-        group: String,
-        group_assignor: &'static str,
-        asked: &'static str,
-    },
+    /// A consumer-group call the group's state machine refused (a stale generation, an
+    /// unknown or fenced member, a partition not assigned, another assignor), as
+    /// `tributary_core` raised it.
+    #[error(transparent)]
+    Group(tributary_core::Error),
 
     #[error(transparent)]
     Storage(#[from] tributary_storage::Error),
@@ -105,56 +72,19 @@ fn denied(who: &str, permission: &str, path: &str) -> String {
     }
 }
 
-/// Each error of the pure code is the namespace's variant of the same name and message; a
-/// stored batch that does not decode is the store's corruption, as when storage finds it.
+/// A bad argument the pure code found is the namespace's own `InvalidArgument`, and a stored
+/// batch that does not decode is the store's corruption, as when storage finds it; the rest
+/// are the group state machine's refusals.
 impl From<tributary_core::Error> for Error {
     fn from(e: tributary_core::Error) -> Self {
         use tributary_core::Error as Core;
         match e {
             Core::InvalidArgument { field, message } => Error::InvalidArgument { field, message },
-            Core::StaleGeneration {
-                group,
-                given,
-                current,
-            } => Error::StaleGeneration {
-                group,
-                given,
-                current,
-            },
-            Core::UnknownMember { group, member } => Error::UnknownMember { group, member },
-            Core::Fenced {
-                group,
-                member,
-                reason,
-            } => Error::Fenced {
-                group,
-                member,
-                reason,
-            },
-            Core::NotAssigned {
-                group,
-                member,
-                topic,
-                partition,
-            } => Error::NotAssigned {
-                group,
-                member,
-                topic,
-                partition,
-            },
-            Core::AssignorMismatch {
-                group,
-                group_assignor,
-                asked,
-            } => Error::AssignorMismatch {
-                group,
-                group_assignor,
-                asked,
-            },
             Core::CorruptBatch { detail } => Error::Storage(tributary_storage::Error::Corrupt {
                 what: "stored batch",
                 detail,
             }),
+            e => Error::Group(e),
         }
     }
 }

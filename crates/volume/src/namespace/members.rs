@@ -429,10 +429,10 @@ impl Namespace {
                 }
                 Ok(())
             }
-            (Some(m), None) => Err(Error::UnknownMember {
+            (Some(m), None) => Err(Error::Group(tributary_core::Error::UnknownMember {
                 group: format!("{} {group}", s.path),
                 member: m.member_id.clone(),
-            }),
+            })),
             (None, Some(live)) if !live.inner.lock().group.is_empty() => {
                 Err(Error::FailedPrecondition(format!(
                     "group {group} of {} has members; commit as a member, with its member id and generation",
