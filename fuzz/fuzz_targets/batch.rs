@@ -8,13 +8,13 @@
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
-use tributary_proto::v1::RecordBatch;
 use tributary_core::TimestampType;
 use tributary_core::batch::{
     ServerFields, count_elements, encode_records, first_at_or_after, max_timestamp, producer_part,
     record_size, stored_header, stored_value, validate,
 };
 use tributary_core::limits::{MAX_HEADERS_PER_BATCH, MAX_RECORDS_PER_BATCH};
+use tributary_proto::v1::RecordBatch;
 use tributary_proto::wire::record_count;
 
 fuzz_target!(|data: &[u8]| {
