@@ -2,7 +2,7 @@
 //! header, its records (compressed as a whole), the checks a broker makes before storing
 //! one, and the encoding of records as a batch. The Kafka door validates produced batches
 //! with it and the gRPC door reads Kafka-produced batches as records through it, so a
-//! record is the same on both protocols ([design §9](../../../docs/design.md)).
+//! record is the same on both protocols (design §9).
 //!
 //! Kafka input is hostile input: every length is checked against the bytes left before
 //! anything is sized by it, decompression stops at a bound the caller sets, and headers stay
