@@ -77,9 +77,11 @@ impl From<ApiError> for Status {
                     | core::Error::UnknownMember { .. }
                     | core::Error::Fenced { .. }
                     | core::Error::NotAssigned { .. } => Code::FailedPrecondition,
-                    core::Error::AssignorMismatch { .. } | core::Error::InvalidArgument { .. } => {
-                        Code::InvalidArgument
-                    }
+                    core::Error::AssignorMismatch { .. }
+                    | core::Error::InvalidArgument { .. }
+                    | core::Error::TooLarge { .. }
+                    | core::Error::Checksum { .. }
+                    | core::Error::UnsupportedCompression { .. } => Code::InvalidArgument,
                     core::Error::CorruptBatch { .. } => Code::DataLoss,
                 },
                 volume::Error::OffsetOutOfRange { .. } => Code::OutOfRange,

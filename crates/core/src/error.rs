@@ -48,6 +48,28 @@ pub enum Error {
         asked: &'static str,
     },
 
+    /// A record larger than the stream's `max_message_bytes` (Kafka's MESSAGE_TOO_LARGE).
+    #[error("{field}: record is {size} bytes; the stream's max_message_bytes is {limit}")]
+    TooLarge {
+        field: String,
+        size: usize,
+        limit: usize,
+    },
+
+    /// A Kafka batch whose CRC does not match its bytes (Kafka's CORRUPT_MESSAGE).
+    #[error("{field}: the batch's CRC is {expected:#010x} but its bytes give {actual:#010x}")]
+    Checksum {
+        field: String,
+        expected: u32,
+        actual: u32,
+    },
+
+    /// A Kafka batch compressed with a codec Kafka does not define.
+    #[error(
+        "{field}: compression codec {codec} is not one of none (0), gzip (1), snappy (2), lz4 (3), zstd (4)"
+    )]
+    UnsupportedCompression { field: String, codec: u8 },
+
     /// A stored batch that does not decode or cannot be cut as asked: the store holds
     /// something that was never a validated batch.
     #[error("corrupt stored batch: {detail}")]

@@ -1,5 +1,6 @@
 //! Pure code every door onto the namespace shares: names, ACL expressions, the
-//! consumer-group state machine, the record-batch codec and the partitioner.
+//! consumer-group state machine, the record-batch codecs (Tributary's and Kafka's) and the
+//! partitioner.
 //!
 //! **Boundary:** this crate links no storage, no runtime and no transport (only the
 //! generated `RecordBatch` of `tributary-proto`), so its tests build without RocksDB and the
@@ -10,6 +11,7 @@ pub mod acl;
 pub mod batch;
 mod error;
 pub mod groups;
+pub mod kafka_batch;
 pub mod limits;
 pub mod names;
 pub mod partitioner;

@@ -80,6 +80,19 @@ impl From<tributary_core::Error> for Error {
         use tributary_core::Error as Core;
         match e {
             Core::InvalidArgument { field, message } => Error::InvalidArgument { field, message },
+            Core::TooLarge { ref field, .. }
+            | Core::Checksum { ref field, .. }
+            | Core::UnsupportedCompression { ref field, .. } => {
+                let message = e.to_string();
+                let message = message
+                    .strip_prefix(&format!("{field}: "))
+                    .unwrap_or(&message)
+                    .to_owned();
+                Error::InvalidArgument {
+                    field: field.clone(),
+                    message,
+                }
+            }
             Core::CorruptBatch { detail } => Error::Storage(tributary_storage::Error::Corrupt {
                 what: "stored batch",
                 detail,

@@ -1,0 +1,43 @@
+//! A handler per API. [`handle`] checks the version against what is advertised and hands
+//! the request to its handler; a handler returns the framed response, or `None` when the
+//! request gets none (a Produce with acks 0).
+
+mod api_versions;
+
+use bytes::Bytes;
+use kafka_protocol::messages::ApiKey;
+
+use crate::frame::Request;
+use crate::versions::served;
+use crate::{Error, Result};
+
+/// Handles one request. An error closes the connection, as Kafka brokers do for an API or
+/// version they do not serve; failures a client can act on are answered in the response.
+pub(crate) async fn handle(req: Request) -> Result<Option<Bytes>> {
+    let key = ApiKey::try_from(req.api_key).map_err(|_| Error::UnknownApi(req.api_key))?;
+    let Some(range) = served(key) else {
+        return Err(Error::UnknownApi(req.api_key));
+    };
+    if !(range.min..=range.max).contains(&req.api_version) {
+        if key == ApiKey::ApiVersions {
+            return api_versions::unsupported(&req).map(Some);
+        }
+        return Err(Error::UnsupportedVersion {
+            api: api_name(key),
+            version: req.api_version,
+            min: range.min,
+            max: range.max,
+        });
+    }
+    match key {
+        ApiKey::ApiVersions => api_versions::handle(req).map(Some),
+        _ => Err(Error::UnknownApi(req.api_key)),
+    }
+}
+
+fn api_name(key: ApiKey) -> &'static str {
+    match key {
+        ApiKey::ApiVersions => "ApiVersions",
+        _ => "this API",
+    }
+}

@@ -1,0 +1,53 @@
+//! One Kafka connection. Requests are handled one at a time in the order they arrived, as
+//! Kafka brokers do: responses then leave in request order by construction (a long-poll
+//! Fetch next to a Metadata included), and an idempotent producer's pipelined batches are
+//! appended in the order it sent them. One request is read ahead while another is
+//! handled, so a connection holds at most two requests (each within the size limit) and
+//! the response being written; a peer that stops reading stalls its own connection only.
+
+use std::net::SocketAddr;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+
+use crate::frame::{self, Request};
+use crate::{Error, Options, Result, apis};
+
+pub(crate) async fn run(
+    socket: TcpStream,
+    peer: SocketAddr,
+    options: &Options,
+    mut stopping: watch::Receiver<bool>,
+) -> Result<()> {
+    let (mut rd, mut wr) = socket.into_split();
+    let (tx, mut rx) = mpsc::channel::<Result<Request>>(1);
+    let max = options.max_request_bytes;
+    let reader = tokio::spawn(async move {
+        loop {
+            let next = frame::read(&mut rd, max).await;
+            let last = !matches!(next, Ok(Some(_)));
+            let Some(next) = next.transpose() else { break };
+            if tx.send(next).await.is_err() || last {
+                break;
+            }
+        }
+    });
+    let result = async {
+        loop {
+            let next = tokio::select! {
+                next = rx.recv() => next,
+                _ = stopping.wait_for(|s| *s) => None,
+            };
+            let Some(req) = next else { return Ok(()) };
+            let req = req?;
+            tracing::trace!(%peer, key = req.api_key, version = req.api_version, "kafka: request");
+            if let Some(response) = apis::handle(req).await? {
+                wr.write_all(&response).await.map_err(Error::Io)?;
+            }
+        }
+    }
+    .await;
+    reader.abort();
+    result
+}

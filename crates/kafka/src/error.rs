@@ -1,0 +1,49 @@
+//! The Kafka door's errors, and the one place they become Kafka error codes: what ends a
+//! connection (a frame too large, an API or version not served, broken framing) and what a
+//! request answers with.
+
+use kafka_protocol::ResponseError;
+
+/// Why a connection ended or a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("connection: {0}")]
+    Io(#[source] std::io::Error),
+
+    /// A size prefix over the limit: the connection closes without reading the request.
+    #[error("a request of {size} bytes is over the limit of {limit} (kafka_max_request_bytes)")]
+    TooLarge { size: u64, limit: usize },
+
+    /// A request that does not parse as its header says.
+    #[error("malformed {what}: {detail}")]
+    Malformed { what: String, detail: String },
+
+    /// An API key this door does not serve; Kafka brokers close the connection.
+    #[error("API key {0} is not served here")]
+    UnknownApi(i16),
+
+    /// A version outside the advertised range; Kafka brokers close the connection
+    /// (ApiVersions excepted: it is answered, at version 0, with UNSUPPORTED_VERSION).
+    #[error("{api} version {version} is not served here (versions {min} to {max} are)")]
+    UnsupportedVersion {
+        api: &'static str,
+        version: i16,
+        min: i16,
+        max: i16,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The Kafka error code a response carries for this error.
+    pub fn code(&self) -> i16 {
+        match self {
+            Error::UnsupportedVersion { .. } => ResponseError::UnsupportedVersion.code(),
+            Error::Malformed { .. } | Error::TooLarge { .. } => {
+                ResponseError::InvalidRequest.code()
+            }
+            Error::UnknownApi(_) | Error::Io(_) => ResponseError::UnknownServerError.code(),
+        }
+    }
+}

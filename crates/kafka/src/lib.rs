@@ -1,0 +1,95 @@
+//! The Kafka front door: Kafka clients (librdkafka, the Java client, kafka-python, kafkajs…)
+//! reach the namespace through it, as gRPC clients do through `tributary-api`
+//! (design §9).
+//!
+//! - `frame`: a request off the socket: the size prefix (bounded before anything is
+//!   allocated), the request header, and a response's framing;
+//! - `versions`: the APIs and version ranges advertised in ApiVersions, exactly those
+//!   implemented;
+//! - `conn`: one connection: requests handled one at a time in arrival order, as Kafka
+//!   brokers do, so responses leave in request order (a long-poll Fetch included) and a
+//!   slow reader holds back its own connection only;
+//! - `apis`: a handler per API;
+//! - `error`: the crate's one error enum, and the one place Kafka error codes are chosen.
+
+mod apis;
+mod conn;
+mod error;
+mod frame;
+mod versions;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+pub use error::{Error, Result};
+pub use versions::ADVERTISED;
+
+/// How the Kafka listener runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The largest request accepted; a larger size prefix closes the connection before
+    /// anything is read or allocated (Kafka's `socket.request.max.bytes`).
+    pub max_request_bytes: usize,
+    /// Connections served at once; one more is closed as soon as it is accepted.
+    pub max_connections: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_request_bytes: 100 << 20,
+            max_connections: 10_000,
+        }
+    }
+}
+
+/// Serves Kafka clients on `listener` until `shutdown` resolves; then closes every
+/// connection after the request it is handling.
+pub async fn serve(
+    listener: TcpListener,
+    options: Options,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<()> {
+    let options = Arc::new(options);
+    let slots = Arc::new(Semaphore::new(options.max_connections));
+    let (stop, stopping) = watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        let (socket, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                // A failed accept (out of file descriptors, a reset before accept) ends
+                // that connection only.
+                Err(e) => {
+                    tracing::warn!(error = %e, "kafka: accept failed");
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, limit = options.max_connections, "kafka: connection limit reached; closing");
+            continue;
+        };
+        let _ = socket.set_nodelay(true);
+        let options = options.clone();
+        let stopping = stopping.clone();
+        tokio::spawn(async move {
+            if let Err(e) = conn::run(socket, peer, &options, stopping).await {
+                tracing::debug!(%peer, error = %e, "kafka: connection closed");
+            }
+            drop(slot);
+        });
+    }
+    let _ = stop.send(true);
+    Ok(())
+}
+
+/// Where a listener is bound, for a caller that bound port 0.
+pub fn local_addr(listener: &TcpListener) -> Result<SocketAddr> {
+    listener.local_addr().map_err(Error::Io)
+}

@@ -1,0 +1,25 @@
+//! The APIs this door serves and the versions of each, as ApiVersions advertises them:
+//! exactly what is implemented. Old librdkafka (kcat on Debian) turns a feature on only if
+//! a range *contains* the versions it probes for, so ranges start low where clients probe.
+
+use kafka_protocol::messages::ApiKey;
+
+/// One served API and its version range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Served {
+    pub key: ApiKey,
+    pub min: i16,
+    pub max: i16,
+}
+
+/// Every API served, in key order.
+pub const ADVERTISED: &[Served] = &[Served {
+    key: ApiKey::ApiVersions,
+    min: 0,
+    max: 4,
+}];
+
+/// The range served for `key`, if it is served.
+pub(crate) fn served(key: ApiKey) -> Option<Served> {
+    ADVERTISED.iter().copied().find(|s| s.key == key)
+}
