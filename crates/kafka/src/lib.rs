@@ -4,6 +4,8 @@
 //!
 //! - `frame`: a request off the socket: the size prefix (bounded before anything is
 //!   allocated), the request header, and a response's framing;
+//! - `schema`: the shape of each request, walked before `kafka-protocol` decodes it, so
+//!   that no count read off the wire sizes an allocation the bytes do not back;
 //! - `versions`: the APIs and version ranges advertised in ApiVersions, exactly those
 //!   implemented;
 //! - `conn`: one connection: requests handled one at a time in arrival order, as Kafka
@@ -16,6 +18,7 @@ mod apis;
 mod conn;
 mod error;
 mod frame;
+mod schema;
 mod versions;
 
 use std::future::Future;

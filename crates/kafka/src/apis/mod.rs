@@ -1,5 +1,5 @@
-//! A handler per API. [`handle`] checks the version against what is advertised and hands
-//! the request to its handler; a handler returns the framed response, or `None` when the
+//! A handler per API. [`handle`] checks the version against what is advertised and the
+//! bytes against the request's shape (`schema`), and hands the request to its handler; a handler returns the framed response, or `None` when the
 //! request gets none (a Produce with acks 0).
 
 mod api_versions;
@@ -8,10 +8,12 @@ use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
 
 use crate::frame::Request;
+use crate::schema;
 use crate::versions::served;
 use crate::{Error, Result};
 
-/// Handles one request. An error closes the connection, as Kafka brokers do for an API or
+/// Handles one request: its version checked against what is advertised and its bytes
+/// against its shape before anything decodes them. An error closes the connection, as Kafka brokers do for an API or
 /// version they do not serve; failures a client can act on are answered in the response.
 pub(crate) async fn handle(req: Request) -> Result<Option<Bytes>> {
     let key = ApiKey::try_from(req.api_key).map_err(|_| Error::UnknownApi(req.api_key))?;
@@ -29,6 +31,11 @@ pub(crate) async fn handle(req: Request) -> Result<Option<Bytes>> {
             max: range.max,
         });
     }
+    let shape = schema::shape(key).ok_or(Error::UnknownApi(req.api_key))?;
+    schema::check(shape, req.api_version, &req.body).map_err(|detail| Error::Malformed {
+        what: format!("{} v{} request", api_name(key), req.api_version),
+        detail,
+    })?;
     match key {
         ApiKey::ApiVersions => api_versions::handle(req).map(Some),
         _ => Err(Error::UnknownApi(req.api_key)),
