@@ -45,6 +45,11 @@ fn check_name(field: &str, what: &str, name: &str, max: usize) -> Result<(), Err
     Ok(())
 }
 
+/// Checks a topic name (Kafka's rules too: `[A-Za-z0-9._-]{1,249}`, not `.` or `..`).
+pub fn check_topic(field: &str, name: &str) -> Result<(), Error> {
+    check_name(field, "topic name", name, MAX_TOPIC_BYTES)
+}
+
 /// Checks a consumer-group name: the rules of topic names.
 pub fn check_group(field: &str, name: &str) -> Result<(), Error> {
     check_name(field, "group name", name, MAX_TOPIC_BYTES)
@@ -149,7 +154,7 @@ impl TopicPath {
             ));
         };
         let stream = StreamPath::parse(field, stream)?;
-        check_name(field, "topic name", topic, MAX_TOPIC_BYTES)?;
+        check_topic(field, topic)?;
         Ok(Self {
             stream,
             topic: topic.to_owned(),

@@ -12,17 +12,22 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
 use crate::frame::{self, Request};
-use crate::{Error, Options, Result, apis};
+use tributary_volume::Caller;
+
+use crate::{Door, Error, Result, apis};
 
 pub(crate) async fn run(
     socket: TcpStream,
     peer: SocketAddr,
-    options: &Options,
+    door: &Door,
     mut stopping: watch::Receiver<bool>,
 ) -> Result<()> {
     let (mut rd, mut wr) = socket.into_split();
     let (tx, mut rx) = mpsc::channel::<Result<Request>>(1);
-    let max = options.max_request_bytes;
+    let max = door.options.max_request_bytes;
+    let mut session = Session {
+        caller: door.options.allow_anonymous.then(Caller::anonymous),
+    };
     let reader = tokio::spawn(async move {
         loop {
             let next = frame::read(&mut rd, max).await;
@@ -42,7 +47,7 @@ pub(crate) async fn run(
             let Some(req) = next else { return Ok(()) };
             let req = req?;
             tracing::trace!(%peer, key = req.api_key, version = req.api_version, "kafka: request");
-            if let Some(response) = apis::handle(req).await? {
+            if let Some(response) = apis::handle(door, &mut session, req).await? {
                 wr.write_all(&response).await.map_err(Error::Io)?;
             }
         }
@@ -50,4 +55,9 @@ pub(crate) async fn run(
     .await;
     reader.abort();
     result
+}
+
+/// What a connection knows of its client: who it is, once authenticated.
+pub(crate) struct Session {
+    pub caller: Option<Caller>,
 }

@@ -22,6 +22,11 @@ pub enum Error {
     #[error("API key {0} is not served here")]
     UnknownApi(i16),
 
+    /// A request other than ApiVersions and the SASL handshake before authentication, on
+    /// a listener without anonymous access.
+    #[error("{0} before authenticating; authenticate with SASL first")]
+    Unauthenticated(&'static str),
+
     /// A version outside the advertised range; Kafka brokers close the connection
     /// (ApiVersions excepted: it is answered, at version 0, with UNSUPPORTED_VERSION).
     #[error("{api} version {version} is not served here (versions {min} to {max} are)")]
@@ -43,7 +48,26 @@ impl Error {
             Error::Malformed { .. } | Error::TooLarge { .. } => {
                 ResponseError::InvalidRequest.code()
             }
+            Error::Unauthenticated(_) => ResponseError::SaslAuthenticationFailed.code(),
             Error::UnknownApi(_) | Error::Io(_) => ResponseError::UnknownServerError.code(),
         }
     }
+}
+
+/// The code a per-topic answer carries for what the namespace refused.
+pub(crate) fn topic_code(e: &tributary_volume::Error) -> i16 {
+    use tributary_volume::Error as V;
+    let code = match e {
+        V::InvalidArgument { .. } => ResponseError::InvalidTopicException,
+        V::NotFound { .. } => ResponseError::UnknownTopicOrPartition,
+        V::AlreadyExists { .. } => ResponseError::TopicAlreadyExists,
+        V::PermissionDenied { .. } | V::Unauthenticated(_) => {
+            ResponseError::TopicAuthorizationFailed
+        }
+        V::QuotaExceeded { .. } => ResponseError::PolicyViolation,
+        V::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        V::ShuttingDown => ResponseError::NotLeaderOrFollower,
+        _ => ResponseError::UnknownServerError,
+    };
+    code.code()
 }

@@ -1,6 +1,7 @@
 //! The Kafka front door: Kafka clients (librdkafka, the Java client, kafka-python, kafkajs…)
 //! reach the namespace through it, as gRPC clients do through `tributary-api`
-//! (design §9).
+//! (design §9). Its handlers call the namespace as the gRPC ones do, so ACLs, quotas and
+//! validation apply unchanged.
 //!
 //! - `frame`: a request off the socket: the size prefix (bounded before anything is
 //!   allocated), the request header, and a response's framing;
@@ -27,6 +28,9 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
+use tributary_core::kafka_names::AliasRule;
+use tributary_core::names::StreamPath;
+use tributary_volume::Namespace;
 
 pub use error::{Error, Result};
 pub use versions::ADVERTISED;
@@ -39,6 +43,14 @@ pub struct Options {
     pub max_request_bytes: usize,
     /// Connections served at once; one more is closed as soon as it is accepted.
     pub max_connections: usize,
+    /// What Metadata reports as this broker's address; the listener's own when `None`.
+    pub advertised: Option<(String, u16)>,
+    /// Where flat topic names resolve when no alias rule and no user default matches.
+    pub default_stream: Option<StreamPath>,
+    /// `PATTERN=STREAM` rules, tried first.
+    pub aliases: Vec<AliasRule>,
+    /// Requests without credentials act as the anonymous user.
+    pub allow_anonymous: bool,
 }
 
 impl Default for Options {
@@ -46,19 +58,41 @@ impl Default for Options {
         Options {
             max_request_bytes: 100 << 20,
             max_connections: 10_000,
+            advertised: None,
+            default_stream: None,
+            aliases: Vec::new(),
+            allow_anonymous: false,
         }
     }
+}
+
+/// What every connection shares: the namespace and the listener's settings.
+pub struct Door {
+    ns: Arc<Namespace>,
+    options: Options,
+    /// Host and port Metadata reports.
+    advertised: (String, u16),
 }
 
 /// Serves Kafka clients on `listener` until `shutdown` resolves; then closes every
 /// connection after the request it is handling.
 pub async fn serve(
     listener: TcpListener,
+    ns: Arc<Namespace>,
     options: Options,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
-    let options = Arc::new(options);
-    let slots = Arc::new(Semaphore::new(options.max_connections));
+    let local = local_addr(&listener)?;
+    let advertised = options
+        .advertised
+        .clone()
+        .unwrap_or_else(|| (local.ip().to_string(), local.port()));
+    let door = Arc::new(Door {
+        ns,
+        options,
+        advertised,
+    });
+    let slots = Arc::new(Semaphore::new(door.options.max_connections));
     let (stop, stopping) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
@@ -75,14 +109,14 @@ pub async fn serve(
             },
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, limit = options.max_connections, "kafka: connection limit reached; closing");
+            tracing::warn!(%peer, limit = door.options.max_connections, "kafka: connection limit reached; closing");
             continue;
         };
         let _ = socket.set_nodelay(true);
-        let options = options.clone();
+        let door = door.clone();
         let stopping = stopping.clone();
         tokio::spawn(async move {
-            if let Err(e) = conn::run(socket, peer, &options, stopping).await {
+            if let Err(e) = conn::run(socket, peer, &door, stopping).await {
                 tracing::debug!(%peer, error = %e, "kafka: connection closed");
             }
             drop(slot);

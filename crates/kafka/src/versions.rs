@@ -12,12 +12,20 @@ pub struct Served {
     pub max: i16,
 }
 
-/// Every API served, in key order.
-pub const ADVERTISED: &[Served] = &[Served {
-    key: ApiKey::ApiVersions,
-    min: 0,
-    max: 4,
-}];
+/// Every API served, in key order. Metadata stops at 12: 13 only adds top-level error
+/// fields no client needs.
+pub const ADVERTISED: &[Served] = &[
+    Served {
+        key: ApiKey::Metadata,
+        min: 0,
+        max: 12,
+    },
+    Served {
+        key: ApiKey::ApiVersions,
+        min: 0,
+        max: 4,
+    },
+];
 
 /// The range served for `key`, if it is served.
 pub(crate) fn served(key: ApiKey) -> Option<Served> {

@@ -1,33 +1,83 @@
-//! The Kafka door on a real socket: version negotiation (KIP-511 included), responses in
-//! request order, and hostile frames that close one connection and leave the listener
-//! serving.
+//! The Kafka door on a real socket over a real namespace (RocksDB in a temporary
+//! directory): version negotiation (KIP-511 included), responses in request order, hostile
+//! frames that close one connection and leave the listener serving, and Metadata's names.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse,
+    RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
+use tributary_core::acl::Acl;
+use tributary_core::names::StreamPath;
 use tributary_kafka::{ADVERTISED, Options, serve};
+use tributary_storage::{Store, StoreOptions};
+use tributary_volume::{Namespace, StreamAttributesPatch, SystemClock};
 
-/// A listener on 127.0.0.1:0, stopped when the guard drops.
+/// A listener on 127.0.0.1:0 over a namespace with `/acme/s` (topics `orders`, 3
+/// partitions, and `clicks`, 1) that anyone may see, and `/acme/private` (topic `secret`)
+/// that only its owner may; stopped when the guard drops.
 struct Door {
     addr: std::net::SocketAddr,
+    ns: Arc<Namespace>,
     _stop: oneshot::Sender<()>,
+    _dir: tempfile::TempDir,
 }
 
 async fn door(options: Options) -> Door {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("db"), &StoreOptions::default()).unwrap());
+    let ns = Arc::new(Namespace::open(store, Arc::new(SystemClock)).await.unwrap());
+    let token = ns.ensure_admin().await.unwrap().unwrap();
+    let admin = ns.authenticate(&token).unwrap();
+    ns.create_volume(&admin, "/acme", None, None, Default::default())
+        .await
+        .unwrap();
+    let open = StreamAttributesPatch {
+        consume_perm: Some(Acl::parse("p").unwrap()),
+        ..Default::default()
+    };
+    ns.create_stream(&admin, "/acme/s", &open).await.unwrap();
+    ns.create_topic(&admin, "/acme/s:orders", Some(3))
+        .await
+        .unwrap();
+    ns.create_topic(&admin, "/acme/s:clicks", Some(1))
+        .await
+        .unwrap();
+    ns.create_stream(&admin, "/acme/private", &StreamAttributesPatch::default())
+        .await
+        .unwrap();
+    ns.create_topic(&admin, "/acme/private:secret", Some(1))
+        .await
+        .unwrap();
+
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(serve(listener, options, async {
+    tokio::spawn(serve(listener, ns.clone(), options, async {
         let _ = stopped.await;
     }));
-    Door { addr, _stop: stop }
+    Door {
+        addr,
+        ns,
+        _stop: stop,
+        _dir: dir,
+    }
+}
+
+fn anonymous() -> Options {
+    Options {
+        allow_anonymous: true,
+        default_stream: Some(StreamPath::parse("s", "/acme/s").unwrap()),
+        ..Options::default()
+    }
 }
 
 fn request(correlation_id: i32, version: i16) -> Bytes {
@@ -85,7 +135,7 @@ async fn still_serves(addr: std::net::SocketAddr) {
 
 #[tokio::test]
 async fn api_versions_at_every_version_lists_what_is_served() {
-    let d = door(Options::default()).await;
+    let d = door(anonymous()).await;
     for version in 0..=4 {
         let mut s = TcpStream::connect(d.addr).await.unwrap();
         s.write_all(&request(100 + i32::from(version), version))
@@ -109,7 +159,7 @@ async fn api_versions_at_every_version_lists_what_is_served() {
 
 #[tokio::test]
 async fn an_unknown_api_versions_version_is_answered_at_v0_with_unsupported_version() {
-    let d = door(Options::default()).await;
+    let d = door(anonymous()).await;
     let mut s = TcpStream::connect(d.addr).await.unwrap();
     s.write_all(&request(7, 99)).await.unwrap();
     let (id, body) = decode(read_response(&mut s).await.unwrap(), 0);
@@ -127,7 +177,7 @@ async fn an_unknown_api_versions_version_is_answered_at_v0_with_unsupported_vers
 
 #[tokio::test]
 async fn pipelined_requests_are_answered_in_order() {
-    let d = door(Options::default()).await;
+    let d = door(anonymous()).await;
     let mut s = TcpStream::connect(d.addr).await.unwrap();
     let mut all = BytesMut::new();
     for id in 1..=20 {
@@ -144,7 +194,7 @@ async fn pipelined_requests_are_answered_in_order() {
 async fn hostile_frames_close_their_connection_only() {
     let d = door(Options {
         max_request_bytes: 1 << 20,
-        ..Options::default()
+        ..anonymous()
     })
     .await;
     let hostile: Vec<(&str, Vec<u8>)> = vec![
@@ -205,7 +255,7 @@ async fn hostile_frames_close_their_connection_only() {
 async fn connections_past_the_limit_are_closed() {
     let d = door(Options {
         max_connections: 1,
-        ..Options::default()
+        ..anonymous()
     })
     .await;
     let mut first = TcpStream::connect(d.addr).await.unwrap();
@@ -230,4 +280,158 @@ async fn connections_past_the_limit_are_closed() {
         );
         tokio::task::yield_now().await;
     }
+}
+
+/// A Metadata request framed at `version`, for `topics` (`None`: all topics).
+fn metadata_request(correlation_id: i32, version: i16, topics: Option<&[&str]>) -> Bytes {
+    let header = RequestHeader::default()
+        .with_request_api_key(ApiKey::Metadata as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("wire-test")));
+    let topics = topics.map(|names| {
+        names
+            .iter()
+            .map(|n| {
+                MetadataRequestTopic::default()
+                    .with_name(Some(TopicName(StrBytes::from_string(n.to_string()))))
+            })
+            .collect()
+    });
+    // Version 0 says "all topics" with an empty list.
+    let topics = if version == 0 {
+        Some(topics.unwrap_or_default())
+    } else {
+        topics
+    };
+    let mut body = MetadataRequest::default().with_topics(topics);
+    if version >= 4 {
+        body = body.with_allow_auto_topic_creation(false);
+    }
+    let mut b = BytesMut::new();
+    b.put_i32(0);
+    header
+        .encode(&mut b, ApiKey::Metadata.request_header_version(version))
+        .unwrap();
+    body.encode(&mut b, version).unwrap();
+    let size = (b.len() - 4) as i32;
+    b[..4].copy_from_slice(&size.to_be_bytes());
+    b.freeze()
+}
+
+async fn metadata(s: &mut TcpStream, version: i16, topics: Option<&[&str]>) -> MetadataResponse {
+    s.write_all(&metadata_request(42, version, topics))
+        .await
+        .unwrap();
+    let mut b = read_response(s).await.expect("a Metadata response");
+    let header =
+        ResponseHeader::decode(&mut b, ApiKey::Metadata.response_header_version(version)).unwrap();
+    assert_eq!(header.correlation_id, 42);
+    let body = MetadataResponse::decode(&mut b, version).unwrap();
+    assert!(!b.has_remaining());
+    body
+}
+
+/// (name, error code, partitions) of each topic in a response.
+fn topics(r: &MetadataResponse) -> Vec<(String, i16, usize)> {
+    r.topics
+        .iter()
+        .map(|t| {
+            let name = t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
+            (name, t.error_code, t.partitions.len())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn metadata_lists_the_default_streams_topics_under_short_names_at_every_version() {
+    let d = door(anonymous()).await;
+    let mut s = TcpStream::connect(d.addr).await.unwrap();
+    for version in 0..=12 {
+        let r = metadata(&mut s, version, None).await;
+        let mut got = topics(&r);
+        got.sort();
+        assert_eq!(
+            got,
+            [("clicks".to_string(), 0, 1), ("orders".to_string(), 0, 3)],
+            "v{version}"
+        );
+        assert_eq!(r.brokers.len(), 1);
+        assert_eq!(r.brokers[0].host.as_str(), "127.0.0.1");
+        assert_eq!(r.brokers[0].port, i32::from(d.addr.port()));
+        let orders = r.topics.iter().find(|t| t.partitions.len() == 3).unwrap();
+        for (i, p) in orders.partitions.iter().enumerate() {
+            assert_eq!(p.partition_index, i as i32);
+            assert_eq!(p.leader_id, r.brokers[0].node_id);
+            assert_eq!(p.isr_nodes, [r.brokers[0].node_id]);
+            assert_eq!(p.leader_epoch, -1);
+        }
+        if version >= 2 {
+            let id = d.ns.cluster_id().to_string();
+            assert_eq!(r.cluster_id.as_ref().map(|c| c.as_str()), Some(id.as_str()));
+        }
+    }
+}
+
+#[tokio::test]
+async fn metadata_answers_each_name_with_what_it_resolves_to() {
+    let d = door(anonymous()).await;
+    let mut s = TcpStream::connect(d.addr).await.unwrap();
+    let names = [
+        "orders",
+        "/acme/s:clicks",
+        "nope",
+        "bad name",
+        "/acme/private:secret",
+        "/acme/none:x",
+        "/acme/s",
+    ];
+    for version in [1, 9, 12] {
+        let r = metadata(&mut s, version, Some(&names)).await;
+        let got: Vec<(String, i16, usize)> = topics(&r);
+        assert_eq!(
+            got,
+            [
+                ("orders".into(), 0, 3),
+                ("/acme/s:clicks".into(), 0, 1),
+                ("nope".into(), 3, 0),
+                ("bad name".into(), 17, 0),
+                ("/acme/private:secret".into(), 29, 0),
+                ("/acme/none:x".into(), 3, 0),
+                ("/acme/s".into(), 17, 0),
+            ],
+            "v{version}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn metadata_reports_the_advertised_address() {
+    let d = door(Options {
+        advertised: Some(("kafka.example.com".into(), 19092)),
+        ..anonymous()
+    })
+    .await;
+    let mut s = TcpStream::connect(d.addr).await.unwrap();
+    let r = metadata(&mut s, 9, None).await;
+    assert_eq!(r.brokers[0].host.as_str(), "kafka.example.com");
+    assert_eq!(r.brokers[0].port, 19092);
+}
+
+#[tokio::test]
+async fn without_anonymous_access_only_api_versions_is_served_before_authentication() {
+    let d = door(Options {
+        allow_anonymous: false,
+        ..anonymous()
+    })
+    .await;
+    let mut s = TcpStream::connect(d.addr).await.unwrap();
+    s.write_all(&request(1, 3)).await.unwrap();
+    let (_, body) = decode(read_response(&mut s).await.unwrap(), 3);
+    assert_eq!(body.error_code, 0);
+    s.write_all(&metadata_request(2, 9, None)).await.unwrap();
+    assert!(
+        closed(&mut s).await,
+        "Metadata before authentication was served"
+    );
 }

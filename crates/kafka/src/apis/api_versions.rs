@@ -6,19 +6,14 @@ use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
-use kafka_protocol::protocol::Decodable;
 
+use crate::Result;
 use crate::frame::{self, Request};
 use crate::versions::ADVERTISED;
-use crate::{Error, Result};
 
 pub(super) fn handle(mut req: Request) -> Result<Bytes> {
-    let version = req.api_version;
-    ApiVersionsRequest::decode(&mut req.body, version).map_err(|e| Error::Malformed {
-        what: format!("ApiVersions v{version} request"),
-        detail: e.to_string(),
-    })?;
-    respond(&req, 0, version)
+    super::decode::<ApiVersionsRequest>(&mut req)?;
+    respond(&req, 0, req.api_version)
 }
 
 /// The answer to a version this door does not serve: version 0, UNSUPPORTED_VERSION.

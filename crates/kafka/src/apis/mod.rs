@@ -1,21 +1,31 @@
 //! A handler per API. [`handle`] checks the version against what is advertised and the
-//! bytes against the request's shape (`schema`), and hands the request to its handler; a handler returns the framed response, or `None` when the
-//! request gets none (a Produce with acks 0).
+//! bytes against the request's shape (`schema`), and hands the request to its handler;
+//! a handler returns the framed response, or `None` when the request gets none (a
+//! Produce with acks 0).
 
 mod api_versions;
+mod metadata;
 
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::Decodable;
+use tributary_volume::Caller;
 
+use crate::conn::Session;
 use crate::frame::Request;
 use crate::schema;
 use crate::versions::served;
-use crate::{Error, Result};
+use crate::{Door, Error, Result};
 
 /// Handles one request: its version checked against what is advertised and its bytes
-/// against its shape before anything decodes them. An error closes the connection, as Kafka brokers do for an API or
-/// version they do not serve; failures a client can act on are answered in the response.
-pub(crate) async fn handle(req: Request) -> Result<Option<Bytes>> {
+/// against its shape before anything decodes them. An error closes the connection, as
+/// Kafka brokers do for an API or version they do not serve; failures a client can act on
+/// are answered in the response.
+pub(crate) async fn handle(
+    door: &Door,
+    session: &mut Session,
+    req: Request,
+) -> Result<Option<Bytes>> {
     let key = ApiKey::try_from(req.api_key).map_err(|_| Error::UnknownApi(req.api_key))?;
     let Some(range) = served(key) else {
         return Err(Error::UnknownApi(req.api_key));
@@ -38,13 +48,36 @@ pub(crate) async fn handle(req: Request) -> Result<Option<Bytes>> {
     })?;
     match key {
         ApiKey::ApiVersions => api_versions::handle(req).map(Some),
+        ApiKey::Metadata => {
+            let caller = caller(session, key)?;
+            metadata::handle(door, &caller, req).await.map(Some)
+        }
         _ => Err(Error::UnknownApi(req.api_key)),
     }
+}
+
+/// The session's caller; before authentication, only ApiVersions and the handshake are
+/// served.
+fn caller(session: &Session, key: ApiKey) -> Result<Caller> {
+    session
+        .caller
+        .clone()
+        .ok_or(Error::Unauthenticated(api_name(key)))
+}
+
+/// Decodes a request whose bytes passed its shape.
+fn decode<M: Decodable>(req: &mut Request) -> Result<M> {
+    let version = req.api_version;
+    M::decode(&mut req.body, version).map_err(|e| Error::Malformed {
+        what: format!("v{version} request"),
+        detail: e.to_string(),
+    })
 }
 
 fn api_name(key: ApiKey) -> &'static str {
     match key {
         ApiKey::ApiVersions => "ApiVersions",
+        ApiKey::Metadata => "Metadata",
         _ => "this API",
     }
 }
