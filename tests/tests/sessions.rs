@@ -1,12 +1,17 @@
 //! Long-running sessions end to end: revoking a caller's access (an ACL edit, a deleted
 //! user, a rotated token) reaches its open `Subscribe` session and its parked long-poll
-//! `Fetch` at once, and no record produced after the revocation reaches either.
+//! `Fetch` at once, and no record produced after the revocation reaches either; and a
+//! group member's liveness as `consumer.proto` states it: the open stream keeps it alive
+//! without a word from the client, and a peer that silently vanished is dropped.
 
 use std::time::Duration;
 
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 use tributary_client::{Client, GroupConfig, GroupConsumer, record};
-use tributary_e2e::{InProcess, wait_until};
+use tributary_e2e::{InProcess, Proxy, wait_until};
 use tributary_proto::v1;
 
 const USER: &str = "reader";
@@ -236,4 +241,128 @@ async fn deleting_the_user_ends_a_parked_fetch() {
 #[tokio::test(flavor = "multi_thread")]
 async fn rotating_the_token_ends_a_parked_fetch() {
     revoking_ends_a_parked_fetch(Revocation::RotateToken).await;
+}
+
+/// A group member that does what `consumer.proto` says and nothing more: it joins with the
+/// shortest session timeout, grants credit, then sends nothing (no heartbeat) while its
+/// stream stays open.
+struct QuietMember {
+    /// Held open: dropping it would close the member's side of the stream.
+    _requests: mpsc::Sender<v1::SubscribeRequest>,
+    responses: tonic::Streaming<v1::SubscribeResponse>,
+}
+
+impl QuietMember {
+    async fn join(client: &Client, client_id: &str) -> QuietMember {
+        let (tx, rx) = mpsc::channel(4);
+        let join = v1::JoinGroup {
+            stream: STREAM.into(),
+            group: "g".into(),
+            topics: vec!["t".into()],
+            session_timeout_ms: 1_000,
+            client_id: client_id.into(),
+            ..Default::default()
+        };
+        let credit = v1::Credit {
+            bytes: 1 << 20,
+            batches: 1_000,
+        };
+        for kind in [
+            v1::subscribe_request::Kind::Join(join),
+            v1::subscribe_request::Kind::Credit(credit),
+        ] {
+            tx.send(v1::SubscribeRequest { kind: Some(kind) })
+                .await
+                .unwrap();
+        }
+        let responses = client
+            .consumer()
+            .subscribe(ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        QuietMember {
+            _requests: tx,
+            responses,
+        }
+    }
+
+    /// Waits (up to 30 s) for a push of records, skipping other messages.
+    async fn records(&mut self) -> v1::PartitionRecords {
+        tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                let m = self.responses.message().await.unwrap();
+                let m = m.expect("the member's stream stays open");
+                if let Some(v1::subscribe_response::Kind::Records(r)) = m.kind {
+                    return r;
+                }
+            }
+        })
+        .await
+        .expect("records reach the member")
+    }
+}
+
+/// A member that opened its stream, gave credit and then said nothing stays a member well
+/// past its 1 s session timeout, and still receives what is produced.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_open_stream_keeps_a_silent_member_alive() {
+    let (_server, admin, user) = setup().await;
+    let mut member = QuietMember::join(&user, "quiet").await;
+    produce(&admin, "first").await;
+    member.records().await;
+    // Five session timeouts, checking the membership all along.
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        assert_eq!(
+            members(&admin).await,
+            [("quiet".to_owned(), 1)],
+            "the silent member was dropped while its stream was open"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await; // time passing is the test
+    }
+    produce(&admin, "later").await;
+    let r = member.records().await;
+    assert_eq!((r.topic.as_str(), r.partition), ("t", 0));
+}
+
+/// Two silent members share two partitions; one's link stops carrying anything (the proxy
+/// holds every byte, the connection stays open): the server's keepalive finds it, it
+/// leaves the group, and the other member owns both partitions.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_whose_peer_vanished_is_dropped() {
+    let (server, admin, user) = setup().await;
+    let _alive = QuietMember::join(&user, "alive").await;
+    let proxy = Proxy::start(server.url.trim_start_matches("http://").parse().unwrap()).await;
+    let via_proxy = Client::connect(&proxy.url(), Some(&server.admin_token()))
+        .await
+        .unwrap();
+    let _vanishing = QuietMember::join(&via_proxy, "vanishing").await;
+    // The second partition goes to the member without one: no partition moves, so neither
+    // member has a revocation to confirm.
+    admin
+        .admin()
+        .edit_topic(v1::EditTopicRequest {
+            path: TOPIC.into(),
+            partitions: Some(2),
+        })
+        .await
+        .unwrap();
+    wait_until(
+        "both members own a partition",
+        Duration::from_secs(30),
+        || async {
+            let m = members(&admin).await;
+            (m == [("alive".to_owned(), 1), ("vanishing".to_owned(), 1)]).then_some(())
+        },
+    )
+    .await;
+
+    proxy.delay(Duration::from_secs(3600));
+    wait_until(
+        "the vanished member to leave and its partition to move",
+        Duration::from_secs(40),
+        || async { (members(&admin).await == [("alive".to_owned(), 2)]).then_some(()) },
+    )
+    .await;
 }

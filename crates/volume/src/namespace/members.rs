@@ -1,11 +1,13 @@
 //! Live consumer groups: the members' sessions around the pure [`Group`] state machine.
 //!
 //! Each group with members has a [`LiveGroup`]: the `Group` and a channel to each member's
-//! session, behind one lock, plus a ticker task that expires silent members at
-//! [`Group::next_deadline`] and rebalances when the stream's topics change. A session is
+//! session, behind one lock, plus a ticker task that keeps members with an open session
+//! alive, expires those that did not confirm a revocation in time (at
+//! [`Group::next_deadline`]) and rebalances when the stream's topics change. A session is
 //! one `Subscribe` stream: it pushes the member's assignments and, as the client grants
 //! credit, record batches from its partitions, starting at the group's cursors; it ends
-//! when its caller's access is revoked (checked again as it runs, `access.rs`). The server
+//! when the stream does (a vanished peer's by the transport's keepalive) or when its
+//! caller's access is revoked (checked again as it runs, `access.rs`). The server
 //! holds at most one read per session, bounded by the credit and by `MAX_PUSH_BYTES`
 //! whatever credit the client grants: a slow consumer costs no memory beyond it (and the
 //! few pushes queued for its connection).
@@ -336,8 +338,17 @@ impl Namespace {
             }
             {
                 let mut inner = live.inner.lock();
+                let now = self.clock.now_ms();
+                // An open Subscribe stream keeps its member alive (consumer.proto): a member
+                // waiting for records has nothing to say. A peer that vanished is found by
+                // the transport's keepalive, which closes its stream, and the session's end
+                // leaves the group.
+                let open: Vec<String> = inner.sessions.keys().cloned().collect();
+                for member in open {
+                    let _ = inner.group.heartbeat(&member, now);
+                }
                 let topics = inner.topics.clone();
-                let changes = inner.group.expire(&topics, self.clock.now_ms());
+                let changes = inner.group.expire(&topics, now);
                 inner.dispatch(changes);
             }
             if self.retire(&live, false) {
