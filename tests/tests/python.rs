@@ -1,8 +1,8 @@
 //! The Python client (`clients/python`) against a real server: installed by pip from its
 //! sources (see `tributary_e2e::PythonClient`), driven by `clients/python/tests/e2e.py`:
-//! admin, produce, a consumer group with a cooperative rebalance, commit, a resume, and a
-//! member that rejoins by itself after the server is killed and restarted under it. (Its
-//! TLS options are tried in `tls.rs`.)
+//! admin, produce, a consumer group with a cooperative rebalance, commit, a resume, a
+//! member whose user is deleted ending for good, and a member that rejoins by itself after
+//! the server is killed and restarted under it. (Its TLS options are tried in `tls.rs`.)
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
@@ -56,6 +56,7 @@ fn the_python_client_produces_consumes_as_a_group_and_resumes() {
             "GROUP",
             "COMMITTED",
             "RESUMED",
+            "REVOKED",
             "RESTART",
             "RESTARTED",
             "PYTHON"

@@ -7,7 +7,8 @@ four-partition stream, produces 10,000 records (keyed, and to chosen partitions)
 them in a consumer group whose second member joins halfway, so partitions move between
 members by a cooperative rebalance (commit, then confirm). Every record must arrive exactly
 once, at the partition and offset its produce returned. The group commits and leaves; 1,000
-more records are produced, and a new member of the same group must get exactly those. Plain
+more records are produced, and a new member of the same group must get exactly those. A
+member of another user must end with UNAUTHENTICATED once that user is deleted. Plain
 fetches, offsets and errors are checked along the way. With `--restart`, a last member
 prints `RESTART ME` halfway through 500 more records and waits for a `RESTARTED` line on
 stdin, meanwhile the server is killed and restarted at the same address: it must rejoin by
@@ -238,6 +239,26 @@ def main(url, admin_token, restart=False):
     lag = sum(gp.lag for gp in app.describe_group(STREAM, GROUP).partitions)
     check(lag == 0, f"lag {lag} after the resumed member committed")
     say(f"RESUMED {MORE}")
+
+    # Revoked access ends a member's session for good: `poll` raises UNAUTHENTICATED once
+    # its user is deleted, rather than joining again with dead credentials.
+    _, reader_token = admin.create_user("py-reader")
+    app.edit_stream(STREAM, consume_perm="u:py-reader")
+    reader = Client(url, reader_token)
+    r = reader.group_consumer(STREAM, "py-revoked", [TOPIC], client_id="r", **config)
+    check(r.poll(timeout=DEADLINE), "the reader's member received nothing")
+    admin.delete_user("py-reader")
+    ended, deadline = None, time.monotonic() + DEADLINE
+    while ended is None and time.monotonic() < deadline:
+        try:
+            r.poll(timeout=1.0)
+        except TributaryError as e:
+            ended = e
+    check(ended is not None, "the member of a deleted user went on")
+    check(ended.code == grpc.StatusCode.UNAUTHENTICATED, f"the member ended with {ended}")
+    r.close()
+    reader.close()
+    say("REVOKED")
 
     if restart:
         survive_a_restart(app, config)

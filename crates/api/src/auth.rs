@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use tonic::{Request, Status};
-use tributary_volume::{Caller, Namespace};
+use tributary_volume::{Caller, Credential, Namespace};
 
 use crate::{ApiError, Quotas};
 
@@ -52,7 +52,19 @@ impl tonic::service::Interceptor for Authenticator {
     }
 }
 
-/// The subject CN of a client certificate (already verified by the TLS handshake).
+/// How the interceptor authenticated `r` (it already refused anything else): what a
+/// long-running call (a pull, a group member's session, a long-poll fetch) checks again.
+pub(crate) fn credential<T>(r: &Request<T>) -> Credential {
+    let token = bearer_token(r.metadata()).ok().flatten();
+    match (token, r.extensions().get::<Caller>()) {
+        (Some(t), _) => Credential::Token(t.to_owned()),
+        (None, Some(c)) if c.name() != Caller::anonymous().name() => {
+            Credential::User(c.name().to_owned())
+        }
+        _ => Credential::Anonymous,
+    }
+}
+
 /// The bearer token of a request's `authorization` header, if it has one.
 pub(crate) fn bearer_token(md: &tonic::metadata::MetadataMap) -> Result<Option<&str>, Status> {
     let Some(v) = md.get("authorization") else {
@@ -67,6 +79,7 @@ pub(crate) fn bearer_token(md: &tonic::metadata::MetadataMap) -> Result<Option<&
     Ok(Some(token.trim()))
 }
 
+/// The subject CN of a client certificate (already verified by the TLS handshake).
 fn common_name(der: &[u8]) -> Result<String, Status> {
     let (_, cert) = x509_parser::parse_x509_certificate(der)
         .map_err(|e| Status::unauthenticated(format!("unreadable client certificate: {e}")))?;

@@ -15,6 +15,7 @@ use tributary_volume::{
     ProduceOptions, ResetTo, ServerMsg,
 };
 
+use crate::auth::credential;
 use crate::services::{Reply, Services, ok};
 use crate::trace::caller;
 use crate::{ApiError, metrics};
@@ -116,11 +117,12 @@ impl wire::consumer_server::Consumer for Services {
     async fn fetch(&self, r: Request<v1::FetchRequest>) -> Reply<wire::FetchResponse> {
         let c = caller(&r)?;
         self.quotas.admit_fetch(c.name())?;
+        let credential = credential(&r);
         let r = r.into_inner();
         let res = self
             .ns
             .fetch(
-                &c,
+                &credential,
                 &r.topic,
                 r.partition,
                 r.offset,
@@ -171,6 +173,7 @@ impl wire::consumer_server::Consumer for Services {
         r: Request<Streaming<v1::SubscribeRequest>>,
     ) -> Reply<SubscribeStream> {
         let c = caller(&r)?;
+        let credential = credential(&r);
         let mut inbound = r.into_inner();
         let first = inbound
             .message()
@@ -227,7 +230,8 @@ impl wire::consumer_server::Consumer for Services {
         let ns = self.ns.clone();
         let stream = join.stream.clone();
         let (quotas, principal) = (self.quotas.clone(), c.name().to_owned());
-        let session = tokio::spawn(async move { ns.subscribe(&c, join, in_rx, out_tx).await });
+        let session =
+            tokio::spawn(async move { ns.subscribe(&credential, join, in_rx, out_tx).await });
         tokio::spawn(async move {
             while let Some(m) = out_rx.recv().await {
                 if let ServerMsg::Records(r) = &m {

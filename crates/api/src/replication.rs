@@ -9,8 +9,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tributary_proto::v1;
 use tributary_replication::{PullRequest, PullSession, wire};
-use tributary_volume::{Credential, UpstreamSpec};
+use tributary_volume::UpstreamSpec;
 
+use crate::auth::credential;
 use crate::services::{Reply, Services, ok};
 use crate::trace::caller;
 use crate::{ApiError, convert};
@@ -25,12 +26,12 @@ impl v1::replication_server::Replication for Services {
     type PullStream = PullStream;
 
     async fn pull(&self, r: Request<v1::PullRequest>) -> Reply<Self::PullStream> {
-        let c = caller(&r)?;
+        caller(&r)?; // the principal, in the RPC's span
         let credential = credential(&r);
         let r = r.into_inner();
         let source = self
             .ns
-            .pull_source(&c, credential, &r.stream)
+            .pull_source(credential, &r.stream)
             .map_err(ApiError::from)?;
         let req = PullRequest::try_from(r).map_err(ApiError::from)?;
         let mut session = PullSession::open(source, req).map_err(ApiError::from)?;
@@ -130,17 +131,5 @@ impl Services {
             .await
             .map_err(ApiError::from)?;
         ok(l.into())
-    }
-}
-
-/// How the interceptor authenticated `r` (it already refused anything else).
-fn credential<T>(r: &Request<T>) -> Credential {
-    let token = crate::auth::bearer_token(r.metadata()).ok().flatten();
-    match (token, r.extensions().get::<tributary_volume::Caller>()) {
-        (Some(t), _) => Credential::Token(t.to_owned()),
-        (None, Some(c)) if c.name() != tributary_volume::Caller::anonymous().name() => {
-            Credential::User(c.name().to_owned())
-        }
-        _ => Credential::Anonymous,
     }
 }

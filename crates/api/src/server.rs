@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
@@ -21,6 +22,13 @@ use tributary_volume::Namespace;
 use crate::auth::Authenticator;
 use crate::metrics::RpcMetricsLayer;
 use crate::{Health, QuotaConfig, Quotas, Services, limits, request_decoding_status};
+
+/// The server pings every connection this often, and closes one whose ping goes unanswered
+/// for [`KEEPALIVE_TIMEOUT`]. An open `Subscribe` stream keeps its group member alive, so
+/// this is how a member whose peer vanished (a dead host, a cut link) is found and leaves
+/// its group: within about 10 s, the default session timeout (design §5).
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// PEM files for TLS.
 #[derive(Debug, Clone)]
@@ -128,6 +136,8 @@ pub async fn serve(
         .initial_connection_window_size(options.connection_window_bytes)
         .max_frame_size(limits::HTTP2_MAX_FRAME_BYTES)
         .http2_max_header_list_size(limits::HTTP2_MAX_HEADER_LIST_BYTES)
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .trace_fn(|req| {
             tracing::info_span!(
                 "rpc",

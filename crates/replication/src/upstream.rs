@@ -126,6 +126,11 @@ impl PullSession {
             }
             self.announce(&mut resp);
             self.read(&mut resp).await?;
+            // A catalog change since the refresh above is checked before the batches go, so
+            // none appended after a revocation is sent (the argument: the volume's access.rs).
+            if *self.catalog.borrow() != self.catalog_seen {
+                self.source.reauthorize()?;
+            }
             if self.cursors && Instant::now() >= self.next_cursor_check {
                 self.next_cursor_check = Instant::now() + CURSOR_INTERVAL;
                 self.add_cursors(&mut resp).await?;

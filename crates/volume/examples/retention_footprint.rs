@@ -33,7 +33,7 @@ use bytes::Bytes;
 use prost::Message;
 use tributary_proto::v1::{Record, RecordBatch};
 use tributary_storage::{Store, StoreOptions};
-use tributary_volume::{Caller, ManualClock, Namespace, Quotas, StreamAttributesPatch};
+use tributary_volume::{Caller, Credential, ManualClock, Namespace, Quotas, StreamAttributesPatch};
 
 const STREAM: &str = "/footprint/s";
 const TOPIC: &str = "/footprint/s:t";
@@ -248,12 +248,13 @@ impl Bench {
     /// Every record of every partition, from each log start: (records, distinct keys).
     async fn read_all(&self) -> (u64, u64) {
         let (mut records, mut keys) = (0, HashSet::new());
+        let admin = Credential::User(self.admin.name().to_owned());
         for p in 0..self.partitions {
             let mut offset = 0;
             loop {
                 let f = self
                     .ns
-                    .fetch(&self.admin, TOPIC, p, offset, 16 << 20, Duration::ZERO)
+                    .fetch(&admin, TOPIC, p, offset, 16 << 20, Duration::ZERO)
                     .await
                     .expect("fetch");
                 for b in &f.batches {

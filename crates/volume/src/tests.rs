@@ -43,6 +43,11 @@ async fn fixture() -> Fixture {
     }
 }
 
+/// The credential of a test caller (a user authenticated by name, as by a certificate).
+fn by_name(c: &Caller) -> Credential {
+    Credential::User(c.name().to_owned())
+}
+
 fn encoded(records: &[(&str, &str)]) -> Bytes {
     let records = records
         .iter()
@@ -69,7 +74,7 @@ fn partitions(n: u32) -> StreamAttributesPatch {
 
 async fn values(ns: &Namespace, c: &Caller, topic: &str, partition: u32) -> Vec<(u64, String)> {
     let r = ns
-        .fetch(c, topic, partition, 0, usize::MAX, Duration::ZERO)
+        .fetch(&by_name(c), topic, partition, 0, usize::MAX, Duration::ZERO)
         .await
         .unwrap();
     r.batches
@@ -251,7 +256,7 @@ async fn a_fetch_at_the_end_waits_for_the_next_append() {
     f.ns.create_topic(&f.a, "/v/s:t", None).await.unwrap();
     let (ns, a) = (f.ns.clone(), f.a.clone());
     let waiter = tokio::spawn(async move {
-        ns.fetch(&a, "/v/s:t", 0, 0, 0, Duration::from_secs(30))
+        ns.fetch(&by_name(&a), "/v/s:t", 0, 0, 0, Duration::from_secs(30))
             .await
     });
     // The waiter is parked on the high-water mark; the append wakes it.
@@ -262,12 +267,12 @@ async fn a_fetch_at_the_end_waits_for_the_next_append() {
     assert_eq!((r.batches.len(), r.high_watermark), (1, 1));
     // Nothing new: an expired wait returns empty, not an error.
     let r =
-        f.ns.fetch(&f.a, "/v/s:t", 0, 1, 0, Duration::from_millis(1))
+        f.ns.fetch(&by_name(&f.a), "/v/s:t", 0, 1, 0, Duration::from_millis(1))
             .await
             .unwrap();
     assert!(r.batches.is_empty());
     let err =
-        f.ns.fetch(&f.a, "/v/s:t", 0, 2, 0, Duration::ZERO)
+        f.ns.fetch(&by_name(&f.a), "/v/s:t", 0, 2, 0, Duration::ZERO)
             .await
             .unwrap_err();
     assert!(
@@ -530,7 +535,8 @@ async fn tenants_cannot_reach_each_other() {
         "produce",
     );
     denied(
-        ns.fetch(&bob, "/a/s:t", 0, 0, 0, Duration::ZERO).await,
+        ns.fetch(&by_name(&bob), "/a/s:t", 0, 0, 0, Duration::ZERO)
+            .await,
         "consume",
     );
     denied(
@@ -570,7 +576,8 @@ async fn each_permission_is_granted_by_its_acl_and_edits_apply_at_once() {
     } = tenants().await;
     let ns = &f.ns;
     denied(
-        ns.fetch(&carol, "/a/s:t", 0, 0, 0, Duration::ZERO).await,
+        ns.fetch(&by_name(&carol), "/a/s:t", 0, 0, 0, Duration::ZERO)
+            .await,
         "consume",
     );
     let grant = |consume: &str| StreamAttributesPatch {
@@ -595,7 +602,8 @@ async fn each_permission_is_granted_by_its_acl_and_edits_apply_at_once() {
         .await
         .unwrap();
     denied(
-        ns.fetch(&carol, "/a/s:t", 0, 0, 0, Duration::ZERO).await,
+        ns.fetch(&by_name(&carol), "/a/s:t", 0, 0, 0, Duration::ZERO)
+            .await,
         "consume",
     );
 
@@ -859,7 +867,7 @@ async fn ttl_hides_expired_records_at_once_and_retention_removes_them() {
     // An hour after the first batch: it is gone from every read, before any purge.
     f.clock.advance_ms(31 * 60_000);
     let err = ns
-        .fetch(&f.a, "/r/hot:t", 0, 0, 0, Duration::ZERO)
+        .fetch(&by_name(&f.a), "/r/hot:t", 0, 0, 0, Duration::ZERO)
         .await
         .unwrap_err();
     assert!(
@@ -867,7 +875,7 @@ async fn ttl_hides_expired_records_at_once_and_retention_removes_them() {
         "{err}"
     );
     let r = ns
-        .fetch(&f.a, "/r/hot:t", 0, 2, 0, Duration::ZERO)
+        .fetch(&by_name(&f.a), "/r/hot:t", 0, 2, 0, Duration::ZERO)
         .await
         .unwrap();
     assert_eq!((r.log_start, r.batches.len()), (2, 1));
@@ -921,7 +929,7 @@ async fn ttl_hides_expired_records_at_once_and_retention_removes_them() {
     );
     // The surviving record keeps its offset.
     let r = ns
-        .fetch(&f.a, "/r/hot:t", 0, 2, 0, Duration::ZERO)
+        .fetch(&by_name(&f.a), "/r/hot:t", 0, 2, 0, Duration::ZERO)
         .await
         .unwrap();
     assert_eq!(
@@ -977,7 +985,14 @@ async fn size_caps_keep_partitions_under_their_byte_limit() {
     assert_eq!(after.records, 20 - purged.records);
     // The survivors are the newest records, at their original offsets.
     let r = ns
-        .fetch(&f.a, "/c/s:t", 0, after.log_start, 0, Duration::ZERO)
+        .fetch(
+            &by_name(&f.a),
+            "/c/s:t",
+            0,
+            after.log_start,
+            0,
+            Duration::ZERO,
+        )
         .await
         .unwrap();
     assert_eq!(

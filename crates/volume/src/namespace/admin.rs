@@ -117,6 +117,7 @@ impl Namespace {
         self.volumes
             .write()
             .insert(row.path.clone(), Arc::new(row.clone()));
+        self.catalog_changed(); // now that the cache has it: sessions check their access
         Ok(self.volume_info(&row))
     }
 
@@ -304,6 +305,7 @@ impl Namespace {
             self.streams.write().insert(row.path.clone(), row.clone());
             // Cached topics point at the old row; drop them so the new attributes apply.
             self.topics.write().retain(|(id, _), _| *id != row.id);
+            self.catalog_changed(); // now that the caches have it: sessions check their access
         }
         self.describe_stream(c, path.as_str()).await
     }

@@ -15,7 +15,7 @@ use tributary_core::partitioner::partition_for_key;
 use tributary_storage::{self as storage, AppendCheck, AppendRequest, NewBatch, ProducerSeq};
 
 use super::{Namespace, blocking, not_found_if_dropped, volume_of};
-use crate::auth::Caller;
+use crate::auth::{Caller, Credential};
 use crate::limits::MAX_PARTITIONS_PER_REQUEST;
 use crate::model::Perm;
 use crate::{Error, Result};
@@ -357,10 +357,11 @@ impl Namespace {
     }
 
     /// Whole batches from the one holding `offset`; waits up to `max_wait` when there is
-    /// nothing at `offset` yet.
+    /// nothing at `offset` yet. Takes how the caller authenticated rather than the caller:
+    /// it and the consume permission are checked at the start and again as the fetch waits.
     pub async fn fetch(
         &self,
-        c: &Caller,
+        credential: &Credential,
         topic: &str,
         partition: u32,
         offset: u64,
@@ -368,7 +369,8 @@ impl Namespace {
         max_wait: Duration,
     ) -> Result<FetchResult> {
         let path = TopicPath::parse("topic", topic)?;
-        self.check(c, &*self.stream(&path.stream)?, Perm::Consume)?;
+        let mut access =
+            self.hold_access(credential, &*self.stream(&path.stream)?, Perm::Consume)?;
         let t = self.topic(&path, false).await?;
         let id = self.partition_id(&t, &path, partition)?;
         let stream = t.stream.clone();
@@ -403,6 +405,9 @@ impl Namespace {
                     e => not_found_if_dropped(e, &path),
                 })?;
             if !r.batches.is_empty() || Instant::now() >= deadline || *closing.borrow_and_update() {
+                // Read, then checked, then returned: why nothing appended after a
+                // revocation is returned is in access.rs.
+                access.recheck(self)?;
                 return Ok(FetchResult {
                     batches: r.batches.into_iter().map(|b| b.value).collect(),
                     high_watermark: r.high_watermark,
@@ -417,6 +422,7 @@ impl Namespace {
                     }
                 }
                 _ = closing.changed() => {}
+                _ = access.due() => access.recheck(self)?,
                 _ = tokio::time::sleep_until(deadline) => {} // one last read above, then return
             }
         }

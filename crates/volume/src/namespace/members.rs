@@ -1,10 +1,13 @@
 //! Live consumer groups: the members' sessions around the pure [`Group`] state machine.
 //!
 //! Each group with members has a [`LiveGroup`]: the `Group` and a channel to each member's
-//! session, behind one lock, plus a ticker task that expires silent members at
-//! [`Group::next_deadline`] and rebalances when the stream's topics change. A session is
+//! session, behind one lock, plus a ticker task that keeps members with an open session
+//! alive, expires those that did not confirm a revocation in time (at
+//! [`Group::next_deadline`]) and rebalances when the stream's topics change. A session is
 //! one `Subscribe` stream: it pushes the member's assignments and, as the client grants
-//! credit, record batches from its partitions, starting at the group's cursors. The server
+//! credit, record batches from its partitions, starting at the group's cursors; it ends
+//! when the stream does (a vanished peer's by the transport's keepalive) or when its
+//! caller's access is revoked (checked again as it runs, `access.rs`). The server
 //! holds at most one read per session, bounded by the credit and by `MAX_PUSH_BYTES`
 //! whatever credit the client grants: a slow consumer costs no memory beyond it (and the
 //! few pushes queued for its connection).
@@ -22,9 +25,10 @@ use tributary_core::names::{StreamPath, TopicPath, check_group};
 use tributary_storage::{self as storage, PartitionId};
 use uuid::Uuid;
 
+use super::access::Access;
 use super::data::{OffsetSpec, partition_offset};
 use super::{Namespace, blocking};
-use crate::auth::Caller;
+use crate::auth::{Caller, Credential};
 use crate::model::{Perm, StreamRow};
 use crate::namespace::cursors::{Committer, CursorCommit, MemberInfo};
 use crate::{Error, Result};
@@ -150,10 +154,12 @@ impl Namespace {
 
     /// Runs one member's session: joins, then serves `inbound` messages and pushes
     /// assignments and records to `outbound` until the client closes its side, the member
-    /// is removed, or the server stops. Leaves the group however it ends.
+    /// is removed, its access is revoked (how the caller authenticated, `credential`, and
+    /// its consume permission are checked at the start and again as the session runs), or
+    /// the server stops. Leaves the group however it ends.
     pub async fn subscribe(
         self: &Arc<Self>,
-        c: &Caller,
+        credential: &Credential,
         join: JoinRequest,
         mut inbound: mpsc::Receiver<ClientMsg>,
         outbound: mpsc::Sender<ServerMsg>,
@@ -161,7 +167,7 @@ impl Namespace {
         let path = StreamPath::parse("join.stream", &join.stream)?;
         check_group("join.group", &join.group)?;
         let s = self.stream(&path)?;
-        self.check(c, &s, Perm::Consume)?;
+        let access = self.hold_access(credential, &s, Perm::Consume)?;
         let subscription = match join.topic_pattern.as_deref().filter(|p| !p.is_empty()) {
             Some(p) => Subscription::pattern(p),
             None => Subscription::topics(join.topics.iter().cloned()),
@@ -235,6 +241,7 @@ impl Namespace {
         let session = Session {
             ns: self.clone(),
             stream: s,
+            access,
             live,
             member,
             start,
@@ -331,8 +338,17 @@ impl Namespace {
             }
             {
                 let mut inner = live.inner.lock();
+                let now = self.clock.now_ms();
+                // An open Subscribe stream keeps its member alive (consumer.proto): a member
+                // waiting for records has nothing to say. A peer that vanished is found by
+                // the transport's keepalive, which closes its stream, and the session's end
+                // leaves the group.
+                let open: Vec<String> = inner.sessions.keys().cloned().collect();
+                for member in open {
+                    let _ = inner.group.heartbeat(&member, now);
+                }
                 let topics = inner.topics.clone();
-                let changes = inner.group.expire(&topics, self.clock.now_ms());
+                let changes = inner.group.expire(&topics, now);
                 inner.dispatch(changes);
             }
             if self.retire(&live, false) {
@@ -483,6 +499,8 @@ struct Reader {
 struct Session {
     ns: Arc<Namespace>,
     stream: Arc<StreamRow>,
+    /// Checked again before records go out and whenever it is due while idle.
+    access: Access,
     live: Arc<LiveGroup>,
     member: String,
     start: OffsetSpec,
@@ -506,18 +524,23 @@ impl Session {
                 && let Some(tp) = self.ready()
             {
                 let msg = self.read(&tp).await?;
-                if let Some(msg) = msg
-                    && !self.push(msg, outbound, inbound, &mut closing).await?
-                {
-                    return Ok(());
+                if let Some(msg) = msg {
+                    // Read, then checked, then pushed: why nothing appended after a
+                    // revocation is pushed is in access.rs.
+                    self.access.recheck(&self.ns)?;
+                    if !self.push(msg, outbound, inbound, &mut closing).await? {
+                        return Ok(());
+                    }
                 }
                 continue;
             }
             let can_send = self.credit_bytes > 0 && self.credit_batches > 0;
             let data = self.any_new_data();
+            let access_due = self.access.due();
             tokio::select! {
                 biased;
                 _ = closing.changed() => return Err(Error::ShuttingDown),
+                _ = access_due => self.access.recheck(&self.ns)?,
                 ev = events.recv() => match ev {
                     Some(Event::Assignment(a)) => {
                         let msg = self.assign(a).await?;

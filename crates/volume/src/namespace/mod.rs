@@ -9,6 +9,7 @@
 //! creations/drops in one atomic store write. Users, volumes and streams are all cached
 //! (there are few); topic rows are cached on first use.
 
+mod access;
 mod admin;
 mod backup;
 mod cursors;
@@ -144,7 +145,9 @@ pub struct Namespace {
     closing: tokio::sync::watch::Sender<bool>,
     /// Idle idempotent producers are forgotten after this long.
     producer_expiry_ms: std::sync::atomic::AtomicI64,
-    /// Bumped by every catalog commit: live groups follow their stream's topics.
+    /// Bumped by every catalog commit (live groups follow their stream's topics), and
+    /// again once a change to users or ACLs is in the caches: long-running calls then
+    /// check their access (`access.rs`).
     catalog: tokio::sync::watch::Sender<u64>,
     live: members::LiveGroups,
     links: links::Links,
@@ -532,7 +535,7 @@ impl Namespace {
     async fn commit(&self, tx: CatalogTx) -> Result<()> {
         let store = self.store.clone();
         blocking(move || Ok(store.commit(tx)?)).await?;
-        self.catalog.send_modify(|v| *v += 1);
+        self.catalog_changed();
         Ok(())
     }
 }

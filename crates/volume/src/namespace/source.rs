@@ -14,9 +14,9 @@ use tokio::sync::watch;
 use tributary_storage::{self as storage, PartitionId, PartitionStats};
 
 use super::Namespace;
-use crate::auth::{Caller, Credential};
+use crate::Result;
+use crate::auth::Credential;
 use crate::model::*;
-use crate::{Error, Result};
 use tributary_core::names::StreamPath;
 
 /// One stream as a puller may read it; cheap to clone (into a blocking task).
@@ -57,18 +57,16 @@ pub struct SourceCursor {
 }
 
 impl Namespace {
-    /// The stream at `stream` as `c` may pull it (its `copy` permission). `credential` is
-    /// how the caller authenticated: [`PullSource::refresh`] checks it and the permission
-    /// again, so revoking ends the pull.
+    /// The stream at `stream` as the caller may pull it (its `copy` permission).
+    /// `credential` is how the caller authenticated: checked now, and again by each
+    /// [`PullSource::refresh`], so revoking ends the pull.
     pub fn pull_source(
         self: &Arc<Self>,
-        c: &Caller,
         credential: Credential,
         stream: &str,
     ) -> Result<PullSource> {
         let path = StreamPath::parse("stream", stream)?;
-        let s = self.stream(&path)?;
-        self.check(c, &s, Perm::Copy)?;
+        let s = self.reauthorize(&credential, &*self.stream(&path)?, Perm::Copy)?;
         Ok(PullSource {
             ns: self.clone(),
             credential,
@@ -83,16 +81,9 @@ impl PullSource {
     /// puller may no longer copy it. `self` stays as it was; the caller moves to the fresh
     /// source once it has taken the topics in.
     pub async fn refresh(&self) -> Result<(PullSource, Vec<SourceTopic>)> {
-        let path = StreamPath::parse("stream", &self.stream.path)?;
-        let s = self.ns.stream(&path)?;
-        if s.id != self.stream.id {
-            return Err(Error::NotFound {
-                what: "stream",
-                path: format!("{path} (deleted and created again)"),
-            });
-        }
-        let c = self.ns.reauthenticate(&self.credential)?;
-        self.ns.check(&c, &s, Perm::Copy)?;
+        let s = self
+            .ns
+            .reauthorize(&self.credential, &self.stream, Perm::Copy)?;
         let topics = self
             .ns
             .topic_rows(&s)
@@ -109,6 +100,14 @@ impl PullSource {
             stream: s,
         };
         Ok((fresh, topics))
+    }
+
+    /// Checks the puller's credential and permission again (as [`PullSource::refresh`]
+    /// does), without reading topics: the check between reading batches and sending them.
+    pub fn reauthorize(&self) -> Result<()> {
+        self.ns
+            .reauthorize(&self.credential, &self.stream, Perm::Copy)
+            .map(|_| ())
     }
 
     /// A partition's figures, with the stream's TTL applied; `None` once the partition

@@ -135,6 +135,7 @@ impl Namespace {
         self.commit(tx).await?;
         self.users.write().remove(name);
         self.tokens.write().remove(&u.token_id);
+        self.catalog_changed(); // now that the caches have it: ends the user's sessions
         Ok(())
     }
 
@@ -157,6 +158,7 @@ impl Namespace {
         self.tokens.write().remove(&old.token_id);
         self.tokens.write().insert(t.id, name.to_owned());
         self.users.write().insert(name.to_owned(), Arc::new(row));
+        self.catalog_changed(); // now that the caches have it: ends the old token's sessions
         Ok(t.token)
     }
 
