@@ -130,3 +130,45 @@ pub async fn serve(
 pub fn local_addr(listener: &TcpListener) -> Result<SocketAddr> {
     listener.local_addr().map_err(Error::Io)
 }
+
+/// Entry points for the fuzz targets in `fuzz/`; not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use bytes::Bytes;
+    use kafka_protocol::messages::{ApiKey, RequestKind};
+
+    use crate::versions::served;
+    use crate::{frame, schema};
+
+    /// What the door does with a request's bytes before a handler runs: the header, the
+    /// version against the advertised range, the walk over the request's shape and, only
+    /// if the walk passed, `kafka-protocol`'s decoding, which must then succeed.
+    pub fn request(bytes: &[u8]) {
+        let Ok(req) = frame::parse(Bytes::copy_from_slice(bytes)) else {
+            return;
+        };
+        let Ok(key) = ApiKey::try_from(req.api_key) else {
+            return;
+        };
+        let Some(range) = served(key) else { return };
+        if !(range.min..=range.max).contains(&req.api_version) {
+            return;
+        }
+        let shape = schema::shape(key).expect("every served API has a shape");
+        if schema::check(shape, req.api_version, &req.body).is_err() {
+            return;
+        }
+        let mut body = req.body.clone();
+        if let Err(e) = RequestKind::decode(key, &mut body, req.api_version) {
+            panic!(
+                "{key:?} v{}: the walk passed but decoding failed: {e}",
+                req.api_version
+            );
+        }
+        assert!(
+            body.is_empty(),
+            "{key:?} v{}: decoding left bytes",
+            req.api_version
+        );
+    }
+}
