@@ -37,6 +37,8 @@ pub(crate) enum Kind {
     Bytes,
     /// An array of fixed-size values: an `int32` count, or a varint count + 1.
     Array(&'static Kind),
+    /// An array of strings.
+    Strings,
     /// An array of structs.
     Structs(&'static [Field]),
     /// One struct, inline.
@@ -104,6 +106,17 @@ pub(crate) const fn between(from: i16, to: i16, kind: Kind) -> Field {
     }
 }
 
+/// A tagged field, in flexible versions from `from`.
+pub(crate) const fn tagged(tag: u32, from: i16, kind: Kind) -> Field {
+    Field {
+        kind,
+        from,
+        to: i16::MAX,
+        null_from: i16::MAX,
+        tag: Some(tag),
+    }
+}
+
 /// A request's shape: its fields, and the first flexible version.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Shape {
@@ -162,10 +175,14 @@ impl<'a> Walk<'a> {
             let tag = self.uvarint("tag")?;
             let size = self.uvarint("tagged field size")? as usize;
             let value = self.take(size, "tagged field")?;
-            let known = fields
-                .iter()
-                .find(|f| f.tag == Some(tag) && f.carried(self.version));
-            if let Some(f) = known {
+            let declared = fields.iter().find(|f| f.tag == Some(tag));
+            if declared.is_some_and(|f| !f.carried(self.version)) {
+                return Err(format!(
+                    "tag {tag} is not valid at version {}",
+                    self.version
+                ));
+            }
+            if let Some(f) = declared {
                 let mut inner = Walk {
                     buf: value,
                     flexible: true,
@@ -217,6 +234,14 @@ impl<'a> Walk<'a> {
                     .fixed()
                     .expect("arrays of primitives have fixed-size elements");
                 self.take(n * size, "array")?;
+                Ok(())
+            }
+            Kind::Strings => {
+                let n = self.count(nullable)?;
+                let element = since(0, Kind::Str);
+                for _ in 0..n {
+                    self.value(&element)?;
+                }
                 Ok(())
             }
             Kind::Structs(fields) => {

@@ -126,3 +126,120 @@ fn every_advertised_api_has_a_shape() {
         );
     }
 }
+
+fn name(n: &'static str) -> TopicName {
+    TopicName(StrBytes::from_static_str(n))
+}
+
+#[test]
+fn produce() {
+    use kafka_protocol::messages::ProduceRequest;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    for v in 3..=11 {
+        let partition = |i, records: Option<&'static [u8]>| {
+            PartitionProduceData::default()
+                .with_index(i)
+                .with_records(records.map(Bytes::from_static))
+        };
+        let r = ProduceRequest::default()
+            .with_transactional_id(None)
+            .with_acks(-1)
+            .with_timeout_ms(30_000)
+            .with_topic_data(vec![
+                TopicProduceData::default()
+                    .with_name(name("orders"))
+                    .with_partition_data(vec![partition(0, Some(b"batch")), partition(2, None)]),
+                TopicProduceData::default().with_name(name("clicks")),
+            ]);
+        agrees::<ProduceRequest>(ApiKey::Produce, v, &encode(&r, v));
+    }
+}
+
+#[test]
+fn fetch() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
+    use kafka_protocol::messages::{BrokerId, FetchRequest};
+    for v in 4..=12 {
+        let mut p = FetchPartition::default()
+            .with_partition(1)
+            .with_fetch_offset(77)
+            .with_partition_max_bytes(1 << 20);
+        if v >= 5 {
+            p = p.with_log_start_offset(3);
+        }
+        if v >= 9 {
+            p = p.with_current_leader_epoch(-1);
+        }
+        let mut r = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(500)
+            .with_min_bytes(1)
+            .with_max_bytes(50 << 20)
+            .with_isolation_level(0)
+            .with_topics(vec![
+                FetchTopic::default()
+                    .with_topic(name("orders"))
+                    .with_partitions(vec![p.clone(), p.with_partition(2)]),
+            ]);
+        if v >= 7 {
+            r = r
+                .with_session_id(0)
+                .with_session_epoch(-1)
+                .with_forgotten_topics_data(vec![
+                    ForgottenTopic::default()
+                        .with_topic(name("old"))
+                        .with_partitions(vec![0, 1, 2]),
+                ]);
+        }
+        if v >= 11 {
+            r = r.with_rack_id(StrBytes::from_static_str("rack-a"));
+        }
+        if v >= 12 {
+            r = r.with_cluster_id(Some(StrBytes::from_static_str("c1")));
+        }
+        agrees::<FetchRequest>(ApiKey::Fetch, v, &encode(&r, v));
+    }
+}
+
+#[test]
+fn list_offsets() {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::{BrokerId, ListOffsetsRequest};
+    for v in 1..=7 {
+        let mut r = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![
+                ListOffsetsTopic::default()
+                    .with_name(name("orders"))
+                    .with_partitions(vec![
+                        ListOffsetsPartition::default()
+                            .with_partition_index(0)
+                            .with_timestamp(-2),
+                        ListOffsetsPartition::default()
+                            .with_partition_index(1)
+                            .with_timestamp(1_700_000_000_000),
+                    ]),
+            ]);
+        if v >= 2 {
+            r = r.with_isolation_level(0);
+        }
+        agrees::<ListOffsetsRequest>(ApiKey::ListOffsets, v, &encode(&r, v));
+    }
+}
+
+#[test]
+fn find_coordinator() {
+    use kafka_protocol::messages::FindCoordinatorRequest;
+    for v in 0..=4 {
+        let mut r = FindCoordinatorRequest::default();
+        if v <= 3 {
+            r = r.with_key(StrBytes::from_static_str("group-1"));
+        } else {
+            r = r.with_coordinator_keys(vec![
+                StrBytes::from_static_str("group-1"),
+                StrBytes::from_static_str("group-2"),
+            ]);
+        }
+        agrees::<FindCoordinatorRequest>(ApiKey::FindCoordinator, v, &encode(&r, v));
+    }
+}
