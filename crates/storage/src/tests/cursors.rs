@@ -81,7 +81,12 @@ fn group_lags_sum_each_groups_cursors_against_the_visible_log() {
     let mut tx = CatalogTx::default();
     tx.drop_partition(gone);
     store.commit(tx).unwrap();
-    let lags = |cutoff| store.group_lags(&scope, cutoff).unwrap();
+    let lags = |cutoff| {
+        let lags = store.group_lags(&scope, cutoff).unwrap();
+        lags.into_iter()
+            .map(|l| (l.group, l.records))
+            .collect::<Vec<_>>()
+    };
     let expect = |g1: u64, g2: u64| vec![("g1".to_owned(), g1), ("g2".to_owned(), g2)];
 
     assert_eq!(
@@ -94,4 +99,48 @@ fn group_lags_sum_each_groups_cursors_against_the_visible_log() {
     store.purge_before(a, 10).unwrap();
     assert_eq!(lags(None), expect(5, 3));
     assert!(store.group_lags(&[4u8; 16], None).unwrap().is_empty());
+}
+
+#[test]
+fn group_lags_name_the_append_time_of_the_first_record_to_consume() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let scope = [5u8; 16];
+    let (a, b) = (new_partition(&store), new_partition(&store));
+    let append = |id, count, ts| {
+        store
+            .append_checked(
+                Durability::Buffered,
+                &[id],
+                &[AppendCheck::default()],
+                |_, _| timed_batch(count, ts),
+            )
+            .unwrap();
+    };
+    for ts in [10, 20, 30] {
+        append(a, 5, ts); // offsets 0-4, 5-9, 10-14
+    }
+    append(b, 4, 25);
+    let oldest = |group| {
+        let lags = store.group_lags(&scope, None).unwrap();
+        let l = lags.into_iter().find(|l| l.group == group).unwrap();
+        (l.records, l.oldest_unconsumed_ms)
+    };
+    // Mid-batch, at a batch's start, past the end; the oldest over the partitions.
+    store
+        .commit_cursors(&scope, "g", &[(a, 7), (b, 4)], 1)
+        .unwrap();
+    assert_eq!(oldest("g"), (8, Some(20)));
+    store.commit_cursors(&scope, "g", &[(a, 10)], 1).unwrap();
+    assert_eq!(oldest("g"), (5, Some(30)));
+    store.commit_cursors(&scope, "g", &[(b, 0)], 1).unwrap();
+    assert_eq!(oldest("g"), (9, Some(25)));
+    store
+        .commit_cursors(&scope, "g", &[(a, 15), (b, 4)], 1)
+        .unwrap();
+    assert_eq!(oldest("g"), (0, None), "caught up");
+    // Below the log start: the first record kept.
+    store.purge_before(a, 5).unwrap();
+    store.commit_cursors(&scope, "h", &[(a, 0)], 1).unwrap();
+    assert_eq!(oldest("h"), (10, Some(20)));
 }
