@@ -50,16 +50,9 @@ fn cursors_are_scoped_listed_deleted_and_dropped_with_their_scope() {
     );
 }
 
-#[test]
-fn group_lags_sum_each_groups_cursors_against_the_visible_log() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    let scope = [3u8; 16];
-    let (a, b, gone) = (
-        new_partition(&store),
-        new_partition(&store),
-        new_partition(&store),
-    );
+/// Partition `a` gets batches of 5 records at times 10, 20 and 30 (offsets 0-4, 5-9,
+/// 10-14); `b` one of 4 at `b_ts`.
+fn three_batches_and_one(store: &Store, a: PartitionId, b: PartitionId, b_ts: i64) {
     let append = |id, count, ts| {
         store
             .append_checked(
@@ -71,9 +64,22 @@ fn group_lags_sum_each_groups_cursors_against_the_visible_log() {
             .unwrap();
     };
     for ts in [10, 20, 30] {
-        append(a, 5, ts); // offsets 0-4, 5-9, 10-14
+        append(a, 5, ts);
     }
-    append(b, 4, 30);
+    append(b, 4, b_ts);
+}
+
+#[test]
+fn group_lags_sum_each_groups_cursors_against_the_visible_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let scope = [3u8; 16];
+    let (a, b, gone) = (
+        new_partition(&store),
+        new_partition(&store),
+        new_partition(&store),
+    );
+    three_batches_and_one(&store, a, b, 30);
     store
         .commit_cursors(&scope, "g1", &[(a, 2), (b, 4), (gone, 1)], 1)
         .unwrap();
@@ -107,20 +113,7 @@ fn group_lags_name_the_append_time_of_the_first_record_to_consume() {
     let store = open(dir.path());
     let scope = [5u8; 16];
     let (a, b) = (new_partition(&store), new_partition(&store));
-    let append = |id, count, ts| {
-        store
-            .append_checked(
-                Durability::Buffered,
-                &[id],
-                &[AppendCheck::default()],
-                |_, _| timed_batch(count, ts),
-            )
-            .unwrap();
-    };
-    for ts in [10, 20, 30] {
-        append(a, 5, ts); // offsets 0-4, 5-9, 10-14
-    }
-    append(b, 4, 25);
+    three_batches_and_one(&store, a, b, 25);
     let oldest = |group| {
         let lags = store.group_lags(&scope, None).unwrap();
         let l = lags.into_iter().find(|l| l.group == group).unwrap();
