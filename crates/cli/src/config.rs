@@ -485,6 +485,10 @@ fn validate(s: &Settings) -> anyhow::Result<()> {
     if s.tls_cert.is_some() != s.tls_key.is_some() {
         bail!("tls_cert and tls_key go together: give both or neither");
     }
+    let protects = s.metrics_token_file.is_some() || s.metrics_tls_cert.is_some();
+    if s.metrics_listen == MetricsListen::Off && protects {
+        bail!("metrics_token_file and metrics_tls_*: the metrics endpoint is off (metrics_listen)");
+    }
     if s.metrics_tls_cert.is_some() != s.metrics_tls_key.is_some() {
         bail!("metrics_tls_cert and metrics_tls_key go together: give both or neither");
     }
@@ -645,6 +649,12 @@ mod tests {
         let vars = env(&[("TRIBUTARY_METRICS_LISTEN", "off")]);
         let l = load(None, &Flags::default(), &vars, []).unwrap();
         assert_eq!(l.settings.metrics_listen, MetricsListen::Off);
+        // Protecting an endpoint that is off is a mistake worth naming.
+        let f = file("metrics_listen = \"off\"\nmetrics_token_file = \"/t\"\n");
+        let e = load(Some(f.path()), &Flags::default(), &env(&[]), [])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("the metrics endpoint is off"), "{e}");
     }
 
     #[test]
