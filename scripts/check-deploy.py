@@ -14,7 +14,14 @@ usage: check-deploy.py REPO_ROOT    (TRIBUTARY_BIN: the tributary binary to chec
   verbs and flags `tributary --help` lists), and a Prometheus scraping both metrics ports;
 - the systemd unit has its hardening and passes `systemd-analyze verify` (with ExecStart
   pointed at the real binary) when systemd-analyze is installed;
-- the Dockerfile is multi-stage, builds with scripts/bootstrap.sh and runs as non-root.
+- the Dockerfile is multi-stage, builds with scripts/bootstrap.sh and runs as non-root;
+- no TRIBUTARY_* variable (the image's, the StatefulSet's, compose's) shadows a key of the
+  configuration file beside it (variables beat the file), TRIBUTARY_CONFIG aside;
+- a metrics endpoint on every interface asks for a token (metrics_token_file); in
+  Kubernetes that token and the first admin's (admin_token_file) come from mounted Secrets,
+  and the readiness probe tolerates a slow answer; compose's Prometheus sends the token;
+- the binary users get (scripts/serve.sh, the image) is the `perf` profile's, which has no
+  debug assertions or overflow checks: the build docs/PERFORMANCE.md measures.
 
 Exits non-zero with every problem found.
 """
@@ -43,7 +50,16 @@ def run(cmd, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, **kw)
 
 
+# A well-formed token, put in place of the files configurations name (mounted Secrets
+# that do not exist here), so that --check-config sees readable files.
+SAMPLE_TOKEN = "trb_0123456789abcdef." + "a" * 43
+
+
 def check_config(binary, text, name):
+    sample = tempfile.NamedTemporaryFile("w", suffix=".token", delete=False)
+    sample.write(SAMPLE_TOKEN + "\n")
+    sample.close()
+    text = re.sub(r'^(\w+_file) = "[^"]*"', rf'\1 = "{sample.name}"', text, flags=re.M)
     with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
         f.write(text)
     try:
@@ -54,6 +70,45 @@ def check_config(binary, text, name):
         return r.stdout
     finally:
         os.unlink(f.name)
+        os.unlink(sample.name)
+
+
+def setting(text, key):
+    """A key's string value in a TOML configuration, or None."""
+    return tomllib.loads(text).get(key)
+
+
+def check_metrics_protected(text, name):
+    """A metrics endpoint on every interface (or any but loopback) asks for a token."""
+    listen = setting(text, "metrics_listen") or "127.0.0.1:9464"
+    exposed = listen != "off" and not listen.startswith(("127.", "[::1]", "localhost"))
+    check(
+        not exposed or setting(text, "metrics_token_file"),
+        f"{name}: metrics_listen {listen} is reachable from outside without metrics_token_file",
+    )
+
+
+def shadowing(variables, keys, name):
+    """TRIBUTARY_<KEY> variables beat the configuration file's keys: none may be set."""
+    for var in variables:
+        check(
+            var.removeprefix("TRIBUTARY_").lower() not in keys or not var.startswith("TRIBUTARY_"),
+            f"{name} sets {var}, which beats the configuration file's key",
+        )
+
+
+def effective_profile(cargo, name):
+    """A Cargo profile's settings, following `inherits` (release's own are the base)."""
+    profiles = cargo.get("profile", {})
+    chain = []
+    while name not in ("release", "dev"):
+        chain.append(profiles.get(name, {}))
+        name = chain[-1].get("inherits", "release")
+    out = {"debug-assertions": name == "dev", "overflow-checks": name == "dev"}
+    out.update(profiles.get(name, {}))
+    for p in reversed(chain):
+        out.update(p)
+    return out
 
 
 def main(root):
@@ -85,6 +140,12 @@ def main(root):
             re.search(rf"^#? ?{key} = ", example, re.M),
             f"deploy/tributary.toml does not document `{key}`",
         )
+    for rel in ("deploy/tributary.toml", "deploy/container.toml", "deploy/compose/tributary.toml"):
+        if not check((root / rel).exists(), f"{rel} is missing"):
+            continue
+        text = (root / rel).read_text()
+        check_config(binary, text, rel)
+        check_metrics_protected(text, rel)
 
     # Kubernetes.
     k8s = [d for name, ds in docs.items() if name.startswith("deploy/k8s/") for d in ds]
@@ -116,7 +177,29 @@ def main(root):
             and pathlib.Path(config_path).name in cm["data"],
             f"--config {config_path} is not the ConfigMap's file",
         )
+        shadowing([e["name"] for e in c.get("env", [])], keys, "the StatefulSet")
+        ready = c.get("readinessProbe", {})
+        check(
+            ready.get("failureThreshold", 3) >= 2 and ready.get("timeoutSeconds", 1) >= 2,
+            "the readiness probe fails on one slow answer (needs timeoutSeconds and failureThreshold of 2 or more)",
+        )
+        secret_mounts = {
+            mounts[v["name"]]: v["secret"]["secretName"]
+            for v in pod["volumes"]
+            if "secret" in v and v["name"] in mounts
+        }
+
+        def from_secret(path):
+            return any(path and path.startswith(m + "/") for m in secret_mounts)
+
         for name, text in cm["data"].items():
+            check_metrics_protected(text, f"ConfigMap {name}")
+            for key in ("admin_token_file", "metrics_token_file"):
+                path = setting(text, key)
+                check(
+                    from_secret(path),
+                    f"ConfigMap {name}: {key} ({path}) is not in a mounted Secret",
+                )
             printed = check_config(binary, text, f"ConfigMap {name}")
             if not printed:
                 continue
@@ -173,6 +256,21 @@ def main(root):
     targets = {t for job in prom["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
     for s in servers:
         check(f"{s}:9464" in targets, f"Prometheus does not scrape {s}:9464")
+    for name, service in services.items():
+        env = service.get("environment", {})
+        names = env if isinstance(env, dict) else [e.split("=")[0] for e in env]
+        shadowing(names, keys, f"compose service {name}")
+    for s in servers:
+        mounted = [v for v in services[s].get("volumes", []) if v.endswith(":/etc/tributary/tributary.toml:ro")]
+        config = deploy / (mounted[0].split(":")[0] if mounted else "container.toml")
+        if check(config.exists(), f"compose service {s}'s configuration {config} is missing"):
+            check_metrics_protected(config.read_text(), f"compose service {s}'s configuration")
+    for job in prom["scrape_configs"]:
+        auth = job.get("authorization", {})
+        check(
+            auth.get("credentials_file"),
+            f"compose's Prometheus job {job.get('job_name')} sends no bearer token (authorization.credentials_file)",
+        )
 
     # systemd.
     unit = (deploy / "systemd" / "tributary.service").read_text()
@@ -200,6 +298,28 @@ def main(root):
     check("scripts/bootstrap.sh" in dockerfile, "the image does not build with scripts/bootstrap.sh")
     for src in re.findall(r"^COPY (?!--from)(\S+) ", final, re.M):
         check((root / src).exists(), f"the Dockerfile copies {src}, which does not exist")
+    env_lines = re.findall(r"^ENV\s+((?:.*\\\n)*.*)$", dockerfile, re.M)
+    shadowing(re.findall(r"(TRIBUTARY_\w+)[= ]", " ".join(env_lines)), keys, "the Dockerfile")
+
+    # The binary users get: the `perf` profile's, without debug assertions or overflow checks.
+    cargo = tomllib.loads((root / "Cargo.toml").read_text())
+    perf = effective_profile(cargo, "perf")
+    check(
+        not perf["debug-assertions"] and not perf["overflow-checks"],
+        f"the perf profile keeps debug assertions or overflow checks: {perf}",
+    )
+    build = re.findall(r"cargo build [^\n]*", dockerfile)
+    check(
+        build and all("--profile perf" in b for b in build)
+        and re.search(r'\$CARGO_TARGET_DIR/perf/tributary"? /usr/local/bin/tributary', dockerfile),
+        "the image does not build and install the perf profile's binary",
+    )
+    serve = (root / "scripts" / "serve.sh").read_text()
+    install = re.findall(r"^\s*cargo install [^\n]*", serve, re.M)
+    check(
+        install and all("--profile perf" in i for i in install),
+        "scripts/serve.sh does not install the perf profile's binary",
+    )
 
     if problems:
         print("\n".join(f"problem: {p}" for p in problems), file=sys.stderr)

@@ -268,12 +268,27 @@ impl Server {
             .expect("wait")
     }
 
-    /// The Prometheus exposition text from `GET /metrics`, over a plain TCP connection.
+    /// The Prometheus exposition text from `GET /metrics`, over a plain TCP connection,
+    /// with the token of `--metrics-token-file` when the server was started with one.
     pub fn scrape(&self) -> String {
         let addr = self.metrics_addr.as_deref().expect("metrics endpoint on");
-        let (status, body) = http_get(addr, "/metrics").expect("scrape");
+        let token = self.metrics_token();
+        let auth = HttpAuth {
+            token: token.as_deref(),
+            ..HttpAuth::default()
+        };
+        let (status, body) = http_get_as(addr, "/metrics", auth).expect("scrape");
         assert_eq!(status, 200, "{body}");
         body
+    }
+
+    /// The content of the server's `--metrics-token-file`, if it has one.
+    pub fn metrics_token(&self) -> Option<String> {
+        let args = &self.started.args;
+        let i = args.iter().position(|a| a == "--metrics-token-file")?;
+        let path = args.get(i + 1).expect("a file after --metrics-token-file");
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        Some(text.trim().to_owned())
     }
 
     /// SIGTERM, then waits for the process to exit.
@@ -505,13 +520,50 @@ pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
 /// A minimal HTTP/1.1 GET (the server closes the connection after its answer): the
 /// status code and the body.
 pub fn http_get(addr: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    http_get_as(addr, path, HttpAuth::default())
+}
+
+/// How [`http_get_as`] connects: with a bearer token, and over TLS trusting a CA (PEM)
+/// for the name `localhost`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HttpAuth<'a> {
+    pub token: Option<&'a str>,
+    pub tls_ca_pem: Option<&'a [u8]>,
+}
+
+/// [`http_get`] with a token, or over TLS.
+pub fn http_get_as(addr: &str, path: &str, auth: HttpAuth<'_>) -> anyhow::Result<(u16, String)> {
     use std::io::Read;
-    let mut conn = std::net::TcpStream::connect(addr)?;
-    conn.set_read_timeout(Some(Duration::from_secs(30)))?;
+    use tokio_rustls::rustls;
+    let tcp = std::net::TcpStream::connect(addr)?;
+    tcp.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut conn: Box<dyn ReadWrite> = match auth.tls_ca_pem {
+        None => Box::new(tcp),
+        Some(ca) => {
+            use rustls::pki_types::pem::PemObject;
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca) {
+                roots.add(cert?)?;
+            }
+            let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            let name = rustls::pki_types::ServerName::try_from("localhost")?;
+            let tls = rustls::ClientConnection::new(std::sync::Arc::new(config), name)?;
+            Box::new(rustls::StreamOwned::new(tls, tcp))
+        }
+    };
+    let authorization = auth
+        .token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     write!(
         conn,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/plain\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/plain\r\n{authorization}\r\n"
     )?;
+    conn.flush()?;
     let mut response = String::new();
     conn.read_to_string(&mut response)?;
     let (head, body) = response.split_once("\r\n\r\n").context("a response head")?;
@@ -532,6 +584,10 @@ pub fn http_get(addr: &str, path: &str) -> anyhow::Result<(u16, String)> {
     );
     Ok((status, body.to_owned()))
 }
+
+/// A plain or TLS connection.
+trait ReadWrite: std::io::Read + Write {}
+impl<T: std::io::Read + Write> ReadWrite for T {}
 
 /// The Python interpreter of the test venv (grpcio, health and reflection clients,
 /// PyYAML), made by `scripts/python-env.sh` on first use. Panics with the reason when it

@@ -10,7 +10,8 @@ use std::time::Duration;
 use tonic::Code;
 use tributary_client::record;
 use tributary_e2e::{
-    Client, Server, binary, create_stream, http_get, prometheus, python, repo_root,
+    Client, HttpAuth, Proxy, Server, binary, create_stream, http_get, http_get_as, prometheus,
+    python, repo_root, wait_until,
 };
 use tributary_proto::v1;
 
@@ -193,6 +194,289 @@ async fn metrics_endpoint_serves_the_promised_series() {
     // The endpoint can be turned off.
     let quiet = Server::builder().args(&["--metrics-listen", "off"]).start();
     assert_eq!(quiet.metrics_addr, None);
+}
+
+/// With `metrics_token_file` the endpoint answers only scrapes that send the file's token
+/// (read at each scrape, so a rotated file takes effect at once); with `metrics_tls_*` it
+/// speaks TLS only.
+#[tokio::test]
+async fn the_metrics_endpoint_asks_for_its_token_and_can_speak_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("metrics.token");
+    std::fs::write(&token_file, "s3cret-scrape-token\n").unwrap();
+    let token_arg = token_file.to_str().unwrap();
+    let server = Server::builder()
+        .args(&["--metrics-token-file", token_arg])
+        .start();
+    let addr = server.metrics_addr.as_deref().unwrap();
+    let with = |token| HttpAuth {
+        token: Some(token),
+        ..HttpAuth::default()
+    };
+    for (auth, path) in [
+        (HttpAuth::default(), "/metrics"),
+        (with("s3cret"), "/metrics"),
+        (with("s3cret-scrape-token-and-more"), "/metrics"),
+        (HttpAuth::default(), "/"),
+    ] {
+        let (status, body) = http_get_as(addr, path, auth).unwrap();
+        assert_eq!((status, body.as_str()), (401, ""), "{auth:?} {path}");
+    }
+    let (status, body) = http_get_as(addr, "/metrics", with("s3cret-scrape-token")).unwrap();
+    assert_eq!(status, 200);
+    let e = prometheus::parse(&body).expect("valid exposition format");
+    assert!(e.help.contains_key("tributary_build_info"));
+    // The challenge names the scheme a client should use.
+    let mut raw = std::net::TcpStream::connect(addr).unwrap();
+    std::io::Write::write_all(&mut raw, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut head = String::new();
+    std::io::Read::read_to_string(&mut raw, &mut head).unwrap();
+    assert!(head.contains("\r\nWWW-Authenticate: Bearer"), "{head}");
+    // Rotated in place.
+    std::fs::write(&token_file, "n3w-token").unwrap();
+    assert_eq!(
+        http_get_as(addr, "/metrics", with("s3cret-scrape-token"))
+            .unwrap()
+            .0,
+        401
+    );
+    assert_eq!(
+        http_get_as(addr, "/metrics", with("n3w-token")).unwrap().0,
+        200
+    );
+    assert!(server.scrape().contains("tributary_build_info"));
+
+    // TLS, with the token too: a TLS scrape trusting the certificate works; plain HTTP
+    // gets no answer.
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (cert_pem, key_pem) = (cert.cert.pem(), cert.signing_key.serialize_pem());
+    let (cert_file, key_file) = (dir.path().join("m.crt"), dir.path().join("m.key"));
+    std::fs::write(&cert_file, &cert_pem).unwrap();
+    std::fs::write(&key_file, &key_pem).unwrap();
+    let tls = Server::builder()
+        .args(&[
+            "--metrics-token-file",
+            token_arg,
+            "--metrics-tls-cert",
+            cert_file.to_str().unwrap(),
+            "--metrics-tls-key",
+            key_file.to_str().unwrap(),
+        ])
+        .start();
+    let addr = tls.metrics_addr.as_deref().unwrap();
+    let over_tls = |token| HttpAuth {
+        token,
+        tls_ca_pem: Some(cert_pem.as_bytes()),
+    };
+    let (status, body) = http_get_as(addr, "/metrics", over_tls(Some("n3w-token"))).unwrap();
+    assert_eq!(status, 200);
+    prometheus::parse(&body).expect("valid exposition format");
+    assert_eq!(
+        http_get_as(addr, "/metrics", over_tls(None)).unwrap().0,
+        401
+    );
+    let plain = http_get_as(addr, "/metrics", with("n3w-token"));
+    assert!(plain.is_err(), "plain HTTP answered: {plain:?}");
+
+    // A bad certificate file stops the start, naming what is wrong.
+    std::fs::write(&cert_file, "not a certificate").unwrap();
+    let e = Server::builder()
+        .args(&[
+            "--metrics-tls-cert",
+            cert_file.to_str().unwrap(),
+            "--metrics-tls-key",
+            key_file.to_str().unwrap(),
+        ])
+        .try_start()
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("metrics endpoint TLS: certificate chain"), "{e}");
+}
+
+/// `admin_token_file` makes the first admin with the file's token (no `admin.token` is
+/// written), which stays valid across restarts; a malformed file stops the start.
+#[tokio::test]
+async fn the_first_admin_token_can_come_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = format!("trb_0123456789abcdef.{}", "Zk9_-".repeat(9));
+    let file = dir.path().join("admin-token");
+    std::fs::write(&file, format!("{token}\n")).unwrap();
+    let data = dir.path().join("data");
+    let mut server = Server::builder()
+        .args(&["--admin-token-file", file.to_str().unwrap()])
+        .data_dir(&data)
+        .start();
+    assert!(
+        !data.join("admin.token").exists(),
+        "the token stays in its file"
+    );
+    let who = async |server: &Server, token: &str| {
+        let client = server.client_as(Some(token)).await;
+        let r = client.admin().who_am_i(v1::WhoAmIRequest {}).await;
+        r.map(|u| u.into_inner().cluster_admin)
+    };
+    assert!(who(&server, &token).await.unwrap());
+    server.kill9();
+    server.restart_in_place();
+    assert!(
+        who(&server, &token).await.unwrap(),
+        "still valid after a restart"
+    );
+
+    // Once the cluster has users, another file's token is ignored (and says so).
+    let other = format!("trb_fedcba9876543210.{}", "a".repeat(40));
+    std::fs::write(&file, &other).unwrap();
+    server.kill9();
+    server.restart_in_place();
+    assert!(who(&server, &token).await.unwrap());
+    assert_eq!(
+        who(&server, &other).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+    assert!(server.log().contains("the given admin token is ignored"));
+
+    // A malformed one stops a fresh start, and says what a token looks like.
+    std::fs::write(&file, "trb_short.x").unwrap();
+    let fresh = dir.path().join("fresh");
+    let e = Server::builder()
+        .args(&["--admin-token-file", file.to_str().unwrap()])
+        .data_dir(&fresh)
+        .try_start()
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        e.contains("admin_token_file") && e.contains("trb_<16 lowercase hex digits>"),
+        "{e}"
+    );
+}
+
+/// `tributary_group_lag_seconds`: the age of the oldest record a group has yet to consume,
+/// growing while it does not consume, 0 once caught up.
+#[tokio::test]
+async fn group_lag_in_seconds_ages_until_the_group_catches_up() {
+    let server = Server::start();
+    let client = server.client().await;
+    one_partition_stream(&client, "/g/s").await;
+    produce(&client, "/g/s:t", 30, 10).await;
+    let commit = |offset| v1::CommitOffsetsRequest {
+        stream: "/g/s".into(),
+        group: "g".into(),
+        cursors: vec![v1::CursorCommit {
+            topic: "t".into(),
+            partition: 0,
+            offset,
+        }],
+        ..Default::default()
+    };
+    let mut consumer = client.consumer();
+    consumer.commit_offsets(commit(10)).await.unwrap();
+    let group = [("volume", "/g"), ("stream", "/g/s"), ("group", "g")];
+    let seconds = |server: &Server| {
+        let e = prometheus::parse(&server.scrape()).expect("valid exposition format");
+        assert_eq!(e.types["tributary_group_lag_seconds"], "gauge");
+        assert_eq!(e.value("tributary_group_lag_records", &group), 20.0);
+        e.value("tributary_group_lag_seconds", &group)
+    };
+    let first = wait_until(
+        "the group's lag has an age",
+        Duration::from_secs(10),
+        || async {
+            let s = seconds(&server);
+            (s > 0.0).then_some(s)
+        },
+    )
+    .await;
+    wait_until("the group's lag ages", Duration::from_secs(10), || async {
+        (seconds(&server) > first).then_some(())
+    })
+    .await;
+    consumer.commit_offsets(commit(30)).await.unwrap();
+    let e = prometheus::parse(&server.scrape()).expect("valid exposition format");
+    assert_eq!(e.value("tributary_group_lag_records", &group), 0.0);
+    assert_eq!(e.value("tributary_group_lag_seconds", &group), 0.0);
+}
+
+/// The replication gauges through a cut link: up and nearly caught up; cut part-way through
+/// a large copy, down with what it had yet to copy in records and bytes, and lag in seconds
+/// growing while cut; back to 0 once restored.
+#[tokio::test(flavor = "multi_thread")]
+async fn replication_lag_gauges_follow_a_cut_link() {
+    let (upstream, downstream) = (Server::start(), Server::start());
+    let (cu, cd) = (upstream.client().await, downstream.client().await);
+    one_partition_stream(&cu, "/r/s").await;
+    one_partition_stream(&cd, "/r/s").await;
+    produce(&cu, "/r/s:t", 10, 100).await;
+    let proxy = Proxy::start(upstream.url.trim_start_matches("http://").parse().unwrap()).await;
+    let from = format!("{}/r/s", proxy.url());
+    let token = upstream.admin_token();
+    let link = [
+        "upstream",
+        "add",
+        "/r/s",
+        "--from",
+        &from,
+        "--from-token",
+        &token,
+    ];
+    downstream.cli().args(link).run().ok();
+    let stream = [("stream", "/r/s")];
+    let gauges = |server: &Server| {
+        let e = prometheus::parse(&server.scrape()).expect("valid exposition format");
+        let v = |name| e.value(name, &stream);
+        (
+            v("tributary_replication_link_up"),
+            v("tributary_replication_lag_records"),
+            v("tributary_replication_lag_bytes"),
+            v("tributary_replication_lag_seconds"),
+        )
+    };
+    let long = Duration::from_secs(60);
+    wait_until("the link is up and caught up", long, || async {
+        (gauges(&downstream) == (1.0, 0.0, 0.0, 0.0)).then_some(())
+    })
+    .await;
+
+    // Cut, and write 8 MiB upstream while the link cannot see it; then let it back in
+    // slowly: its first answer brings part of that and says how much there is.
+    proxy.cut();
+    wait_until("the link is down", long, || async {
+        (gauges(&downstream).0 == 0.0).then_some(())
+    })
+    .await;
+    produce(&cu, "/r/s:t", 2000, 4096).await;
+    proxy.delay(Duration::from_millis(50));
+    proxy.resume();
+    wait_until("the link is back with records to copy", long, || async {
+        let (up, records, bytes, _) = gauges(&downstream);
+        (up == 1.0 && records > 0.0 && bytes > records * 1000.0).then_some(())
+    })
+    .await;
+    proxy.cut();
+    let (_, records, bytes, seconds) = wait_until("the link is down", long, || async {
+        let g = gauges(&downstream);
+        (g.0 == 0.0).then_some(g)
+    })
+    .await;
+    assert!(records > 0.0 && bytes > 0.0, "{records} {bytes}");
+    wait_until("lag in seconds grows while cut", long, || async {
+        let g = gauges(&downstream);
+        assert_eq!(
+            (g.0, g.1, g.2),
+            (0.0, records, bytes),
+            "as last seen while cut"
+        );
+        (g.3 > seconds).then_some(())
+    })
+    .await;
+
+    proxy.delay(Duration::ZERO);
+    proxy.resume();
+    wait_until("the link is back and caught up", long, || async {
+        (gauges(&downstream) == (1.0, 0.0, 0.0, 0.0)).then_some(())
+    })
+    .await;
 }
 
 /// Health and reflection through grpcio (Python), then NOT_SERVING during shutdown.

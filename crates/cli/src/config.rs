@@ -21,6 +21,10 @@ pub const KEYS: &[&str] = &[
     "data_dir",
     "listen",
     "metrics_listen",
+    "metrics_token_file",
+    "metrics_tls_cert",
+    "metrics_tls_key",
+    "admin_token_file",
     "log",
     "log_format",
     "max_message_bytes",
@@ -56,6 +60,12 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
     pub metrics_listen: MetricsListen,
+    /// A file holding the bearer token a scrape must send (read at each scrape).
+    pub metrics_token_file: Option<PathBuf>,
+    pub metrics_tls_cert: Option<PathBuf>,
+    pub metrics_tls_key: Option<PathBuf>,
+    /// A file holding the first cluster admin's token (`trb_<id>.<secret>`).
+    pub admin_token_file: Option<PathBuf>,
     pub log: String,
     pub log_format: LogFormat,
     pub max_message_bytes: usize,
@@ -130,6 +140,10 @@ impl Default for Settings {
             data_dir: server.data_dir,
             listen: ([127, 0, 0, 1], 7070).into(),
             metrics_listen: MetricsListen::On(([127, 0, 0, 1], 9464).into()),
+            metrics_token_file: None,
+            metrics_tls_cert: None,
+            metrics_tls_key: None,
+            admin_token_file: None,
             log: "info".into(),
             log_format: LogFormat::Text,
             max_message_bytes: server.grpc.max_message_bytes,
@@ -216,6 +230,28 @@ pub struct Flags {
     #[arg(long, value_name = "ADDR")]
     #[serde(skip_serializing_if = "Option::is_none")]
     metrics_listen: Option<String>,
+    /// Refuse scrapes without `Authorization: Bearer TOKEN`, TOKEN being this file's content
+    /// (read at each scrape, so it may be rotated in place) [env:
+    /// TRIBUTARY_METRICS_TOKEN_FILE]
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metrics_token_file: Option<PathBuf>,
+    /// Serve the metrics endpoint over TLS with this certificate chain (PEM); needs
+    /// --metrics-tls-key [env: TRIBUTARY_METRICS_TLS_CERT]
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metrics_tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --metrics-tls-cert [env: TRIBUTARY_METRICS_TLS_KEY]
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metrics_tls_key: Option<PathBuf>,
+    /// At the first start, make the cluster admin with the token in this file
+    /// (`trb_<16 hex digits>.<secret>`, e.g. a mounted Secret) instead of a new one, and
+    /// write no admin.token; ignored once the cluster has users [env:
+    /// TRIBUTARY_ADMIN_TOKEN_FILE]
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    admin_token_file: Option<PathBuf>,
     /// Log filter, RUST_LOG syntax (e.g. `info,tributary_api=debug`) [env: TRIBUTARY_LOG,
     /// else RUST_LOG] [default: info]
     #[arg(long, value_name = "FILTER")]
@@ -449,6 +485,13 @@ fn validate(s: &Settings) -> anyhow::Result<()> {
     if s.tls_cert.is_some() != s.tls_key.is_some() {
         bail!("tls_cert and tls_key go together: give both or neither");
     }
+    let protects = s.metrics_token_file.is_some() || s.metrics_tls_cert.is_some();
+    if s.metrics_listen == MetricsListen::Off && protects {
+        bail!("metrics_token_file and metrics_tls_*: the metrics endpoint is off (metrics_listen)");
+    }
+    if s.metrics_tls_cert.is_some() != s.metrics_tls_key.is_some() {
+        bail!("metrics_tls_cert and metrics_tls_key go together: give both or neither");
+    }
     if s.tls_client_ca.is_some() && s.tls_cert.is_none() {
         bail!("tls_client_ca: needs tls_cert and tls_key");
     }
@@ -464,6 +507,10 @@ fn validate(s: &Settings) -> anyhow::Result<()> {
         ("tls_cert", &s.tls_cert),
         ("tls_key", &s.tls_key),
         ("tls_client_ca", &s.tls_client_ca),
+        ("metrics_token_file", &s.metrics_token_file),
+        ("metrics_tls_cert", &s.metrics_tls_cert),
+        ("metrics_tls_key", &s.metrics_tls_key),
+        ("admin_token_file", &s.admin_token_file),
     ] {
         if let Some(p) = path {
             std::fs::metadata(p).map_err(|e| anyhow::anyhow!("{key}: {}: {e}", p.display()))?;
@@ -602,6 +649,12 @@ mod tests {
         let vars = env(&[("TRIBUTARY_METRICS_LISTEN", "off")]);
         let l = load(None, &Flags::default(), &vars, []).unwrap();
         assert_eq!(l.settings.metrics_listen, MetricsListen::Off);
+        // Protecting an endpoint that is off is a mistake worth naming.
+        let f = file("metrics_listen = \"off\"\nmetrics_token_file = \"/t\"\n");
+        let e = load(Some(f.path()), &Flags::default(), &env(&[]), [])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("the metrics endpoint is off"), "{e}");
     }
 
     #[test]
@@ -710,6 +763,10 @@ mod tests {
             tls_cert: Some("/c".into()),
             tls_key: Some("/k".into()),
             tls_client_ca: Some("/ca".into()),
+            metrics_token_file: Some("/t".into()),
+            metrics_tls_cert: Some("/mc".into()),
+            metrics_tls_key: Some("/mk".into()),
+            admin_token_file: Some("/a".into()),
             ..Settings::default()
         };
         let table = toml::Table::try_from(full).unwrap();

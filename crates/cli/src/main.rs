@@ -99,7 +99,7 @@ impl Global {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a server.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Manage volumes (tenants).
     #[command(subcommand)]
     Volume(admin::VolumeCmd),
@@ -141,7 +141,7 @@ fn main() -> std::process::ExitCode {
         .expect("tokio runtime");
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => serve::run(*args).await,
             Command::Volume(c) => admin::volume(&cli.global, c).await,
             Command::Stream(c) => admin::stream(&cli.global, c).await,
             Command::Topic(c) => admin::topic(&cli.global, c).await,

@@ -87,7 +87,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             let listener = TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("binding the metrics endpoint {addr}"))?;
-            Some(MetricsEndpoint { listener, handle })
+            let tls = match (&cfg.metrics_tls_cert, &cfg.metrics_tls_key) {
+                (Some(c), Some(k)) => Some(TlsFiles {
+                    cert: read_file(c)?,
+                    key: read_file(k)?,
+                    client_ca: None,
+                }),
+                _ => None,
+            };
+            Some(MetricsEndpoint {
+                listener,
+                handle,
+                token_file: cfg.metrics_token_file.clone(),
+                tls,
+            })
         }
         MetricsListen::Off => None,
     };
@@ -101,7 +114,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let signals = Signals::install()?;
     let shutdown = shutdown_signal(signals, health, cfg.shutdown_delay);
     let running = tributary_server::start(config, listener, shutdown).await?;
-    if let Some(token) = &running.admin_token {
+    // A token from admin_token_file stays where it came from (a Secret, say): a copy in the
+    // data directory would be one more place to guard, and stale once rotated.
+    if let Some(path) = &cfg.admin_token_file {
+        if running.admin_token.is_some() {
+            tracing::info!(path = %path.display(), "made the cluster admin with the token of admin_token_file");
+        }
+    } else if let Some(token) = &running.admin_token {
         let path = cfg.data_dir.join("admin.token");
         if let Err(e) = write_secret(&path, token) {
             let _ = running.stop().await;
@@ -127,12 +146,18 @@ fn server_config(
     health: Health,
     metrics: Option<MetricsEndpoint>,
 ) -> anyhow::Result<tributary_server::Config> {
-    let read = |p: &PathBuf| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+    let admin_token = match &cfg.admin_token_file {
+        Some(p) => Some(
+            String::from_utf8(read_file(p)?)
+                .with_context(|| format!("admin_token_file {}: not UTF-8 text", p.display()))?,
+        ),
+        None => None,
+    };
     let tls = match (&cfg.tls_cert, &cfg.tls_key) {
         (Some(c), Some(k)) => Some(TlsFiles {
-            cert: read(c)?,
-            key: read(k)?,
-            client_ca: cfg.tls_client_ca.as_ref().map(read).transpose()?,
+            cert: read_file(c)?,
+            key: read_file(k)?,
+            client_ca: cfg.tls_client_ca.as_deref().map(read_file).transpose()?,
         }),
         _ => None,
     };
@@ -148,8 +173,15 @@ fn server_config(
         retention_interval: cfg.retention_interval,
         producer_expiry: cfg.producer_expiry,
         metrics,
+        // Surrounding whitespace (a final newline) is not part of the token.
+        admin_token: admin_token.map(|t| t.trim().to_owned()),
         ..tributary_server::Config::new(&cfg.data_dir)
     })
+}
+
+/// A file the settings name (a certificate, a key, a token), read whole.
+fn read_file(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
 /// Latency buckets in seconds: sub-millisecond appends up to long-poll fetches.

@@ -92,13 +92,27 @@ impl LinkStatus {
         self.partitions.values().map(|p| p.lag_bytes()).sum()
     }
 
-    /// The most any partition is behind, in append time.
+    /// The most any partition is behind, in append time, as last seen.
     pub fn lag_ms(&self) -> i64 {
         self.partitions
             .values()
             .map(|p| p.lag_ms())
             .max()
             .unwrap_or(0)
+    }
+
+    /// The lag in time at `now_ms`, for alerting: [`LinkStatus::lag_ms`] while the link
+    /// runs; while it cannot reach its upstream (connecting, retrying, paused) that plus the
+    /// time since the last contact, so that it grows during an outage, when nothing new can
+    /// be seen, and falls back at the next answer. Before any contact since the start there
+    /// is no figure: `lag_ms`.
+    pub fn lag_ms_at(&self, now_ms: i64) -> i64 {
+        let seen = self.lag_ms();
+        match self.state {
+            LinkState::Running => seen,
+            _ if self.last_contact_ms > 0 => seen + (now_ms - self.last_contact_ms).max(0),
+            _ => seen,
+        }
     }
 
     // ---- state changes -------------------------------------------------------------------
@@ -327,6 +341,45 @@ mod tests {
 
         st.paused();
         assert_eq!(st.state(), LinkState::Paused);
+    }
+
+    #[test]
+    fn lag_in_time_grows_while_the_upstream_is_out_of_reach() {
+        let clock = ManualClock::new(10_000);
+        let mut st = LinkStatus::default();
+        // No contact yet: nothing to grow from.
+        clock.advance_ms(1_000);
+        assert_eq!(st.lag_ms_at(clock.now_ms()), 0);
+
+        // Running, 40 records and 2s behind.
+        st.running();
+        st.contacted(clock.now_ms());
+        let mut c = chunk(0, 60, 100);
+        c.last_append_ms = clock.now_ms();
+        st.applied(&c, 60, 0, Some(clock.now_ms() - 2_000));
+        clock.advance_ms(5_000);
+        assert_eq!(st.lag_ms_at(clock.now_ms()), 2_000, "running: as seen");
+
+        // Cut: the lag as last seen plus the time since the last answer, rising with the clock.
+        st.failed(clock.now_ms(), "cut".into());
+        assert_eq!(st.lag_ms_at(clock.now_ms()), 2_000 + 5_000);
+        clock.advance_ms(3_000);
+        st.connecting();
+        assert_eq!(st.lag_ms_at(clock.now_ms()), 2_000 + 8_000);
+        assert_eq!(
+            (st.lag_records(), st.lag_bytes()),
+            (40, 4_000),
+            "as last seen"
+        );
+        st.paused();
+        clock.advance_ms(1_000);
+        assert_eq!(st.lag_ms_at(clock.now_ms()), 2_000 + 9_000);
+
+        // Back: the next answer says where it stands.
+        st.running();
+        st.contacted(clock.now_ms());
+        st.applied(&chunk(0, 100, 100), 40, 0, Some(clock.now_ms()));
+        assert_eq!(st.lag_ms_at(clock.now_ms()), 0);
     }
 
     #[test]

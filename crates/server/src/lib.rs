@@ -22,6 +22,7 @@
 
 pub mod heap;
 mod metrics;
+mod scrape_access;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -67,6 +68,9 @@ pub struct Config {
     pub metrics: Option<MetricsEndpoint>,
     /// The namespace's time.
     pub clock: Arc<dyn Clock>,
+    /// At the first start, the cluster admin gets this token (`trb_<id>.<secret>`, checked)
+    /// instead of a new one; ignored once the store has users.
+    pub admin_token: Option<String>,
 }
 
 impl Config {
@@ -79,16 +83,23 @@ impl Config {
             producer_expiry: Duration::from_secs(7 * 86_400),
             metrics: None,
             clock: Arc::new(SystemClock),
+            admin_token: None,
         }
     }
 }
 
-/// Where the Prometheus endpoint serves `GET /metrics`, and the recorder it renders.
+/// Where the Prometheus endpoint serves `GET /metrics`, the recorder it renders, and who
+/// may scrape it.
 #[derive(Debug)]
 pub struct MetricsEndpoint {
     pub listener: TcpListener,
     /// The handle of the recorder the process installed.
     pub handle: PrometheusHandle,
+    /// When set, a scrape must send `Authorization: Bearer TOKEN`, TOKEN being this file's
+    /// content (read at each scrape, so it may be rotated in place); others get 401.
+    pub token_file: Option<PathBuf>,
+    /// Serve it over TLS (a certificate chain and key, as the gRPC listener takes them).
+    pub tls: Option<tributary_api::TlsFiles>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +126,12 @@ pub enum Error {
 
     #[error(transparent)]
     Task(#[from] tokio::task::JoinError),
+
+    #[error("the first admin's token (admin_token_file)")]
+    AdminToken(#[source] tributary_volume::Error),
+
+    #[error("metrics endpoint TLS: {what}: {message}")]
+    MetricsTls { what: &'static str, message: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -157,6 +174,18 @@ pub async fn start(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Running> {
     let addr = local_addr(&listener)?;
+    // Checked before the store opens: a bad certificate or token changes nothing.
+    let given_admin = (config.admin_token.as_deref())
+        .map(tributary_volume::auth::given_token)
+        .transpose()
+        .map_err(Error::AdminToken)?;
+    let metrics = match config.metrics {
+        Some(m) => {
+            let access = metrics::Access::new(m.token_file, m.tls.as_ref()).await?;
+            Some((m.listener, m.handle, access))
+        }
+        None => None,
+    };
     let db_path = config.data_dir.join("db");
     let store =
         tokio::task::spawn_blocking(move || Store::open(&db_path, &StoreOptions::default()))
@@ -169,19 +198,23 @@ pub async fn start(
     let cluster_id = store.identity().cluster_id;
     let ns = Arc::new(Namespace::open(store.clone(), config.clock).await?);
     ns.set_producer_expiry(config.producer_expiry);
-    let admin_token = ns.ensure_admin().await?;
+    let admin_token = match given_admin {
+        Some(given) => ns.ensure_admin_with(given).await?,
+        None => ns.ensure_admin().await?,
+    };
     // The replica links, shared by the replicator (which runs them), the API and metrics.
     let links = Links::new(ns.clone());
 
-    let (metrics_addr, metrics_task) = match config.metrics {
-        Some(m) => {
-            let addr = local_addr(&m.listener)?;
+    let (metrics_addr, metrics_task) = match metrics {
+        Some((listener, handle, access)) => {
+            let addr = local_addr(&listener)?;
             metrics::describe();
             let task = tokio::spawn(metrics::serve(
-                m.listener,
-                m.handle,
+                listener,
+                handle,
                 ns.clone(),
                 links.clone(),
+                access,
             ));
             (Some(addr), Some(task))
         }

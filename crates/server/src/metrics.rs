@@ -5,15 +5,20 @@
 //! cost nothing between scrapes; consumer-group and replication lag are computed at each
 //! scrape too, and rendered beside the recorder's output.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tributary_core::Principal;
 use tributary_replication::Links;
 use tributary_volume::{Caller, Namespace};
+
+use crate::scrape_access::{self, Verdict};
+use crate::{Error, Result};
 
 /// A request head larger than this is refused; a scrape sends a few hundred bytes.
 const MAX_REQUEST_HEAD: usize = 8 << 10;
@@ -181,11 +186,9 @@ fn scraper() -> Caller {
     }
 }
 
-const GROUP_LAG: &str = "tributary_group_lag_records";
-
-/// Consumer-group lag, one series per (volume, stream, group), rendered here rather than
-/// kept in the recorder: a deleted group or stream must vanish from the next scrape, not
-/// linger at its last value.
+/// Consumer-group lag, one series per (volume, stream, group) and figure, rendered here
+/// rather than kept in the recorder: a deleted group or stream must vanish from the next
+/// scrape, not linger at its last value.
 async fn group_lags(ns: &Namespace) -> String {
     let lags = match ns.group_lags(&scraper()).await {
         Ok(l) => l,
@@ -194,25 +197,38 @@ async fn group_lags(ns: &Namespace) -> String {
             return String::new();
         }
     };
-    let mut out = format!(
-        "# HELP {GROUP_LAG} Records between a consumer group's committed cursors and the \
-         high-water marks, summed over the stream's partitions.\n# TYPE {GROUP_LAG} gauge\n"
-    );
-    for l in lags {
-        out.push_str(&format!(
-            "{GROUP_LAG}{{volume=\"{}\",stream=\"{}\",group=\"{}\"}} {}\n",
-            label(&l.volume),
-            label(&l.stream),
-            label(&l.group),
-            l.records
-        ));
+    let series: [(&str, &str); 2] = [
+        (
+            "tributary_group_lag_records",
+            "Records between a consumer group's committed cursors and the high-water marks, summed over the stream's partitions.",
+        ),
+        (
+            "tributary_group_lag_seconds",
+            "Age of the oldest record a consumer group has yet to consume (now minus its append time, the most over the stream's partitions); 0 when caught up.",
+        ),
+    ];
+    let mut out = String::new();
+    for (name, help) in series {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+        for l in &lags {
+            let value = match name {
+                "tributary_group_lag_records" => l.records as f64,
+                _ => l.age_ms as f64 / 1000.0,
+            };
+            out.push_str(&format!(
+                "{name}{{volume=\"{}\",stream=\"{}\",group=\"{}\"}} {value}\n",
+                label(&l.volume),
+                label(&l.stream),
+                label(&l.group),
+            ));
+        }
     }
     out
 }
 
 /// Replication lag per link, one series per (stream, from), rendered at scrape time like
 /// group lag: a removed link vanishes from the next scrape.
-async fn link_lags(links: &Links) -> String {
+async fn link_lags(links: &Links, now_ms: i64) -> String {
     let links = match links.list(&scraper(), "").await {
         Ok(l) => l,
         Err(e) => {
@@ -220,16 +236,21 @@ async fn link_lags(links: &Links) -> String {
             return String::new();
         }
     };
-    let series: [(&str, &str, &str); 3] = [
+    let series: [(&str, &str, &str); 4] = [
         (
             "tributary_replication_lag_records",
             "gauge",
-            "Records the link's upstream holds that it has not copied yet.",
+            "Records the link's upstream holds that it has not copied yet, as last seen.",
+        ),
+        (
+            "tributary_replication_lag_bytes",
+            "gauge",
+            "Bytes the link's upstream holds that it has not copied yet, as last seen (estimated from the upstream's bytes per record).",
         ),
         (
             "tributary_replication_lag_seconds",
             "gauge",
-            "The upstream's newest append time minus that of the last batch the link read (0 when caught up).",
+            "The upstream's newest append time minus that of the last batch the link read (0 when caught up); while the upstream is out of reach, that plus the time since the last contact.",
         ),
         (
             "tributary_replication_link_up",
@@ -243,7 +264,8 @@ async fn link_lags(links: &Links) -> String {
         for l in &links {
             let value = match name {
                 "tributary_replication_lag_records" => l.status.lag_records() as f64,
-                "tributary_replication_lag_seconds" => l.status.lag_ms() as f64 / 1000.0,
+                "tributary_replication_lag_bytes" => l.status.lag_bytes() as f64,
+                "tributary_replication_lag_seconds" => l.status.lag_ms_at(now_ms) as f64 / 1000.0,
                 _ => f64::from(u8::from(l.is_up())),
             };
             out.push_str(&format!(
@@ -263,13 +285,40 @@ fn label(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// Who may scrape: the token file a scrape's bearer token must match, and the TLS acceptor.
+pub(crate) struct Access {
+    token_file: Option<PathBuf>,
+    tls: Option<TlsAcceptor>,
+}
+
+impl Access {
+    /// Checks the files once, so that a missing token or a bad certificate stops the start.
+    pub(crate) async fn new(
+        token_file: Option<PathBuf>,
+        tls: Option<&tributary_api::TlsFiles>,
+    ) -> Result<Access> {
+        if let Some(path) = &token_file {
+            scrape_access::read_token(path)
+                .await
+                .map_err(|source| Error::Io {
+                    what: "reading the metrics endpoint's token file",
+                    source,
+                })?;
+        }
+        let tls = tls.map(scrape_access::tls_acceptor).transpose()?;
+        Ok(Access { token_file, tls })
+    }
+}
+
 /// Serves `GET /metrics` on `listener` until the task is dropped.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     handle: PrometheusHandle,
     ns: Arc<Namespace>,
     links: Arc<Links>,
+    access: Access,
 ) {
+    let access = Arc::new(access);
     loop {
         let (conn, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -282,9 +331,18 @@ pub async fn serve(
         let handle = handle.clone();
         let ns = ns.clone();
         let links = links.clone();
+        let access = access.clone();
         tokio::spawn(async move {
-            let answered =
-                tokio::time::timeout(REQUEST_TIMEOUT, answer(conn, &handle, &ns, &links)).await;
+            let answered = tokio::time::timeout(REQUEST_TIMEOUT, async {
+                match &access.tls {
+                    Some(tls) => {
+                        let conn = tls.accept(conn).await?;
+                        answer(conn, &access, &handle, &ns, &links).await
+                    }
+                    None => answer(conn, &access, &handle, &ns, &links).await,
+                }
+            })
+            .await;
             if let Ok(Err(e)) = answered {
                 tracing::debug!(%peer, error = %e, "metrics endpoint: request failed");
             }
@@ -294,7 +352,8 @@ pub async fn serve(
 
 /// Reads one request head and answers it; the connection closes after the response.
 async fn answer(
-    mut conn: TcpStream,
+    mut conn: impl AsyncRead + AsyncWrite + Unpin,
+    access: &Access,
     handle: &PrometheusHandle,
     ns: &Arc<Namespace>,
     links: &Links,
@@ -303,7 +362,7 @@ async fn answer(
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
         if head.len() > MAX_REQUEST_HEAD {
-            return respond(&mut conn, "431 Request Header Fields Too Large", "", "").await;
+            return respond(&mut conn, "431 Request Header Fields Too Large", &[], "").await;
         }
         let n = conn.read(&mut buf).await?;
         if n == 0 {
@@ -315,41 +374,48 @@ async fn answer(
     let mut parts = std::str::from_utf8(line).unwrap_or("").split(' ');
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let path = target.split('?').next().unwrap_or("");
+    // Every path answers 401 without the token: an unauthenticated caller learns nothing.
+    let head = String::from_utf8_lossy(&head);
+    if scrape_access::check(access.token_file.as_ref(), &head).await == Verdict::Refused {
+        let challenge = [("WWW-Authenticate", "Bearer realm=\"tributary metrics\"")];
+        return respond(&mut conn, "401 Unauthorized", &challenge, "").await;
+    }
     match (method, path) {
         ("GET", "/metrics") => {
             refresh(ns).await;
             handle.run_upkeep();
             let mut body = handle.render();
             body.push_str(&group_lags(ns).await);
-            body.push_str(&link_lags(links).await);
-            respond(
-                &mut conn,
-                "200 OK",
-                "text/plain; version=0.0.4; charset=utf-8",
-                &body,
-            )
-            .await
+            body.push_str(&link_lags(links, ns.clock().now_ms()).await);
+            let text = [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")];
+            respond(&mut conn, "200 OK", &text, &body).await
         }
-        (_, "/metrics") => respond(&mut conn, "405 Method Not Allowed", "", "").await,
+        (_, "/metrics") => respond(&mut conn, "405 Method Not Allowed", &[], "").await,
         _ => {
             let body = "Tributary serves its metrics at /metrics\n";
-            respond(&mut conn, "404 Not Found", "text/plain", body).await
+            respond(
+                &mut conn,
+                "404 Not Found",
+                &[("Content-Type", "text/plain")],
+                body,
+            )
+            .await
         }
     }
 }
 
 async fn respond(
-    conn: &mut TcpStream,
+    conn: &mut (impl AsyncWrite + Unpin),
     status: &str,
-    content_type: &str,
+    headers: &[(&str, &str)],
     body: &str,
 ) -> std::io::Result<()> {
     let mut out = format!(
         "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
     );
-    if !content_type.is_empty() {
-        out.push_str(&format!("Content-Type: {content_type}\r\n"));
+    for (name, value) in headers {
+        out.push_str(&format!("{name}: {value}\r\n"));
     }
     out.push_str("\r\n");
     out.push_str(body);

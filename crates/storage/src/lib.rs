@@ -49,6 +49,7 @@ pub mod values;
 
 pub use checkpoint::{CHECKPOINT_DB, CheckpointInfo};
 pub use compaction::{CompactOptions, Compacted, DEFAULT_MAX_KEYS, KeyCodec, MIN_DIRTY_RATIO};
+pub use cursors::GroupBacklog;
 pub use error::{EngineError, Error, Result};
 pub use keys::CursorScope;
 pub use keys::PartitionId;

@@ -107,6 +107,43 @@ pub fn new_token() -> NewToken {
     }
 }
 
+/// The least secret a given token (`admin_token_file`) may carry: 32 base64url characters,
+/// 192 bits (a made token's has 43, 256 bits).
+const MIN_GIVEN_SECRET: usize = 32;
+
+/// A token chosen by the operator (e.g. the first admin's, from a file), checked to be as
+/// hard to guess as a made one, and what is stored of it.
+pub fn given_token(token: &str) -> Result<NewToken> {
+    let bad = |why: &str| Error::InvalidArgument {
+        field: "admin token".into(),
+        message: format!(
+            "{why}; a token reads trb_<16 lowercase hex digits>.<secret of at least \
+             {MIN_GIVEN_SECRET} base64url characters>, as `tributary user create` prints"
+        ),
+    };
+    let (id, secret) = token
+        .strip_prefix(TOKEN_PREFIX)
+        .and_then(|t| t.split_once('.'))
+        .ok_or_else(|| bad("not of the form trb_<id>.<secret>"))?;
+    if id.len() != 16 || !id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(bad("the id is not 16 lowercase hex digits"));
+    }
+    if secret.len() < MIN_GIVEN_SECRET {
+        return Err(bad("the secret is too short"));
+    }
+    if !secret
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(bad("the secret has characters outside base64url"));
+    }
+    Ok(NewToken {
+        token: token.to_owned(),
+        hash: hex(&Sha256::digest(secret.as_bytes())),
+        id: id.to_owned(),
+    })
+}
+
 /// Splits a token into (id, secret), or says why it is not one.
 pub fn split_token(token: &str) -> Result<(&str, &str)> {
     token
@@ -144,6 +181,26 @@ pub fn check_name(field: &str, what: &str, name: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_given_token_is_checked_and_stored_like_a_made_one() {
+        let made = new_token();
+        let given = given_token(&made.token).unwrap();
+        assert_eq!((given.id, given.hash), (made.id, made.hash));
+        let secret = "a".repeat(MIN_GIVEN_SECRET);
+        for bad in [
+            "",
+            "trb_0123456789abcdef",
+            &format!("trb_0123456789ABCDEF.{secret}"),
+            &format!("trb_0123456789abcde.{secret}"),
+            "trb_0123456789abcdef.short",
+            &format!("trb_0123456789abcdef.{secret}!"),
+            &format!("Bearer trb_0123456789abcdef.{secret}"),
+        ] {
+            let e = given_token(bad).err().unwrap().to_string();
+            assert!(e.contains("trb_<16 lowercase hex digits>"), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn tokens_verify_only_with_their_secret() {

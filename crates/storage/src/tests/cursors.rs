@@ -50,16 +50,9 @@ fn cursors_are_scoped_listed_deleted_and_dropped_with_their_scope() {
     );
 }
 
-#[test]
-fn group_lags_sum_each_groups_cursors_against_the_visible_log() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    let scope = [3u8; 16];
-    let (a, b, gone) = (
-        new_partition(&store),
-        new_partition(&store),
-        new_partition(&store),
-    );
+/// Partition `a` gets batches of 5 records at times 10, 20 and 30 (offsets 0-4, 5-9,
+/// 10-14); `b` one of 4 at `b_ts`.
+fn three_batches_and_one(store: &Store, a: PartitionId, b: PartitionId, b_ts: i64) {
     let append = |id, count, ts| {
         store
             .append_checked(
@@ -71,9 +64,22 @@ fn group_lags_sum_each_groups_cursors_against_the_visible_log() {
             .unwrap();
     };
     for ts in [10, 20, 30] {
-        append(a, 5, ts); // offsets 0-4, 5-9, 10-14
+        append(a, 5, ts);
     }
-    append(b, 4, 30);
+    append(b, 4, b_ts);
+}
+
+#[test]
+fn group_lags_sum_each_groups_cursors_against_the_visible_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let scope = [3u8; 16];
+    let (a, b, gone) = (
+        new_partition(&store),
+        new_partition(&store),
+        new_partition(&store),
+    );
+    three_batches_and_one(&store, a, b, 30);
     store
         .commit_cursors(&scope, "g1", &[(a, 2), (b, 4), (gone, 1)], 1)
         .unwrap();
@@ -81,7 +87,12 @@ fn group_lags_sum_each_groups_cursors_against_the_visible_log() {
     let mut tx = CatalogTx::default();
     tx.drop_partition(gone);
     store.commit(tx).unwrap();
-    let lags = |cutoff| store.group_lags(&scope, cutoff).unwrap();
+    let lags = |cutoff| {
+        let lags = store.group_lags(&scope, cutoff).unwrap();
+        lags.into_iter()
+            .map(|l| (l.group, l.records))
+            .collect::<Vec<_>>()
+    };
     let expect = |g1: u64, g2: u64| vec![("g1".to_owned(), g1), ("g2".to_owned(), g2)];
 
     assert_eq!(
@@ -94,4 +105,35 @@ fn group_lags_sum_each_groups_cursors_against_the_visible_log() {
     store.purge_before(a, 10).unwrap();
     assert_eq!(lags(None), expect(5, 3));
     assert!(store.group_lags(&[4u8; 16], None).unwrap().is_empty());
+}
+
+#[test]
+fn group_lags_name_the_append_time_of_the_first_record_to_consume() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let scope = [5u8; 16];
+    let (a, b) = (new_partition(&store), new_partition(&store));
+    three_batches_and_one(&store, a, b, 25);
+    let oldest = |group| {
+        let lags = store.group_lags(&scope, None).unwrap();
+        let l = lags.into_iter().find(|l| l.group == group).unwrap();
+        (l.records, l.oldest_unconsumed_ms)
+    };
+    // Mid-batch, at a batch's start, past the end; the oldest over the partitions.
+    store
+        .commit_cursors(&scope, "g", &[(a, 7), (b, 4)], 1)
+        .unwrap();
+    assert_eq!(oldest("g"), (8, Some(20)));
+    store.commit_cursors(&scope, "g", &[(a, 10)], 1).unwrap();
+    assert_eq!(oldest("g"), (5, Some(30)));
+    store.commit_cursors(&scope, "g", &[(b, 0)], 1).unwrap();
+    assert_eq!(oldest("g"), (9, Some(25)));
+    store
+        .commit_cursors(&scope, "g", &[(a, 15), (b, 4)], 1)
+        .unwrap();
+    assert_eq!(oldest("g"), (0, None), "caught up");
+    // Below the log start: the first record kept.
+    store.purge_before(a, 5).unwrap();
+    store.commit_cursors(&scope, "h", &[(a, 0)], 1).unwrap();
+    assert_eq!(oldest("h"), (10, Some(20)));
 }

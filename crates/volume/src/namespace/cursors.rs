@@ -78,6 +78,9 @@ pub struct GroupLag {
     pub group: String,
     /// Records between the committed cursors and the high-water marks.
     pub records: u64,
+    /// The age of the oldest record the group has yet to consume: now minus its append
+    /// time, the most over the stream's partitions; 0 when caught up.
+    pub age_ms: i64,
 }
 
 /// Where `reset_group` moves cursors.
@@ -313,15 +316,17 @@ impl Namespace {
             .map(|s| (s.path.clone(), *s.id.as_bytes(), self.expire_before(&s)))
             .collect();
         let store = self.store.clone();
+        let now_ms = self.clock.now_ms();
         blocking(move || {
             let mut out = Vec::new();
             for (stream, scope, cutoff) in streams {
-                for (group, records) in store.group_lags(&scope, cutoff)? {
+                for l in store.group_lags(&scope, cutoff)? {
                     out.push(GroupLag {
                         volume: volume_of(&stream).to_owned(),
                         stream: stream.clone(),
-                        group,
-                        records,
+                        group: l.group,
+                        records: l.records,
+                        age_ms: l.oldest_unconsumed_ms.map_or(0, |t| (now_ms - t).max(0)),
                     });
                 }
             }

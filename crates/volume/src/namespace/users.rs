@@ -25,11 +25,26 @@ impl Namespace {
     /// At the first start of a store, creates the cluster admin `admin` and returns its
     /// token; afterwards returns `None`.
     pub async fn ensure_admin(&self) -> Result<Option<String>> {
+        self.first_admin(None).await
+    }
+
+    /// [`Namespace::ensure_admin`] with a given token (checked by [`auth::given_token`])
+    /// instead of a new one.
+    pub async fn ensure_admin_with(&self, given: auth::NewToken) -> Result<Option<String>> {
+        let made = self.first_admin(Some(given)).await?;
+        if made.is_none() {
+            tracing::info!("the cluster has users already; the given admin token is ignored");
+        }
+        Ok(made)
+    }
+
+    async fn first_admin(&self, given: Option<auth::NewToken>) -> Result<Option<String>> {
         let _admin = self.admin.lock().await;
         if !self.users.read().is_empty() {
             return Ok(None);
         }
-        let token = self.insert_user(ADMIN, Vec::new(), true).await?;
+        let t = given.unwrap_or_else(auth::new_token);
+        let token = self.insert_user(ADMIN, Vec::new(), true, t).await?;
         tracing::info!(user = ADMIN, "created the first cluster admin");
         Ok(Some(token))
     }
@@ -103,7 +118,9 @@ impl Namespace {
                 path: name.into(),
             });
         }
-        let token = self.insert_user(name, groups, cluster_admin).await?;
+        let token = self
+            .insert_user(name, groups, cluster_admin, auth::new_token())
+            .await?;
         let u = self.users.read().get(name).cloned().expect("just inserted");
         Ok((info(&u), token))
     }
@@ -176,8 +193,8 @@ impl Namespace {
         name: &str,
         groups: Vec<String>,
         cluster_admin: bool,
+        t: auth::NewToken,
     ) -> Result<String> {
-        let t = auth::new_token();
         let row = UserRow {
             name: name.to_owned(),
             groups,
