@@ -123,6 +123,7 @@ async fn apply_chunk(
         .iter()
         .map(|d| PulledBatch {
             origin: d.fields.origin_cluster,
+            origin_incarnation: d.fields.origin_incarnation,
             origin_base: d.fields.origin_base_offset,
             record_count: d.records,
             keep_offset: link.mirror.then_some(d.fields.base_offset),
@@ -149,7 +150,22 @@ async fn apply_chunk(
                 max_timestamp_ms: d.max_timestamp_ms,
             }
         })
-        .await?;
+        .await
+        .inspect_err(|e| {
+            if let Error::Storage(s) = e
+                && s.is_mirror_divergence()
+            {
+                tracing::warn!(
+                    link = %link.from, stream = %target.stream(), topic = %chunk.topic,
+                    partition = chunk.partition, error = %e,
+                    "the mirror's source lost records this mirror holds; the link applies \
+                     nothing more until the mirror is promoted or re-seeded"
+                );
+                metrics::counter!("tributary_replication_diverged_total",
+                    "stream" => target.stream().to_owned(), "from" => link.from.clone())
+                .increment(1);
+            }
+        })?;
 
     let labels = [
         ("stream", target.stream().to_owned()),

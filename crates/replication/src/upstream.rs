@@ -186,14 +186,19 @@ impl PullSession {
         let resolved = blocking(move || {
             let mut out = Vec::with_capacity(new.len());
             for (topic, partition, id, asked) in new {
+                let Some(st) = fresh.stats(id)? else {
+                    return Ok(None);
+                };
                 let next = match asked {
+                    // Past the end: this cluster lost a tail the puller had read (design
+                    // §6.3). Its new records below that position are of a new incarnation,
+                    // so the puller must get them: send the log again, and let the puller's
+                    // watermarks skip what it has.
+                    Some(o) if o > st.high_watermark => st.log_start,
                     Some(o) => o,
-                    None => match fresh.stats(id)? {
-                        Some(st) => match start {
-                            LinkStart::Earliest => st.log_start,
-                            LinkStart::Latest => st.high_watermark,
-                        },
-                        None => return Ok(None),
+                    None => match start {
+                        LinkStart::Earliest => st.log_start,
+                        LinkStart::Latest => st.high_watermark,
                     },
                 };
                 let Some(hwm) = fresh.watch(id)? else {

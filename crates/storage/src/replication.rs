@@ -1,12 +1,13 @@
 //! Applying batches pulled from another cluster, exactly once in any topology.
 //!
-//! Every stored batch names its origin cluster and its offset there. Each partition keeps,
-//! per origin, the next origin offset it expects (its watermark, in the `repl` column
-//! family). A pulled batch is appended only for its records at or above that watermark, and
+//! Every stored batch names its origin: the cluster, that cluster's incarnation (a new one
+//! at every start, design §6.3) and its offset there. Each partition keeps, per origin
+//! cluster and incarnation, the next origin offset it expects (its watermark, in the `repl`
+//! column family). A pulled batch is appended only for its records at or above that watermark, and
 //! the watermark moves in the same `WriteBatch` as the records, with the link's position in
 //! its upstream. Every log holds each origin's records as an in-order prefix, so whatever
-//! path a record takes it is applied once; a batch of the pulling cluster's own origin is
-//! never applied. Storage never parses a batch: the caller says what each one holds and
+//! path a record takes it is applied once; a batch of the pulling cluster's own origin (any
+//! incarnation) is never applied. Storage never parses a batch: the caller says what each one holds and
 //! builds the bytes to store (cutting off a head already applied, when asked).
 
 use std::collections::HashMap;
@@ -24,6 +25,8 @@ use crate::values::decode_u64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PulledBatch {
     pub origin: ClusterId,
+    /// The origin's incarnation when it appended the batch.
+    pub origin_incarnation: u32,
     /// Offset of its first record in the origin's partition.
     pub origin_base: u64,
     pub record_count: u32,
@@ -86,14 +89,15 @@ impl Store {
         if slot.dropped {
             return Err(Error::UnknownPartition(id));
         }
-        let mut marks: HashMap<ClusterId, u64> = HashMap::new();
+        let mut marks: HashMap<(ClusterId, u32), u64> = HashMap::new();
         for b in batches {
-            if b.origin != own && !marks.contains_key(&b.origin) {
-                let m = match slot.origins.get(&b.origin) {
+            let origin = (b.origin, b.origin_incarnation);
+            if b.origin != own && !marks.contains_key(&origin) {
+                let m = match slot.origins.get(&origin) {
                     Some(&m) => m,
-                    None => self.watermark(id, &b.origin)?,
+                    None => self.watermark(id, &b.origin, b.origin_incarnation)?,
                 };
-                marks.insert(b.origin, m);
+                marks.insert(origin, m);
             }
         }
         let mut wb = WriteBatch::default();
@@ -108,7 +112,9 @@ impl Store {
                 result.applied.push(Applied::Own);
                 continue;
             }
-            let mark = marks.get_mut(&b.origin).expect("loaded above");
+            let mark = marks
+                .get_mut(&(b.origin, b.origin_incarnation))
+                .expect("loaded above");
             let end = b.origin_base + u64::from(b.record_count);
             if end <= *mark {
                 result.applied.push(Applied::Duplicate);
@@ -116,14 +122,14 @@ impl Store {
             }
             let skip = mark.saturating_sub(b.origin_base) as u32;
             let base = match b.keep_offset {
+                // New records at offsets this mirror already holds: the source lost them
+                // (design §6.3). Neither keeping offsets nor taking the records is possible.
                 Some(at) if at + u64::from(skip) < state.next_offset => {
-                    return Err(Error::corrupt(
-                        "mirrored batch",
-                        format!(
-                            "it keeps offset {at} but partition {id} already ends at {}",
-                            state.next_offset
-                        ),
-                    ));
+                    return Err(Error::MirrorDiverged {
+                        partition: id,
+                        offset: at + u64::from(skip),
+                        end: state.next_offset,
+                    });
                 }
                 Some(at) => at + u64::from(skip),
                 None => state.next_offset,
@@ -135,7 +141,7 @@ impl Store {
             *mark = end;
             wb.put_cf(
                 self.cf(cf::REPL),
-                keys::watermark(id, &b.origin),
+                keys::watermark(id, &b.origin, b.origin_incarnation),
                 end.to_be_bytes(),
             );
             result.applied.push(Applied::Appended {
@@ -167,22 +173,25 @@ impl Store {
         Ok(result)
     }
 
-    /// The next offset of `origin` that partition `id` expects (0 when none came yet).
-    pub fn watermark(&self, id: PartitionId, origin: &ClusterId) -> Result<u64> {
-        match get(&self.db, cf::REPL, &keys::watermark(id, origin))? {
+    /// The next offset of `origin` in its `incarnation` that partition `id` expects (0 when
+    /// none came yet).
+    pub fn watermark(&self, id: PartitionId, origin: &ClusterId, incarnation: u32) -> Result<u64> {
+        match get(
+            &self.db,
+            cf::REPL,
+            &keys::watermark(id, origin, incarnation),
+        )? {
             Some(v) => decode_u64("origin watermark", &v),
             None => Ok(0),
         }
     }
 
-    /// Every origin's watermark in partition `id`, in origin order.
-    pub fn watermarks(&self, id: PartitionId) -> Result<Vec<(ClusterId, u64)>> {
-        let prefix = keys::watermark_prefix(id);
-        self.scan_repl(&prefix, |k, v| {
-            let origin: ClusterId = k[prefix.len()..]
-                .try_into()
-                .map_err(|_| Error::corrupt("watermark key", format!("{k:02x?}")))?;
-            Ok((origin, decode_u64("origin watermark", v)?))
+    /// Every (origin, incarnation)'s watermark in partition `id`, in that order.
+    pub fn watermarks(&self, id: PartitionId) -> Result<Vec<(ClusterId, u32, u64)>> {
+        self.scan_repl(&keys::watermark_prefix(id), |k, v| {
+            let (_, origin, incarnation) = keys::decode_watermark(k)
+                .ok_or_else(|| Error::corrupt("watermark key", format!("{k:02x?}")))?;
+            Ok((origin, incarnation, decode_u64("origin watermark", v)?))
         })
     }
 

@@ -74,8 +74,9 @@ pub(crate) struct Slot {
     pub(crate) time: TimeTail,
     /// Idempotent producers' states read or written so far (the rest stay on disk).
     pub(crate) producers: HashMap<u64, ProducerState>,
-    /// Replication watermarks read or written so far, by origin (see `replication.rs`).
-    pub(crate) origins: HashMap<keys::ClusterId, u64>,
+    /// Replication watermarks read or written so far, by origin cluster and incarnation
+    /// (see `replication.rs`).
+    pub(crate) origins: HashMap<(keys::ClusterId, u32), u64>,
 }
 
 /// The store: one RocksDB instance holding every partition's log, plus the namespace

@@ -13,6 +13,7 @@ const LINK: LinkId = [7; 16];
 fn pulled(origin: ClusterId, origin_base: u64, record_count: u32) -> PulledBatch {
     PulledBatch {
         origin,
+        origin_incarnation: 0,
         origin_base,
         record_count,
         keep_offset: None,
@@ -93,7 +94,7 @@ fn each_origin_record_is_applied_once_whatever_path_brings_it() {
     ));
     assert_eq!(r.appended_records(&batches), 4);
     assert_eq!(stored(&store, id), vec![(0, 0), (3, 0), (5, 3), (7, 2)]);
-    assert_eq!(store.watermarks(id).unwrap(), vec![(A, 5), (C, 4)]);
+    assert_eq!(store.watermarks(id).unwrap(), vec![(A, 0, 5), (C, 0, 4)]);
     assert_eq!(store.link_positions(&LINK).unwrap(), vec![(id, 9)]);
 }
 
@@ -114,7 +115,111 @@ fn own_records_are_skipped_and_origin_offsets_need_not_be_dense() {
         }
     ));
     assert_eq!(stored(&store, id), vec![(0, 10)]);
-    assert_eq!(store.watermarks(id).unwrap(), vec![(A, 12)]);
+    assert_eq!(store.watermarks(id).unwrap(), vec![(A, 0, 12)]);
+}
+
+/// A batch of `origin` in its `incarnation`.
+fn of(incarnation: u32, mut b: PulledBatch) -> PulledBatch {
+    b.origin_incarnation = incarnation;
+    b
+}
+
+#[test]
+fn a_new_incarnation_reusing_origin_offsets_is_applied_not_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let own = *store.identity().cluster_id.as_bytes();
+    let id = new_partition(&store);
+    apply(&store, id, 5, &[of(1, pulled(A, 0, 5))]);
+    // A lost its tail from 3 on and starts again there as incarnation 2.
+    let batches = [of(2, pulled(A, 3, 4)), of(1, pulled(A, 2, 3))];
+    let r = apply(&store, id, 9, &batches);
+    assert!(matches!(
+        r.applied[0],
+        Applied::Appended {
+            base_offset: 5,
+            skipped: 0,
+            ..
+        }
+    ));
+    assert_eq!(
+        r.applied[1],
+        Applied::Duplicate,
+        "incarnation 1 is as it was"
+    );
+    assert_eq!(stored(&store, id), vec![(0, 0), (5, 3)]);
+    // Own records are left out whatever their incarnation.
+    let own_batches = [of(7, pulled(own, 0, 2)), of(0, pulled(own, 2, 1))];
+    let r = apply(&store, id, 10, &own_batches);
+    assert_eq!(r.applied, vec![Applied::Own, Applied::Own]);
+    assert_eq!(store.watermarks(id).unwrap(), vec![(A, 1, 5), (A, 2, 7)]);
+    drop(store);
+    // The watermarks of each incarnation hold across a reopen.
+    let store = open(dir.path());
+    let batches = [of(2, pulled(A, 5, 3)), of(1, pulled(A, 4, 2))];
+    let r = apply(&store, id, 11, &batches);
+    assert!(matches!(r.applied[0], Applied::Appended { skipped: 2, .. }));
+    assert!(matches!(r.applied[1], Applied::Appended { skipped: 1, .. }));
+    assert_eq!(store.watermarks(id).unwrap(), vec![(A, 1, 6), (A, 2, 8)]);
+}
+
+#[test]
+fn watermarks_written_before_incarnations_are_incarnation_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let id = new_partition(&store);
+    // The key as written before incarnations: 0x01, partition, origin.
+    let mut old_key = vec![0x01];
+    old_key.extend_from_slice(&id.to_be_bytes());
+    old_key.extend_from_slice(&A);
+    store
+        .db
+        .put_cf(store.cf(keys::cf::REPL), &old_key, 4u64.to_be_bytes())
+        .unwrap();
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(store.watermark(id, &A, 0).unwrap(), 4);
+    assert_eq!(store.watermarks(id).unwrap(), vec![(A, 0, 4)]);
+    // Batches stored before incarnations (0) are compared with it; later ones are not.
+    let batches = [pulled(A, 2, 4), of(1, pulled(A, 0, 2))];
+    let r = apply(&store, id, 3, &batches);
+    assert!(matches!(r.applied[0], Applied::Appended { skipped: 2, .. }));
+    assert!(matches!(r.applied[1], Applied::Appended { skipped: 0, .. }));
+    assert_eq!(store.watermarks(id).unwrap(), vec![(A, 0, 6), (A, 1, 2)]);
+    assert_eq!(
+        crate::db::get(&store.db, keys::cf::REPL, &old_key).unwrap(),
+        Some(6u64.to_be_bytes().to_vec()),
+        "incarnation 0 keeps its old key"
+    );
+}
+
+#[test]
+fn a_mirror_refuses_new_records_at_offsets_it_holds_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let id = new_partition(&store);
+    let mut b = of(1, pulled(A, 100, 10));
+    b.keep_offset = Some(100);
+    apply(&store, id, 110, &[b]);
+    // The source lost 105.. and wrote new records there as incarnation 2.
+    let mut old = of(1, pulled(A, 100, 5));
+    old.keep_offset = Some(100);
+    let mut new = of(2, pulled(A, 105, 3));
+    new.keep_offset = Some(105);
+    let e = store
+        .apply_pulled(Durability::Sync, id, &LINK, 108, &[old, new], |_, _, _| {
+            unreachable!("nothing is built")
+        })
+        .unwrap_err();
+    assert!(e.is_mirror_divergence(), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("the source's offsets diverged at 105: it lost records this mirror holds"),
+        "{e}"
+    );
+    assert_eq!(store.link_positions(&LINK).unwrap(), vec![(id, 110)]);
+    assert_eq!(store.watermarks(id).unwrap(), vec![(A, 1, 110)]);
+    assert_eq!(store.partition_stats(id, None).unwrap().high_watermark, 110);
 }
 
 #[test]

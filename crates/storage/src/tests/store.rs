@@ -79,6 +79,59 @@ fn offsets_are_dense_and_survive_reopen() {
 }
 
 #[test]
+fn every_open_is_a_new_incarnation_persisted_before_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let stored = |store: &Store| -> ClusterIdentity {
+        let v = crate::db::get(&store.db, keys::cf::META, keys::META_IDENTITY).unwrap();
+        serde_json::from_slice(&v.unwrap()).unwrap()
+    };
+    let first = {
+        let store = open(dir.path());
+        assert!(store.identity().incarnation >= 1);
+        assert_eq!(&stored(&store), store.identity(), "persisted at open");
+        store.identity().clone()
+    };
+    let store = open(dir.path());
+    let second = store.identity().clone();
+    assert_eq!(second.cluster_id, first.cluster_id);
+    assert!(
+        second.incarnation > first.incarnation,
+        "{first:?} {second:?}"
+    );
+    assert_eq!(stored(&store), second);
+
+    // An identity written before incarnations existed reads as 0 and is bumped.
+    let mut old = serde_json::to_value(&second).unwrap();
+    old.as_object_mut().unwrap().remove("incarnation");
+    store
+        .db
+        .put_cf(
+            store.cf(keys::cf::META),
+            keys::META_IDENTITY,
+            serde_json::to_vec(&old).unwrap(),
+        )
+        .unwrap();
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(store.identity().cluster_id, first.cluster_id);
+    assert!(store.identity().incarnation >= 1);
+}
+
+#[test]
+fn a_started_copy_never_gets_an_incarnation_the_original_used_after_it() {
+    use crate::store::next_incarnation;
+    // Counting: each open is above the last.
+    assert_eq!(next_incarnation(7, 3), Some(8));
+    // A copy made at incarnation 100 (at time 100); the original restarts at 150 and 151
+    // (incarnations 150, 151); the copy, started at 200, is 200, never 101 again.
+    let original = next_incarnation(next_incarnation(100, 150).unwrap(), 151).unwrap();
+    assert_eq!(original, 151);
+    assert_eq!(next_incarnation(100, 200), Some(200));
+    assert_eq!(next_incarnation(u32::MAX, 5), None);
+    assert_eq!(next_incarnation(3, u64::MAX), Some(u32::MAX));
+}
+
+#[test]
 fn reads_start_at_the_batch_holding_the_offset_and_respect_the_budget() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
