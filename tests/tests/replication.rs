@@ -672,6 +672,22 @@ fn named(tag: &str, range: std::ops::Range<usize>) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cluster_restored_from_an_older_checkpoint_reaches_its_peers_again() {
+    // A is restored while B's link to it keeps retrying, and takes new records at the
+    // origin offsets of the tail it lost: fewer than it lost, so B's position stays past
+    // A's end in every partition.
+    restore_a_peer(false, 150).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_peer_reconnecting_after_the_restored_cluster_grew_past_its_position_misses_nothing() {
+    // B's link is paused while A is restored and takes more new records than it lost: B's
+    // position is inside A's log again, but the records below it are not those B read.
+    restore_a_peer(true, 600).await;
+}
+
+/// Two clusters A ⇄ B; A is restored from a checkpoint older than what B pulled, then
+/// produces `new` records (with B's link to A paused meanwhile when `paused`).
+async fn restore_a_peer(paused: bool, new: usize) {
     let ((mut a, ca), (b, cb)) = (cluster(true).await, cluster(true).await);
     link(&b, &a.url, &a, &[]);
     link(&a, &b.url, &b, &[]);
@@ -697,22 +713,30 @@ async fn a_cluster_restored_from_an_older_checkpoint_reaches_its_peers_again() {
         .await;
     }
 
-    // A is restored from the checkpoint while B's link to it keeps retrying, and takes new
-    // records at the origin offsets of the tail it lost (fewer than it lost, so B's
-    // position stays past A's end in every partition).
+    if paused {
+        b.cli().args(["upstream", "pause", STREAM]).run().ok();
+        wait_until("B's link to A is paused", LONG, || async {
+            let u = upstreams(&cb).await.pop()?;
+            (u.state == v1::UpstreamState::Paused as i32).then_some(())
+        })
+        .await;
+    }
     restore(&mut a, &ckpt);
     let ca = a.client().await;
-    produce(&ca, "N", 0, 150).await;
+    produce(&ca, "N", 0, new).await;
+    if paused {
+        b.cli().args(["upstream", "resume", STREAM]).run().ok();
+    }
 
     // B receives every new record, once, and keeps the tail A lost; A gets B's records
     // again, once, and never its own lost tail back (loop prevention leaves it out).
-    let mut want_b = [named("A", 0..600), named("B", 0..400), named("N", 0..150)].concat();
+    let mut want_b = [named("A", 0..600), named("B", 0..400), named("N", 0..new)].concat();
     want_b.sort();
     wait_until("B holds every new record of A", LONG, || async {
         (values(&cb).await.len() >= want_b.len()).then_some(())
     })
     .await;
-    let mut want_a = [named("A", 0..300), named("B", 0..400), named("N", 0..150)].concat();
+    let mut want_a = [named("A", 0..300), named("B", 0..400), named("N", 0..new)].concat();
     want_a.sort();
     wait_until("A holds B's records again", LONG, || async {
         (values(&ca).await.len() >= want_a.len()).then_some(())
@@ -775,7 +799,10 @@ async fn a_mirror_whose_source_lost_records_it_holds_stops_and_says_so() {
             &[("stream", STREAM)]
         ) >= 1.0
     );
-    assert!(b.log().contains("the mirror's source lost records this mirror holds"));
+    assert!(
+        b.log()
+            .contains("the mirror's source lost records this mirror holds")
+    );
     assert_eq!(values(&cb).await, named_sorted("A", 0..600));
 }
 

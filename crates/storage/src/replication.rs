@@ -34,6 +34,42 @@ pub struct PulledBatch {
     pub keep_offset: Option<u64>,
 }
 
+/// Where a link continues in one upstream partition: the next upstream offset, and the
+/// upstream's incarnation when the link read up to it (0 when unknown: stored before
+/// incarnations, or from an upstream without them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UpstreamPosition {
+    pub next_offset: u64,
+    pub upstream_incarnation: u32,
+}
+
+impl UpstreamPosition {
+    /// 8 bytes (the offset, as stored before incarnations) or 12 (offset, incarnation).
+    fn decode(v: &[u8]) -> Result<Self> {
+        match v.len() {
+            8 => Ok(UpstreamPosition {
+                next_offset: decode_u64("link position", v)?,
+                upstream_incarnation: 0,
+            }),
+            12 => Ok(UpstreamPosition {
+                next_offset: decode_u64("link position", &v[..8])?,
+                upstream_incarnation: u32::from_be_bytes(v[8..].try_into().expect("4 bytes")),
+            }),
+            n => Err(Error::corrupt(
+                "link position",
+                format!("{n} bytes, not 8 or 12"),
+            )),
+        }
+    }
+
+    fn encode(&self) -> [u8; 12] {
+        let mut v = [0u8; 12];
+        v[..8].copy_from_slice(&self.next_offset.to_be_bytes());
+        v[8..].copy_from_slice(&self.upstream_incarnation.to_be_bytes());
+        v
+    }
+}
+
 /// How one pulled batch was applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
@@ -79,7 +115,7 @@ impl Store {
         durability: Durability,
         id: PartitionId,
         link: &LinkId,
-        position: u64,
+        position: UpstreamPosition,
         batches: &[PulledBatch],
         mut build: impl FnMut(usize, u64, u32) -> NewBatch,
     ) -> Result<ApplyResult> {
@@ -157,7 +193,7 @@ impl Store {
         wb.put_cf(
             self.cf(cf::REPL),
             keys::link_position(link, id),
-            position.to_be_bytes(),
+            position.encode(),
         );
         self.db.write_opt(wb, &write_options(durability))?;
         slot.origins.extend(marks);
@@ -196,11 +232,27 @@ impl Store {
     }
 
     /// A link's stored positions, by partition.
-    pub fn link_positions(&self, link: &LinkId) -> Result<Vec<(PartitionId, u64)>> {
+    pub fn link_positions(&self, link: &LinkId) -> Result<Vec<(PartitionId, UpstreamPosition)>> {
         self.scan_repl(&keys::link_prefix(link), |k, v| {
             let id = keys::decode_link_position(k)
                 .ok_or_else(|| Error::corrupt("link position key", format!("{k:02x?}")))?;
-            Ok((id, decode_u64("link position", v)?))
+            Ok((id, UpstreamPosition::decode(v)?))
+        })
+    }
+
+    /// Whether a puller's `position` in partition `id` of this store still points into the
+    /// log it was read from (design §6.3). Read in this incarnation, it does up to the end.
+    /// Read in the previous one, it does up to where the log ended when this one opened:
+    /// what a crash kept, or what the restored copy holds, is a prefix of that log. Read
+    /// in any other, the log may have lost a tail since and grown again: it does not.
+    pub fn position_holds(&self, id: PartitionId, position: UpstreamPosition) -> Result<bool> {
+        let me = self.identity();
+        let p = self.partition(id)?;
+        let offset = position.next_offset;
+        Ok(match position.upstream_incarnation {
+            i if i == me.incarnation => offset <= *p.hwm.borrow(),
+            i if i == me.previous_incarnation => offset <= p.opened_end,
+            _ => false,
         })
     }
 

@@ -29,6 +29,8 @@ pub(crate) struct Partition {
     /// Committed high-water mark; long-polling readers wait on it.
     pub(crate) hwm: watch::Sender<u64>,
     pub(crate) log_start: AtomicU64,
+    /// Where the log ended when this store opened (it is loaded before any append).
+    pub(crate) opened_end: u64,
     /// How far the expired prefix reaches, for read-time expiry (see `visible_start`).
     pub(crate) expiry: Mutex<Expiry>,
     /// Key compaction's progress; held for a whole pass, so passes never overlap.
@@ -173,6 +175,7 @@ impl Store {
                 })),
                 hwm: watch::Sender::new(state.next_offset),
                 log_start: AtomicU64::new(state.log_start),
+                opened_end: state.next_offset,
                 expiry: Mutex::new(Expiry::default()),
                 cleaner: Mutex::default(),
             })

@@ -621,11 +621,8 @@ fn load_or_create_identity(db: &DB, path: &Path) -> Result<ClusterIdentity> {
         }
         None => new_identity(db, path, now.as_millis() as i64)?,
     };
-    id.incarnation =
-        next_incarnation(id.incarnation, now.as_secs()).ok_or_else(|| Error::ForeignDataDir {
-            path: path.to_owned(),
-            reason: format!("incarnation {} is the last one there is", id.incarnation),
-        })?;
+    id.previous_incarnation = id.incarnation;
+    id.incarnation = next_incarnation(id.incarnation, Uuid::new_v4().as_u128() as u32);
     let mut wo = WriteOptions::default();
     wo.set_sync(true);
     let mut wb = WriteBatch::default();
@@ -639,15 +636,18 @@ fn load_or_create_identity(db: &DB, path: &Path) -> Result<ClusterIdentity> {
     Ok(id)
 }
 
-/// The incarnation of an open that follows one with `stored`, at `now_secs` (Unix time):
-/// above `stored`, and at least the time in seconds. A copy of the directory (a
-/// checkpoint, a cold copy) carries an older `stored`, so counting alone would hand the
-/// copy, when it is started, a number the original already used after the copy was made;
-/// the clock gives it one the original never had, when it starts later than the
-/// original's last start (design §6.3). `None` past `u32::MAX`.
-pub(crate) fn next_incarnation(stored: u32, now_secs: u64) -> Option<u32> {
-    let now = u32::try_from(now_secs).unwrap_or(u32::MAX);
-    stored.checked_add(1).map(|next| next.max(now))
+/// The incarnation of an open that follows one with `stored`, from `random` bits: never
+/// 0 (data from before incarnations) and never `stored`. Not a count: a copy of the
+/// directory (a checkpoint, a cold copy) carries an older `stored`, so counting would hand
+/// the copy, when started, a number the original already used after the copy was made;
+/// nor the clock, which ties two starts in one second and may go back. A random number
+/// meets one of a cluster's n earlier incarnations with probability n / 2^32 (design
+/// §6.3).
+pub(crate) fn next_incarnation(stored: u32, random: u32) -> u32 {
+    match random.max(1) {
+        n if n == stored => stored.checked_add(1).unwrap_or(1),
+        n => n,
+    }
 }
 
 /// A new identity for a brand-new, empty store; refused for one that holds anything.
@@ -669,5 +669,6 @@ fn new_identity(db: &DB, path: &Path, now_ms: i64) -> Result<ClusterIdentity> {
         cluster_id: Uuid::new_v4(),
         created_ms: now_ms,
         incarnation: 0,
+        previous_incarnation: 0,
     })
 }

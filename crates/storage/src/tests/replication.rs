@@ -28,7 +28,10 @@ fn apply(store: &Store, id: PartitionId, position: u64, batches: &[PulledBatch])
             Durability::Buffered,
             id,
             &LINK,
-            position,
+            UpstreamPosition {
+                next_offset: position,
+                upstream_incarnation: 0,
+            },
             batches,
             |i, _, skip| {
                 let b = batches[i];
@@ -41,6 +44,24 @@ fn apply(store: &Store, id: PartitionId, position: u64, batches: &[PulledBatch])
             },
         )
         .unwrap()
+}
+
+/// An upstream position read in no known incarnation.
+fn at(next_offset: u64) -> UpstreamPosition {
+    UpstreamPosition {
+        next_offset,
+        upstream_incarnation: 0,
+    }
+}
+
+/// The link's stored positions, by partition.
+fn positions(store: &Store) -> Vec<(PartitionId, u64)> {
+    store
+        .link_positions(&LINK)
+        .unwrap()
+        .into_iter()
+        .map(|(id, p)| (id, p.next_offset))
+        .collect()
 }
 
 /// `(base_offset, first origin offset)` of every stored batch.
@@ -95,7 +116,7 @@ fn each_origin_record_is_applied_once_whatever_path_brings_it() {
     assert_eq!(r.appended_records(&batches), 4);
     assert_eq!(stored(&store, id), vec![(0, 0), (3, 0), (5, 3), (7, 2)]);
     assert_eq!(store.watermarks(id).unwrap(), vec![(A, 0, 5), (C, 0, 4)]);
-    assert_eq!(store.link_positions(&LINK).unwrap(), vec![(id, 9)]);
+    assert_eq!(positions(&store), vec![(id, 9)]);
 }
 
 #[test]
@@ -207,9 +228,14 @@ fn a_mirror_refuses_new_records_at_offsets_it_holds_and_changes_nothing() {
     let mut new = of(2, pulled(A, 105, 3));
     new.keep_offset = Some(105);
     let e = store
-        .apply_pulled(Durability::Sync, id, &LINK, 108, &[old, new], |_, _, _| {
-            unreachable!("nothing is built")
-        })
+        .apply_pulled(
+            Durability::Sync,
+            id,
+            &LINK,
+            at(108),
+            &[old, new],
+            |_, _, _| unreachable!("nothing is built"),
+        )
         .unwrap_err();
     assert!(e.is_mirror_divergence(), "{e}");
     assert!(
@@ -217,9 +243,100 @@ fn a_mirror_refuses_new_records_at_offsets_it_holds_and_changes_nothing() {
             .starts_with("the source's offsets diverged at 105: it lost records this mirror holds"),
         "{e}"
     );
-    assert_eq!(store.link_positions(&LINK).unwrap(), vec![(id, 110)]);
+    assert_eq!(positions(&store), vec![(id, 110)]);
     assert_eq!(store.watermarks(id).unwrap(), vec![(A, 1, 110)]);
     assert_eq!(store.partition_stats(id, None).unwrap().high_watermark, 110);
+}
+
+#[test]
+fn positions_keep_the_upstream_incarnation_and_old_ones_read_as_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let id = new_partition(&store);
+    let p = UpstreamPosition {
+        next_offset: 7,
+        upstream_incarnation: 1_700_000_000,
+    };
+    store
+        .apply_pulled(
+            Durability::Sync,
+            id,
+            &LINK,
+            p,
+            &[],
+            |_, _, _| unreachable!(),
+        )
+        .unwrap();
+    assert_eq!(store.link_positions(&LINK).unwrap(), vec![(id, p)]);
+    // A position as stored before incarnations: the offset alone.
+    store
+        .db
+        .put_cf(
+            store.cf(keys::cf::REPL),
+            keys::link_position(&LINK, id),
+            9u64.to_be_bytes(),
+        )
+        .unwrap();
+    assert_eq!(store.link_positions(&LINK).unwrap(), vec![(id, at(9))]);
+}
+
+#[test]
+fn a_position_holds_only_where_the_log_below_it_is_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let backup = dir.path().join("backup");
+    std::fs::create_dir(&backup).unwrap();
+    let append = |store: &Store, id| {
+        store
+            .append(Durability::Sync, &[id], |_, _| NewBatch {
+                value: vec![1],
+                record_count: 5,
+                append_time_ms: 1,
+                max_timestamp_ms: 1,
+            })
+            .unwrap();
+    };
+    let (id, first) = {
+        let store = open(dir.path());
+        let id = new_partition(&store);
+        append(&store, id);
+        append(&store, id);
+        let first = store.identity().incarnation;
+        let read = |o| UpstreamPosition {
+            next_offset: o,
+            upstream_incarnation: first,
+        };
+        assert!(store.position_holds(id, read(10)).unwrap());
+        assert!(!store.position_holds(id, read(11)).unwrap());
+        assert!(
+            !store.position_holds(id, at(10)).unwrap(),
+            "another incarnation"
+        );
+        // A checkpoint at 10; the log goes on to 20 and a puller reads all of it.
+        store.checkpoint(&backup).unwrap();
+        append(&store, id);
+        append(&store, id);
+        assert!(store.position_holds(id, read(20)).unwrap());
+        (id, first)
+    };
+    let read = |o| UpstreamPosition {
+        next_offset: o,
+        upstream_incarnation: first,
+    };
+    // A restart keeps the log: positions read before it hold up to its end.
+    let store = open(dir.path());
+    assert!(store.position_holds(id, read(20)).unwrap());
+    let second = store.identity().incarnation;
+    drop(store);
+    // The checkpoint, restored, ends at 10: a position read past that in the incarnation
+    // it was taken in does not hold, nor one read in a later incarnation of the original.
+    let copy = Store::open(&backup.join(CHECKPOINT_DB), &StoreOptions::default()).unwrap();
+    assert!(copy.position_holds(id, read(10)).unwrap());
+    assert!(!copy.position_holds(id, read(20)).unwrap());
+    let later = UpstreamPosition {
+        next_offset: 5,
+        upstream_incarnation: second,
+    };
+    assert!(!copy.position_holds(id, later).unwrap());
 }
 
 #[test]
@@ -228,7 +345,7 @@ fn a_chunk_without_batches_still_moves_the_position() {
     let store = open(dir.path());
     let id = new_partition(&store);
     apply(&store, id, 42, &[]);
-    assert_eq!(store.link_positions(&LINK).unwrap(), vec![(id, 42)]);
+    assert_eq!(positions(&store), vec![(id, 42)]);
     assert_eq!(store.partition_stats(id, None).unwrap().high_watermark, 0);
     store.drop_link(&LINK).unwrap();
     assert!(store.link_positions(&LINK).unwrap().is_empty());
@@ -266,7 +383,7 @@ fn watermarks_and_positions_survive_a_reopen_and_go_with_the_partition() {
     let store = open(dir.path());
     let r = apply(&store, id, 3, &[pulled(A, 0, 3)]);
     assert_eq!(r.applied, vec![Applied::Duplicate]);
-    assert_eq!(store.link_positions(&LINK).unwrap(), vec![(id, 3)]);
+    assert_eq!(positions(&store), vec![(id, 3)]);
     let mut tx = CatalogTx::default();
     tx.drop_partition(id);
     store.commit(tx).unwrap();
