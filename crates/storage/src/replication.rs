@@ -5,7 +5,8 @@
 //! cluster and incarnation, the next origin offset it expects (its watermark, in the `repl`
 //! column family). A pulled batch is appended only for its records at or above that watermark, and
 //! the watermark moves in the same `WriteBatch` as the records, with the link's position in
-//! its upstream. Every log holds each origin's records as an in-order prefix, so whatever
+//! its upstream (and the upstream's incarnation it was read in, which the upstream checks
+//! with [`Store::position_holds`] when the link comes back). Every log holds each origin's records as an in-order prefix, so whatever
 //! path a record takes it is applied once; a batch of the pulling cluster's own origin (any
 //! incarnation) is never applied. Storage never parses a batch: the caller says what each one holds and
 //! builds the bytes to store (cutting off a head already applied, when asked).
