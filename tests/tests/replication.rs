@@ -653,6 +653,16 @@ fn restore(server: &mut Server, dir: &std::path::Path) {
     server.restart_in_place();
 }
 
+/// Waits until each of `clients` holds `n` records in the topic.
+async fn wait_held(clients: &[&Client], n: u64) {
+    for c in clients {
+        wait_until(&format!("{n} records held"), LONG, || async {
+            (held(c).await == n).then_some(())
+        })
+        .await;
+    }
+}
+
 /// Every record value a cluster holds in the topic, sorted.
 async fn values(client: &Client) -> Vec<String> {
     let mut out = Vec::new();
@@ -693,12 +703,7 @@ async fn restore_a_peer(paused: bool, new: usize) {
     link(&a, &b.url, &b, &[]);
     produce(&ca, "A", 0, 300).await;
     produce(&cb, "B", 0, 300).await;
-    for c in [&ca, &cb] {
-        wait_until("both sides hold 600", LONG, || async {
-            (held(c).await == 600).then_some(())
-        })
-        .await;
-    }
+    wait_held(&[&ca, &cb], 600).await;
     let backups = tempfile::tempdir().unwrap();
     let ckpt = backups.path().join("a");
     checkpoint(&a, &ckpt);
@@ -706,12 +711,7 @@ async fn restore_a_peer(paused: bool, new: usize) {
     // A tail the checkpoint misses: A's own records (B pulls them) and B's (A pulls them).
     produce(&ca, "A", 300, 300).await;
     produce(&cb, "B", 300, 100).await;
-    for c in [&ca, &cb] {
-        wait_until("both sides hold 1000", LONG, || async {
-            (held(c).await == 1000).then_some(())
-        })
-        .await;
-    }
+    wait_held(&[&ca, &cb], 1000).await;
 
     if paused {
         b.cli().args(["upstream", "pause", STREAM]).run().ok();
@@ -771,10 +771,7 @@ async fn a_mirror_whose_source_lost_records_it_holds_stops_and_says_so() {
     let ckpt = backups.path().join("a");
     checkpoint(&a, &ckpt);
     produce(&ca, "A", 300, 300).await;
-    wait_until("the mirror holds 600", LONG, || async {
-        (held(&cb).await == 600).then_some(())
-    })
-    .await;
+    wait_held(&[&cb], 600).await;
 
     restore(&mut a, &ckpt);
     let ca = a.client().await;
