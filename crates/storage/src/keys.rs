@@ -240,12 +240,13 @@ pub fn decode_cursor<'a>(scope: &CursorScope, key: &'a [u8]) -> Option<(&'a str,
 //   +------+----------------------+------------------+-------------------+
 //   | 0x01 | partition_id u64 BE  | origin 16 bytes  | incarnation u32 BE|  -> next origin
 //   +------+----------------------+------------------+-------------------+     offset (u64 BE)
-//   | 0x02 | link 16 bytes        | partition_id BE  |  -> next upstream offset (u64 BE)
-//   +------+----------------------+------------------+
+//   | 0x02 | link 16 bytes        | partition_id BE  |  -> next upstream offset (u64 BE),
+//   +------+----------------------+------------------+     upstream incarnation (u32 BE)
 //   A watermark is per (partition, origin cluster, origin incarnation), design §6.3. For
 //   incarnation 0 the key stops after the origin (25 bytes): that is the layout written
 //   before incarnations existed, so its keys read as incarnation 0 with no migration, and
-//   each watermark has one key. Key order is (partition, origin, incarnation) order.
+//   each watermark has one key. Key order is (partition, origin, incarnation) order. A
+//   position stored before incarnations is the offset alone (8 bytes): incarnation 0.
 //   A partition's watermarks are one prefix (dropped with it); a link's positions are one
 //   prefix (dropped with the link).
 pub type ClusterId = [u8; 16];
