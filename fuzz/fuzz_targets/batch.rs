@@ -61,9 +61,10 @@ fuzz_target!(|data: &[u8]| {
                     d.base_offset,
                     d.append_time_ms,
                     d.origin_base_offset,
-                    d.timestamp_type
+                    d.timestamp_type,
+                    d.origin_incarnation
                 ),
-                (0, 0, 0, 0)
+                (0, 0, 0, 0, 0)
             );
             assert!(d.origin_cluster.is_empty());
 
@@ -77,6 +78,7 @@ fuzz_target!(|data: &[u8]| {
                 } else {
                     TimestampType::LogAppendTime
                 },
+                origin_incarnation: max_message_bytes.rotate_left(7),
             };
             let stored = stored_value(&p.encoded, &fields);
             assert!(
@@ -89,12 +91,14 @@ fuzz_target!(|data: &[u8]| {
                 (
                     back.base_offset,
                     back.append_time_ms,
-                    back.origin_base_offset
+                    back.origin_base_offset,
+                    back.origin_incarnation
                 ),
                 (
                     fields.base_offset,
                     fields.append_time_ms,
-                    fields.origin_base_offset
+                    fields.origin_base_offset,
+                    fields.origin_incarnation
                 )
             );
             assert_eq!(back.origin_cluster.as_ref(), &fields.origin_cluster);
@@ -114,9 +118,10 @@ fuzz_target!(|data: &[u8]| {
                 (
                     part.base_offset,
                     part.append_time_ms,
-                    part.origin_base_offset
+                    part.origin_base_offset,
+                    part.origin_incarnation
                 ),
-                (0, 0, 0)
+                (0, 0, 0, 0)
             );
             assert!(part.origin_cluster.is_empty());
             // Seek by time inside the stored batch agrees with its timestamps.
@@ -160,6 +165,7 @@ fuzz_target!(|data: &[u8]| {
                     || d.origin_base_offset != 0
                     || !d.origin_cluster.is_empty()
                     || d.timestamp_type != 0
+                    || d.origin_incarnation != 0
                     || d.records.iter().any(|r| {
                         record_size(r) > max_message_bytes as usize
                             || r.timestamp_ms.is_some_and(|t| t < 0)

@@ -1,6 +1,6 @@
 //! Fuzzes storage's own decoders: the partition state, the batch summary, producer states,
 //! cursors and the counters in `values.rs`, and the key decoders in `keys.rs` (log, index,
-//! time index, producer and cursor keys). What decodes must encode back to an
+//! time index, producer, cursor and replication watermark keys). What decodes must encode back to an
 //! equal value (byte for byte where the format has one encoding), and nothing may panic:
 //! these read whatever is on disk.
 
@@ -74,6 +74,17 @@ fuzz_target!(|data: &[u8]| {
             }
             if let Some((p, id)) = keys::decode_producer(v) {
                 assert_eq!(keys::producer(p, id).as_slice(), v);
+            }
+            // One key per (partition, origin, incarnation); incarnation 0 is the short one.
+            if let Some((p, origin, incarnation)) = keys::decode_watermark(v) {
+                assert_eq!(keys::watermark(p, &origin, incarnation), v);
+                assert!(v.starts_with(&keys::watermark_prefix(p)));
+                assert_eq!(
+                    v.len() == keys::WATERMARK_KEY_LEN,
+                    incarnation == 0,
+                    "{v:02x?}"
+                );
+                assert_eq!(keys::decode_link_position(v), None);
             }
             if v.len() >= 16 {
                 let scope: [u8; 16] = v[..16].try_into().unwrap();

@@ -633,3 +633,178 @@ async fn revoking_the_puller_ends_a_running_pull() {
     let stored = held(&cb).await;
     assert_eq!(stored, 200, "nothing after the user's deletion");
 }
+
+/// Takes a checkpoint of `server` into `dir` (which must not exist yet).
+fn checkpoint(server: &Server, dir: &std::path::Path) {
+    server
+        .cli()
+        .args(["admin", "checkpoint", dir.to_str().unwrap()])
+        .run()
+        .ok();
+}
+
+/// Stops `server`, puts the checkpoint in `dir` in place of its store, and starts it again
+/// on the same address.
+fn restore(server: &mut Server, dir: &std::path::Path) {
+    assert!(server.terminate().success());
+    let db = server.data_dir.join("db");
+    std::fs::remove_dir_all(&db).unwrap();
+    std::fs::rename(dir.join("db"), &db).unwrap();
+    server.restart_in_place();
+}
+
+/// Waits until each of `clients` holds `n` records in the topic.
+async fn wait_held(clients: &[&Client], n: u64) {
+    for c in clients {
+        wait_until(&format!("{n} records held"), LONG, || async {
+            (held(c).await == n).then_some(())
+        })
+        .await;
+    }
+}
+
+/// Every record value a cluster holds in the topic, sorted.
+async fn values(client: &Client) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in 0..PARTITIONS {
+        for e in read_partition(client, TOPIC, p).await.unwrap() {
+            out.push(String::from_utf8(e.3.to_vec()).unwrap());
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `{tag}-{i}` for `i` in `range`.
+fn named(tag: &str, range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("{tag}-{i}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_restored_from_an_older_checkpoint_reaches_its_peers_again() {
+    // A is restored while B's link to it keeps retrying, and takes new records at the
+    // origin offsets of the tail it lost: fewer than it lost, so B's position stays past
+    // A's end in every partition.
+    restore_a_peer(false, 150).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_peer_reconnecting_after_the_restored_cluster_grew_past_its_position_misses_nothing() {
+    // B's link is paused while A is restored and takes more new records than it lost: B's
+    // position is inside A's log again, but the records below it are not those B read.
+    restore_a_peer(true, 600).await;
+}
+
+/// Two clusters A ⇄ B; A is restored from a checkpoint older than what B pulled, then
+/// produces `new` records (with B's link to A paused meanwhile when `paused`).
+async fn restore_a_peer(paused: bool, new: usize) {
+    let ((mut a, ca), (b, cb)) = (cluster(true).await, cluster(true).await);
+    link(&b, &a.url, &a, &[]);
+    link(&a, &b.url, &b, &[]);
+    produce(&ca, "A", 0, 300).await;
+    produce(&cb, "B", 0, 300).await;
+    wait_held(&[&ca, &cb], 600).await;
+    let backups = tempfile::tempdir().unwrap();
+    let ckpt = backups.path().join("a");
+    checkpoint(&a, &ckpt);
+
+    // A tail the checkpoint misses: A's own records (B pulls them) and B's (A pulls them).
+    produce(&ca, "A", 300, 300).await;
+    produce(&cb, "B", 300, 100).await;
+    wait_held(&[&ca, &cb], 1000).await;
+
+    if paused {
+        b.cli().args(["upstream", "pause", STREAM]).run().ok();
+        wait_until("B's link to A is paused", LONG, || async {
+            let u = upstreams(&cb).await.pop()?;
+            (u.state == v1::UpstreamState::Paused as i32).then_some(())
+        })
+        .await;
+    }
+    restore(&mut a, &ckpt);
+    let ca = a.client().await;
+    produce(&ca, "N", 0, new).await;
+    if paused {
+        b.cli().args(["upstream", "resume", STREAM]).run().ok();
+    }
+
+    // B receives every new record, once, and keeps the tail A lost; A gets B's records
+    // again, once, and never its own lost tail back (loop prevention leaves it out).
+    let mut want_b = [named("A", 0..600), named("B", 0..400), named("N", 0..new)].concat();
+    want_b.sort();
+    wait_until("B holds every new record of A", LONG, || async {
+        (values(&cb).await.len() >= want_b.len()).then_some(())
+    })
+    .await;
+    let mut want_a = [named("A", 0..300), named("B", 0..400), named("N", 0..new)].concat();
+    want_a.sort();
+    wait_until("A holds B's records again", LONG, || async {
+        (values(&ca).await.len() >= want_a.len()).then_some(())
+    })
+    .await;
+    assert_eq!(values(&cb).await, want_b);
+    assert_eq!(values(&ca).await, want_a);
+    // B's positions came back to where A's log now ends.
+    wait_until("B's link is caught up with A", LONG, || async {
+        let u = upstreams(&cb).await.pop()?;
+        u.partitions
+            .iter()
+            .all(|p| p.position == p.upstream_high_watermark)
+            .then_some(())
+    })
+    .await;
+    let ends = ca.list_offsets(TOPIC, &[], true).await.unwrap();
+    let u = upstreams(&cb).await.pop().unwrap();
+    for p in &u.partitions {
+        assert_eq!(p.position, ends[p.partition as usize].1, "{u:?}");
+    }
+    assert!(u.last_error.is_empty(), "{u:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mirror_whose_source_lost_records_it_holds_stops_and_says_so() {
+    let (mut a, ca) = cluster(true).await;
+    let (b, cb) = cluster(false).await;
+    link(&b, &a.url, &a, &["--mirror"]);
+    produce(&ca, "A", 0, 300).await;
+    let backups = tempfile::tempdir().unwrap();
+    let ckpt = backups.path().join("a");
+    checkpoint(&a, &ckpt);
+    produce(&ca, "A", 300, 300).await;
+    wait_held(&[&cb], 600).await;
+
+    restore(&mut a, &ckpt);
+    let ca = a.client().await;
+    produce(&ca, "N", 0, 150).await;
+    // The new records would take offsets the mirror holds other records at: the link
+    // refuses them, keeps what it has, and says why.
+    let u = wait_until("the mirror's link reports the divergence", LONG, || async {
+        let u = upstreams(&cb).await.pop()?;
+        u.last_error
+            .contains("the source's offsets diverged at")
+            .then_some(u)
+    })
+    .await;
+    assert!(
+        u.last_error.contains("it lost records this mirror holds"),
+        "{u:?}"
+    );
+    let m = prometheus::parse(&b.scrape()).unwrap();
+    assert!(
+        m.value(
+            "tributary_replication_diverged_total",
+            &[("stream", STREAM)]
+        ) >= 1.0
+    );
+    assert!(
+        b.log()
+            .contains("the mirror's source lost records this mirror holds")
+    );
+    assert_eq!(values(&cb).await, named_sorted("A", 0..600));
+}
+
+fn named_sorted(tag: &str, range: std::ops::Range<usize>) -> Vec<String> {
+    let mut v = named(tag, range);
+    v.sort();
+    v
+}

@@ -95,7 +95,8 @@ impl From<ApiError> for Status {
                     | storage::Error::SequenceGap { .. }
                     | storage::Error::UnknownProducer { .. }
                     | storage::Error::StaleSequence { .. }
-                    | storage::Error::SequenceMismatch { .. } => Code::FailedPrecondition,
+                    | storage::Error::SequenceMismatch { .. }
+                    | storage::Error::MirrorDiverged { .. } => Code::FailedPrecondition,
                     storage::Error::Corrupt { .. } => Code::DataLoss,
                     storage::Error::DiskFull(_) => Code::ResourceExhausted,
                     storage::Error::ForeignDataDir { .. }

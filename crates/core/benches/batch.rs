@@ -45,6 +45,7 @@ fn server_fields() -> ServerFields {
         origin_cluster: [7; 16],
         origin_base_offset: 1_000_000,
         timestamp_type: TimestampType::CreateTime,
+        origin_incarnation: 2,
     }
 }
 

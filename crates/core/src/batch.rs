@@ -64,6 +64,7 @@ pub fn validate(encoded: Bytes, max_message_bytes: u32) -> Result<Produced> {
         ("batch.origin_cluster", !batch.origin_cluster.is_empty()),
         ("batch.origin_base_offset", batch.origin_base_offset != 0),
         ("batch.timestamp_type", batch.timestamp_type != 0),
+        ("batch.origin_incarnation", batch.origin_incarnation != 0),
     ];
     if let Some((field, _)) = server_set.iter().find(|(_, set)| *set) {
         return Err(Error::invalid(
@@ -173,6 +174,7 @@ pub fn stored_header(stored: &[u8]) -> Option<StoredHeader> {
         origin_cluster: [0; 16],
         origin_base_offset: 0,
         timestamp_type: TimestampType::CreateTime,
+        origin_incarnation: 0,
     };
     let mut origin = None;
     for field in walk::fields(stored) {
@@ -190,6 +192,8 @@ pub fn stored_header(stored: &[u8]) -> Option<StoredHeader> {
             (BASE_OFFSET_FIELD, Value::Varint(v)) => f.base_offset = v,
             (APPEND_TIME_FIELD, Value::Varint(v)) => f.append_time_ms = v as i64,
             (ORIGIN_BASE_OFFSET_FIELD, Value::Varint(v)) => f.origin_base_offset = v,
+            // uint32 decoding keeps the low 32 bits of the varint.
+            (ORIGIN_INCARNATION_FIELD, Value::Varint(v)) => f.origin_incarnation = v as u32,
             (TIMESTAMP_TYPE_FIELD, Value::Varint(v)) => {
                 f.timestamp_type = if v == v1::TimestampType::LogAppendTime as u64 {
                     TimestampType::LogAppendTime
@@ -260,15 +264,16 @@ pub fn origin_of(stored: &[u8]) -> Option<[u8; 16]> {
     origin
 }
 
-/// Field numbers of `RecordBatch` and `Record` (records.proto). Fields 8 to 12 of
+/// Field numbers of `RecordBatch` and `Record` (records.proto). Fields 8 to 13 of
 /// `RecordBatch` are set by the server.
 const RECORDS_FIELD: u32 = 1;
-const SERVER_FIELDS: std::ops::RangeInclusive<u32> = 8..=12;
+const SERVER_FIELDS: std::ops::RangeInclusive<u32> = 8..=13;
 const BASE_OFFSET_FIELD: u32 = 8;
 const APPEND_TIME_FIELD: u32 = 9;
 const ORIGIN_CLUSTER_FIELD: u32 = 10;
 const ORIGIN_BASE_OFFSET_FIELD: u32 = 11;
 const TIMESTAMP_TYPE_FIELD: u32 = 12;
+const ORIGIN_INCARNATION_FIELD: u32 = 13;
 const HEADERS_FIELD: u32 = 3;
 const RECORD_TIMESTAMP_FIELD: u32 = 4;
 
@@ -289,6 +294,9 @@ pub struct ServerFields {
     pub origin_cluster: [u8; 16],
     pub origin_base_offset: u64,
     pub timestamp_type: TimestampType,
+    /// The origin cluster's incarnation when it appended the batch (design §6.3); 0 in
+    /// batches stored before incarnations existed.
+    pub origin_incarnation: u32,
 }
 
 /// `body` followed by the encoding of the server's fields: the stored (and served) batch.
@@ -303,6 +311,7 @@ pub fn stored_value(body: &[u8], f: &ServerFields) -> Vec<u8> {
             TimestampType::CreateTime => v1::TimestampType::CreateTime,
             TimestampType::LogAppendTime => v1::TimestampType::LogAppendTime,
         } as i32,
+        origin_incarnation: f.origin_incarnation,
     };
     let mut value = Vec::with_capacity(body.len() + trailer.encoded_len());
     value.extend_from_slice(body);
@@ -326,7 +335,7 @@ pub fn for_each_key(stored: &Bytes, mut f: impl FnMut(Option<&[u8]>, bool)) -> R
 
 /// One stored batch per run of records of `stored` (indexes into it), `stored` being at
 /// `base_offset`: each cut is re-encoded whole, with the batch's append time and origin
-/// cluster, its own base offset, and the origin offset moved by as much.
+/// cluster and incarnation, its own base offset, and the origin offset moved by as much.
 pub fn cut(stored: &Bytes, base_offset: u64, runs: &[Range<u32>]) -> Result<Vec<Vec<u8>>> {
     let b = decode_stored(stored.clone())?;
     if b.base_offset != base_offset {
@@ -353,6 +362,7 @@ pub fn cut(stored: &Bytes, base_offset: u64, runs: &[Range<u32>]) -> Result<Vec<
                 origin_cluster: b.origin_cluster.clone(),
                 origin_base_offset: b.origin_base_offset + u64::from(run.start),
                 timestamp_type: b.timestamp_type,
+                origin_incarnation: b.origin_incarnation,
             }
             .encode_to_vec())
         })
@@ -427,6 +437,7 @@ mod tests {
             origin_cluster: [1; 16],
             origin_base_offset: 7,
             timestamp_type: TimestampType::CreateTime,
+            origin_incarnation: 3,
         };
         let stored = stored_value(&p.encoded, &f);
         assert!(
@@ -444,6 +455,33 @@ mod tests {
             (7, 99, 7)
         );
         assert_eq!(back.origin_cluster.as_ref(), &[1; 16]);
+        assert_eq!(back.origin_incarnation, 3);
+        assert_eq!(stored_header(&stored).map(|h| h.fields), Some(f));
+        assert_eq!(producer_part(&stored).as_deref(), Some(wire.as_ref()));
+    }
+
+    #[test]
+    fn batches_stored_before_incarnations_read_as_incarnation_0() {
+        // Fields 8 to 12 only, as stored before field 13 existed.
+        let old = RecordBatch {
+            records: vec![record("k", "v")],
+            base_offset: 4,
+            append_time_ms: 9,
+            origin_cluster: Bytes::from_static(&[2; 16]),
+            origin_base_offset: 4,
+            timestamp_type: v1::TimestampType::CreateTime as i32,
+            origin_incarnation: 0,
+        }
+        .encode_to_vec();
+        assert!(
+            !walk::fields(&old).any(|f| f.is_ok_and(|f| f.number == ORIGIN_INCARNATION_FIELD)),
+            "proto3 leaves a zero field out"
+        );
+        let h = stored_header(&old).unwrap();
+        assert_eq!(
+            (h.fields.origin_incarnation, h.fields.origin_base_offset),
+            (0, 4)
+        );
     }
 
     #[test]
@@ -473,6 +511,16 @@ mod tests {
         assert!(
             err(set.encode_to_vec().into(), 10)
                 .starts_with("batch.base_offset: is assigned by the server")
+        );
+        let set = RecordBatch {
+            records: vec![record("k", "v")],
+            origin_incarnation: 1,
+            ..Default::default()
+        };
+        let e = err(set.encode_to_vec().into(), 10);
+        assert!(
+            e.starts_with("batch.origin_incarnation: is assigned by the server"),
+            "{e}"
         );
         let e = err(
             encoded(vec![record("k", "v"), record("k", "0123456789")]),
@@ -513,6 +561,7 @@ mod tests {
             origin_cluster: [7; 16],
             origin_base_offset: 40,
             timestamp_type: TimestampType::CreateTime,
+            origin_incarnation: 5,
         };
         let stored = Bytes::from(stored_value(&p.encoded, &f));
         let mut seen = Vec::new();
@@ -539,6 +588,7 @@ mod tests {
             (12, 99, 42)
         );
         assert_eq!(second.origin_cluster.as_ref(), &[7; 16]);
+        assert_eq!(second.origin_incarnation, 5);
         assert_eq!(
             RecordBatch::decode(cuts[0].as_slice()).unwrap().records,
             records[..1]
@@ -574,6 +624,7 @@ mod tests {
             origin_cluster: [3; 16],
             origin_base_offset: 9,
             timestamp_type: TimestampType::CreateTime,
+            origin_incarnation: u32::MAX,
         };
         let stored = stored_value(&body, &f);
         let decoded = RecordBatch::decode(stored.as_slice()).unwrap();
@@ -696,6 +747,7 @@ mod tests {
             origin_cluster: [0; 16],
             origin_base_offset: 100,
             timestamp_type: t,
+            origin_incarnation: 1,
         };
         let create = stored_value(&p.encoded, &f(TimestampType::CreateTime));
         assert_eq!(first_at_or_after(&create, 5).unwrap(), Some(100));

@@ -262,6 +262,7 @@ mod tests {
             origin_cluster: vec![7; 16].into(),
             origin_base_offset: 3,
             timestamp_type: v1::TimestampType::CreateTime as i32,
+            origin_incarnation: 9,
         };
         assert_eq!(record_count(&batch.encode_to_vec()), 7);
         assert_eq!(record_count(&v1::RecordBatch::default().encode_to_vec()), 0);

@@ -15,6 +15,7 @@ use bytes::Bytes;
 use tributary_core::batch::{self, ServerFields};
 use tributary_volume::{
     Error, LinkRow, MirrorCursor, Namespace, NewBatch, PulledBatch, ReplicaTarget, Result,
+    UpstreamPosition,
 };
 
 use crate::protocol::{Position, PullChunk, PullResponse};
@@ -42,7 +43,8 @@ pub(crate) async fn positions(
         .map(|p| Position {
             topic: p.topic,
             partition: p.partition,
-            next_offset: p.next_offset,
+            next_offset: p.at.next_offset,
+            upstream_incarnation: p.at.upstream_incarnation,
         })
         .collect();
     status.change(|s| {
@@ -67,7 +69,7 @@ pub(crate) async fn apply(
         target.ensure_topic(&shape.name, shape.partitions).await?;
     }
     for chunk in resp.chunks {
-        apply_chunk(&target, link, status, chunk).await?;
+        apply_chunk(&target, link, status, resp.upstream_incarnation, chunk).await?;
     }
     if link.mirror && resp.cursors_sent {
         let cursors = resp
@@ -91,6 +93,7 @@ async fn apply_chunk(
     target: &ReplicaTarget<'_>,
     link: &LinkRow,
     status: &LiveStatus,
+    upstream_incarnation: u32,
     chunk: PullChunk,
 ) -> Result<()> {
     let partition = target.partition(&chunk.topic, chunk.partition).await?;
@@ -123,6 +126,7 @@ async fn apply_chunk(
         .iter()
         .map(|d| PulledBatch {
             origin: d.fields.origin_cluster,
+            origin_incarnation: d.fields.origin_incarnation,
             origin_base: d.fields.origin_base_offset,
             record_count: d.records,
             keep_offset: link.mirror.then_some(d.fields.base_offset),
@@ -131,8 +135,12 @@ async fn apply_chunk(
     let read_append_ms = decoded.last().map(|d| d.fields.append_time_ms);
 
     let asked: u64 = chunk.batches.iter().map(|b| b.len() as u64).sum();
+    let position = UpstreamPosition {
+        next_offset: chunk.next_offset,
+        upstream_incarnation,
+    };
     let applied = partition
-        .apply(chunk.next_offset, asked, &pulled, move |i, base, skip| {
+        .apply(position, asked, &pulled, move |i, base, skip| {
             let d = &decoded[i];
             let mut fields = d.fields;
             fields.base_offset = base;
@@ -149,7 +157,22 @@ async fn apply_chunk(
                 max_timestamp_ms: d.max_timestamp_ms,
             }
         })
-        .await?;
+        .await
+        .inspect_err(|e| {
+            if let Error::Storage(s) = e
+                && s.is_mirror_divergence()
+            {
+                tracing::warn!(
+                    link = %link.from, stream = %target.stream(), topic = %chunk.topic,
+                    partition = chunk.partition, error = %e,
+                    "the mirror's source lost records this mirror holds; the link applies \
+                     nothing more until the mirror is promoted or re-seeded"
+                );
+                metrics::counter!("tributary_replication_diverged_total",
+                    "stream" => target.stream().to_owned(), "from" => link.from.clone())
+                .increment(1);
+            }
+        })?;
 
     let labels = [
         ("stream", target.stream().to_owned()),

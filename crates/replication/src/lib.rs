@@ -20,12 +20,14 @@
 //!   appended through storage's exactly-once write, lost records detected, a mirror's
 //!   cursors committed.
 //! - **Positions and watermarks.** A link's position per partition (the next upstream
-//!   offset) and each partition's watermark per origin cluster (the next origin offset it
-//!   expects) are written in the same `WriteBatch` as the records they cover
-//!   (`crates/storage/src/replication.rs`, `Store::apply_pulled`: a storage primitive, it
-//!   stays there). A record below its origin's watermark came by another path and is
-//!   skipped; one from this very cluster is never applied. Every fault resumes from the
-//!   stored positions, with nothing lost or duplicated.
+//!   offset, with the upstream's incarnation it was read in) and each partition's watermark
+//!   per origin cluster and incarnation (the next origin offset it expects) are written in
+//!   the same `WriteBatch` as the records they cover (`crates/storage/src/replication.rs`,
+//!   `Store::apply_pulled`: a storage primitive, it stays there). A record below its
+//!   origin's watermark came by another path and is skipped; one from this very cluster is
+//!   never applied. Every fault resumes from the stored positions, with nothing lost or
+//!   duplicated; a position the upstream cannot vouch for after it restarted (it may have
+//!   lost a tail, design §6.3) starts over from its log start.
 //! - **Lost records.** Origin offsets are not dense, so loss cannot be seen in them: a
 //!   link whose position is below the upstream's log start (retention removed records
 //!   before they were copied) reports the difference as lost, in its status, a counter and

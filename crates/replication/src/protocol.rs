@@ -25,12 +25,14 @@ pub struct PullRequest {
     pub cursors: bool,
 }
 
-/// Where a link continues in one partition: the next upstream offset.
+/// Where a link continues in one partition: the next upstream offset, and the upstream's
+/// incarnation when the link got it (0 when unknown).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Position {
     pub topic: String,
     pub partition: u32,
     pub next_offset: u64,
+    pub upstream_incarnation: u32,
 }
 
 /// One response of a pull: topics when they changed, batches when there are any, cursors
@@ -45,6 +47,8 @@ pub struct PullResponse {
     pub cursors_sent: bool,
     /// The source's clock when the response was made.
     pub sent_ms: i64,
+    /// The source's incarnation: the positions this response moves are positions in it.
+    pub upstream_incarnation: u32,
 }
 
 impl PullResponse {

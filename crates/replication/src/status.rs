@@ -177,8 +177,13 @@ impl LinkStatus {
             .partitions
             .entry((chunk.topic.clone(), chunk.partition))
             .or_default();
+        // Back below its position: the upstream lost a tail and sends its log again
+        // (design §6.3), so its end is lower too.
+        let back = chunk.next_offset < p.position;
         p.position = chunk.next_offset;
-        if chunk.high_watermark > 0 || chunk.next_offset == 0 {
+        if back {
+            p.upstream_high_watermark = chunk.high_watermark;
+        } else if chunk.high_watermark > 0 || chunk.next_offset == 0 {
             p.upstream_high_watermark = chunk.high_watermark.max(p.upstream_high_watermark);
         }
         p.upstream_log_start = chunk.log_start;

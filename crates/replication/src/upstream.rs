@@ -15,7 +15,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tributary_core::batch;
-use tributary_volume::{Error, LinkStart, PullSource, Result, SourcePartition, SourceRead};
+use tributary_volume::{
+    Error, LinkStart, PullSource, Result, SourcePartition, SourceRead, UpstreamPosition,
+};
 
 use crate::protocol::{
     ClusterId, PullChunk, PullRequest, PullResponse, ReplicatedCursor, TopicShape,
@@ -49,7 +51,9 @@ pub struct PullSession {
     max_bytes: usize,
     cursors: bool,
     /// Positions from the request, taken as their partitions are found.
-    asked: HashMap<(String, u32), u64>,
+    asked: HashMap<(String, u32), UpstreamPosition>,
+    /// This cluster's incarnation, which every response names.
+    incarnation: u32,
     parts: Vec<Part>,
     shapes: Vec<TopicShape>,
     catalog: watch::Receiver<u64>,
@@ -74,10 +78,11 @@ impl PullSession {
         }
         let mut asked = HashMap::new();
         for (i, p) in req.positions.into_iter().enumerate() {
-            if asked
-                .insert((p.topic, p.partition), p.next_offset)
-                .is_some()
-            {
+            let at = UpstreamPosition {
+                next_offset: p.next_offset,
+                upstream_incarnation: p.upstream_incarnation,
+            };
+            if asked.insert((p.topic, p.partition), at).is_some() {
                 return Err(Error::InvalidArgument {
                     field: format!("positions[{i}]"),
                     message: "names a partition twice".into(),
@@ -91,6 +96,7 @@ impl PullSession {
         let now = Instant::now();
         Ok(PullSession {
             catalog: source.catalog_changes(),
+            incarnation: source.incarnation(),
             source,
             puller: req.puller,
             start: req.start,
@@ -138,6 +144,7 @@ impl PullSession {
             if !resp.is_idle() || self.last_sent.elapsed() >= KEEPALIVE {
                 self.last_sent = Instant::now();
                 resp.sent_ms = self.source.now_ms();
+                resp.upstream_incarnation = self.incarnation;
                 return Ok(resp);
             }
             let mut wake = self.last_sent + KEEPALIVE;
@@ -191,14 +198,23 @@ impl PullSession {
         let resolved = blocking(move || {
             let mut out = Vec::with_capacity(new.len());
             for (topic, partition, id, asked) in new {
+                let Some(st) = fresh.stats(id)? else {
+                    return Ok(None);
+                };
                 let next = match asked {
-                    Some(o) => o,
-                    None => match fresh.stats(id)? {
-                        Some(st) => match start {
-                            LinkStart::Earliest => st.log_start,
-                            LinkStart::Latest => st.high_watermark,
-                        },
+                    Some(at) => match fresh.position_holds(id, at)? {
+                        Some(true) => at.next_offset,
+                        // Read before a restart that may have lost a tail (design §6.3):
+                        // the records below the position may not be those the puller read,
+                        // and new ones (of this incarnation) may be among them. Send the
+                        // log again; the puller's watermarks skip what it has. (Below the
+                        // log start, the read reports what retention removed.)
+                        Some(false) => at.next_offset.min(st.log_start),
                         None => return Ok(None),
+                    },
+                    None => match start {
+                        LinkStart::Earliest => st.log_start,
+                        LinkStart::Latest => st.high_watermark,
                     },
                 };
                 let Some(hwm) = fresh.watch(id)? else {

@@ -56,6 +56,7 @@ impl TryFrom<v1::PullRequest> for PullRequest {
                     topic: p.topic,
                     partition: p.partition,
                     next_offset: p.next_offset,
+                    upstream_incarnation: p.upstream_incarnation,
                 })
                 .collect(),
             max_bytes: r.max_bytes,
@@ -76,6 +77,7 @@ impl From<PullRequest> for v1::PullRequest {
                     topic: p.topic,
                     partition: p.partition,
                     next_offset: p.next_offset,
+                    upstream_incarnation: p.upstream_incarnation,
                 })
                 .collect(),
             start: pull_start(r.start) as i32,
@@ -122,6 +124,7 @@ impl From<v1::PullResponse> for PullResponse {
                 .collect(),
             cursors_sent: r.cursors_sent,
             sent_ms: r.sent_ms,
+            upstream_incarnation: r.upstream_incarnation,
         }
     }
 }
@@ -163,6 +166,7 @@ impl From<PullResponse> for v1::PullResponse {
                 .collect(),
             cursors_sent: r.cursors_sent,
             sent_ms: r.sent_ms,
+            upstream_incarnation: r.upstream_incarnation,
         }
     }
 }
@@ -225,6 +229,7 @@ mod tests {
                 topic: "t".into(),
                 partition: 3,
                 next_offset: 42,
+                upstream_incarnation: 7,
             }],
             start: LinkStart::Latest,
             max_bytes: 4 << 20,
@@ -277,6 +282,7 @@ mod tests {
             }],
             cursors_sent: true,
             sent_ms: 1234,
+            upstream_incarnation: 1_700_000_000,
         };
         assert_eq!(
             PullResponse::from(v1::PullResponse::from(resp.clone())),

@@ -65,6 +65,18 @@ pub enum Error {
         original: u32,
     },
 
+    /// An offset-keeping mirror was sent new records at offsets it already holds: its
+    /// source lost records the mirror has (design §6.3).
+    #[error(
+        "the source's offsets diverged at {offset}: it lost records this mirror holds \
+         (partition {partition} here ends at {end}); promote the mirror or re-seed it"
+    )]
+    MirrorDiverged {
+        partition: PartitionId,
+        offset: u64,
+        end: u64,
+    },
+
     #[error("batch of {bytes} bytes is larger than the {limit}-byte limit of one stored batch")]
     BatchTooLarge { bytes: usize, limit: usize },
 
@@ -138,6 +150,11 @@ impl Error {
             },
             other => Error::corrupt("shared write", other.to_string()),
         }
+    }
+
+    /// True when an offset-keeping mirror's source lost records the mirror holds.
+    pub fn is_mirror_divergence(&self) -> bool {
+        matches!(self, Error::MirrorDiverged { .. })
     }
 
     /// True for failures of the disk or engine rather than of the request.

@@ -237,25 +237,52 @@ pub fn decode_cursor<'a>(scope: &CursorScope, key: &'a [u8]) -> Option<(&'a str,
 
 // repl CF
 //
-//   +------+----------------------+------------------+
-//   | 0x01 | partition_id u64 BE  | origin 16 bytes  |  -> next origin offset (u64 BE)
-//   +------+----------------------+------------------+
-//   | 0x02 | link 16 bytes        | partition_id BE  |  -> next upstream offset (u64 BE)
-//   +------+----------------------+------------------+
+//   +------+----------------------+------------------+-------------------+
+//   | 0x01 | partition_id u64 BE  | origin 16 bytes  | incarnation u32 BE|  -> next origin
+//   +------+----------------------+------------------+-------------------+     offset (u64 BE)
+//   | 0x02 | link 16 bytes        | partition_id BE  |  -> next upstream offset (u64 BE),
+//   +------+----------------------+------------------+     upstream incarnation (u32 BE)
+//   A watermark is per (partition, origin cluster, origin incarnation), design §6.3. For
+//   incarnation 0 the key stops after the origin (25 bytes): that is the layout written
+//   before incarnations existed, so its keys read as incarnation 0 with no migration, and
+//   each watermark has one key. Key order is (partition, origin, incarnation) order. A
+//   position stored before incarnations is the offset alone (8 bytes): incarnation 0.
 //   A partition's watermarks are one prefix (dropped with it); a link's positions are one
 //   prefix (dropped with the link).
 pub type ClusterId = [u8; 16];
 pub type LinkId = [u8; 16];
 const REPL_WATERMARK: u8 = 0x01;
 const REPL_POSITION: u8 = 0x02;
+/// A watermark key of incarnation 0 (the layout before incarnations); others are 4 longer.
 pub const WATERMARK_KEY_LEN: usize = 25;
 
-pub fn watermark(id: PartitionId, origin: &ClusterId) -> [u8; WATERMARK_KEY_LEN] {
-    let mut k = [0u8; WATERMARK_KEY_LEN];
-    k[0] = REPL_WATERMARK;
-    k[1..9].copy_from_slice(&id.to_be_bytes());
-    k[9..].copy_from_slice(origin);
+pub fn watermark(id: PartitionId, origin: &ClusterId, incarnation: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(WATERMARK_KEY_LEN + 4);
+    k.push(REPL_WATERMARK);
+    k.extend_from_slice(&id.to_be_bytes());
+    k.extend_from_slice(origin);
+    if incarnation != 0 {
+        k.extend_from_slice(&incarnation.to_be_bytes());
+    }
     k
+}
+
+/// `(partition, origin, incarnation)` of a watermark key, or `None` if it is not one.
+pub fn decode_watermark(key: &[u8]) -> Option<(PartitionId, ClusterId, u32)> {
+    if key.first() != Some(&REPL_WATERMARK) {
+        return None;
+    }
+    let incarnation = match key.len() {
+        WATERMARK_KEY_LEN => 0,
+        // Incarnation 0 has the short key only.
+        29 => Some(u32::from_be_bytes(key[25..].try_into().ok()?)).filter(|&i| i != 0)?,
+        _ => return None,
+    };
+    Some((
+        u64::from_be_bytes(key[1..9].try_into().ok()?),
+        key[9..25].try_into().ok()?,
+        incarnation,
+    ))
 }
 
 /// Every watermark of partition `id` starts with this.
@@ -366,14 +393,40 @@ mod tests {
 
     proptest! {
         #[test]
-        fn repl_keys_stay_in_their_prefixes(p in 0..u64::MAX, o: [u8; 16], l: [u8; 16]) {
-            prop_assert!(watermark(p, &o).starts_with(&watermark_prefix(p)));
-            prop_assert!(!watermark(p + 1, &o).starts_with(&watermark_prefix(p)));
+        fn repl_keys_stay_in_their_prefixes(p in 0..u64::MAX, o: [u8; 16], i: u32, l: [u8; 16]) {
+            prop_assert!(watermark(p, &o, i).starts_with(&watermark_prefix(p)));
+            prop_assert!(!watermark(p + 1, &o, i).starts_with(&watermark_prefix(p)));
             let k = link_position(&l, p);
             prop_assert!(k.starts_with(&link_prefix(&l)));
             prop_assert_eq!(decode_link_position(&k), Some(p));
-            prop_assert_eq!(decode_link_position(&watermark(p, &o)), None);
+            prop_assert_eq!(decode_link_position(&watermark(p, &o, i)), None);
+            prop_assert_eq!(decode_watermark(&k), None);
         }
+
+        #[test]
+        fn watermark_keys_round_trip_and_sort_by_partition_origin_incarnation(
+            a: (u64, [u8; 16], u32),
+            b: (u64, [u8; 16], u32),
+        ) {
+            prop_assert_eq!(decode_watermark(&watermark(a.0, &a.1, a.2)), Some(a));
+            prop_assert_eq!(
+                watermark(a.0, &a.1, a.2).cmp(&watermark(b.0, &b.1, b.2)),
+                a.cmp(&b)
+            );
+        }
+    }
+
+    #[test]
+    fn the_old_watermark_layout_is_incarnation_0() {
+        // The key before incarnations: 0x01, partition, origin.
+        let mut old = vec![0x01];
+        old.extend_from_slice(&9u64.to_be_bytes());
+        old.extend_from_slice(&[0xA; 16]);
+        assert_eq!(decode_watermark(&old), Some((9, [0xA; 16], 0)));
+        assert_eq!(watermark(9, &[0xA; 16], 0), old);
+        // Incarnation 0 spelled out is not a second key for it.
+        old.extend_from_slice(&0u32.to_be_bytes());
+        assert_eq!(decode_watermark(&old), None);
     }
 
     #[test]

@@ -55,7 +55,7 @@ pub use keys::CursorScope;
 pub use keys::PartitionId;
 pub use keys::{ClusterId, LinkId};
 pub use options::StoreOptions;
-pub use replication::{Applied, ApplyResult, PulledBatch};
+pub use replication::{Applied, ApplyResult, PulledBatch, UpstreamPosition};
 pub use state::Store;
 pub use stats::StoreStats;
 pub use store::CatalogTx;

@@ -29,6 +29,8 @@ pub(crate) struct Partition {
     /// Committed high-water mark; long-polling readers wait on it.
     pub(crate) hwm: watch::Sender<u64>,
     pub(crate) log_start: AtomicU64,
+    /// Where the log ended when this store opened (it is loaded before any append).
+    pub(crate) opened_end: u64,
     /// How far the expired prefix reaches, for read-time expiry (see `visible_start`).
     pub(crate) expiry: Mutex<Expiry>,
     /// Key compaction's progress; held for a whole pass, so passes never overlap.
@@ -74,8 +76,9 @@ pub(crate) struct Slot {
     pub(crate) time: TimeTail,
     /// Idempotent producers' states read or written so far (the rest stay on disk).
     pub(crate) producers: HashMap<u64, ProducerState>,
-    /// Replication watermarks read or written so far, by origin (see `replication.rs`).
-    pub(crate) origins: HashMap<keys::ClusterId, u64>,
+    /// Replication watermarks read or written so far, by origin cluster and incarnation
+    /// (see `replication.rs`).
+    pub(crate) origins: HashMap<(keys::ClusterId, u32), u64>,
 }
 
 /// The store: one RocksDB instance holding every partition's log, plus the namespace
@@ -172,6 +175,7 @@ impl Store {
                 })),
                 hwm: watch::Sender::new(state.next_offset),
                 log_start: AtomicU64::new(state.log_start),
+                opened_end: state.next_offset,
                 expiry: Mutex::new(Expiry::default()),
                 cleaner: Mutex::default(),
             })

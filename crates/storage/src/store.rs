@@ -598,22 +598,60 @@ fn check_directory(path: &Path) -> Result<bool> {
     }
 }
 
+/// Loads the directory's identity, or makes one for a brand-new store, and gives it a new
+/// incarnation, synced before the store is handed out (so before anything is appended).
 fn load_or_create_identity(db: &DB, path: &Path) -> Result<ClusterIdentity> {
-    if let Some(v) = get(db, cf::META, keys::META_IDENTITY)? {
-        let id: ClusterIdentity = serde_json::from_slice(&v)
-            .map_err(|e| Error::corrupt("cluster identity", e.to_string()))?;
-        if id.format != FORMAT_VERSION {
-            return Err(Error::ForeignDataDir {
-                path: path.to_owned(),
-                reason: format!(
-                    "on-disk format {} (this build reads {FORMAT_VERSION})",
-                    id.format
-                ),
-            });
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut id = match get(db, cf::META, keys::META_IDENTITY)? {
+        Some(v) => {
+            let id: ClusterIdentity = serde_json::from_slice(&v)
+                .map_err(|e| Error::corrupt("cluster identity", e.to_string()))?;
+            if id.format != FORMAT_VERSION {
+                return Err(Error::ForeignDataDir {
+                    path: path.to_owned(),
+                    reason: format!(
+                        "on-disk format {} (this build reads {FORMAT_VERSION})",
+                        id.format
+                    ),
+                });
+            }
+            id
         }
-        return Ok(id);
+        None => new_identity(db, path, now.as_millis() as i64)?,
+    };
+    id.previous_incarnation = id.incarnation;
+    id.incarnation = next_incarnation(id.incarnation, Uuid::new_v4().as_u128() as u32);
+    let mut wo = WriteOptions::default();
+    wo.set_sync(true);
+    let mut wb = WriteBatch::default();
+    wb.put_cf(
+        db.cf_handle(cf::META)
+            .expect("column families are created at open"),
+        keys::META_IDENTITY,
+        serde_json::to_vec(&id).expect("serializable"),
+    );
+    db.write_opt(wb, &wo)?;
+    Ok(id)
+}
+
+/// The incarnation of an open that follows one with `stored`, from `random` bits: never
+/// 0 (data from before incarnations) and never `stored`. Not a count: a copy of the
+/// directory (a checkpoint, a cold copy) carries an older `stored`, so counting would hand
+/// the copy, when started, a number the original already used after the copy was made;
+/// nor the clock, which ties two starts in one second and may go back. A random number
+/// meets one of a cluster's n earlier incarnations with probability n / 2^32 (design
+/// §6.3).
+pub(crate) fn next_incarnation(stored: u32, random: u32) -> u32 {
+    match random.max(1) {
+        n if n == stored => stored.checked_add(1).unwrap_or(1),
+        n => n,
     }
-    // No identity: only a brand-new, empty store may be initialised.
+}
+
+/// A new identity for a brand-new, empty store; refused for one that holds anything.
+fn new_identity(db: &DB, path: &Path, now_ms: i64) -> Result<ClusterIdentity> {
     let meta = db
         .cf_handle(cf::META)
         .expect("column families are created at open");
@@ -626,22 +664,11 @@ fn load_or_create_identity(db: &DB, path: &Path) -> Result<ClusterIdentity> {
         });
     }
     it.status()?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    let id = ClusterIdentity {
+    Ok(ClusterIdentity {
         format: FORMAT_VERSION,
         cluster_id: Uuid::new_v4(),
-        created_ms: now,
-    };
-    let mut wo = WriteOptions::default();
-    wo.set_sync(true);
-    let mut wb = WriteBatch::default();
-    wb.put_cf(
-        meta,
-        keys::META_IDENTITY,
-        serde_json::to_vec(&id).expect("serializable"),
-    );
-    db.write_opt(wb, &wo)?;
-    Ok(id)
+        created_ms: now_ms,
+        incarnation: 0,
+        previous_incarnation: 0,
+    })
 }

@@ -21,12 +21,23 @@ pub enum Durability {
     Buffered,
 }
 
-/// Who this data directory belongs to; made at first open, never changed.
+/// Who this data directory belongs to: made at first open, and only the incarnation
+/// changes after that.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterIdentity {
     pub format: u32,
     pub cluster_id: Uuid,
     pub created_ms: i64,
+    /// A new one (random, never 0) at every open, persisted before anything is appended, and
+    /// stamped on every batch appended here: after a lost tail (a crash of the machine, a restore from an
+    /// older copy) new records never reuse an origin (cluster, incarnation, offset) that
+    /// peers already hold (design §6.3). Identities written before it existed read as 0.
+    #[serde(default)]
+    pub incarnation: u32,
+    /// The incarnation before this one (0 when none): a position read in it is checked
+    /// against where the log ended when this one opened (`Store::position_holds`).
+    #[serde(default)]
+    pub previous_incarnation: u32,
 }
 
 /// A batch ready to append, built by the caller once it knows its base offset.

@@ -55,6 +55,7 @@ mod tests {
             origin_cluster: [0; 16],
             origin_base_offset: 10,
             timestamp_type: TimestampType::CreateTime,
+            origin_incarnation: 1,
         };
         let stored = Bytes::from(batch::stored_value(&body, &fields));
         assert_eq!(Codec.for_each_key(&stored, &mut |_, _| {}), Ok(2));

@@ -28,7 +28,7 @@ pub use model::{
 pub use namespace::*;
 pub use tributary_storage::PartitionStats;
 /// Storage's terms for pulled batches, as replication hands them to a [`ReplicaPartition`].
-pub use tributary_storage::{NewBatch, PulledBatch};
+pub use tributary_storage::{NewBatch, PulledBatch, UpstreamPosition};
 
 #[cfg(test)]
 mod tests;

@@ -35,7 +35,11 @@ fn a_checkpoint_opens_as_the_same_store_with_the_same_data() {
     assert!(store.checkpoint(&backup).is_err());
 
     let copy = Store::open(&info.db_path, &StoreOptions::default()).unwrap();
-    assert_eq!(copy.identity(), store.identity());
+    let (a, b) = (copy.identity(), store.identity());
+    assert_eq!((a.cluster_id, a.created_ms), (b.cluster_id, b.created_ms));
+    // Started, the copy is a new incarnation of the same cluster (design §6.3).
+    assert_ne!(a.incarnation, b.incarnation);
+    assert_eq!(a.previous_incarnation, b.incarnation);
     assert_eq!(copy.catalog_get(b"x-row").unwrap().unwrap(), b"catalog");
     let read = copy.read(id, 0, usize::MAX, None).unwrap();
     assert_eq!(read.high_watermark, 4);

@@ -13,6 +13,7 @@ const LINK: LinkId = [7; 16];
 fn pulled(origin: ClusterId, origin_base: u64, record_count: u32) -> PulledBatch {
     PulledBatch {
         origin,
+        origin_incarnation: 0,
         origin_base,
         record_count,
         keep_offset: None,
@@ -27,7 +28,10 @@ fn apply(store: &Store, id: PartitionId, position: u64, batches: &[PulledBatch])
             Durability::Buffered,
             id,
             &LINK,
-            position,
+            UpstreamPosition {
+                next_offset: position,
+                upstream_incarnation: 0,
+            },
             batches,
             |i, _, skip| {
                 let b = batches[i];
@@ -40,6 +44,24 @@ fn apply(store: &Store, id: PartitionId, position: u64, batches: &[PulledBatch])
             },
         )
         .unwrap()
+}
+
+/// An upstream position read in no known incarnation.
+fn at(next_offset: u64) -> UpstreamPosition {
+    UpstreamPosition {
+        next_offset,
+        upstream_incarnation: 0,
+    }
+}
+
+/// The link's stored positions, by partition.
+fn positions(store: &Store) -> Vec<(PartitionId, u64)> {
+    store
+        .link_positions(&LINK)
+        .unwrap()
+        .into_iter()
+        .map(|(id, p)| (id, p.next_offset))
+        .collect()
 }
 
 /// `(base_offset, first origin offset)` of every stored batch.
@@ -93,8 +115,8 @@ fn each_origin_record_is_applied_once_whatever_path_brings_it() {
     ));
     assert_eq!(r.appended_records(&batches), 4);
     assert_eq!(stored(&store, id), vec![(0, 0), (3, 0), (5, 3), (7, 2)]);
-    assert_eq!(store.watermarks(id).unwrap(), vec![(A, 5), (C, 4)]);
-    assert_eq!(store.link_positions(&LINK).unwrap(), vec![(id, 9)]);
+    assert_eq!(store.watermarks(id).unwrap(), vec![(A, 0, 5), (C, 0, 4)]);
+    assert_eq!(positions(&store), vec![(id, 9)]);
 }
 
 #[test]
@@ -114,7 +136,207 @@ fn own_records_are_skipped_and_origin_offsets_need_not_be_dense() {
         }
     ));
     assert_eq!(stored(&store, id), vec![(0, 10)]);
-    assert_eq!(store.watermarks(id).unwrap(), vec![(A, 12)]);
+    assert_eq!(store.watermarks(id).unwrap(), vec![(A, 0, 12)]);
+}
+
+/// A batch of `origin` in its `incarnation`.
+fn of(incarnation: u32, mut b: PulledBatch) -> PulledBatch {
+    b.origin_incarnation = incarnation;
+    b
+}
+
+#[test]
+fn a_new_incarnation_reusing_origin_offsets_is_applied_not_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let own = *store.identity().cluster_id.as_bytes();
+    let id = new_partition(&store);
+    apply(&store, id, 5, &[of(1, pulled(A, 0, 5))]);
+    // A lost its tail from 3 on and starts again there as incarnation 2.
+    let batches = [of(2, pulled(A, 3, 4)), of(1, pulled(A, 2, 3))];
+    let r = apply(&store, id, 9, &batches);
+    assert!(matches!(
+        r.applied[0],
+        Applied::Appended {
+            base_offset: 5,
+            skipped: 0,
+            ..
+        }
+    ));
+    assert_eq!(
+        r.applied[1],
+        Applied::Duplicate,
+        "incarnation 1 is as it was"
+    );
+    assert_eq!(stored(&store, id), vec![(0, 0), (5, 3)]);
+    // Own records are left out whatever their incarnation.
+    let own_batches = [of(7, pulled(own, 0, 2)), of(0, pulled(own, 2, 1))];
+    let r = apply(&store, id, 10, &own_batches);
+    assert_eq!(r.applied, vec![Applied::Own, Applied::Own]);
+    assert_eq!(store.watermarks(id).unwrap(), vec![(A, 1, 5), (A, 2, 7)]);
+    drop(store);
+    // The watermarks of each incarnation hold across a reopen.
+    let store = open(dir.path());
+    let batches = [of(2, pulled(A, 5, 3)), of(1, pulled(A, 4, 2))];
+    let r = apply(&store, id, 11, &batches);
+    assert!(matches!(r.applied[0], Applied::Appended { skipped: 2, .. }));
+    assert!(matches!(r.applied[1], Applied::Appended { skipped: 1, .. }));
+    assert_eq!(store.watermarks(id).unwrap(), vec![(A, 1, 6), (A, 2, 8)]);
+}
+
+#[test]
+fn watermarks_written_before_incarnations_are_incarnation_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let id = new_partition(&store);
+    // The key as written before incarnations: 0x01, partition, origin.
+    let mut old_key = vec![0x01];
+    old_key.extend_from_slice(&id.to_be_bytes());
+    old_key.extend_from_slice(&A);
+    store
+        .db
+        .put_cf(store.cf(keys::cf::REPL), &old_key, 4u64.to_be_bytes())
+        .unwrap();
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(store.watermark(id, &A, 0).unwrap(), 4);
+    assert_eq!(store.watermarks(id).unwrap(), vec![(A, 0, 4)]);
+    // Batches stored before incarnations (0) are compared with it; later ones are not.
+    let batches = [pulled(A, 2, 4), of(1, pulled(A, 0, 2))];
+    let r = apply(&store, id, 3, &batches);
+    assert!(matches!(r.applied[0], Applied::Appended { skipped: 2, .. }));
+    assert!(matches!(r.applied[1], Applied::Appended { skipped: 0, .. }));
+    assert_eq!(store.watermarks(id).unwrap(), vec![(A, 0, 6), (A, 1, 2)]);
+    assert_eq!(
+        crate::db::get(&store.db, keys::cf::REPL, &old_key).unwrap(),
+        Some(6u64.to_be_bytes().to_vec()),
+        "incarnation 0 keeps its old key"
+    );
+}
+
+#[test]
+fn a_mirror_refuses_new_records_at_offsets_it_holds_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let id = new_partition(&store);
+    let mut b = of(1, pulled(A, 100, 10));
+    b.keep_offset = Some(100);
+    apply(&store, id, 110, &[b]);
+    // The source lost 105.. and wrote new records there as incarnation 2.
+    let mut old = of(1, pulled(A, 100, 5));
+    old.keep_offset = Some(100);
+    let mut new = of(2, pulled(A, 105, 3));
+    new.keep_offset = Some(105);
+    let e = store
+        .apply_pulled(
+            Durability::Sync,
+            id,
+            &LINK,
+            at(108),
+            &[old, new],
+            |_, _, _| unreachable!("nothing is built"),
+        )
+        .unwrap_err();
+    assert!(e.is_mirror_divergence(), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("the source's offsets diverged at 105: it lost records this mirror holds"),
+        "{e}"
+    );
+    assert_eq!(positions(&store), vec![(id, 110)]);
+    assert_eq!(store.watermarks(id).unwrap(), vec![(A, 1, 110)]);
+    assert_eq!(store.partition_stats(id, None).unwrap().high_watermark, 110);
+}
+
+#[test]
+fn positions_keep_the_upstream_incarnation_and_old_ones_read_as_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let id = new_partition(&store);
+    let p = UpstreamPosition {
+        next_offset: 7,
+        upstream_incarnation: 1_700_000_000,
+    };
+    store
+        .apply_pulled(
+            Durability::Sync,
+            id,
+            &LINK,
+            p,
+            &[],
+            |_, _, _| unreachable!(),
+        )
+        .unwrap();
+    assert_eq!(store.link_positions(&LINK).unwrap(), vec![(id, p)]);
+    // A position as stored before incarnations: the offset alone.
+    store
+        .db
+        .put_cf(
+            store.cf(keys::cf::REPL),
+            keys::link_position(&LINK, id),
+            9u64.to_be_bytes(),
+        )
+        .unwrap();
+    assert_eq!(store.link_positions(&LINK).unwrap(), vec![(id, at(9))]);
+}
+
+#[test]
+fn a_position_holds_only_where_the_log_below_it_is_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let backup = dir.path().join("backup");
+    std::fs::create_dir(&backup).unwrap();
+    let append = |store: &Store, id| {
+        store
+            .append(Durability::Sync, &[id], |_, _| NewBatch {
+                value: vec![1],
+                record_count: 5,
+                append_time_ms: 1,
+                max_timestamp_ms: 1,
+            })
+            .unwrap();
+    };
+    let (id, first) = {
+        let store = open(dir.path());
+        let id = new_partition(&store);
+        append(&store, id);
+        append(&store, id);
+        let first = store.identity().incarnation;
+        let read = |o| UpstreamPosition {
+            next_offset: o,
+            upstream_incarnation: first,
+        };
+        assert!(store.position_holds(id, read(10)).unwrap());
+        assert!(!store.position_holds(id, read(11)).unwrap());
+        assert!(
+            !store.position_holds(id, at(10)).unwrap(),
+            "another incarnation"
+        );
+        // A checkpoint at 10; the log goes on to 20 and a puller reads all of it.
+        store.checkpoint(&backup).unwrap();
+        append(&store, id);
+        append(&store, id);
+        assert!(store.position_holds(id, read(20)).unwrap());
+        (id, first)
+    };
+    let read = |o| UpstreamPosition {
+        next_offset: o,
+        upstream_incarnation: first,
+    };
+    // A restart keeps the log: positions read before it hold up to its end.
+    let store = open(dir.path());
+    assert!(store.position_holds(id, read(20)).unwrap());
+    let second = store.identity().incarnation;
+    drop(store);
+    // The checkpoint, restored, ends at 10: a position read past that in the incarnation
+    // it was taken in does not hold, nor one read in a later incarnation of the original.
+    let copy = Store::open(&backup.join(CHECKPOINT_DB), &StoreOptions::default()).unwrap();
+    assert!(copy.position_holds(id, read(10)).unwrap());
+    assert!(!copy.position_holds(id, read(20)).unwrap());
+    let later = UpstreamPosition {
+        next_offset: 5,
+        upstream_incarnation: second,
+    };
+    assert!(!copy.position_holds(id, later).unwrap());
 }
 
 #[test]
@@ -123,7 +345,7 @@ fn a_chunk_without_batches_still_moves_the_position() {
     let store = open(dir.path());
     let id = new_partition(&store);
     apply(&store, id, 42, &[]);
-    assert_eq!(store.link_positions(&LINK).unwrap(), vec![(id, 42)]);
+    assert_eq!(positions(&store), vec![(id, 42)]);
     assert_eq!(store.partition_stats(id, None).unwrap().high_watermark, 0);
     store.drop_link(&LINK).unwrap();
     assert!(store.link_positions(&LINK).unwrap().is_empty());
@@ -161,7 +383,7 @@ fn watermarks_and_positions_survive_a_reopen_and_go_with_the_partition() {
     let store = open(dir.path());
     let r = apply(&store, id, 3, &[pulled(A, 0, 3)]);
     assert_eq!(r.applied, vec![Applied::Duplicate]);
-    assert_eq!(store.link_positions(&LINK).unwrap(), vec![(id, 3)]);
+    assert_eq!(positions(&store), vec![(id, 3)]);
     let mut tx = CatalogTx::default();
     tx.drop_partition(id);
     store.commit(tx).unwrap();

@@ -79,6 +79,54 @@ fn offsets_are_dense_and_survive_reopen() {
 }
 
 #[test]
+fn every_open_is_a_new_incarnation_persisted_before_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let stored = |store: &Store| -> ClusterIdentity {
+        let v = crate::db::get(&store.db, keys::cf::META, keys::META_IDENTITY).unwrap();
+        serde_json::from_slice(&v.unwrap()).unwrap()
+    };
+    let first = {
+        let store = open(dir.path());
+        assert!(store.identity().incarnation >= 1);
+        assert_eq!(&stored(&store), store.identity(), "persisted at open");
+        store.identity().clone()
+    };
+    let store = open(dir.path());
+    let second = store.identity().clone();
+    assert_eq!(second.cluster_id, first.cluster_id);
+    assert_ne!(second.incarnation, first.incarnation);
+    assert_eq!(second.previous_incarnation, first.incarnation);
+    assert_eq!(stored(&store), second);
+
+    // An identity written before incarnations existed reads as 0 and is bumped.
+    let mut old = serde_json::to_value(&second).unwrap();
+    old.as_object_mut().unwrap().remove("incarnation");
+    store
+        .db
+        .put_cf(
+            store.cf(keys::cf::META),
+            keys::META_IDENTITY,
+            serde_json::to_vec(&old).unwrap(),
+        )
+        .unwrap();
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(store.identity().cluster_id, first.cluster_id);
+    assert!(store.identity().incarnation >= 1);
+}
+
+#[test]
+fn a_new_incarnation_is_never_0_nor_the_stored_one() {
+    use crate::store::next_incarnation;
+    assert_eq!(next_incarnation(7, 1234), 1234);
+    assert_eq!(next_incarnation(0, 0), 1);
+    assert_eq!(next_incarnation(3, 0), 1);
+    assert_eq!(next_incarnation(1, 0), 2);
+    assert_eq!(next_incarnation(5, 5), 6);
+    assert_eq!(next_incarnation(u32::MAX, u32::MAX), 1);
+}
+
+#[test]
 fn reads_start_at_the_batch_holding_the_offset_and_respect_the_budget() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());

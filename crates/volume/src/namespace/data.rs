@@ -286,7 +286,8 @@ impl Namespace {
                 }),
             })
             .collect();
-        let origin = *self.store.identity().cluster_id.as_bytes();
+        let identity = self.store.identity();
+        let (origin, incarnation) = (*identity.cluster_id.as_bytes(), identity.incarnation);
         let durability = s.attributes.durability.into();
         let store = self.store.clone();
         let build = move |i: usize, base: u64| {
@@ -297,6 +298,7 @@ impl Namespace {
                 origin_cluster: origin,
                 origin_base_offset: base,
                 timestamp_type: ts_type,
+                origin_incarnation: incarnation,
             };
             NewBatch {
                 value: batch::stored_value(body, &fields),

@@ -12,7 +12,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use tributary_storage::{self as storage, ApplyResult, NewBatch, PartitionId, PulledBatch};
+use tributary_storage::{
+    self as storage, ApplyResult, NewBatch, PartitionId, PulledBatch, UpstreamPosition,
+};
 
 use super::{Namespace, blocking, volume_of};
 use crate::model::*;
@@ -36,12 +38,13 @@ pub struct ReplicaPartition<'a> {
     id: PartitionId,
 }
 
-/// A link's stored position in one partition: the next upstream offset to read.
+/// A link's stored position in one partition: the next upstream offset to read, and the
+/// upstream's incarnation it was read in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkPosition {
     pub topic: String,
     pub partition: u32,
-    pub next_offset: u64,
+    pub at: UpstreamPosition,
 }
 
 /// What applying a partition's pulled batches did.
@@ -110,11 +113,11 @@ impl ReplicaTarget<'_> {
         let stored = blocking(move || Ok(store.link_positions(&id)?)).await?;
         Ok(stored
             .into_iter()
-            .filter_map(|(id, next_offset)| {
+            .filter_map(|(id, at)| {
                 names.get(&id).map(|(topic, partition)| LinkPosition {
                     topic: topic.clone(),
                     partition: *partition,
-                    next_offset,
+                    at,
                 })
             })
             .collect())
@@ -216,7 +219,7 @@ impl ReplicaPartition<'_> {
     /// records; it runs under the partition's append lock.
     pub async fn apply(
         &self,
-        position: u64,
+        position: UpstreamPosition,
         asked_bytes: u64,
         batches: &[PulledBatch],
         build: impl FnMut(usize, u64, u32) -> NewBatch + Send + 'static,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::watch;
-use tributary_storage::{self as storage, PartitionId, PartitionStats};
+use tributary_storage::{self as storage, PartitionId, PartitionStats, UpstreamPosition};
 
 use super::Namespace;
 use crate::Result;
@@ -115,6 +115,22 @@ impl PullSource {
     pub fn stats(&self, p: SourcePartition) -> Result<Option<PartitionStats>> {
         let cutoff = self.ns.expire_before(&self.stream);
         gone_as_none(self.ns.store.partition_stats(p.0, cutoff))
+    }
+
+    /// Whether a puller's position still points into the log it was read from (after a
+    /// restart, the log may have lost a tail: design §6.3); `None` once the partition was
+    /// dropped. Blocks.
+    pub fn position_holds(
+        &self,
+        p: SourcePartition,
+        position: UpstreamPosition,
+    ) -> Result<Option<bool>> {
+        gone_as_none(self.ns.store.position_holds(p.0, position))
+    }
+
+    /// This cluster's incarnation: positions read now are positions in it.
+    pub fn incarnation(&self) -> u32 {
+        self.ns.store.identity().incarnation
     }
 
     /// A partition's high-water mark, as it moves; `None` once the partition was dropped.
