@@ -80,6 +80,7 @@ impl wire::producer_server::Producer for Services {
                 .collect(),
             record_partitions: res.record_partitions,
             duplicate: res.duplicate,
+            partitions: res.partitions,
         })
     }
 
