@@ -233,6 +233,23 @@ async fn a_hundred_thousand_records_survive_kill_9() {
 
 /// A fetch says where the next one starts, and a reader sends that fetch before it hands
 /// back the records of this one: every record once, in order, then a long-poll.
+/// One `Fetch` of partition 0 that returns at once, as sent on the wire.
+async fn raw_fetch(
+    client: &Client,
+    topic: &str,
+    offset: u64,
+    max_bytes: u32,
+) -> Result<v1::FetchResponse, tonic::Status> {
+    let req = v1::FetchRequest {
+        topic: topic.into(),
+        partition: 0,
+        offset,
+        max_bytes,
+        max_wait_ms: 0,
+    };
+    client.consumer().fetch(req).await.map(|r| r.into_inner())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_reads_one_fetch_ahead() {
     let server = Server::start();
@@ -247,30 +264,17 @@ async fn a_reader_reads_one_fetch_ahead() {
     }
 
     // The raw call: whole batches, and the base of the first one not returned.
-    let fetch = |offset, max_bytes| {
-        let mut consumer = client.consumer();
-        async move {
-            consumer
-                .fetch(v1::FetchRequest {
-                    topic: topic.into(),
-                    partition: 0,
-                    offset,
-                    max_bytes,
-                    max_wait_ms: 0,
-                })
-                .await
-        }
-    };
-    let r = fetch(150, 1).await.unwrap().into_inner();
+    let fetch = |offset, max_bytes| raw_fetch(&client, topic, offset, max_bytes);
+    let r = fetch(150, 1).await.unwrap();
     assert_eq!(
         r.batches.len(),
         1,
         "one batch, at least, whatever the budget"
     );
     assert_eq!((r.batches[0].base_offset, r.next_offset), (100, 200));
-    let r = fetch(0, 0).await.unwrap().into_inner();
+    let r = fetch(0, 0).await.unwrap();
     assert_eq!((r.batches.len(), r.next_offset), (10, 1000), "to the end");
-    let r = fetch(1000, 0).await.unwrap().into_inner();
+    let r = fetch(1000, 0).await.unwrap();
     assert_eq!((r.batches.len(), r.next_offset), (0, 1000), "nothing yet");
 
     // From the middle of a batch, a few batches per fetch.
@@ -321,21 +325,7 @@ async fn fetches_keep_their_byte_budget_and_the_message_limit() {
         ..Default::default()
     };
     create_stream(&client, "/f/s", large).await;
-    let fetch = |topic: &'static str, offset, max_bytes| {
-        let mut consumer = client.consumer();
-        async move {
-            consumer
-                .fetch(v1::FetchRequest {
-                    topic: topic.into(),
-                    partition: 0,
-                    offset,
-                    max_bytes,
-                    max_wait_ms: 0,
-                })
-                .await
-                .map(|r| r.into_inner())
-        }
-    };
+    let fetch = |topic, offset, max_bytes| raw_fetch(&client, topic, offset, max_bytes);
     let size = |r: &v1::FetchResponse| -> usize { r.batches.iter().map(|b| b.encoded_len()).sum() };
 
     // Small batches of uneven sizes: each response within 40,000 bytes.
