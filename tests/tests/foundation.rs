@@ -1,11 +1,12 @@
 //! The foundation, end to end: the README's quick start on the real binary, 100,000 records
-//! through a 3-partition topic surviving `kill -9`, clean shutdown, and refusal of a
-//! foreign data directory.
+//! through a 3-partition topic surviving `kill -9`, fetches within their byte budget and
+//! the message limit, clean shutdown, and refusal of a foreign data directory.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
+use prost::Message;
 use tributary_e2e::{Client, Server, binary, create_stream};
 use tributary_proto::v1;
 
@@ -232,6 +233,23 @@ async fn a_hundred_thousand_records_survive_kill_9() {
 
 /// A fetch says where the next one starts, and a reader sends that fetch before it hands
 /// back the records of this one: every record once, in order, then a long-poll.
+/// One `Fetch` of partition 0 that returns at once, as sent on the wire.
+async fn raw_fetch(
+    client: &Client,
+    topic: &str,
+    offset: u64,
+    max_bytes: u32,
+) -> Result<v1::FetchResponse, tonic::Status> {
+    let req = v1::FetchRequest {
+        topic: topic.into(),
+        partition: 0,
+        offset,
+        max_bytes,
+        max_wait_ms: 0,
+    };
+    client.consumer().fetch(req).await.map(|r| r.into_inner())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_reads_one_fetch_ahead() {
     let server = Server::start();
@@ -246,30 +264,17 @@ async fn a_reader_reads_one_fetch_ahead() {
     }
 
     // The raw call: whole batches, and the base of the first one not returned.
-    let fetch = |offset, max_bytes| {
-        let mut consumer = client.consumer();
-        async move {
-            consumer
-                .fetch(v1::FetchRequest {
-                    topic: topic.into(),
-                    partition: 0,
-                    offset,
-                    max_bytes,
-                    max_wait_ms: 0,
-                })
-                .await
-        }
-    };
-    let r = fetch(150, 1).await.unwrap().into_inner();
+    let fetch = |offset, max_bytes| raw_fetch(&client, topic, offset, max_bytes);
+    let r = fetch(150, 1).await.unwrap();
     assert_eq!(
         r.batches.len(),
         1,
         "one batch, at least, whatever the budget"
     );
     assert_eq!((r.batches[0].base_offset, r.next_offset), (100, 200));
-    let r = fetch(0, 0).await.unwrap().into_inner();
+    let r = fetch(0, 0).await.unwrap();
     assert_eq!((r.batches.len(), r.next_offset), (10, 1000), "to the end");
-    let r = fetch(1000, 0).await.unwrap().into_inner();
+    let r = fetch(1000, 0).await.unwrap();
     assert_eq!((r.batches.len(), r.next_offset), (0, 1000), "nothing yet");
 
     // From the middle of a batch, a few batches per fetch.
@@ -305,6 +310,77 @@ async fn a_reader_reads_one_fetch_ahead() {
     let mut reader = client.reader(topic, 0, 5000, 0, Duration::ZERO);
     let e = reader.next().await.unwrap_err();
     assert_eq!(e.code(), Some(tonic::Code::OutOfRange), "{e}");
+}
+
+/// A fetch returns no more batch bytes than its budget, unless one batch alone is larger;
+/// and never a response past the server's message limit, whatever the budget asked: 8 MB
+/// batches fetched with 64 MiB or u32::MAX come back (not `OUT_OF_RANGE` from a response
+/// too large to send).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetches_keep_their_byte_budget_and_the_message_limit() {
+    let server = Server::start();
+    let client = server.client().await;
+    let large = v1::StreamAttributes {
+        max_message_bytes: Some(16 << 20),
+        ..Default::default()
+    };
+    create_stream(&client, "/f/s", large).await;
+    let fetch = |topic, offset, max_bytes| raw_fetch(&client, topic, offset, max_bytes);
+    let size = |r: &v1::FetchResponse| -> usize { r.batches.iter().map(|b| b.encoded_len()).sum() };
+
+    // Small batches of uneven sizes: each response within 40,000 bytes.
+    for b in 0..200u32 {
+        let value = vec![b as u8; 500 + (b as usize * 37) % 1_500];
+        client
+            .produce(
+                "/f/s:small",
+                Some(0),
+                vec![tributary_client::record("", value)],
+            )
+            .await
+            .unwrap();
+    }
+    let mut offset = 0;
+    while offset < 200 {
+        let r = fetch("/f/s:small", offset, 40_000).await.unwrap();
+        let lens: Vec<usize> = r.batches.iter().map(|b| b.encoded_len()).collect();
+        assert!(
+            size(&r) <= 40_000,
+            "{} bytes from {offset}: {lens:?}",
+            size(&r)
+        );
+        assert!(r.next_offset > offset);
+        offset = r.next_offset;
+    }
+
+    // Ten batches of 8 MB: 80 MB, past the 64 MiB message limit.
+    const BATCH: usize = 8_000_000;
+    for b in 0..10u8 {
+        client
+            .produce(
+                "/f/s:big",
+                Some(0),
+                vec![tributary_client::record("", vec![b; BATCH])],
+            )
+            .await
+            .unwrap();
+    }
+    for max_bytes in [64 << 20, u32::MAX, BATCH as u32 - 1] {
+        let (mut offset, mut batches) = (0, 0);
+        while offset < 10 {
+            let r = fetch("/f/s:big", offset, max_bytes)
+                .await
+                .unwrap_or_else(|s| panic!("max_bytes {max_bytes} at {offset}: {s:?}"));
+            assert!(!r.batches.is_empty() && size(&r) < 64 << 20);
+            for (i, b) in r.batches.iter().enumerate() {
+                assert_eq!(b.base_offset, offset + i as u64);
+                assert_eq!(b.records[0].value.len(), BATCH);
+            }
+            batches += r.batches.len();
+            offset = r.next_offset;
+        }
+        assert_eq!(batches, 10, "max_bytes {max_bytes}");
+    }
 }
 
 #[tokio::test]

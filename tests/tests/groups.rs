@@ -1,6 +1,7 @@
 //! Consumer groups, cursors, seek by time and idempotent producers on the real server:
 //! members sharing partitions, a member killed mid-stream, restarts resuming from cursors,
-//! time lookups over a million records, and retries after a lost response.
+//! time lookups over a million records, retries after a lost response, and a running
+//! producer following a topic that grows.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::BufRead;
@@ -210,6 +211,76 @@ async fn a_killed_member_loses_its_partitions_and_committed_records_are_not_read
     for &(p, o) in printed.iter().filter(|r| ab.contains(r)) {
         assert!(o >= committed.get(&p).copied().unwrap_or(0));
     }
+}
+
+/// A running producer learns from the produce responses that its topic grew, and routes
+/// keyed records with the new count: they reach the new partitions, none lost or doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_producer_follows_a_topic_that_grows() {
+    let server = Server::start();
+    let client = setup(&server, "/g/s", "t", 2).await;
+    let producer = Producer::new(client.clone(), ProducerConfig::default())
+        .await
+        .unwrap();
+    let sent = Arc::new(Mutex::new(BTreeMap::new()));
+    // Sends a round of keyed records and returns the partitions they went to.
+    let round = |r: usize| {
+        let (producer, sent) = (producer.clone(), sent.clone());
+        async move {
+            let mut acks = Vec::new();
+            for i in 0..100 {
+                let (key, value) = (format!("k{i}"), format!("r{r}-{i}"));
+                let ack = producer.send("/g/s:t", record(key, value.clone()));
+                acks.push((value, ack.await.unwrap()));
+            }
+            producer.flush().await.unwrap();
+            let mut parts = BTreeSet::new();
+            for (value, ack) in acks {
+                let d = ack.await.unwrap().unwrap();
+                parts.insert(d.partition);
+                sent.lock().unwrap().insert(value, d);
+            }
+            parts
+        }
+    };
+    assert_eq!(round(0).await, BTreeSet::from([0, 1]));
+    server
+        .cli()
+        .args(["topic", "edit", "/g/s:t", "--partitions", "5"])
+        .run()
+        .ok();
+    // The first round after the change learns the count; a later one uses it.
+    let mut r = 0;
+    wait_until(
+        "keyed records in the new partitions",
+        Duration::from_secs(30),
+        || {
+            r += 1;
+            let next = round(r);
+            async move { next.await.iter().any(|&p| p >= 2).then_some(()) }
+        },
+    )
+    .await;
+    let last = round(r + 1).await;
+    assert_eq!(last, (0..5).collect(), "100 keys over 5 partitions");
+
+    // Every record acknowledged is stored once, where its acknowledgement said.
+    let mut stored = BTreeMap::new();
+    for p in 0..5 {
+        let f = client
+            .fetch("/g/s:t", p, 0, 64 << 20, Duration::ZERO)
+            .await
+            .unwrap();
+        for rec in f.records {
+            let value = String::from_utf8(rec.record.value.to_vec()).unwrap();
+            let at = tributary_client::Delivery {
+                partition: p,
+                offset: rec.offset,
+            };
+            assert!(stored.insert(value, at).is_none(), "stored once");
+        }
+    }
+    assert_eq!(stored, *sent.lock().unwrap());
 }
 
 // Multi-threaded: `terminate` blocks this thread while the server waits for our

@@ -2,7 +2,8 @@
 //! through a fault proxy that cuts links, with a cluster `kill -9`ed mid-stream, an
 //! offset-keeping mirror failing over with a consumer group, and a link that fell behind
 //! the upstream's retention. Every test ends with the convergence checker: per partition
-//! and origin, every cluster holds the origin's own sequence, no gap, no duplicate.
+//! and origin, every cluster holds the origin's own sequence, no gap, no duplicate. And a
+//! raw pull whose responses keep within their byte budget.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -807,4 +808,64 @@ fn named_sorted(tag: &str, range: std::ops::Range<usize>) -> Vec<String> {
     let mut v = named(tag, range);
     v.sort();
     v
+}
+
+/// A pull response holds no more batch bytes than the puller's budget, except a lone batch
+/// larger than it: a partition whose next batch does not fit what is left of the budget
+/// leads the next response instead.
+#[tokio::test]
+async fn pull_responses_keep_within_their_byte_budget() {
+    let server = Server::start();
+    let client = server.client().await;
+    let large = v1::StreamAttributes {
+        max_message_bytes: Some(16 << 20),
+        ..Default::default()
+    };
+    create_stream(&client, STREAM, large).await;
+    client
+        .admin()
+        .create_topic(v1::CreateTopicRequest {
+            path: TOPIC.into(),
+            partitions: Some(PARTITIONS),
+        })
+        .await
+        .unwrap();
+    const BATCH: usize = 3 << 20;
+    for p in 0..PARTITIONS {
+        client
+            .produce(TOPIC, Some(p), vec![record("", vec![p as u8; BATCH])])
+            .await
+            .unwrap();
+    }
+    let budget = 4 << 20;
+    let mut pull = client
+        .replication()
+        .pull(v1::PullRequest {
+            stream: STREAM.into(),
+            max_bytes: budget,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut got = 0;
+    while got < PARTITIONS {
+        let r = tokio::time::timeout(LONG, pull.message())
+            .await
+            .expect("a response")
+            .unwrap()
+            .expect("the pull goes on");
+        let batches: Vec<usize> = r
+            .chunks
+            .iter()
+            .flat_map(|c| c.batches.iter().map(|b| b.len()))
+            .collect();
+        let bytes: usize = batches.iter().sum();
+        assert!(
+            bytes <= budget as usize || batches.len() == 1,
+            "{bytes} bytes in one response: {batches:?}"
+        );
+        got += batches.len() as u32;
+    }
+    assert_eq!(got, PARTITIONS);
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use prost::Message;
 use sha2::{Digest, Sha256};
 use tonic::{Code, Status};
-use tributary_e2e::{Client, Server, create_stream, snapshot};
+use tributary_e2e::{Client, Server, create_stream, repo_root, snapshot};
 use tributary_proto::v1;
 
 type Answer = Pin<Box<dyn Future<Output = Result<bool, Status>> + Send>>;
@@ -176,6 +176,36 @@ fn every_rpc_of_the_proto_is_in_the_table() {
         proto.len() >= 25 && proto.contains("Producer/Produce"),
         "the descriptor lists the API: {proto:?}"
     );
+}
+
+/// docs/RELIABILITY.md counts the RPCs (from the descriptor) and those that refuse a
+/// stranger (from the table): each figure it gives must be the current one.
+#[test]
+fn reliability_md_gives_the_current_rpc_counts() {
+    let doc = std::fs::read_to_string(repo_root().join("docs/RELIABILITY.md")).unwrap();
+    let doc = doc.split_whitespace().collect::<Vec<_>>().join(" ");
+    let all = proto_rpcs().len();
+    let table = rpcs();
+    let denied: BTreeSet<_> = table
+        .iter()
+        .filter(|r| matches!(r.stranger, Denied(_)))
+        .map(|r| r.name)
+        .collect();
+    let open = all - denied.len();
+    for figure in [
+        format!("a table of all {all} RPCs"),
+        format!("all {all} refuse a caller without credentials"),
+        format!(
+            "{} refuse an authenticated caller without rights",
+            denied.len()
+        ),
+        format!("and the other {open} ("),
+    ] {
+        assert!(
+            doc.contains(&figure),
+            "docs/RELIABILITY.md should say `{figure}`"
+        );
+    }
 }
 
 #[tokio::test]

@@ -18,7 +18,7 @@ use tributary_volume::{
 use crate::auth::credential;
 use crate::services::{Reply, Services, ok};
 use crate::trace::caller;
-use crate::{ApiError, metrics};
+use crate::{ApiError, limits, metrics};
 
 fn invalid(field: &'static str, message: impl Into<String>) -> Status {
     ApiError::InvalidArgument {
@@ -81,6 +81,7 @@ impl wire::producer_server::Producer for Services {
                 .collect(),
             record_partitions: res.record_partitions,
             duplicate: res.duplicate,
+            partitions: res.partitions,
         })
     }
 
@@ -126,11 +127,12 @@ impl wire::consumer_server::Consumer for Services {
                 &r.topic,
                 r.partition,
                 r.offset,
-                r.max_bytes as usize,
+                limits::fetch_budget(r.max_bytes, self.max_message_bytes),
                 Duration::from_millis(r.max_wait_ms.into()),
             )
             .await
             .map_err(ApiError::from)?;
+        limits::check_fetch_response(&res.batches, self.max_message_bytes)?;
         let bytes = metrics::fetched(&r.topic, &res.batches);
         self.quotas.charge_fetch(c.name(), bytes);
         ok(wire::FetchResponse {

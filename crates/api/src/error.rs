@@ -86,6 +86,7 @@ impl From<ApiError> for Status {
                 },
                 volume::Error::OffsetOutOfRange { .. } => Code::OutOfRange,
                 volume::Error::ShuttingDown => Code::Unavailable,
+                volume::Error::Retention { .. } => Code::Internal,
                 volume::Error::Storage(s) => match s {
                     storage::Error::UnknownPartition(_) => Code::NotFound,
                     storage::Error::OffsetOutOfRange { .. } => Code::OutOfRange,

@@ -89,9 +89,9 @@ pub async fn serve(
         Some(l) => l.clone(),
         None => Links::new(ns.clone()),
     };
-    let services = Services::new(ns.clone(), links, quotas.clone());
-    let auth = Authenticator::new(ns.clone(), quotas, options.allow_anonymous);
     let max = options.max_message_bytes;
+    let services = Services::new(ns.clone(), links, quotas.clone(), max);
+    let auth = Authenticator::new(ns.clone(), quotas, options.allow_anonymous);
     let admin = v1::admin_server::AdminServer::new(services.clone())
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);

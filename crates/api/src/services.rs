@@ -25,15 +25,23 @@ pub struct Services {
     pub(crate) links: Arc<Links>,
     /// Byte-rate quotas (request rates are checked at authentication).
     pub(crate) quotas: Arc<Quotas>,
+    /// The largest message the server sends: fetch responses are kept within it.
+    pub(crate) max_message_bytes: usize,
     version: &'static str,
 }
 
 impl Services {
-    pub fn new(ns: Arc<Namespace>, links: Arc<Links>, quotas: Arc<Quotas>) -> Self {
+    pub fn new(
+        ns: Arc<Namespace>,
+        links: Arc<Links>,
+        quotas: Arc<Quotas>,
+        max_message_bytes: usize,
+    ) -> Self {
         Self {
             ns,
             links,
             quotas,
+            max_message_bytes,
             version: env!("CARGO_PKG_VERSION"),
         }
     }

@@ -8,6 +8,12 @@
 //! partition per batch, round-robin), since a retry must go to the partition the first try
 //! went to. One request per partition is in flight at a time, so
 //! records of a partition are appended in the order they were sent.
+//!
+//! A topic's partition count is asked once (`GetPartitions`) and then followed: every
+//! produce response carries the count, and the count is asked again when it is older than
+//! `ProducerConfig::metadata_max_age`. Once a topic has grown, keyed records are routed with
+//! the new count, so a key may move to another partition (as in Kafka): records of a key
+//! sent before and after the change are ordered within each partition, not across them.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -33,6 +39,10 @@ pub struct ProducerConfig {
     pub idempotent: bool,
     /// Each request's deadline.
     pub request_timeout: Duration,
+    /// A topic's partition count is asked again once it is this old (Kafka's
+    /// `metadata.max.age.ms`). Produce responses carry the count too, so this only matters
+    /// for a server that does not send it.
+    pub metadata_max_age: Duration,
 }
 
 impl Default for ProducerConfig {
@@ -44,6 +54,7 @@ impl Default for ProducerConfig {
             retry_backoff: Duration::from_millis(100),
             idempotent: true,
             request_timeout: Duration::from_secs(30),
+            metadata_max_age: Duration::from_secs(300),
         }
     }
 }
@@ -160,6 +171,8 @@ struct Batcher {
 
 struct TopicState {
     partitions: u32,
+    /// When `partitions` was last learned from the server.
+    learned: Instant,
     sticky: u32,
     parts: HashMap<u32, PartState>,
 }
@@ -183,6 +196,8 @@ struct Done {
     /// The producer id must be replaced: its state expired on the server, or the batch
     /// failed for good without an answer, so it may yet be appended under its sequence.
     stale_producer: bool,
+    /// The topic's partition count, as the response told it.
+    partitions: Option<u32>,
 }
 
 impl Batcher {
@@ -201,6 +216,9 @@ impl Batcher {
                     let current = d.producer_id == self.producer_id;
                     if d.stale_producer && current {
                         self.needs_new_id = true;
+                    }
+                    if let (Some(t), Some(n)) = (self.topics.get_mut(&d.topic), d.partitions) {
+                        t.learn(n);
                     }
                     if let Some(p) = self.topics.get_mut(&d.topic).and_then(|t| t.parts.get_mut(&d.partition)) {
                         p.in_flight = false;
@@ -242,29 +260,15 @@ impl Batcher {
     }
 
     async fn enqueue(&mut self, topic: String, record: Record, ack: Ack) {
-        if !self.topics.contains_key(&topic) {
-            let mut attempt = 0;
-            let n = loop {
-                attempt += 1;
-                let mut producer = self.client.producer();
-                let call = producer.get_partitions(v1::GetPartitionsRequest {
-                    topic: topic.clone(),
-                });
-                let r = within(self.config.request_timeout, call).await;
-                match r {
-                    Err(s) if retriable(&s) && attempt <= self.config.retries => {
-                        tokio::time::sleep(self.config.retry_backoff * attempt.min(10)).await;
-                    }
-                    r => break r,
-                }
-            };
-            match n {
-                Ok(r) => {
-                    let partitions = r.into_inner().partitions.max(1);
+        let max_age = self.config.metadata_max_age;
+        match self.topics.get_mut(&topic) {
+            None => match self.partitions(&topic).await {
+                Ok(partitions) => {
                     self.topics.insert(
                         topic.clone(),
                         TopicState {
                             partitions,
+                            learned: Instant::now(),
                             sticky: 0,
                             parts: HashMap::new(),
                         },
@@ -274,7 +278,15 @@ impl Batcher {
                     let _ = ack.send(Err(Error::from(s).to_string()));
                     return;
                 }
+            },
+            Some(t) if t.learned.elapsed() >= max_age => {
+                // Kept as it is when the server cannot be asked: it is asked again next time.
+                t.learned = Instant::now();
+                if let Ok(n) = self.partitions(&topic).await {
+                    self.topics.get_mut(&topic).expect("present").learn(n);
+                }
             }
+            Some(_) => {}
         }
         let t = self.topics.get_mut(&topic).expect("inserted above");
         let partition = if record.key.is_empty() {
@@ -286,6 +298,24 @@ impl Batcher {
         p.open_bytes += record.key.len() + record.value.len() + 16;
         p.open_since.get_or_insert_with(Instant::now);
         p.open.push((record, ack));
+    }
+
+    /// A topic's partition count from the server, retrying what may pass.
+    async fn partitions(&self, topic: &str) -> Result<u32, tonic::Status> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut producer = self.client.producer();
+            let call = producer.get_partitions(v1::GetPartitionsRequest {
+                topic: topic.to_owned(),
+            });
+            match within(self.config.request_timeout, call).await {
+                Err(s) if retriable(&s) && attempt <= self.config.retries => {
+                    tokio::time::sleep(self.config.retry_backoff * attempt.min(10)).await;
+                }
+                r => break r.map(|r| r.into_inner().partitions.max(1)),
+            }
+        }
     }
 
     /// Sends every partition's open batch that is full, lingered long enough, or flushed.
@@ -365,6 +395,17 @@ impl Batcher {
     }
 }
 
+impl TopicState {
+    /// Takes the server's partition count: keyed records go by it from now on.
+    fn learn(&mut self, partitions: u32) {
+        self.learned = Instant::now();
+        if partitions > 0 && partitions != self.partitions {
+            self.partitions = partitions;
+            self.sticky %= partitions;
+        }
+    }
+}
+
 async fn sleep_until(t: Option<Instant>) {
     match t {
         Some(t) => tokio::time::sleep_until(t).await,
@@ -417,6 +458,11 @@ async fn send_batch(
             Err(s) => break Err(s),
         }
     };
+    let partitions = outcome
+        .as_ref()
+        .ok()
+        .map(|r| r.partitions)
+        .filter(|&n| n > 0);
     let (appended, stale) = match outcome {
         Ok(resp) => {
             let base = resp.acks.first().map_or(0, |a| a.base_offset);
@@ -447,6 +493,7 @@ async fn send_batch(
         producer_id: producer.map(|(id, _)| id),
         records: appended,
         stale_producer: stale,
+        partitions,
     });
 }
 

@@ -292,7 +292,7 @@ impl PullSession {
         let source = self.source.clone();
         let budget = self.max_bytes;
         let puller = self.puller;
-        let reads = blocking(move || {
+        let (reads, deferred) = blocking(move || {
             let mut out = Vec::new();
             let mut used = 0usize;
             for (i, id, next) in wanted {
@@ -307,6 +307,12 @@ impl PullSession {
                 else {
                     continue; // deleted meanwhile
                 };
+                // A lone batch past what is left of the budget: it leads the next response
+                // instead, where it may pass the budget alone.
+                let bytes: usize = read.iter().map(|b| b.len()).sum();
+                if used > 0 && bytes > budget - used {
+                    return Ok((out, Some(i)));
+                }
                 let mut batches = Vec::with_capacity(read.len());
                 for b in read {
                     used += b.len();
@@ -316,9 +322,12 @@ impl PullSession {
                 }
                 out.push((i, next_offset, stats, batches));
             }
-            Ok(out)
+            Ok((out, None))
         })
         .await?;
+        if let Some(i) = deferred {
+            self.rr = i;
+        }
         for (i, next, st, batches) in reads {
             let p = &mut self.parts[i];
             p.next = next;

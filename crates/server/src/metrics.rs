@@ -123,6 +123,10 @@ pub(crate) fn describe() {
         Unit::Bytes,
         "The volume's byte quota, when it has one."
     );
+    describe_counter!(
+        "tributary_retention_failures_total",
+        "Retention passes that failed on a stream (the others still ran), per volume and stream."
+    );
 }
 
 /// Sets the gauges read from the store and the namespace.

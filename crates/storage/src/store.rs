@@ -21,7 +21,9 @@ use crate::keys::{self, PartitionId, cf};
 use crate::options::{StoreOptions, column_families, db_options};
 use crate::state::{Partition, Store};
 use crate::timeindex::{self, TimeLookup};
-use crate::types::{ClusterIdentity, Durability, PartitionStats, Purged, ReadResult, StoredBatch};
+use crate::types::{
+    ClusterIdentity, Durability, PartitionStats, Purged, ReadResult, StoredBatch, framed_len,
+};
 use crate::values::{BatchSummary, PartitionState, decode_u64};
 
 /// The on-disk format this build reads and writes.
@@ -223,8 +225,10 @@ impl Store {
     }
 
     /// Reads whole batches from the one holding `offset` (or, where key compaction left a
-    /// gap, the first one after it), until `max_bytes` is reached (always at least one batch
-    /// when any exists at or after `offset`).
+    /// gap, the first one after it) while their total stays within `max_bytes`; a first
+    /// batch larger than the budget comes back alone, so a reader always progresses. Each
+    /// batch counts with the bytes that frame it as a length-delimited field
+    /// ([`framed_len`]), as every reader sends it, so the framed batches fit the budget.
     ///
     /// With `expire_before_ms`, the batches of the log's head whose records are all older
     /// are treated as gone: the log starts after them even before a purge removes them.
@@ -272,11 +276,12 @@ impl Store {
             if pid != id || base >= high_watermark {
                 break;
             }
-            if total >= max_bytes {
+            let cost = framed_len(v.len());
+            if !result.batches.is_empty() && total + cost > max_bytes {
                 result.next_offset = base;
                 break;
             }
-            total += v.len();
+            total += cost;
             result.batches.push(StoredBatch {
                 base_offset: base,
                 value: Bytes::copy_from_slice(v),

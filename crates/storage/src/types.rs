@@ -121,6 +121,13 @@ pub struct ReadResult {
     pub next_offset: u64,
 }
 
+/// A batch of `len` bytes as a length-delimited field of a message (a one-byte tag and a
+/// varint length before it): what a read counts against its budget.
+pub fn framed_len(len: usize) -> usize {
+    let varint = (usize::BITS - (len | 1).leading_zeros()).div_ceil(7) as usize;
+    1 + varint + len
+}
+
 /// Live figures of one partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartitionStats {

@@ -60,6 +60,16 @@ pub enum Error {
     #[error(transparent)]
     Storage(#[from] tributary_storage::Error),
 
+    /// A retention pass that failed on some streams (each logged) and ran on the others.
+    #[error("retention failed on {failed} of {streams} streams; the first, {stream}: {first}")]
+    Retention {
+        failed: usize,
+        streams: usize,
+        stream: String,
+        #[source]
+        first: Box<Error>,
+    },
+
     /// A blocking storage task could not run (the runtime is shutting down).
     #[error("server is shutting down")]
     ShuttingDown,

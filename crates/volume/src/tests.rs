@@ -1152,6 +1152,83 @@ async fn blob_gc_runs_only_while_a_stream_is_compacted() {
     assert!(!store.blob_gc(), "the compacted stream is gone");
 }
 
+/// One stream whose retention fails (its log holds a batch key compaction cannot decode)
+/// does not stop the pass: the next stream's expired records still go, the failure is
+/// counted by volume and stream, and the pass reports it.
+#[tokio::test]
+async fn retention_goes_on_past_a_failing_stream() {
+    let f = fixture().await;
+    let ns = &f.ns;
+    let counters = Counters::default();
+    let _recorder = metrics::set_default_local_recorder(&counters);
+    ns.create_volume(&f.a, "/b", None, None, Quotas::default())
+        .await
+        .unwrap();
+    let compact = StreamAttributesPatch {
+        compact: Some(true),
+        ttl_ms: Some(0),
+        ..Default::default()
+    };
+    // Streams are purged in path order: the failing one comes first.
+    ns.create_stream(&f.a, "/b/a-broken", &compact)
+        .await
+        .unwrap();
+    ns.create_topic(&f.a, "/b/a-broken:t", Some(1))
+        .await
+        .unwrap();
+    let id = ns.test_partition_id("/b/a-broken:t", 0).await.unwrap();
+    let now = f.clock.now_ms();
+    ns.store()
+        .submit(tributary_storage::AppendRequest {
+            durability: tributary_storage::Durability::Sync,
+            partitions: vec![id],
+            checks: vec![Default::default()],
+            build: Box::new(move |_, _| NewBatch {
+                value: vec![0xff; 16],
+                record_count: 1,
+                append_time_ms: now,
+                max_timestamp_ms: now,
+            }),
+        })
+        .await
+        .unwrap();
+    let ttl = StreamAttributesPatch {
+        ttl_ms: Some(60_000),
+        ..Default::default()
+    };
+    ns.create_stream(&f.a, "/b/z-ttl", &ttl).await.unwrap();
+    ns.produce(&f.a, "/b/z-ttl:t", Some(0), encoded(&[("", "old")]))
+        .await
+        .unwrap();
+    f.clock.advance_ms(120_000);
+
+    let err = ns.run_retention().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Retention { failed: 1, stream, .. } if stream == "/b/a-broken"),
+        "{err}"
+    );
+    assert_eq!(
+        counters.get("tributary_retention_failures_total{volume=/b,stream=/b/a-broken}"),
+        1
+    );
+    let after = ns
+        .describe_topic(&f.a, "/b/z-ttl:t")
+        .await
+        .unwrap()
+        .partition_stats[0];
+    assert_eq!((after.log_start, after.purged_records), (1, 1), "{after:?}");
+    assert_eq!(
+        counters.get("tributary_retention_purged_records_total{volume=/b}"),
+        1
+    );
+    // The next pass fails again on the same stream, and counts it again.
+    ns.run_retention().await.unwrap_err();
+    assert_eq!(
+        counters.get("tributary_retention_failures_total{volume=/b,stream=/b/a-broken}"),
+        2
+    );
+}
+
 #[tokio::test]
 async fn compacted_streams_keep_the_latest_value_of_each_key() {
     let f = fixture().await;

@@ -134,11 +134,13 @@ fn reads_start_at_the_batch_holding_the_offset_and_respect_the_budget() {
     for _ in 0..10 {
         append1(&store, id, Durability::Buffered, batch(10, 92)).unwrap(); // 100-byte values
     }
+    // Each batch costs its 100 bytes and 2 of framing: a third would pass 250.
     let r = store.read(id, 35, 250, None).unwrap();
     assert_eq!(
         r.batches.iter().map(|b| b.base_offset).collect::<Vec<_>>(),
-        vec![30, 40, 50]
+        vec![30, 40]
     );
+    assert_eq!(r.next_offset, 50);
     // A budget smaller than one batch still returns that batch.
     let r = store.read(id, 99, 1, None).unwrap();
     assert_eq!(
@@ -316,6 +318,66 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// A read never passes its budget, counted as the framed batches go on the wire, except
+/// with a lone first batch larger than the budget.
+#[test]
+fn reads_never_pass_the_budget_but_a_lone_first_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let id = new_partition(&store);
+    for i in 0..500 {
+        append1(&store, id, Durability::Buffered, batch(1, 20 + i % 37)).unwrap();
+    }
+    append1(&store, id, Durability::Buffered, batch(1, 100_000)).unwrap();
+    append1(&store, id, Durability::Buffered, batch(1, 10)).unwrap();
+    for budget in [1, 29, 30, 31, 100, 1_000, 4_321, 10_000] {
+        let mut offset = 0;
+        while offset < 500 {
+            let r = store.read(id, offset, budget, None).unwrap();
+            let sizes: Vec<usize> = r
+                .batches
+                .iter()
+                .map(|b| framed_len(b.value.len()))
+                .collect();
+            let total: usize = sizes.iter().sum();
+            assert!(
+                total <= budget || sizes.len() == 1,
+                "budget {budget} at {offset}: {total} bytes in {} batches",
+                sizes.len()
+            );
+            assert!(r.next_offset > offset);
+            offset = r.next_offset;
+        }
+        let r = store.read(id, 500, budget, None).unwrap();
+        assert_eq!(
+            r.batches.len(),
+            1,
+            "the big batch comes alone at budget {budget}"
+        );
+        assert_eq!((r.batches[0].base_offset, r.next_offset), (500, 501));
+    }
+    let r = store.read(id, 500, 200_000, None).unwrap();
+    assert_eq!(r.batches.len(), 2, "and with what fits after it");
+}
+
+#[test]
+fn framed_len_is_the_protobuf_length_of_a_bytes_field() {
+    // A tag byte, then the length as a varint of 7 bits a byte.
+    let prefix = [
+        (0, 1),
+        (127, 1),
+        (128, 2),
+        (16_383, 2),
+        (16_384, 3),
+        (2_097_151, 3),
+        (2_097_152, 4),
+        (64 << 20, 4),
+    ];
+    for (len, varint) in prefix {
+        assert_eq!(framed_len(len), 1 + varint + len, "{len}");
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
@@ -346,9 +408,10 @@ proptest! {
                     let mut expected = Vec::new();
                     let mut total = 0;
                     for (b, _, v) in first.map_or(&model[..0], |i| &model[i..]) {
+                        let cost = framed_len(v.len());
+                        if !expected.is_empty() && total + cost > budget { break; }
                         expected.push((*b, v.clone()));
-                        total += v.len();
-                        if total >= budget { break; }
+                        total += cost;
                     }
                     let got: Vec<_> = r.batches.iter().map(|b| (b.base_offset, b.value.to_vec())).collect();
                     prop_assert_eq!(got, expected);

@@ -42,6 +42,8 @@ pub struct ProduceResult {
     pub record_partitions: Vec<u32>,
     /// An idempotent retry: nothing written, original offsets.
     pub duplicate: bool,
+    /// The topic's partition count, for clients that partition records themselves.
+    pub partitions: u32,
 }
 
 /// An idempotent producer's claim on a produce request (see `Producer.Produce`).
@@ -333,6 +335,7 @@ impl Namespace {
             acks,
             record_partitions: if single { vec![] } else { record_partitions },
             duplicate,
+            partitions: n,
         };
         Ok((result, stored))
     }

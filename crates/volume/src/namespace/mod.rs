@@ -480,6 +480,18 @@ impl Namespace {
         Ok(row)
     }
 
+    /// The store's id of a topic's partition, for tests that write to the store directly.
+    #[cfg(test)]
+    pub(crate) async fn test_partition_id(
+        &self,
+        topic: &str,
+        p: u32,
+    ) -> Result<storage::PartitionId> {
+        let path = TopicPath::parse("topic", topic)?;
+        let t = self.topic(&path, false).await?;
+        self.partition_id(&t, &path, p)
+    }
+
     fn partition_id(
         &self,
         t: &TopicEntry,

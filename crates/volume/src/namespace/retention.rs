@@ -9,8 +9,13 @@
 //! A background task runs it for every stream, idle ones included; partitions with nothing
 //! in them are skipped without being loaded (`Store::may_hold_records`).
 //!
+//! A stream whose retention fails (a batch key compaction cannot decode, a storage error)
+//! does not stop the pass: the others still run, the failure is logged (WARN, naming the
+//! stream) and counted, and the pass reports an error naming how many failed.
+//!
 //! Metrics: `tributary_retention_purged_records_total` and `..._purged_bytes_total`, by
-//! volume, count what every cause (TTL, size cap, compaction) removed.
+//! volume, count what every cause (TTL, size cap, compaction) removed;
+//! `tributary_retention_failures_total`, by volume and stream, the streams' failed passes.
 
 use std::sync::atomic::Ordering;
 
@@ -18,9 +23,9 @@ use tributary_core::names::StreamPath;
 use tributary_storage::{self as storage, CompactOptions, DEFAULT_MAX_KEYS, PartitionId, Purged};
 
 use super::{Namespace, blocking, volume_of};
-use crate::Result;
 use crate::auth::Caller;
 use crate::model::{Perm, StreamRow};
+use crate::{Error, Result};
 
 impl Namespace {
     /// Records with timestamps below this are expired in `s`; `None` when it keeps records
@@ -51,13 +56,15 @@ impl Namespace {
     }
 
     /// Runs retention on every stream, and forgets idle idempotent producers; what the
-    /// background task calls.
+    /// background task calls. A stream that fails is logged and counted, and the others
+    /// still run; the pass then fails with [`Error::Retention`].
     pub async fn run_retention(&self) -> Result<Purged> {
         let before = self
             .clock
             .now_ms()
             .saturating_sub(self.producer_expiry_ms.load(Ordering::Relaxed));
-        let streams: Vec<_> = self.streams.read().values().cloned().collect();
+        let mut streams: Vec<_> = self.streams.read().values().cloned().collect();
+        streams.sort_by(|a, b| a.path.cmp(&b.path));
         let compacted = streams.iter().any(|s| s.attributes.compact);
         let store = self.store.clone();
         let expired = blocking(move || {
@@ -69,12 +76,34 @@ impl Namespace {
             tracing::info!(expired, "forgot idle idempotent producers");
         }
         let mut total = Purged::default();
-        for s in streams {
-            let p = self.purge(&s, false).await?;
-            total.records += p.records;
-            total.bytes += p.bytes;
+        let mut failed = Vec::new();
+        for s in &streams {
+            match self.purge(s, false).await {
+                Ok(p) => {
+                    total.records += p.records;
+                    total.bytes += p.bytes;
+                }
+                Err(e) => {
+                    tracing::warn!(stream = %s.path, error = %e, "retention failed on a stream; the others go on");
+                    let labels = [
+                        ("volume", volume_of(&s.path).to_owned()),
+                        ("stream", s.path.clone()),
+                    ];
+                    metrics::counter!("tributary_retention_failures_total", &labels).increment(1);
+                    failed.push((s.path.clone(), e));
+                }
+            }
         }
-        Ok(total)
+        let count = failed.len();
+        match failed.into_iter().next() {
+            None => Ok(total),
+            Some((stream, first)) => Err(Error::Retention {
+                failed: count,
+                streams: streams.len(),
+                stream,
+                first: Box::new(first),
+            }),
+        }
     }
 
     async fn purge(&self, s: &StreamRow, compact_now: bool) -> Result<Purged> {
