@@ -15,6 +15,25 @@ pub(crate) fn shape(key: ApiKey) -> Option<&'static Shape> {
         ApiKey::Fetch => &FETCH,
         ApiKey::ListOffsets => &LIST_OFFSETS,
         ApiKey::FindCoordinator => &FIND_COORDINATOR,
+        ApiKey::JoinGroup => &JOIN_GROUP,
+        ApiKey::SyncGroup => &SYNC_GROUP,
+        ApiKey::Heartbeat => &HEARTBEAT,
+        ApiKey::LeaveGroup => &LEAVE_GROUP,
+        ApiKey::OffsetCommit => &OFFSET_COMMIT,
+        ApiKey::OffsetFetch => &OFFSET_FETCH,
+        ApiKey::ListGroups => &LIST_GROUPS,
+        ApiKey::DescribeGroups => &DESCRIBE_GROUPS,
+        ApiKey::DeleteGroups => &DELETE_GROUPS,
+        ApiKey::InitProducerId => &INIT_PRODUCER_ID,
+        ApiKey::CreateTopics => &CREATE_TOPICS,
+        ApiKey::DeleteTopics => &DELETE_TOPICS,
+        ApiKey::CreatePartitions => &CREATE_PARTITIONS,
+        ApiKey::DescribeConfigs => &DESCRIBE_CONFIGS,
+        ApiKey::AlterConfigs => &ALTER_CONFIGS,
+        ApiKey::IncrementalAlterConfigs => &INCREMENTAL_ALTER_CONFIGS,
+        ApiKey::DescribeCluster => &DESCRIBE_CLUSTER,
+        ApiKey::SaslHandshake => &SASL_HANDSHAKE,
+        ApiKey::SaslAuthenticate => &SASL_AUTHENTICATE,
         _ => return None,
     })
 }
@@ -138,4 +157,275 @@ static FIND_COORDINATOR: Shape = Shape {
         since(1, Int8),     // key_type
         since(4, Strings),  // coordinator_keys
     ],
+};
+
+static JOIN_GROUP_PROTOCOL: [Field; 2] = [
+    since(0, Str),   // name
+    since(0, Bytes), // metadata
+];
+
+static JOIN_GROUP: Shape = Shape {
+    flexible_from: 6,
+    fields: &[
+        since(0, Str),                           // group_id
+        since(0, Int32),                         // session_timeout_ms
+        since(1, Int32),                         // rebalance_timeout_ms
+        since(0, Str),                           // member_id
+        since(5, Str).nullable(5),               // group_instance_id
+        since(0, Str),                           // protocol_type
+        since(0, Structs(&JOIN_GROUP_PROTOCOL)), // protocols
+        since(8, Str).nullable(8),               // reason
+    ],
+};
+
+static SYNC_GROUP_ASSIGNMENT: [Field; 2] = [
+    since(0, Str),   // member_id
+    since(0, Bytes), // assignment
+];
+
+static SYNC_GROUP: Shape = Shape {
+    flexible_from: 4,
+    fields: &[
+        since(0, Str),                             // group_id
+        since(0, Int32),                           // generation_id
+        since(0, Str),                             // member_id
+        since(3, Str).nullable(3),                 // group_instance_id
+        since(5, Str).nullable(5),                 // protocol_type
+        since(5, Str).nullable(5),                 // protocol_name
+        since(0, Structs(&SYNC_GROUP_ASSIGNMENT)), // assignments
+    ],
+};
+
+static HEARTBEAT: Shape = Shape {
+    flexible_from: 4,
+    fields: &[
+        since(0, Str),             // group_id
+        since(0, Int32),           // generation_id
+        since(0, Str),             // member_id
+        since(3, Str).nullable(3), // group_instance_id
+    ],
+};
+
+static LEAVE_GROUP_MEMBER: [Field; 3] = [
+    since(0, Str),             // member_id
+    since(0, Str).nullable(0), // group_instance_id
+    since(5, Str).nullable(5), // reason
+];
+
+static LEAVE_GROUP: Shape = Shape {
+    flexible_from: 4,
+    fields: &[
+        since(0, Str),                          // group_id
+        between(0, 2, Str),                     // member_id
+        since(3, Structs(&LEAVE_GROUP_MEMBER)), // members
+    ],
+};
+
+static OFFSET_COMMIT_PARTITION: [Field; 4] = [
+    since(0, Int32),           // partition_index
+    since(0, Int64),           // committed_offset
+    since(6, Int32),           // committed_leader_epoch
+    since(0, Str).nullable(0), // committed_metadata
+];
+
+static OFFSET_COMMIT_TOPIC: [Field; 2] = [
+    since(0, Str),                               // name
+    since(0, Structs(&OFFSET_COMMIT_PARTITION)), // partitions
+];
+
+static OFFSET_COMMIT: Shape = Shape {
+    flexible_from: 8,
+    fields: &[
+        since(0, Str),                           // group_id
+        since(1, Int32),                         // generation_id_or_member_epoch
+        since(1, Str),                           // member_id
+        since(7, Str).nullable(7),               // group_instance_id
+        between(2, 4, Int64),                    // retention_time_ms
+        since(0, Structs(&OFFSET_COMMIT_TOPIC)), // topics
+    ],
+};
+
+static OFFSET_FETCH_TOPIC: [Field; 2] = [
+    since(0, Str),           // name
+    since(0, Array(&Int32)), // partition_indexes
+];
+
+static OFFSET_FETCH_GROUP: [Field; 4] = [
+    since(8, Str),                                      // group_id
+    since(9, Str).nullable(9),                          // member_id
+    since(9, Int32),                                    // member_epoch
+    since(8, Structs(&OFFSET_FETCH_TOPIC)).nullable(8), // topics
+];
+
+static OFFSET_FETCH: Shape = Shape {
+    flexible_from: 6,
+    fields: &[
+        between(0, 7, Str),                                      // group_id
+        between(0, 7, Structs(&OFFSET_FETCH_TOPIC)).nullable(2), // topics
+        since(8, Structs(&OFFSET_FETCH_GROUP)),                  // groups
+        since(7, Bool),                                          // require_stable
+    ],
+};
+
+static LIST_GROUPS: Shape = Shape {
+    flexible_from: 3,
+    fields: &[
+        since(4, Strings), // states_filter
+        since(5, Strings), // types_filter
+    ],
+};
+
+static DESCRIBE_GROUPS: Shape = Shape {
+    flexible_from: 5,
+    fields: &[
+        since(0, Strings), // groups
+        since(3, Bool),    // include_authorized_operations
+    ],
+};
+
+static DELETE_GROUPS: Shape = Shape {
+    flexible_from: 2,
+    fields: &[since(0, Strings)], // groups_names
+};
+
+static INIT_PRODUCER_ID: Shape = Shape {
+    flexible_from: 2,
+    fields: &[
+        since(0, Str).nullable(0), // transactional_id
+        since(0, Int32),           // transaction_timeout_ms
+        since(3, Int64),           // producer_id
+        since(3, Int16),           // producer_epoch
+    ],
+};
+
+static CREATABLE_ASSIGNMENT: [Field; 2] = [
+    since(0, Int32),         // partition_index
+    since(0, Array(&Int32)), // broker_ids
+];
+
+static CREATABLE_CONFIG: [Field; 2] = [
+    since(0, Str),             // name
+    since(0, Str).nullable(0), // value
+];
+
+static CREATABLE_TOPIC: [Field; 5] = [
+    since(0, Str),                            // name
+    since(0, Int32),                          // num_partitions
+    since(0, Int16),                          // replication_factor
+    since(0, Structs(&CREATABLE_ASSIGNMENT)), // assignments
+    since(0, Structs(&CREATABLE_CONFIG)),     // configs
+];
+
+static CREATE_TOPICS: Shape = Shape {
+    flexible_from: 5,
+    fields: &[
+        since(0, Structs(&CREATABLE_TOPIC)), // topics
+        since(0, Int32),                     // timeout_ms
+        since(1, Bool),                      // validate_only
+    ],
+};
+
+static DELETE_TOPIC_STATE: [Field; 2] = [
+    since(6, Str).nullable(6), // name
+    since(6, Uuid),            // topic_id
+];
+
+static DELETE_TOPICS: Shape = Shape {
+    flexible_from: 4,
+    fields: &[
+        since(6, Structs(&DELETE_TOPIC_STATE)), // topics
+        between(0, 5, Strings),                 // topic_names
+        since(0, Int32),                        // timeout_ms
+    ],
+};
+
+static CREATE_PARTITIONS_ASSIGNMENT: [Field; 1] = [since(0, Array(&Int32))]; // broker_ids
+
+static CREATE_PARTITIONS_TOPIC: [Field; 3] = [
+    since(0, Str),                                                // name
+    since(0, Int32),                                              // count
+    since(0, Structs(&CREATE_PARTITIONS_ASSIGNMENT)).nullable(0), // assignments
+];
+
+static CREATE_PARTITIONS: Shape = Shape {
+    flexible_from: 2,
+    fields: &[
+        since(0, Structs(&CREATE_PARTITIONS_TOPIC)), // topics
+        since(0, Int32),                             // timeout_ms
+        since(0, Bool),                              // validate_only
+    ],
+};
+
+static DESCRIBE_CONFIGS_RESOURCE: [Field; 3] = [
+    since(0, Int8),                // resource_type
+    since(0, Str),                 // resource_name
+    since(0, Strings).nullable(0), // configuration_keys
+];
+
+static DESCRIBE_CONFIGS: Shape = Shape {
+    flexible_from: 4,
+    fields: &[
+        since(0, Structs(&DESCRIBE_CONFIGS_RESOURCE)), // resources
+        since(1, Bool),                                // include_synonyms
+        since(3, Bool),                                // include_documentation
+    ],
+};
+
+static ALTERABLE_CONFIG: [Field; 2] = [
+    since(0, Str),             // name
+    since(0, Str).nullable(0), // value
+];
+
+static ALTER_CONFIGS_RESOURCE: [Field; 3] = [
+    since(0, Int8),                       // resource_type
+    since(0, Str),                        // resource_name
+    since(0, Structs(&ALTERABLE_CONFIG)), // configs
+];
+
+static ALTER_CONFIGS: Shape = Shape {
+    flexible_from: 2,
+    fields: &[
+        since(0, Structs(&ALTER_CONFIGS_RESOURCE)), // resources
+        since(0, Bool),                             // validate_only
+    ],
+};
+
+static INCREMENTAL_CONFIG: [Field; 3] = [
+    since(0, Str),             // name
+    since(0, Int8),            // config_operation
+    since(0, Str).nullable(0), // value
+];
+
+static INCREMENTAL_RESOURCE: [Field; 3] = [
+    since(0, Int8),                         // resource_type
+    since(0, Str),                          // resource_name
+    since(0, Structs(&INCREMENTAL_CONFIG)), // configs
+];
+
+static INCREMENTAL_ALTER_CONFIGS: Shape = Shape {
+    flexible_from: 1,
+    fields: &[
+        since(0, Structs(&INCREMENTAL_RESOURCE)), // resources
+        since(0, Bool),                           // validate_only
+    ],
+};
+
+static DESCRIBE_CLUSTER: Shape = Shape {
+    flexible_from: 0,
+    fields: &[
+        since(0, Bool), // include_cluster_authorized_operations
+        since(1, Int8), // endpoint_type
+        since(2, Bool), // include_fenced_brokers
+    ],
+};
+
+/// Never flexible.
+static SASL_HANDSHAKE: Shape = Shape {
+    flexible_from: i16::MAX,
+    fields: &[since(0, Str)], // mechanism
+};
+
+static SASL_AUTHENTICATE: Shape = Shape {
+    flexible_from: 2,
+    fields: &[since(0, Bytes)], // auth_bytes
 };

@@ -243,3 +243,344 @@ fn find_coordinator() {
         agrees::<FindCoordinatorRequest>(ApiKey::FindCoordinator, v, &encode(&r, v));
     }
 }
+
+fn s(v: &'static str) -> StrBytes {
+    StrBytes::from_static_str(v)
+}
+
+fn group(v: &'static str) -> kafka_protocol::messages::GroupId {
+    kafka_protocol::messages::GroupId(s(v))
+}
+
+#[test]
+fn consumer_groups() {
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::leave_group_request::MemberIdentity;
+    use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+    use kafka_protocol::messages::*;
+    for v in 0..=9 {
+        // A first join (no member id, no instance id) and a static member's.
+        for instance in [None, Some(s("host-1"))] {
+            let mut r = JoinGroupRequest::default()
+                .with_group_id(group("g"))
+                .with_session_timeout_ms(10_000)
+                .with_member_id(s(""))
+                .with_protocol_type(s("consumer"))
+                .with_protocols(vec![
+                    JoinGroupRequestProtocol::default()
+                        .with_name(s("range"))
+                        .with_metadata(Bytes::from_static(b"\0\x01\0\0")),
+                    JoinGroupRequestProtocol::default().with_name(s("cooperative-sticky")),
+                ]);
+            if v >= 1 {
+                r = r.with_rebalance_timeout_ms(30_000);
+            }
+            if v >= 5 {
+                r = r.with_group_instance_id(instance.clone());
+            }
+            if v >= 8 {
+                r = r.with_reason(Some(s("rebalance")));
+            }
+            agrees::<JoinGroupRequest>(ApiKey::JoinGroup, v, &encode(&r, v));
+        }
+    }
+    for v in 0..=5 {
+        let mut r = SyncGroupRequest::default()
+            .with_group_id(group("g"))
+            .with_generation_id(3)
+            .with_member_id(s("m-1"))
+            .with_assignments(vec![
+                SyncGroupRequestAssignment::default()
+                    .with_member_id(s("m-1"))
+                    .with_assignment(Bytes::from_static(b"\0\x01")),
+            ]);
+        if v >= 5 {
+            r = r
+                .with_protocol_type(Some(s("consumer")))
+                .with_protocol_name(None);
+        }
+        agrees::<SyncGroupRequest>(ApiKey::SyncGroup, v, &encode(&r, v));
+    }
+    for v in 0..=4 {
+        let mut r = HeartbeatRequest::default()
+            .with_group_id(group("g"))
+            .with_generation_id(3)
+            .with_member_id(s("m-1"));
+        if v >= 3 {
+            r = r.with_group_instance_id(Some(s("host-1")));
+        }
+        agrees::<HeartbeatRequest>(ApiKey::Heartbeat, v, &encode(&r, v));
+    }
+    for v in 0..=5 {
+        let mut r = LeaveGroupRequest::default().with_group_id(group("g"));
+        if v <= 2 {
+            r = r.with_member_id(s("m-1"));
+        } else {
+            let mut m = MemberIdentity::default().with_member_id(s("m-1"));
+            if v >= 5 {
+                m = m.with_reason(Some(s("bye")));
+            }
+            r = r.with_members(vec![
+                m,
+                MemberIdentity::default().with_group_instance_id(Some(s("h"))),
+            ]);
+        }
+        agrees::<LeaveGroupRequest>(ApiKey::LeaveGroup, v, &encode(&r, v));
+    }
+}
+
+#[test]
+fn offsets() {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::offset_fetch_request::{
+        OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+    };
+    use kafka_protocol::messages::*;
+    for v in 2..=9 {
+        let partition = |i, meta| {
+            OffsetCommitRequestPartition::default()
+                .with_partition_index(i)
+                .with_committed_offset(100)
+                .with_committed_metadata(meta)
+        };
+        let mut r = OffsetCommitRequest::default()
+            .with_group_id(group("g"))
+            .with_generation_id_or_member_epoch(3)
+            .with_member_id(s("m-1"))
+            .with_topics(vec![
+                OffsetCommitRequestTopic::default()
+                    .with_name(name("orders"))
+                    .with_partitions(vec![partition(0, Some(s("meta"))), partition(1, None)]),
+            ]);
+        if v <= 4 {
+            r = r.with_retention_time_ms(-1);
+        }
+        agrees::<OffsetCommitRequest>(ApiKey::OffsetCommit, v, &encode(&r, v));
+    }
+    for v in 1..=9 {
+        let r = if v <= 7 {
+            let topics = vec![
+                OffsetFetchRequestTopic::default()
+                    .with_name(name("orders"))
+                    .with_partition_indexes(vec![0, 1, 2]),
+            ];
+            let mut r = OffsetFetchRequest::default()
+                .with_group_id(group("g"))
+                .with_topics(Some(topics));
+            if v >= 7 {
+                r = r.with_require_stable(true);
+            }
+            r
+        } else {
+            let mut g = OffsetFetchRequestGroup::default()
+                .with_group_id(group("g"))
+                .with_topics(Some(vec![
+                    OffsetFetchRequestTopics::default()
+                        .with_name(name("orders"))
+                        .with_partition_indexes(vec![0, 1]),
+                ]));
+            if v >= 9 {
+                g = g.with_member_id(Some(s("m-1"))).with_member_epoch(5);
+            }
+            let all = OffsetFetchRequestGroup::default()
+                .with_group_id(group("h"))
+                .with_topics(None);
+            OffsetFetchRequest::default().with_groups(vec![g, all])
+        };
+        agrees::<OffsetFetchRequest>(ApiKey::OffsetFetch, v, &encode(&r, v));
+        if (2..=7).contains(&v) {
+            let all = OffsetFetchRequest::default()
+                .with_group_id(group("g"))
+                .with_topics(None);
+            agrees::<OffsetFetchRequest>(ApiKey::OffsetFetch, v, &encode(&all, v));
+        }
+    }
+    for v in 0..=4 {
+        let mut r = InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60_000);
+        if v >= 3 {
+            r = r
+                .with_producer_id(kafka_protocol::messages::ProducerId(7))
+                .with_producer_epoch(2);
+        }
+        agrees::<InitProducerIdRequest>(ApiKey::InitProducerId, v, &encode(&r, v));
+    }
+}
+
+#[test]
+fn group_admin() {
+    use kafka_protocol::messages::*;
+    for v in 0..=5 {
+        let mut r = ListGroupsRequest::default();
+        if v >= 4 {
+            r = r.with_states_filter(vec![s("Stable"), s("Empty")]);
+        }
+        if v >= 5 {
+            r = r.with_types_filter(vec![s("classic")]);
+        }
+        agrees::<ListGroupsRequest>(ApiKey::ListGroups, v, &encode(&r, v));
+    }
+    for v in 0..=5 {
+        let mut r = DescribeGroupsRequest::default().with_groups(vec![group("g"), group("h")]);
+        if v >= 3 {
+            r = r.with_include_authorized_operations(true);
+        }
+        agrees::<DescribeGroupsRequest>(ApiKey::DescribeGroups, v, &encode(&r, v));
+    }
+    for v in 0..=2 {
+        let r = DeleteGroupsRequest::default().with_groups_names(vec![group("g")]);
+        agrees::<DeleteGroupsRequest>(ApiKey::DeleteGroups, v, &encode(&r, v));
+    }
+}
+
+#[test]
+fn topic_admin() {
+    use kafka_protocol::messages::create_partitions_request::{
+        CreatePartitionsAssignment, CreatePartitionsTopic,
+    };
+    use kafka_protocol::messages::create_topics_request::{
+        CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
+    };
+    use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+    use kafka_protocol::messages::*;
+    for v in 2..=7 {
+        let r = CreateTopicsRequest::default()
+            .with_topics(vec![
+                CreatableTopic::default()
+                    .with_name(name("orders"))
+                    .with_num_partitions(3)
+                    .with_replication_factor(-1)
+                    .with_assignments(vec![
+                        CreatableReplicaAssignment::default()
+                            .with_partition_index(0)
+                            .with_broker_ids(vec![BrokerId(0)]),
+                    ])
+                    .with_configs(vec![
+                        CreatableTopicConfig::default()
+                            .with_name(s("retention.ms"))
+                            .with_value(Some(s("60000"))),
+                        CreatableTopicConfig::default()
+                            .with_name(s("cleanup.policy"))
+                            .with_value(None),
+                    ]),
+            ])
+            .with_timeout_ms(30_000)
+            .with_validate_only(true);
+        agrees::<CreateTopicsRequest>(ApiKey::CreateTopics, v, &encode(&r, v));
+    }
+    for v in 1..=6 {
+        let r = if v <= 5 {
+            DeleteTopicsRequest::default().with_topic_names(vec![name("orders"), name("clicks")])
+        } else {
+            DeleteTopicsRequest::default().with_topics(vec![
+                DeleteTopicState::default().with_name(Some(name("orders"))),
+                DeleteTopicState::default().with_name(None),
+            ])
+        }
+        .with_timeout_ms(30_000);
+        agrees::<DeleteTopicsRequest>(ApiKey::DeleteTopics, v, &encode(&r, v));
+    }
+    for v in 0..=3 {
+        let r = CreatePartitionsRequest::default()
+            .with_topics(vec![
+                CreatePartitionsTopic::default()
+                    .with_name(name("orders"))
+                    .with_count(6)
+                    .with_assignments(Some(vec![
+                        CreatePartitionsAssignment::default().with_broker_ids(vec![BrokerId(0)]),
+                    ])),
+                CreatePartitionsTopic::default()
+                    .with_name(name("clicks"))
+                    .with_count(2)
+                    .with_assignments(None),
+            ])
+            .with_timeout_ms(30_000);
+        agrees::<CreatePartitionsRequest>(ApiKey::CreatePartitions, v, &encode(&r, v));
+    }
+}
+
+#[test]
+fn configs_cluster_and_sasl() {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::*;
+    for v in 1..=4 {
+        let mut r = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(s("orders"))
+                .with_configuration_keys(Some(vec![s("retention.ms")])),
+            DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(s("clicks"))
+                .with_configuration_keys(None),
+        ]);
+        if v >= 3 {
+            r = r.with_include_documentation(true);
+        }
+        agrees::<DescribeConfigsRequest>(ApiKey::DescribeConfigs, v, &encode(&r, v));
+    }
+    for v in 0..=2 {
+        use kafka_protocol::messages::alter_configs_request::{
+            AlterConfigsResource, AlterableConfig,
+        };
+        let r = AlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(s("orders"))
+                .with_configs(vec![
+                    AlterableConfig::default()
+                        .with_name(s("retention.ms"))
+                        .with_value(Some(s("1000"))),
+                    AlterableConfig::default()
+                        .with_name(s("x"))
+                        .with_value(None),
+                ]),
+        ]);
+        agrees::<AlterConfigsRequest>(ApiKey::AlterConfigs, v, &encode(&r, v));
+    }
+    for v in 0..=1 {
+        use kafka_protocol::messages::incremental_alter_configs_request::{
+            AlterConfigsResource, AlterableConfig,
+        };
+        let r = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(s("orders"))
+                .with_configs(vec![
+                    AlterableConfig::default()
+                        .with_name(s("retention.ms"))
+                        .with_config_operation(0)
+                        .with_value(Some(s("1000"))),
+                    AlterableConfig::default()
+                        .with_name(s("x"))
+                        .with_config_operation(1)
+                        .with_value(None),
+                ]),
+        ]);
+        agrees::<IncrementalAlterConfigsRequest>(
+            ApiKey::IncrementalAlterConfigs,
+            v,
+            &encode(&r, v),
+        );
+    }
+    for v in 0..=1 {
+        let mut r =
+            DescribeClusterRequest::default().with_include_cluster_authorized_operations(true);
+        if v >= 1 {
+            r = r.with_endpoint_type(1);
+        }
+        agrees::<DescribeClusterRequest>(ApiKey::DescribeCluster, v, &encode(&r, v));
+    }
+    for v in 0..=1 {
+        let r = SaslHandshakeRequest::default().with_mechanism(s("SCRAM-SHA-512"));
+        agrees::<SaslHandshakeRequest>(ApiKey::SaslHandshake, v, &encode(&r, v));
+    }
+    for v in 0..=2 {
+        let r = SaslAuthenticateRequest::default()
+            .with_auth_bytes(Bytes::from_static(b"\0user\0trb_x.y"));
+        agrees::<SaslAuthenticateRequest>(ApiKey::SaslAuthenticate, v, &encode(&r, v));
+    }
+}
