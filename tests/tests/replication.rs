@@ -31,16 +31,21 @@ async fn cluster(topic: bool) -> (Server, Client) {
     };
     create_stream(&client, STREAM, forever).await;
     if topic {
-        client
-            .admin()
-            .create_topic(v1::CreateTopicRequest {
-                path: TOPIC.into(),
-                partitions: Some(PARTITIONS),
-            })
-            .await
-            .unwrap();
+        create_topic(&client).await;
     }
     (server, client)
+}
+
+/// Creates TOPIC with PARTITIONS partitions.
+async fn create_topic(client: &Client) {
+    client
+        .admin()
+        .create_topic(v1::CreateTopicRequest {
+            path: TOPIC.into(),
+            partitions: Some(PARTITIONS),
+        })
+        .await
+        .unwrap();
 }
 
 fn addr(s: &Server) -> SocketAddr {
@@ -822,14 +827,7 @@ async fn pull_responses_keep_within_their_byte_budget() {
         ..Default::default()
     };
     create_stream(&client, STREAM, large).await;
-    client
-        .admin()
-        .create_topic(v1::CreateTopicRequest {
-            path: TOPIC.into(),
-            partitions: Some(PARTITIONS),
-        })
-        .await
-        .unwrap();
+    create_topic(&client).await;
     const BATCH: usize = 3 << 20;
     for p in 0..PARTITIONS {
         client
