@@ -47,7 +47,8 @@ fuzz_target!(|data: &[u8]| {
         TimestampType::LogAppendTime
     };
     finish(&mut stored, 77, kind, 1_000, checked.max_timestamp);
-    let again = validate(&Bytes::from(stored.clone()), &limits).expect("finished batches stay valid");
+    let again =
+        validate(&Bytes::from(stored.clone()), &limits).expect("finished batches stay valid");
     assert_eq!(again.records, checked.records);
     let sh = BatchHeader::parse(&stored).unwrap();
     assert_eq!((sh.base_offset, sh.partition_leader_epoch), (77, -1));
@@ -58,7 +59,12 @@ fuzz_target!(|data: &[u8]| {
     let headers: Vec<Vec<HeaderRef<'_>>> = checked
         .records
         .iter()
-        .map(|r| r.headers.iter().map(|h| (&h.key[..], h.value.as_deref())).collect())
+        .map(|r| {
+            r.headers
+                .iter()
+                .map(|h| (&h.key[..], h.value.as_deref()))
+                .collect()
+        })
         .collect();
     let drafts: Vec<Draft<'_>> = checked
         .records
@@ -79,7 +85,13 @@ fuzz_target!(|data: &[u8]| {
     let back = validate(&plain, &roomy).expect("what we encode validates");
     assert_eq!(back.records.len(), checked.records.len());
     for (b, (c, d)) in back.records.iter().zip(checked.records.iter().zip(&drafts)) {
-        assert_eq!((&b.key, &b.value, &b.headers), (&c.key, &c.value, &c.headers));
-        assert_eq!(back.header.base_timestamp + b.timestamp_delta, d.timestamp_ms);
+        assert_eq!(
+            (&b.key, &b.value, &b.headers),
+            (&c.key, &c.value, &c.headers)
+        );
+        assert_eq!(
+            back.header.base_timestamp + b.timestamp_delta,
+            d.timestamp_ms
+        );
     }
 });
