@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
 use crate::frame::{self, Request};
-use tributary_volume::Caller;
+use tributary_volume::{Caller, Credential};
 
 use crate::{Door, Error, Result, apis};
 
@@ -25,9 +25,7 @@ pub(crate) async fn run(
     let (mut rd, mut wr) = socket.into_split();
     let (tx, mut rx) = mpsc::channel::<Result<Request>>(1);
     let max = door.options.max_request_bytes;
-    let mut session = Session {
-        caller: door.options.allow_anonymous.then(Caller::anonymous),
-    };
+    let mut session = Session::new(door.options.allow_anonymous);
     let reader = tokio::spawn(async move {
         loop {
             let next = frame::read(&mut rd, max).await;
@@ -50,6 +48,9 @@ pub(crate) async fn run(
             if let Some(response) = apis::handle(door, &mut session, req).await? {
                 wr.write_all(&response).await.map_err(Error::Io)?;
             }
+            if session.close {
+                return Ok(());
+            }
         }
     }
     .await;
@@ -57,7 +58,28 @@ pub(crate) async fn run(
     result
 }
 
-/// What a connection knows of its client: who it is, once authenticated.
+/// What a connection knows of its client: who it is, and where its SASL exchange stands.
 pub(crate) struct Session {
+    /// Who the requests act as: anonymous until authenticated when the listener allows
+    /// it, else nobody.
     pub caller: Option<Caller>,
+    /// How the caller proved who it is, for long-running calls to check again.
+    pub credential: Option<Credential>,
+    /// The mechanism SaslHandshake chose.
+    pub mechanism: Option<&'static str>,
+    pub authenticated: bool,
+    /// Close once the response being written is out (a failed authentication).
+    pub close: bool,
+}
+
+impl Session {
+    fn new(allow_anonymous: bool) -> Session {
+        Session {
+            caller: allow_anonymous.then(Caller::anonymous),
+            credential: allow_anonymous.then_some(Credential::Anonymous),
+            mechanism: None,
+            authenticated: false,
+            close: false,
+        }
+    }
 }

@@ -13,7 +13,8 @@ pub struct Served {
 }
 
 /// Every API served, in key order. Metadata stops at 12: 13 only adds top-level error
-/// fields no client needs.
+/// fields no client needs. SaslHandshake is version 1 only: after version 0 the SASL
+/// messages travel outside Kafka's framing.
 pub const ADVERTISED: &[Served] = &[
     Served {
         key: ApiKey::Metadata,
@@ -21,9 +22,19 @@ pub const ADVERTISED: &[Served] = &[
         max: 12,
     },
     Served {
+        key: ApiKey::SaslHandshake,
+        min: 1,
+        max: 1,
+    },
+    Served {
         key: ApiKey::ApiVersions,
         min: 0,
         max: 4,
+    },
+    Served {
+        key: ApiKey::SaslAuthenticate,
+        min: 0,
+        max: 2,
     },
 ];
 

@@ -11,6 +11,9 @@ use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse,
     RequestHeader, ResponseHeader, TopicName,
 };
+use kafka_protocol::messages::{
+    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -27,6 +30,8 @@ use tributary_volume::{Namespace, StreamAttributesPatch, SystemClock};
 struct Door {
     addr: std::net::SocketAddr,
     ns: Arc<Namespace>,
+    /// The cluster admin's token (user `admin`).
+    token: String,
     _stop: oneshot::Sender<()>,
     _dir: tempfile::TempDir,
 }
@@ -67,6 +72,7 @@ async fn door(options: Options) -> Door {
     Door {
         addr,
         ns,
+        token,
         _stop: stop,
         _dir: dir,
     }
@@ -434,4 +440,122 @@ async fn without_anonymous_access_only_api_versions_is_served_before_authenticat
         closed(&mut s).await,
         "Metadata before authentication was served"
     );
+}
+
+/// Frames `body` as a request of `key` at `version`.
+fn framed<M: Encodable>(key: ApiKey, version: i16, correlation_id: i32, body: &M) -> Bytes {
+    let header = RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("wire-test")));
+    let mut b = BytesMut::new();
+    b.put_i32(0);
+    header
+        .encode(&mut b, key.request_header_version(version))
+        .unwrap();
+    body.encode(&mut b, version).unwrap();
+    let size = (b.len() - 4) as i32;
+    b[..4].copy_from_slice(&size.to_be_bytes());
+    b.freeze()
+}
+
+/// Sends `body` and reads the response's body.
+async fn call<Req: Encodable, Resp: Decodable>(
+    s: &mut TcpStream,
+    key: ApiKey,
+    version: i16,
+    body: &Req,
+) -> Resp {
+    s.write_all(&framed(key, version, 5, body)).await.unwrap();
+    let mut b = read_response(s).await.expect("a response");
+    let header = ResponseHeader::decode(&mut b, key.response_header_version(version)).unwrap();
+    assert_eq!(header.correlation_id, 5);
+    Resp::decode(&mut b, version).unwrap()
+}
+
+async fn handshake(s: &mut TcpStream, mechanism: &'static str) -> SaslHandshakeResponse {
+    let r = SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism));
+    call(s, ApiKey::SaslHandshake, 1, &r).await
+}
+
+async fn plain(
+    s: &mut TcpStream,
+    version: i16,
+    user: &str,
+    token: &str,
+) -> SaslAuthenticateResponse {
+    let message = format!("\0{user}\0{token}");
+    let r = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(message.into_bytes()));
+    call(s, ApiKey::SaslAuthenticate, version, &r).await
+}
+
+fn private() -> Options {
+    Options {
+        allow_anonymous: false,
+        ..anonymous()
+    }
+}
+
+#[tokio::test]
+async fn sasl_plain_with_a_token_authenticates_the_connection_as_its_user() {
+    let d = door(private()).await;
+    for version in 0..=2 {
+        let mut s = TcpStream::connect(d.addr).await.unwrap();
+        let h = handshake(&mut s, "PLAIN").await;
+        assert_eq!(h.error_code, 0);
+        assert_eq!(
+            h.mechanisms.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+            ["PLAIN"]
+        );
+        let a = plain(&mut s, version, "admin", &d.token).await;
+        assert_eq!(a.error_code, 0, "{:?}", a.error_message);
+        // Authenticated as the admin, who sees the private stream.
+        let r = metadata(&mut s, 9, Some(&["/acme/private:secret"])).await;
+        assert_eq!(topics(&r), [("/acme/private:secret".to_string(), 0, 1)]);
+        // Once is enough: a second handshake is out of turn.
+        assert_eq!(handshake(&mut s, "PLAIN").await.error_code, 34);
+    }
+}
+
+#[tokio::test]
+async fn a_failed_authentication_is_answered_then_the_connection_closes() {
+    let d = door(private()).await;
+    let wrong_secret = format!("{}x", &d.token[..d.token.len() - 1]);
+    for (user, token) in [
+        ("admin", wrong_secret.as_str()),
+        ("someone-else", d.token.as_str()),
+        ("admin", "not-a-token"),
+    ] {
+        let mut s = TcpStream::connect(d.addr).await.unwrap();
+        assert_eq!(handshake(&mut s, "PLAIN").await.error_code, 0);
+        let a = plain(&mut s, 2, user, token).await;
+        assert_eq!(a.error_code, 58, "{user}");
+        assert!(
+            a.error_message
+                .unwrap()
+                .contains("invalid user name or token")
+        );
+        assert!(closed(&mut s).await, "{user}: the connection stays open");
+    }
+    // Authenticating without a handshake is out of turn, and closes too.
+    let mut s = TcpStream::connect(d.addr).await.unwrap();
+    let a = plain(&mut s, 1, "admin", &d.token).await;
+    assert_eq!(a.error_code, 34);
+    assert!(closed(&mut s).await);
+}
+
+#[tokio::test]
+async fn an_unknown_mechanism_is_refused_with_the_ones_offered() {
+    let d = door(private()).await;
+    let mut s = TcpStream::connect(d.addr).await.unwrap();
+    let h = handshake(&mut s, "GSSAPI").await;
+    assert_eq!(h.error_code, 33);
+    assert_eq!(
+        h.mechanisms.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+        ["PLAIN"]
+    );
+    // Still unauthenticated: Metadata closes the connection.
+    s.write_all(&metadata_request(2, 9, None)).await.unwrap();
+    assert!(closed(&mut s).await);
 }

@@ -5,6 +5,7 @@
 
 mod api_versions;
 mod metadata;
+mod sasl;
 
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
@@ -48,6 +49,8 @@ pub(crate) async fn handle(
     })?;
     match key {
         ApiKey::ApiVersions => api_versions::handle(req).map(Some),
+        ApiKey::SaslHandshake => sasl::handshake(session, req).map(Some),
+        ApiKey::SaslAuthenticate => sasl::authenticate(door, session, req).map(Some),
         ApiKey::Metadata => {
             let caller = caller(session, key)?;
             metadata::handle(door, &caller, req).await.map(Some)
@@ -78,6 +81,8 @@ fn api_name(key: ApiKey) -> &'static str {
     match key {
         ApiKey::ApiVersions => "ApiVersions",
         ApiKey::Metadata => "Metadata",
+        ApiKey::SaslHandshake => "SaslHandshake",
+        ApiKey::SaslAuthenticate => "SaslAuthenticate",
         _ => "this API",
     }
 }
