@@ -36,6 +36,11 @@ pub const ADVERTISED: &[Served] = &[
         min: 0,
         max: 2,
     },
+    Served {
+        key: ApiKey::DescribeCluster,
+        min: 0,
+        max: 1,
+    },
 ];
 
 /// The range served for `key`, if it is served.

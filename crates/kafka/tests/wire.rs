@@ -12,7 +12,8 @@ use kafka_protocol::messages::{
     RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::messages::{
-    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
+    DescribeClusterRequest, DescribeClusterResponse, SaslAuthenticateRequest,
+    SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -558,4 +559,33 @@ async fn an_unknown_mechanism_is_refused_with_the_ones_offered() {
     // Still unauthenticated: Metadata closes the connection.
     s.write_all(&metadata_request(2, 9, None)).await.unwrap();
     assert!(closed(&mut s).await);
+}
+
+#[tokio::test]
+async fn describe_cluster_names_the_cluster_and_this_broker() {
+    let d = door(Options {
+        advertised: Some(("kafka.example.com".into(), 19092)),
+        ..anonymous()
+    })
+    .await;
+    let mut s = TcpStream::connect(d.addr).await.unwrap();
+    for version in 0..=1 {
+        let mut r = DescribeClusterRequest::default();
+        if version >= 1 {
+            r = r.with_endpoint_type(1);
+        }
+        let got: DescribeClusterResponse = call(&mut s, ApiKey::DescribeCluster, version, &r).await;
+        assert_eq!(got.error_code, 0);
+        assert_eq!(got.cluster_id.as_str(), d.ns.cluster_id().to_string());
+        assert_eq!(got.brokers.len(), 1);
+        assert_eq!(
+            (got.brokers[0].host.as_str(), got.brokers[0].port),
+            ("kafka.example.com", 19092)
+        );
+        assert_eq!(got.controller_id, got.brokers[0].broker_id);
+    }
+    let controllers = DescribeClusterRequest::default().with_endpoint_type(2);
+    let got: DescribeClusterResponse = call(&mut s, ApiKey::DescribeCluster, 1, &controllers).await;
+    assert_eq!(got.error_code, 115, "UNSUPPORTED_ENDPOINT_TYPE");
+    assert!(got.brokers.is_empty());
 }

@@ -4,6 +4,7 @@
 //! Produce with acks 0).
 
 mod api_versions;
+mod describe_cluster;
 mod metadata;
 mod sasl;
 
@@ -55,6 +56,10 @@ pub(crate) async fn handle(
             let caller = caller(session, key)?;
             metadata::handle(door, &caller, req).await.map(Some)
         }
+        ApiKey::DescribeCluster => {
+            caller(session, key)?;
+            describe_cluster::handle(door, req).map(Some)
+        }
         _ => Err(Error::UnknownApi(req.api_key)),
     }
 }
@@ -81,6 +86,7 @@ fn api_name(key: ApiKey) -> &'static str {
     match key {
         ApiKey::ApiVersions => "ApiVersions",
         ApiKey::Metadata => "Metadata",
+        ApiKey::DescribeCluster => "DescribeCluster",
         ApiKey::SaslHandshake => "SaslHandshake",
         ApiKey::SaslAuthenticate => "SaslAuthenticate",
         _ => "this API",
