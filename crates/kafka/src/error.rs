@@ -1,6 +1,6 @@
-//! The Kafka door's errors, and the one place they become Kafka error codes: what ends a
-//! connection (a frame too large, an API or version not served, broken framing) and what a
-//! request answers with.
+//! The Kafka door's errors: what ends a connection (a frame too large, an API or version
+//! not served, broken framing), and the one place the namespace's refusals become Kafka
+//! error codes ([`topic_code`]).
 
 use kafka_protocol::ResponseError;
 

@@ -13,7 +13,9 @@
 //!   brokers do, so responses leave in request order (a long-poll Fetch included) and a
 //!   slow reader holds back its own connection only;
 //! - `apis`: a handler per API;
-//! - `error`: the crate's one error enum, and the one place Kafka error codes are chosen.
+//! - `error`: the crate's one error enum, and the one place the namespace's refusals become
+//!   Kafka error codes (handlers answer states only the protocol has, such as an unknown
+//!   name or a SASL exchange out of turn, with Kafka's own codes directly).
 
 mod apis;
 mod conn;
