@@ -312,7 +312,7 @@ async fn produce(
             tokio::time::sleep(early).await;
         }
         let record = Record {
-            value: value(producer, seq, pad).into(),
+            value: Some(value(producer, seq, pad).into()),
             ..Default::default()
         };
         pending.push_back((seq, producer_handle.send(TOPIC, record).await?));
@@ -351,7 +351,10 @@ async fn read_all(client: &Client, partitions: u32) -> anyhow::Result<Vec<Partit
             log.log_start = f.log_start_offset;
             for r in f.records {
                 offset = r.offset + 1;
-                log.records.push((r.offset, parse(&r.record.value)));
+                log.records.push((
+                    r.offset,
+                    parse(r.record.value.as_deref().unwrap_or_default()),
+                ));
             }
             if offset >= f.high_watermark {
                 break;

@@ -55,7 +55,12 @@ pub async fn read_partition(
             for (i, rec) in b.records.into_iter().enumerate() {
                 let local = b.base_offset + i as u64;
                 if local >= offset {
-                    out.push((origin, b.origin_base_offset + i as u64, local, rec.value));
+                    out.push((
+                        origin,
+                        b.origin_base_offset + i as u64,
+                        local,
+                        rec.value.unwrap_or_default(),
+                    ));
                 }
             }
             offset = offset.max(next);

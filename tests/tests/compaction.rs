@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use tributary_client::record;
+use tributary_client::{record, tombstone, unkeyed};
 use tributary_e2e::{Client, Server};
 use tributary_proto::v1;
 
@@ -15,16 +15,15 @@ const KEYS: usize = 40;
 const PARTITIONS: u32 = 2;
 
 /// One batch with an update of every key; in `tombstones` rounds, every fifth key is
-/// deleted (an empty value).
+/// deleted (a null value).
 async fn update_all(client: &Client, round: usize, tombstones: bool) {
     let records = (0..KEYS)
         .map(|k| {
-            let value = if tombstones && k % 5 == 0 {
-                String::new()
+            if tombstones && k % 5 == 0 {
+                tombstone(format!("k{k}"))
             } else {
-                format!("k{k}-v{round}")
-            };
-            record(format!("k{k}"), value)
+                record(format!("k{k}"), format!("k{k}-v{round}"))
+            }
         })
         .collect();
     client.produce(TOPIC, None, records).await.unwrap();
@@ -50,8 +49,8 @@ async fn consume_all(client: &Client) -> (BTreeMap<String, String>, usize, u64) 
                 assert!(r.offset >= expected, "offsets only increase");
                 gaps += r.offset - expected;
                 last = Some(r.offset);
-                let key = String::from_utf8(r.record.key.to_vec()).unwrap();
-                let value = String::from_utf8(r.record.value.to_vec()).unwrap();
+                let key = String::from_utf8(r.record.key.clone().unwrap().to_vec()).unwrap();
+                let value = String::from_utf8(r.record.value.clone().unwrap().to_vec()).unwrap();
                 assert!(
                     latest.insert(key.clone(), value).is_none(),
                     "{key} appears twice after compaction"
@@ -122,7 +121,7 @@ async fn compacted_changelog_keeps_the_latest_value_per_key() {
 
     let client = server.client().await;
     let err = client
-        .produce(TOPIC, None, vec![record("k1", "v"), record("", "unkeyed")])
+        .produce(TOPIC, None, vec![record("k1", "v"), unkeyed("unkeyed")])
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some(tonic::Code::InvalidArgument), "{err}");

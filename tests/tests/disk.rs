@@ -24,7 +24,7 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_recovers_by_itself() {
     let batch = |tag: u64| {
         let mut v = value.clone();
         v[..8].copy_from_slice(&tag.to_be_bytes());
-        vec![tributary_client::record("", v)]
+        vec![tributary_client::unkeyed(v)]
     };
 
     // Fill the disk: every acknowledged produce gets the next offset; then one fails.
@@ -76,7 +76,7 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_recovers_by_itself() {
             .expect("reads work on a full disk");
         for r in &f.records {
             assert_eq!(r.offset, offset);
-            assert_eq!(r.record.value[..8], offset.to_be_bytes());
+            assert_eq!(r.record.value.as_ref().unwrap()[..8], offset.to_be_bytes());
             offset += 1;
         }
     }
@@ -115,7 +115,10 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_recovers_by_itself() {
         .await
         .unwrap();
     assert_eq!(f.records.len(), 1);
-    assert_eq!(f.records[0].record.value[..8], acked.to_be_bytes());
+    assert_eq!(
+        f.records[0].record.value.as_ref().unwrap()[..8],
+        acked.to_be_bytes()
+    );
 }
 
 /// Contents of every file of a store except RocksDB's own diagnostic log (`LOG*`), which

@@ -149,7 +149,7 @@ async fn read_all(
                 "each read starts where the last ended"
             );
             for r in f.records {
-                records.push((r.offset, r.record.key, r.record.value));
+                records.push((r.offset, r.record.key.unwrap(), r.record.value.unwrap()));
             }
             offset = f.next_offset;
         }
@@ -192,7 +192,7 @@ async fn a_hundred_thousand_records_survive_kill_9() {
             expected
                 .entry(p)
                 .or_default()
-                .push((*o, rec.key, rec.value));
+                .push((*o, rec.key.unwrap(), rec.value.unwrap()));
             *o += 1;
         }
     }
@@ -221,7 +221,7 @@ async fn a_hundred_thousand_records_survive_kill_9() {
         "read back in order after kill -9"
     );
     let r = client
-        .produce(topic, Some(0), vec![tributary_client::record("", "after")])
+        .produce(topic, Some(0), vec![tributary_client::unkeyed("after")])
         .await
         .unwrap();
     assert_eq!(
@@ -258,7 +258,7 @@ async fn a_reader_reads_one_fetch_ahead() {
     let topic = "/r/s:t";
     for b in 0..10 {
         let records = (b * 100..(b + 1) * 100)
-            .map(|i| tributary_client::record("", format!("v{i}")))
+            .map(|i| tributary_client::unkeyed(format!("v{i}")))
             .collect();
         client.produce(topic, Some(0), records).await.unwrap();
     }
@@ -287,7 +287,10 @@ async fn a_reader_reads_one_fetch_ahead() {
         let offsets: Vec<u64> = f.records.iter().map(|r| r.offset).collect();
         assert_eq!(offsets, (offset..f.next_offset).collect::<Vec<_>>());
         for r in &f.records {
-            assert_eq!(r.record.value, format!("v{}", r.offset).into_bytes());
+            assert_eq!(
+                r.record.value.as_deref(),
+                Some(format!("v{}", r.offset).as_bytes())
+            );
         }
         offset = f.next_offset;
     }
@@ -299,7 +302,7 @@ async fn a_reader_reads_one_fetch_ahead() {
     let mut reader = client.reader(topic, 0, 1000, 0, Duration::from_secs(30));
     let polling = tokio::spawn(async move { reader.next().await });
     client
-        .produce(topic, Some(0), vec![tributary_client::record("", "late")])
+        .produce(topic, Some(0), vec![tributary_client::unkeyed("late")])
         .await
         .unwrap();
     let f = polling.await.unwrap().unwrap();
@@ -335,7 +338,7 @@ async fn fetches_keep_their_byte_budget_and_the_message_limit() {
             .produce(
                 "/f/s:small",
                 Some(0),
-                vec![tributary_client::record("", value)],
+                vec![tributary_client::unkeyed(value)],
             )
             .await
             .unwrap();
@@ -360,7 +363,7 @@ async fn fetches_keep_their_byte_budget_and_the_message_limit() {
             .produce(
                 "/f/s:big",
                 Some(0),
-                vec![tributary_client::record("", vec![b; BATCH])],
+                vec![tributary_client::unkeyed(vec![b; BATCH])],
             )
             .await
             .unwrap();
@@ -374,7 +377,7 @@ async fn fetches_keep_their_byte_budget_and_the_message_limit() {
             assert!(!r.batches.is_empty() && size(&r) < 64 << 20);
             for (i, b) in r.batches.iter().enumerate() {
                 assert_eq!(b.base_offset, offset + i as u64);
-                assert_eq!(b.records[0].value.len(), BATCH);
+                assert_eq!(b.records[0].value.as_ref().map(Bytes::len), Some(BATCH));
             }
             batches += r.batches.len();
             offset = r.next_offset;
@@ -393,7 +396,7 @@ async fn sigterm_stops_cleanly_and_keeps_buffered_writes() {
     };
     create_stream(&client, "/v/s", attributes).await;
     client
-        .produce("/v/s:t", None, vec![tributary_client::record("", "kept")])
+        .produce("/v/s:t", None, vec![tributary_client::unkeyed("kept")])
         .await
         .unwrap();
 
@@ -423,7 +426,7 @@ async fn sigterm_stops_cleanly_and_keeps_buffered_writes() {
         .await
         .unwrap();
     assert_eq!(f.records.len(), 1);
-    assert_eq!(f.records[0].record.value, Bytes::from_static(b"kept"));
+    assert_eq!(f.records[0].record.value, Some(Bytes::from_static(b"kept")));
 }
 
 #[test]

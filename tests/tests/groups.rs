@@ -9,7 +9,9 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tributary_client::{Client, GroupConfig, GroupConsumer, Producer, ProducerConfig, record};
+use tributary_client::{
+    Client, GroupConfig, GroupConsumer, Producer, ProducerConfig, record, unkeyed,
+};
 use tributary_e2e::{Proxy, Server, binary, create_stream, wait_until};
 use tributary_proto::v1;
 
@@ -272,7 +274,7 @@ async fn a_running_producer_follows_a_topic_that_grows() {
             .await
             .unwrap();
         for rec in f.records {
-            let value = String::from_utf8(rec.record.value.to_vec()).unwrap();
+            let value = String::from_utf8(rec.record.value.unwrap().to_vec()).unwrap();
             let at = tributary_client::Delivery {
                 partition: p,
                 offset: rec.offset,
@@ -456,7 +458,7 @@ async fn seek_by_time_finds_the_first_record_at_or_after_a_time_in_a_million() {
         let records = (0..10_000)
             .map(|i| {
                 let n = chunk * 10_000 + i;
-                let mut r = record("", format!("{n}"));
+                let mut r = unkeyed(format!("{n}"));
                 r.timestamp_ms = Some(base + n as i64);
                 r
             })
@@ -511,7 +513,7 @@ async fn retries_after_a_lost_response_are_not_appended_twice() {
         topic: "/g/s:t".into(),
         partition: Some(0),
         batch: Some(v1::RecordBatch {
-            records: values.iter().map(|v| record("", v.to_string())).collect(),
+            records: values.iter().map(|v| unkeyed(v.to_string())).collect(),
             ..Default::default()
         }),
         producer: Some(v1::ProducerSequence {
@@ -601,7 +603,7 @@ async fn retries_after_a_lost_response_are_not_appended_twice() {
         values.extend(
             f.records
                 .into_iter()
-                .map(|r| String::from_utf8(r.record.value.to_vec()).unwrap()),
+                .map(|r| String::from_utf8(r.record.value.unwrap().to_vec()).unwrap()),
         );
     }
     let ps: Vec<_> = values.iter().filter(|v| v.starts_with('p')).collect();

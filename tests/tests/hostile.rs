@@ -459,7 +459,7 @@ async fn malformed_oversized_and_out_of_range_requests_get_their_status_and_chan
         "#4294967295",
         "producing to partition 2^32 - 1 of a topic that would be auto-created",
     );
-    let empties = vec![tributary_client::record("", ""); 100_001];
+    let empties = vec![v1::Record::default(); 100_001];
     match admin.produce(TOPIC, Some(0), empties).await {
         Err(e) => assert!(
             e.to_string()
@@ -468,7 +468,7 @@ async fn malformed_oversized_and_out_of_range_requests_get_their_status_and_chan
         ),
         Ok(r) => panic!("100001 records were accepted: {r:?}"),
     }
-    let mut late = tributary_client::record("", "v");
+    let mut late = tributary_client::unkeyed("v");
     late.timestamp_ms = Some(i64::MIN);
     match admin.produce(TOPIC, Some(0), vec![late]).await {
         Err(e) => assert_eq!(e.code(), Some(Code::InvalidArgument), "{e}"),

@@ -13,7 +13,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
-use tributary_client::{Client, RETRY_AFTER_MS, record};
+use tributary_client::{Client, RETRY_AFTER_MS, record, unkeyed};
 use tributary_e2e::{Server, create_stream, prometheus, wait_until};
 use tributary_proto::v1;
 
@@ -163,7 +163,7 @@ async fn a_thousand_connections_produce_and_consume_without_errors() {
                     .await
                     .map_err(|e| format!("connection {i} fetch {n}: {e}"))?;
                 latencies.push(t.elapsed());
-                let first = got.records.first().map(|r| r.record.value.clone());
+                let first = got.records.first().and_then(|r| r.record.value.clone());
                 if first.as_deref() != Some(value.as_bytes()) {
                     return Err(format!(
                         "connection {i}: offset {offset} holds {first:?}, not its record"
@@ -301,9 +301,7 @@ async fn produce_bytes(server: &Server, client: &Client, topic: &str, bytes: u64
     let batch = 64;
     let mut most = 0;
     for i in 0..bytes / (batch * 4096) {
-        let records = (0..batch)
-            .map(|_| record(Vec::new(), value.clone()))
-            .collect();
+        let records = (0..batch).map(|_| unkeyed(value.clone())).collect();
         client
             .produce(topic, Some(0), records)
             .await
@@ -578,7 +576,7 @@ async fn a_flooding_tenant_is_throttled_and_the_other_is_not() {
                     // Big fetches from the start.
                     tally.add(a.fetch("/a/s:t", 0, 0, 16 << 20, Duration::ZERO).await);
                 } else {
-                    let records = vec![record(Vec::new(), value.clone()); 4];
+                    let records = vec![unkeyed(value.clone()); 4];
                     if tally
                         .add(a.produce("/a/s:t", Some(0), records).await)
                         .is_some()

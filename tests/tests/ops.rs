@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use tonic::Code;
-use tributary_client::record;
+use tributary_client::{record, unkeyed};
 use tributary_e2e::{
     Client, HttpAuth, Proxy, Server, binary, create_stream, http_get, http_get_as, prometheus,
     python, repo_root, wait_until,
@@ -28,7 +28,7 @@ async fn one_partition_stream(client: &Client, path: &str) {
 async fn produce(client: &Client, topic: &str, n: usize, size: usize) {
     for start in (0..n).step_by(10) {
         let batch = (start..n.min(start + 10))
-            .map(|i| record(Vec::new(), format!("{i:0size$}")))
+            .map(|i| unkeyed(format!("{i:0size$}")))
             .collect();
         client.produce(topic, None, batch).await.unwrap();
     }
@@ -47,7 +47,7 @@ async fn values(client: &Client, topic: &str) -> Vec<String> {
         out.extend(
             f.records
                 .iter()
-                .map(|r| String::from_utf8_lossy(&r.record.value).into_owned()),
+                .map(|r| String::from_utf8_lossy(r.record.value.as_ref().unwrap()).into_owned()),
         );
         offset = f.next_offset;
     }
@@ -675,7 +675,10 @@ async fn rpc_spans_name_principal_and_path_never_payloads_or_tokens() {
         .fetch("/logs/app:events", 0, 0, 1 << 20, Duration::ZERO)
         .await
         .unwrap();
-    assert_eq!(fetched.records[0].record.value, marker.as_bytes());
+    assert_eq!(
+        fetched.records[0].record.value.as_deref(),
+        Some(marker.as_bytes())
+    );
 
     let log = tributary_e2e::wait_until(
         "the produce span in the log",

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use tributary_client::{Client, GroupConfig, GroupConsumer, record};
+use tributary_client::{Client, GroupConfig, GroupConsumer, record, unkeyed};
 use tributary_e2e::replication::{read_partition, wait_converged};
 use tributary_e2e::{Proxy, Server, create_stream, prometheus, wait_until};
 use tributary_proto::v1;
@@ -831,7 +831,7 @@ async fn pull_responses_keep_within_their_byte_budget() {
     const BATCH: usize = 3 << 20;
     for p in 0..PARTITIONS {
         client
-            .produce(TOPIC, Some(p), vec![record("", vec![p as u8; BATCH])])
+            .produce(TOPIC, Some(p), vec![unkeyed(vec![p as u8; BATCH])])
             .await
             .unwrap();
     }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use tributary_client::record;
+use tributary_client::unkeyed;
 use tributary_e2e::{Server, create_stream, wait_until};
 use tributary_proto::v1;
 
@@ -33,7 +33,7 @@ async fn expired_records_vanish_and_are_purged() {
         .unwrap();
     for topic in ["/ret/short:t", "/ret/forever:t"] {
         client
-            .produce(topic, Some(0), vec![record("", "a"), record("", "b")])
+            .produce(topic, Some(0), vec![unkeyed("a"), unkeyed("b")])
             .await
             .unwrap();
     }
@@ -78,7 +78,7 @@ async fn expired_records_vanish_and_are_purged() {
 
     // Offsets continue after the purge; TTL 0 keeps everything.
     let r = client
-        .produce("/ret/short:t", Some(0), vec![record("", "c")])
+        .produce("/ret/short:t", Some(0), vec![unkeyed("c")])
         .await
         .unwrap();
     assert_eq!(r.acks[0].base_offset, 2);
@@ -86,7 +86,7 @@ async fn expired_records_vanish_and_are_purged() {
         .fetch("/ret/short:t", 0, 2, 0, Duration::ZERO)
         .await
         .unwrap();
-    assert_eq!(f.records[0].record.value.as_ref(), b"c");
+    assert_eq!(f.records[0].record.value.as_deref(), Some(&b"c"[..]));
     assert_eq!(
         client
             .fetch("/ret/forever:t", 0, 0, 0, Duration::ZERO)

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
-use tributary_client::{Client, GroupConfig, GroupConsumer, record};
+use tributary_client::{Client, GroupConfig, GroupConsumer, unkeyed};
 use tributary_e2e::{InProcess, Proxy, wait_until};
 use tributary_proto::v1;
 
@@ -108,7 +108,7 @@ async fn setup() -> (InProcess, Client, Client) {
 
 async fn produce(admin: &Client, value: &'static str) {
     admin
-        .produce(TOPIC, Some(0), vec![record("", value)])
+        .produce(TOPIC, Some(0), vec![unkeyed(value)])
         .await
         .unwrap();
 }
@@ -149,7 +149,7 @@ async fn revoking_ends_the_subscribe_session(how: Revocation) {
         .await
         .expect("the member receives the first record")
         .unwrap();
-    assert_eq!(&got[0].record.record.value[..], b"before");
+    assert_eq!(got[0].record.record.value.as_deref(), Some(&b"before"[..]));
 
     how.apply(&admin).await;
     produce(&admin, "after").await;
@@ -159,8 +159,8 @@ async fn revoking_ends_the_subscribe_session(how: Revocation) {
                 Ok(records) => {
                     for r in records {
                         assert_ne!(
-                            &r.record.record.value[..],
-                            b"after",
+                            r.record.record.value.as_deref(),
+                            Some(&b"after"[..]),
                             "{how:?}: a record produced after the revocation reached the member"
                         );
                     }

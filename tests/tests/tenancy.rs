@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use tonic::Code;
-use tributary_client::record;
+use tributary_client::unkeyed;
 use tributary_e2e::{Client, InProcess, Run, Server};
 use tributary_proto::v1;
 
@@ -218,7 +218,7 @@ async fn every_call_needs_valid_credentials() {
     let admin = server.client().await;
     tributary_e2e::create_stream(&admin, "/v/s", Default::default()).await;
     admin
-        .produce("/v/s:t", None, vec![record("", "x")])
+        .produce("/v/s:t", None, vec![unkeyed("x")])
         .await
         .unwrap();
 
@@ -229,7 +229,7 @@ async fn every_call_needs_valid_credentials() {
     ] {
         let c = server.client_as(token).await;
         assert_eq!(
-            code(c.produce("/v/s:t", None, vec![record("", "y")]).await),
+            code(c.produce("/v/s:t", None, vec![unkeyed("y")]).await),
             Code::Unauthenticated
         );
         assert_eq!(
@@ -281,7 +281,7 @@ async fn anonymous_use_is_opt_in_and_still_bound_by_acls() {
         .await
         .unwrap();
     let anon = server.client_as(None).await;
-    anon.produce("/pub/open:t", None, vec![record("", "hello")])
+    anon.produce("/pub/open:t", None, vec![unkeyed("hello")])
         .await
         .unwrap();
     assert_eq!(
@@ -294,7 +294,7 @@ async fn anonymous_use_is_opt_in_and_still_bound_by_acls() {
     );
     assert_eq!(
         code(
-            anon.produce("/pub/closed:t", None, vec![record("", "no")])
+            anon.produce("/pub/closed:t", None, vec![unkeyed("no")])
                 .await
         ),
         Code::PermissionDenied
@@ -392,16 +392,12 @@ async fn each_permission_is_allowed_and_refused() {
         assert_eq!(code(create_topic(other, "x").await), Code::PermissionDenied);
     }
     // produce
-    p.produce("/v/s:events", None, vec![record("", "1")])
+    p.produce("/v/s:events", None, vec![unkeyed("1")])
         .await
         .unwrap();
     for other in [&c, &t, &s] {
         assert_eq!(
-            code(
-                other
-                    .produce("/v/s:events", None, vec![record("", "2")])
-                    .await
-            ),
+            code(other.produce("/v/s:events", None, vec![unkeyed("2")]).await),
             Code::PermissionDenied
         );
     }
@@ -427,7 +423,7 @@ async fn each_permission_is_allowed_and_refused() {
     }
     // The volume owner administers everything in the volume, whatever the stream ACLs say.
     owner
-        .produce("/v/s:events", None, vec![record("", "3")])
+        .produce("/v/s:events", None, vec![unkeyed("3")])
         .await
         .unwrap();
     edit(&owner).await.unwrap();
@@ -484,21 +480,21 @@ async fn quotas_and_bad_input_change_nothing() {
     );
 
     admin
-        .produce("/q/s:t", None, vec![record("", "x".repeat(1_000))])
+        .produce("/q/s:t", None, vec![unkeyed("x".repeat(1_000))])
         .await
         .unwrap();
     let err = admin
         .produce(
             "/q/s:t",
             None,
-            vec![record("", "y".repeat(1_000)), record("", "z")],
+            vec![unkeyed("y".repeat(1_000)), unkeyed("z")],
         )
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some(Code::ResourceExhausted));
     assert!(err.to_string().contains("bytes quota of 2000"), "{err}");
     assert_eq!(
-        code(admin.produce("/q/s:t2", None, vec![record("", "a")]).await),
+        code(admin.produce("/q/s:t2", None, vec![unkeyed("a")]).await),
         Code::ResourceExhausted
     );
     assert_eq!(

@@ -120,11 +120,7 @@ async fn tls_serves_token_holders_and_refuses_plaintext_and_unknown_issuers() {
     assert_eq!(whoami(&admin).await.unwrap(), "admin");
     tributary_e2e::create_stream(&admin, "/tls/s", Default::default()).await;
     admin
-        .produce(
-            "/tls/s:t",
-            None,
-            vec![tributary_client::record("", "secret")],
-        )
+        .produce("/tls/s:t", None, vec![tributary_client::unkeyed("secret")])
         .await
         .unwrap();
 
@@ -290,7 +286,10 @@ async fn a_replica_link_pulls_over_tls_with_a_token_file() {
         .fetch("/geo/s:t", 0, 0, 1 << 20, std::time::Duration::ZERO)
         .await
         .unwrap();
-    assert_eq!(&got.records[0].record.value[..], b"over tls");
+    assert_eq!(
+        got.records[0].record.value.as_deref(),
+        Some(&b"over tls"[..])
+    );
 }
 
 const LONG: std::time::Duration = std::time::Duration::from_secs(60);

@@ -408,13 +408,10 @@ impl<C: Conn> Producer<C> {
             .keys
             .as_ref()
             .map(|k| &k[self.pairs[slot] % self.partitions as usize]);
-        let key = |i: u64| match keys {
-            Some(k) => k[(first + i) as usize % k.len()].clone(),
-            None => Bytes::new(),
-        };
+        let key = |i: u64| keys.map(|k| k[(first + i) as usize % k.len()].clone());
         let record = |key, value| Record {
             key,
-            value,
+            value: Some(value),
             headers: Vec::new(),
             timestamp_ms: None,
         };

@@ -198,6 +198,9 @@ impl system::Reader for Fetcher {
             p.topic, p.partition
         )))?;
         *offset = f.next_offset;
-        Ok(f.records.into_iter().map(|r| r.record.value).collect())
+        Ok(f.records
+            .into_iter()
+            .map(|r| r.record.value.unwrap_or_default())
+            .collect())
     }
 }

@@ -250,6 +250,7 @@ fn print(
             "timestamp_ms": r.timestamp_ms,
         });
         for (name, bytes) in [("key", &r.record.key), ("value", &r.record.value)] {
+            let bytes = bytes.as_deref().unwrap_or_default();
             match std::str::from_utf8(bytes) {
                 Ok(s) => o[name] = json!(s),
                 Err(_) => {
@@ -263,7 +264,7 @@ fn print(
                 .record
                 .headers
                 .iter()
-                .map(|h| json!([h.key, text(&h.value)]))
+                .map(|h| json!([h.key, text(h.value.as_deref().unwrap_or_default())]))
                 .collect();
         }
         return writeln!(out, "{o}");
@@ -273,8 +274,12 @@ fn print(
         write!(out, "{}:{}{sep}", r.partition, r.offset)?;
     }
     if args.print_key {
-        write!(out, "{}{sep}", text(&r.record.key))?;
+        write!(
+            out,
+            "{}{sep}",
+            text(r.record.key.as_deref().unwrap_or_default())
+        )?;
     }
-    out.write_all(&r.record.value)?;
+    out.write_all(r.record.value.as_deref().unwrap_or_default())?;
     out.write_all(b"\n")
 }

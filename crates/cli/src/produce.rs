@@ -10,7 +10,7 @@ use clap::Args;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
-use tributary_client::{Client, Record, record};
+use tributary_client::{Client, Record, record, unkeyed};
 
 use crate::Global;
 use crate::output::{json, parse_duration};
@@ -86,11 +86,14 @@ pub async fn run(g: &Global, args: ProduceArgs) -> anyhow::Result<()> {
                     Bytes::copy_from_slice(k.as_bytes()),
                     Bytes::copy_from_slice(v.as_bytes()),
                 ),
-                None => record(Bytes::new(), Bytes::from(line.into_bytes())),
+                None => unkeyed(line.into_bytes()),
             },
-            None => record(Bytes::new(), Bytes::from(line.into_bytes())),
+            None => unkeyed(line.into_bytes()),
         };
-        batch.bytes += r.key.len() + r.value.len();
+        batch.bytes += [&r.key, &r.value]
+            .iter()
+            .map(|b| b.as_ref().map_or(0, Bytes::len))
+            .sum::<usize>();
         batch.records.push(r);
         if batch.records.len() >= args.batch_records || batch.bytes >= args.batch_bytes {
             if tx.send(std::mem::take(&mut batch.records)).await.is_err() {

@@ -529,12 +529,30 @@ pub fn unpack(partition: u32, b: RecordBatch) -> impl Iterator<Item = ConsumedRe
         })
 }
 
-/// A record with just a key and a value.
+/// A record with just a key and a value. Either may be empty, which is not null: an empty
+/// key is hashed to its partition like any other, as in Kafka.
 pub fn record(key: impl Into<Bytes>, value: impl Into<Bytes>) -> Record {
     Record {
-        key: key.into(),
-        value: value.into(),
+        key: Some(key.into()),
+        value: Some(value.into()),
         headers: Vec::new(),
         timestamp_ms: None,
+    }
+}
+
+/// A record with a value and no key (null): spread over the partitions, and refused by a
+/// compacted stream.
+pub fn unkeyed(value: impl Into<Bytes>) -> Record {
+    Record {
+        key: None,
+        ..record(Bytes::new(), value)
+    }
+}
+
+/// A tombstone: `key` with no value (null), which deletes the key on a compacted stream.
+pub fn tombstone(key: impl Into<Bytes>) -> Record {
+    Record {
+        value: None,
+        ..record(key, Bytes::new())
     }
 }

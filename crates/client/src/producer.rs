@@ -4,8 +4,8 @@
 //! acknowledged with the original offsets instead of being appended twice.
 //!
 //! Records are partitioned here, with the server's own partitioner
-//! (`tributary_core::partitioner`: Kafka's murmur2 of the key; unkeyed records stick to one
-//! partition per batch, round-robin), since a retry must go to the partition the first try
+//! (`tributary_core::partitioner`: Kafka's murmur2 of the key, the empty key included;
+//! records with a null key stick to one partition per batch, round-robin), since a retry must go to the partition the first try
 //! went to. One request per partition is in flight at a time, so
 //! records of a partition are appended in the order they were sent.
 //!
@@ -20,7 +20,8 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use tributary_core::partitioner::partition_for_key;
+use tributary_core::batch::record_size;
+use tributary_core::partitioner::partition_for;
 use tributary_proto::v1;
 
 use crate::{Client, Error, Record, RecordBatch, Result};
@@ -289,13 +290,9 @@ impl Batcher {
             Some(_) => {}
         }
         let t = self.topics.get_mut(&topic).expect("inserted above");
-        let partition = if record.key.is_empty() {
-            t.sticky
-        } else {
-            partition_for_key(&record.key, t.partitions)
-        };
+        let partition = partition_for(record.key.as_deref(), t.partitions).unwrap_or(t.sticky);
         let p = t.parts.entry(partition).or_default();
-        p.open_bytes += record.key.len() + record.value.len() + 16;
+        p.open_bytes += record_size(&record) + 16;
         p.open_since.get_or_insert_with(Instant::now);
         p.open.push((record, ack));
     }

@@ -22,12 +22,8 @@ fn records(keyed: bool) -> Vec<Record> {
     let value = Bytes::from(vec![0x5a; VALUE_BYTES]);
     (0..RECORDS)
         .map(|i| Record {
-            key: if keyed {
-                Bytes::from(format!("key-{:012}", i % 64))
-            } else {
-                Bytes::new()
-            },
-            value: value.clone(),
+            key: keyed.then(|| Bytes::from(format!("key-{:012}", i % 64))),
+            value: Some(value.clone()),
             headers: Vec::new(),
             timestamp_ms: None,
         })

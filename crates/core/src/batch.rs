@@ -34,13 +34,15 @@ pub struct Produced {
     pub records: Vec<Record>,
 }
 
-/// Size a record counts against `max_message_bytes`: key, value and headers.
+/// Size a record counts against `max_message_bytes`: key, value and headers (a null one
+/// counts as empty).
 pub fn record_size(r: &Record) -> usize {
-    r.key.len()
-        + r.value.len()
+    let len = |b: &Option<Bytes>| b.as_ref().map_or(0, Bytes::len);
+    len(&r.key)
+        + len(&r.value)
         + r.headers
             .iter()
-            .map(|h| h.key.len() + h.value.len())
+            .map(|h| h.key.len() + len(&h.value))
             .sum::<usize>()
 }
 
@@ -101,13 +103,14 @@ pub fn validate(encoded: Bytes, max_message_bytes: u32) -> Result<Produced> {
     })
 }
 
-/// Refuses unkeyed records on a compacted stream: no later record could ever supersede
-/// them.
+/// Refuses unkeyed records (a null key; an empty key is a key) on a compacted stream: no
+/// later record could ever supersede them. A client built before keys were `optional`
+/// leaves an empty key out, so its empty key is null here, refused as it always was.
 pub fn check_keyed(p: &Produced, compact: bool) -> Result<()> {
-    match p.records.iter().position(|r| r.key.is_empty()) {
+    match p.records.iter().position(|r| r.key.is_none()) {
         Some(i) if compact => Err(Error::invalid(
             &format!("batch.records[{i}].key"),
-            "is empty; the stream is compacted (`compact`), so every record needs a key".into(),
+            "is null; the stream is compacted (`compact`), so every record needs a key".into(),
         )),
         _ => Ok(()),
     }
@@ -320,15 +323,15 @@ pub fn stored_value(body: &[u8], f: &ServerFields) -> Vec<u8> {
 }
 
 /// Calls `f(key, is_tombstone)` for each record of a stored batch, in offset order, and
-/// returns the number of records: key compaction's view, where a record with an empty value
-/// is a tombstone and an unkeyed record (`None`) is kept as it is.
+/// returns the number of records: key compaction's view, as Kafka's, where a record with a
+/// null value is a tombstone (an empty value is a value) and an unkeyed record (a null key,
+/// `None`; an empty key is a key) is kept as it is. A batch stored before keys and values
+/// were `optional` has no empty ones: its client left them out, so they read as null, and
+/// compact as they did then.
 pub fn for_each_key(stored: &Bytes, mut f: impl FnMut(Option<&[u8]>, bool)) -> Result<u32> {
     let b = decode_stored(stored.clone())?;
     for r in &b.records {
-        f(
-            (!r.key.is_empty()).then_some(&r.key[..]),
-            r.value.is_empty(),
-        );
+        f(r.key.as_deref(), r.value.is_none());
     }
     u32::try_from(b.records.len()).map_err(|_| Error::corrupt("too many records"))
 }
@@ -405,13 +408,16 @@ mod tests {
     use tributary_proto::v1::Header;
     use tributary_proto::wire;
 
+    /// A record as a client before `optional` sends it: an empty key or value is left out,
+    /// so it is null.
     fn record(key: &str, value: &str) -> Record {
+        let field = |s: &str| (!s.is_empty()).then(|| Bytes::copy_from_slice(s.as_bytes()));
         Record {
-            key: Bytes::copy_from_slice(key.as_bytes()),
-            value: Bytes::copy_from_slice(value.as_bytes()),
+            key: field(key),
+            value: field(value),
             headers: vec![Header {
                 key: "h".into(),
-                value: Bytes::from_static(b"1"),
+                value: Some(Bytes::from_static(b"1")),
             }],
             timestamp_ms: None,
         }
@@ -490,7 +496,7 @@ mod tests {
         let p = validate(wire.clone(), 100).unwrap();
         let range = wire.as_ptr() as usize..wire.as_ptr() as usize + wire.len();
         assert!(
-            range.contains(&(p.records[0].value.as_ptr() as usize)),
+            range.contains(&(p.records[0].value.as_ref().unwrap().as_ptr() as usize)),
             "no copy on decode"
         );
     }
@@ -542,7 +548,152 @@ mod tests {
         let p = validate(encoded(vec![record("k", "v"), record("", "w")]), 100).unwrap();
         check_keyed(&p, false).unwrap();
         let e = check_keyed(&p, true).unwrap_err().to_string();
-        assert!(e.starts_with("batch.records[1].key: is empty"), "{e}");
+        assert!(e.starts_with("batch.records[1].key: is null"), "{e}");
+    }
+
+    /// `Record` as it was before keys, values and header values were `optional`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct OldRecord {
+        #[prost(bytes = "bytes", tag = "1")]
+        key: Bytes,
+        #[prost(bytes = "bytes", tag = "2")]
+        value: Bytes,
+        #[prost(message, repeated, tag = "3")]
+        headers: Vec<OldHeader>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct OldHeader {
+        #[prost(string, tag = "1")]
+        key: String,
+        #[prost(bytes = "bytes", tag = "2")]
+        value: Bytes,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct OldBatch {
+        #[prost(message, repeated, tag = "1")]
+        records: Vec<OldRecord>,
+    }
+
+    fn old(key: &str, value: &str) -> OldRecord {
+        OldRecord {
+            key: Bytes::copy_from_slice(key.as_bytes()),
+            value: Bytes::copy_from_slice(value.as_bytes()),
+            headers: vec![OldHeader {
+                key: "h".into(),
+                value: Bytes::new(),
+            }],
+        }
+    }
+
+    fn stored(body: &[u8]) -> Bytes {
+        let f = ServerFields {
+            base_offset: 0,
+            append_time_ms: 1,
+            origin_cluster: [1; 16],
+            origin_base_offset: 0,
+            timestamp_type: TimestampType::CreateTime,
+            origin_incarnation: 1,
+        };
+        Bytes::from(stored_value(body, &f))
+    }
+
+    fn keys(stored: &Bytes) -> Vec<(Option<Vec<u8>>, bool)> {
+        let mut seen = Vec::new();
+        for_each_key(stored, |k, t| seen.push((k.map(<[u8]>::to_vec), t))).unwrap();
+        seen
+    }
+
+    #[test]
+    fn null_and_empty_differ_for_keys_values_and_header_values() {
+        let (null, empty) = (None, Some(Bytes::new()));
+        let header = |value| Header {
+            key: "h".into(),
+            value,
+        };
+        let records = vec![
+            Record {
+                key: empty.clone(),
+                value: empty.clone(),
+                headers: vec![header(null.clone()), header(empty.clone())],
+                timestamp_ms: None,
+            },
+            Record {
+                key: empty.clone(),
+                value: null.clone(),
+                headers: Vec::new(),
+                timestamp_ms: None,
+            },
+            Record {
+                key: null.clone(),
+                value: empty.clone(),
+                headers: Vec::new(),
+                timestamp_ms: None,
+            },
+        ];
+        let p = validate(encoded(records.clone()), 2).unwrap();
+        assert_eq!(p.records, records, "presence survives the wire");
+        assert_eq!(
+            p.records.iter().map(record_size).sum::<usize>(),
+            2,
+            "the header keys"
+        );
+        let e = check_keyed(&p, true).unwrap_err().to_string();
+        assert!(e.starts_with("batch.records[2].key: is null"), "{e}");
+        let keyed = validate(encoded(records[..2].to_vec()), 2).unwrap();
+        check_keyed(&keyed, true).expect("an empty key is a key");
+        assert_eq!(
+            keys(&stored(&keyed.encoded)),
+            vec![(Some(vec![]), false), (Some(vec![]), true)],
+            "an empty value is a value; a null one a tombstone"
+        );
+    }
+
+    #[test]
+    fn batches_encoded_before_optional_read_and_compact_as_before() {
+        let body = OldBatch {
+            records: vec![old("k", "v"), old("k", ""), old("", "w"), old("", "")],
+        }
+        .encode_to_vec();
+        let p = validate(body.into(), 100).unwrap();
+        assert_eq!(
+            p.records
+                .iter()
+                .map(|r| (r.key.clone(), r.value.clone()))
+                .collect::<Vec<_>>(),
+            vec![
+                (Some(Bytes::from("k")), Some(Bytes::from("v"))),
+                (Some(Bytes::from("k")), None),
+                (None, Some(Bytes::from("w"))),
+                (None, None),
+            ],
+            "an empty field was left out, so it reads as null"
+        );
+        assert!(p.records.iter().all(|r| r.headers[0].value.is_none()));
+        assert!(check_keyed(&p, true).is_err(), "unkeyed as before");
+        assert_eq!(
+            keys(&stored(&p.encoded)),
+            vec![
+                (Some(b"k".to_vec()), false),
+                (Some(b"k".to_vec()), true),
+                (None, false),
+                (None, true),
+            ],
+            "an old empty value is still a tombstone, an old empty key still unkeyed"
+        );
+        // What an old client reads back of a new record: null and empty are both empty.
+        let new = encoded(vec![Record {
+            key: Some(Bytes::new()),
+            value: None,
+            headers: Vec::new(),
+            timestamp_ms: None,
+        }]);
+        let back = OldBatch::decode(new).unwrap();
+        assert_eq!(
+            (back.records[0].key.len(), back.records[0].value.len()),
+            (0, 0)
+        );
     }
 
     #[test]

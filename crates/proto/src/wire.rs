@@ -158,11 +158,11 @@ mod tests {
     fn batch() -> v1::RecordBatch {
         v1::RecordBatch {
             records: vec![v1::Record {
-                key: Bytes::from_static(b"k"),
-                value: Bytes::from_static(b"v"),
+                key: Some(Bytes::from_static(b"k")),
+                value: Some(Bytes::from_static(b"v")),
                 headers: vec![v1::Header {
                     key: "h".into(),
-                    value: Bytes::from_static(b"x"),
+                    value: Some(Bytes::from_static(b"x")),
                 }],
                 timestamp_ms: Some(7),
             }],
@@ -248,11 +248,11 @@ mod tests {
         let batch = v1::RecordBatch {
             records: (0..7)
                 .map(|i| v1::Record {
-                    key: vec![i; i as usize].into(),
-                    value: vec![1; 300].into(),
+                    key: Some(vec![i; i as usize].into()),
+                    value: Some(vec![1; 300].into()),
                     headers: vec![v1::Header {
                         key: "h".into(),
-                        value: vec![9].into(),
+                        value: Some(vec![9].into()),
                     }],
                     timestamp_ms: Some(5),
                 })

@@ -166,7 +166,7 @@ impl Bench {
                     })
                     .collect();
                 Record {
-                    value: value.into(),
+                    value: Some(value.into()),
                     ..Default::default()
                 }
             })
@@ -227,7 +227,7 @@ impl Bench {
                 .map(|r| {
                     next += 1;
                     Record {
-                        key: format!("key-{:08}", next % keys).into(),
+                        key: Some(format!("key-{:08}", next % keys).into()),
                         ..r.clone()
                     }
                 })

@@ -48,12 +48,15 @@ fn by_name(c: &Caller) -> Credential {
     Credential::User(c.name().to_owned())
 }
 
+/// A batch of (key, value) records as a client before `optional` sends them: an empty key
+/// or value is left out, so it is null (unkeyed; a tombstone).
 fn encoded(records: &[(&str, &str)]) -> Bytes {
+    let field = |s: &str| (!s.is_empty()).then(|| Bytes::copy_from_slice(s.as_bytes()));
     let records = records
         .iter()
         .map(|(k, v)| Record {
-            key: Bytes::copy_from_slice(k.as_bytes()),
-            value: Bytes::copy_from_slice(v.as_bytes()),
+            key: field(k),
+            value: field(v),
             ..Default::default()
         })
         .collect();
@@ -85,7 +88,7 @@ async fn values(ns: &Namespace, c: &Caller, topic: &str, partition: u32) -> Vec<
             b.records.into_iter().enumerate().map(move |(i, r)| {
                 (
                     base + i as u64,
-                    String::from_utf8(r.value.to_vec()).unwrap(),
+                    String::from_utf8(r.value.unwrap_or_default().to_vec()).unwrap(),
                 )
             })
         })

@@ -34,7 +34,7 @@ async fn main() -> anyhow::Result<()> {
         let mut out = stdout.lock();
         for r in &records {
             out.write_all(format!("{}:{}\t", r.record.partition, r.record.offset).as_bytes())?;
-            out.write_all(&r.record.record.value)?;
+            out.write_all(r.record.record.value.as_deref().unwrap_or_default())?;
             out.write_all(b"\n")?;
         }
         out.flush()?;

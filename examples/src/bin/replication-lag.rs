@@ -180,7 +180,9 @@ async fn main() -> anyhow::Result<()> {
                 };
                 let now = now_us();
                 for r in &f.records {
-                    let ts = u64::from_be_bytes(r.record.value[..8].try_into()?);
+                    let value = r.record.value.as_deref().unwrap_or_default();
+                    let ts =
+                        u64::from_be_bytes(value.get(..8).context("a stamped value")?.try_into()?);
                     h.record(now.saturating_sub(ts).max(1))?;
                 }
                 offset = f.next_offset;

@@ -140,7 +140,7 @@ impl system::Conn for Conn {
             let mut acks = Vec::with_capacity(records.len());
             for r in records {
                 let ack = js
-                    .publish(subject.clone(), r.value)
+                    .publish(subject.clone(), r.value.unwrap_or_default())
                     .await
                     .map_err(peer(format!("publishing to {subject}")))?;
                 acks.push(ack);

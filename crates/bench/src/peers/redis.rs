@@ -122,7 +122,7 @@ impl system::Conn for Conn {
                     .arg(&key)
                     .arg("*")
                     .arg("v")
-                    .arg(&r.value[..]);
+                    .arg(r.value.as_deref().unwrap_or_default());
             }
             let ids: Vec<Value> = pipe
                 .query_async(&mut conn)

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use tributary_core::batch::{self, ServerFields};
 use tributary_core::limits::check_count;
 use tributary_core::names::TopicPath;
-use tributary_core::partitioner::partition_for_key;
+use tributary_core::partitioner::partition_for;
 use tributary_storage::{self as storage, AppendCheck, AppendRequest, NewBatch, ProducerSeq};
 
 use super::{Namespace, blocking, not_found_if_dropped, volume_of};
@@ -208,7 +208,8 @@ impl Namespace {
         };
         let n = t.row.partitions.len() as u32;
 
-        // Route: an explicit partition, else murmur2 of the key, else one round-robin pick.
+        // Route: an explicit partition, else murmur2 of a key (an empty one too), else one
+        // round-robin pick for the records with a null key.
         let record_partitions: Vec<u32> = match partition {
             Some(p) if p >= n => {
                 return Err(Error::NotFound {
@@ -222,13 +223,7 @@ impl Namespace {
                 produced
                     .records
                     .iter()
-                    .map(|r| {
-                        if r.key.is_empty() {
-                            rr
-                        } else {
-                            partition_for_key(&r.key, n)
-                        }
-                    })
+                    .map(|r| partition_for(r.key.as_deref(), n).unwrap_or(rr))
                     .collect()
             }
         };
