@@ -46,6 +46,10 @@ pub struct ConsumeArgs {
     /// Separator between printed fields.
     #[arg(long, value_name = "SEP", default_value = "\t")]
     key_separator: String,
+    /// What a null key or value (an unkeyed record; a tombstone) prints as, so that it
+    /// differs from an empty one. With --json a null is `null`.
+    #[arg(long, value_name = "TEXT", default_value = "NULL")]
+    null: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,6 +241,8 @@ fn text(b: &[u8]) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(b)
 }
 
+/// One record: in JSON a null key, value or header value is `null` and an empty one `""`;
+/// in text a null prints as `--null`.
 fn print(
     out: &mut impl Write,
     r: &ConsumedRecord,
@@ -250,7 +256,10 @@ fn print(
             "timestamp_ms": r.timestamp_ms,
         });
         for (name, bytes) in [("key", &r.record.key), ("value", &r.record.value)] {
-            let bytes = bytes.as_deref().unwrap_or_default();
+            let Some(bytes) = bytes else {
+                o[name] = serde_json::Value::Null;
+                continue;
+            };
             match std::str::from_utf8(bytes) {
                 Ok(s) => o[name] = json!(s),
                 Err(_) => {
@@ -264,7 +273,7 @@ fn print(
                 .record
                 .headers
                 .iter()
-                .map(|h| json!([h.key, text(h.value.as_deref().unwrap_or_default())]))
+                .map(|h| json!([h.key, h.value.as_deref().map(text)]))
                 .collect();
         }
         return writeln!(out, "{o}");
@@ -273,13 +282,14 @@ fn print(
     if args.print_offset {
         write!(out, "{}:{}{sep}", r.partition, r.offset)?;
     }
+    let null = args.null.as_bytes();
     if args.print_key {
-        write!(
-            out,
-            "{}{sep}",
-            text(r.record.key.as_deref().unwrap_or_default())
-        )?;
+        match &r.record.key {
+            Some(key) => write!(out, "{}", text(key))?,
+            None => out.write_all(null)?,
+        }
+        out.write_all(sep.as_bytes())?;
     }
-    out.write_all(r.record.value.as_deref().unwrap_or_default())?;
+    out.write_all(r.record.value.as_deref().unwrap_or(null))?;
     out.write_all(b"\n")
 }

@@ -1,6 +1,8 @@
 //! `tributary produce`: records from standard input, one per line, sent in batches. A
 //! reader fills batches (by count, size or linger time) while a sender sends them in
-//! order; the first failure stops both and exits non-zero.
+//! order; the first failure stops both and exits non-zero. A key or value equal to the
+//! `--null` text is sent as null (an unkeyed record; a tombstone), since a line cannot
+//! otherwise tell null from empty.
 
 use std::time::Duration;
 
@@ -10,7 +12,7 @@ use clap::Args;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
-use tributary_client::{Client, Record, record, unkeyed};
+use tributary_client::{Client, Record};
 
 use crate::Global;
 use crate::output::{json, parse_duration};
@@ -20,8 +22,14 @@ pub struct ProduceArgs {
     /// Topic, as STREAM_PATH:TOPIC.
     topic: String,
     /// Split each line at the first SEP into key and value; lines without SEP are unkeyed.
+    /// An empty key (a line starting with SEP) is a key, routed by its hash as in Kafka.
     #[arg(long, value_name = "SEP")]
     key_separator: Option<String>,
+    /// A key or value that is exactly TEXT is sent as null: a null key is unkeyed, a null
+    /// value a tombstone (it deletes its key on a compacted stream). An empty value is sent
+    /// as empty.
+    #[arg(long, value_name = "TEXT")]
+    null: Option<String>,
     /// Send every record to this partition (default: by key, else round-robin per batch).
     #[arg(long)]
     partition: Option<u32>,
@@ -80,15 +88,22 @@ pub async fn run(g: &Global, args: ProduceArgs) -> anyhow::Result<()> {
             break;
         };
         line_no += 1;
-        let r = match &args.key_separator {
-            Some(sep) => match line.split_once(sep.as_str()) {
-                Some((k, v)) => record(
-                    Bytes::copy_from_slice(k.as_bytes()),
-                    Bytes::copy_from_slice(v.as_bytes()),
-                ),
-                None => unkeyed(line.into_bytes()),
-            },
-            None => unkeyed(line.into_bytes()),
+        let (key, value) = match args
+            .key_separator
+            .as_deref()
+            .map(|sep| line.split_once(sep))
+        {
+            Some(Some((k, v))) => (Some(k), v),
+            _ => (None, line.as_str()),
+        };
+        let field = |s: &str| {
+            (args.null.as_deref() != Some(s)).then(|| Bytes::copy_from_slice(s.as_bytes()))
+        };
+        let r = Record {
+            key: key.and_then(field),
+            value: field(value),
+            headers: Vec::new(),
+            timestamp_ms: None,
         };
         batch.bytes += [&r.key, &r.value]
             .iter()
