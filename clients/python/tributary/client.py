@@ -251,9 +251,10 @@ class Client:
     ) -> List[Offset]:
         """Appends `records` to `topic` as one batch: all of them or none.
 
-        Each record is a value (bytes or str, keyed with `key`) or a `Record`. Without
-        `partition`, keyed records go to `murmur2(key) % partitions` and unkeyed ones to a
-        partition chosen per request. Returns where each record went, in order.
+        Each record is a value (bytes or str, keyed with `key`; `None` is a tombstone) or a
+        `Record`. Without `partition`, keyed records (an empty key too) go to
+        `murmur2(key) % partitions` and unkeyed ones (`key=None`) to a partition chosen per
+        request. Returns where each record went, in order.
         """
         req = producer_pb2.ProduceRequest(topic=topic, batch=to_batch(records, key))
         if partition is not None:

@@ -1,5 +1,10 @@
 """Records as the application sees them: what it produces, and what it reads back with
-its topic, partition and offset; plus the conversions to and from `RecordBatch`."""
+its topic, partition and offset; plus the conversions to and from `RecordBatch`.
+
+`None` and empty differ for keys, values and header values, as in Kafka: a `None` key is
+unkeyed (spread over the partitions; refused by a compacted stream), an empty key is a key
+(hashed to its partition), and a `None` value is a tombstone (it deletes its key on a
+compacted stream) where an empty value is a value."""
 
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
@@ -9,11 +14,11 @@ from tributary.v1 import records_pb2
 
 @dataclass(frozen=True)
 class Record:
-    """A record to produce. An empty key means unkeyed."""
+    """A record to produce. A `None` key is unkeyed; a `None` value is a tombstone."""
 
-    value: bytes
-    key: bytes = b""
-    headers: Sequence[Tuple[str, bytes]] = ()
+    value: Optional[bytes]
+    key: Optional[bytes] = None
+    headers: Sequence[Tuple[str, Optional[bytes]]] = ()
     timestamp_ms: Optional[int] = None
 
 
@@ -25,10 +30,10 @@ class ConsumedRecord:
     topic: str
     partition: int
     offset: int
-    key: bytes
-    value: bytes
+    key: Optional[bytes]
+    value: Optional[bytes]
     timestamp_ms: int
-    headers: List[Tuple[str, bytes]] = field(default_factory=list)
+    headers: List[Tuple[str, Optional[bytes]]] = field(default_factory=list)
 
 
 class Offset(NamedTuple):
@@ -47,22 +52,28 @@ class Fetched(NamedTuple):
     log_start_offset: int
 
 
-Producible = Union[bytes, str, Record]
+# A plain value (`None`: a tombstone) or a `Record`.
+Producible = Union[bytes, str, None, Record]
 
 
-def _bytes(v: Union[bytes, str, None]) -> bytes:
+def _bytes(v: Union[bytes, str, None]) -> Optional[bytes]:
     if v is None:
-        return b""
+        return None
     return v.encode() if isinstance(v, str) else bytes(v)
 
 
+def _field(msg, name: str):
+    """A `bytes` field that may be null: `None` when absent."""
+    return getattr(msg, name) if msg.HasField(name) else None
+
+
 def to_batch(records: Iterable[Producible], key: Union[bytes, str, None]) -> records_pb2.RecordBatch:
-    """One batch of `records`; plain values get `key`."""
+    """One batch of `records`; plain values get `key`. `None` is sent as null: the field is
+    left out (an empty one is sent, as empty)."""
     batch = records_pb2.RecordBatch()
-    default_key = _bytes(key)
     for r in records:
         if not isinstance(r, Record):
-            r = Record(value=_bytes(r), key=default_key)
+            r = Record(value=_bytes(r), key=_bytes(key))
         pb = batch.records.add(key=_bytes(r.key), value=_bytes(r.value))
         for k, v in r.headers:
             pb.headers.add(key=k, value=_bytes(v))
@@ -80,8 +91,8 @@ def unpack(topic: str, partition: int, batch: records_pb2.RecordBatch) -> Iterat
             topic=topic,
             partition=partition,
             offset=batch.base_offset + i,
-            key=r.key,
-            value=r.value,
+            key=_field(r, "key"),
+            value=_field(r, "value"),
             timestamp_ms=r.timestamp_ms if own else batch.append_time_ms,
-            headers=[(h.key, h.value) for h in r.headers],
+            headers=[(h.key, _field(h, "value")) for h in r.headers],
         )
