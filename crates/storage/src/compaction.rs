@@ -32,8 +32,8 @@
 //! The newest batch (the one ending at the high-water mark when the pass starts) is mapped
 //! but never rewritten, so appenders never race a rewrite. Records it supersedes go.
 //!
-//! **Tombstones** (records with an empty value) delete their key: once a tombstone is the
-//! latest record of its key, it stays for `delete_retention_ms` after its batch's append
+//! **Tombstones** (records with a null value, as the codec reports) delete their key: once
+//! a tombstone is the latest record of its key, it stays for `delete_retention_ms` after its batch's append
 //! time (the simpler of Kafka's two readings, chosen because it needs no state across
 //! restarts; a consumer that lags by more than that may miss the delete), then goes too.
 //! Unkeyed records (written before a stream became compacted) are kept as they are.
