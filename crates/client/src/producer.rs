@@ -5,9 +5,9 @@
 //!
 //! Records are partitioned here, with the server's own partitioner
 //! (`tributary_core::partitioner`: Kafka's murmur2 of the key, the empty key included;
-//! records with a null key stick to one partition per batch, round-robin), since a retry must go to the partition the first try
-//! went to. One request per partition is in flight at a time, so
-//! records of a partition are appended in the order they were sent.
+//! records with a null key stick to one partition per batch, round-robin), since a retry
+//! must go to the partition the first try went to. One request per partition is in flight
+//! at a time, so records of a partition are appended in the order they were sent.
 //!
 //! A topic's partition count is asked once (`GetPartitions`) and then followed: every
 //! produce response carries the count, and the count is asked again when it is older than
