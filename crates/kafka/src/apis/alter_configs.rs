@@ -11,6 +11,7 @@ use kafka_protocol::messages::{
     AlterConfigsRequest, AlterConfigsResponse, ApiKey, IncrementalAlterConfigsRequest,
     IncrementalAlterConfigsResponse, alter_configs_response, incremental_alter_configs_response,
 };
+use kafka_protocol::protocol::StrBytes;
 use tributary_volume::Caller;
 
 use super::admin::{self, BROKER, TOPIC, refused};
@@ -28,37 +29,30 @@ const SUBTRACT: i8 = 3;
 /// One key of a resource to alter: its name, operation and value.
 type Alter<'a> = (&'a str, i8, Option<&'a str>);
 
+/// A resource to alter: its type, its name and its keys.
+type Resource<'a> = (i8, &'a StrBytes, Vec<Alter<'a>>);
+
+/// What each resource's alteration answers: its type, name, code and message.
+type Answered = (i8, StrBytes, i16, Option<StrBytes>);
+
 pub(super) async fn legacy(door: &Door, caller: &Caller, mut req: Request) -> Result<Bytes> {
     use alter_configs_response::AlterConfigsResourceResponse as Answer;
     let version = req.api_version;
     let request: AlterConfigsRequest = super::decode(&mut req)?;
-    let mut responses = Vec::with_capacity(request.resources.len());
-    for r in &request.resources {
-        let keys: Vec<Alter<'_>> = r
-            .configs
-            .iter()
-            .map(|c| (c.name.as_str(), SET, c.value.as_ref().map(|v| v.as_str())))
-            .collect();
-        let name = r.resource_name.as_str();
-        let done = alter(
-            door,
-            caller,
-            r.resource_type,
-            name,
-            &keys,
-            true,
-            request.validate_only,
-        );
-        let (code, message) = admin::outcome(&done.await);
-        responses.push(
-            Answer::default()
-                .with_error_code(code)
-                .with_error_message(message)
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name.clone()),
-        );
-    }
-    let body = AlterConfigsResponse::default().with_responses(responses);
+    let resources = request.resources.iter().map(|r| {
+        let keys = r.configs.iter();
+        let keys = keys.map(|c| (c.name.as_str(), SET, c.value.as_deref()));
+        (r.resource_type, &r.resource_name, keys.collect())
+    });
+    let answered = alter_each(door, caller, resources, true, request.validate_only).await;
+    let responses = answered.into_iter().map(|(t, name, code, message)| {
+        Answer::default()
+            .with_error_code(code)
+            .with_error_message(message)
+            .with_resource_type(t)
+            .with_resource_name(name)
+    });
+    let body = AlterConfigsResponse::default().with_responses(responses.collect());
     let hv = ApiKey::AlterConfigs.response_header_version(version);
     frame::response(req.header.correlation_id, hv, &body, version)
 }
@@ -67,38 +61,48 @@ pub(super) async fn incremental(door: &Door, caller: &Caller, mut req: Request) 
     use incremental_alter_configs_response::AlterConfigsResourceResponse as Answer;
     let version = req.api_version;
     let request: IncrementalAlterConfigsRequest = super::decode(&mut req)?;
-    let mut responses = Vec::with_capacity(request.resources.len());
-    for r in &request.resources {
-        let keys: Vec<Alter<'_>> = r
-            .configs
-            .iter()
-            .map(|c| {
-                let value = c.value.as_ref().map(|v| v.as_str());
-                (c.name.as_str(), c.config_operation, value)
-            })
-            .collect();
-        let name = r.resource_name.as_str();
+    let resources = request.resources.iter().map(|r| {
+        let keys = r.configs.iter();
+        let keys = keys.map(|c| (c.name.as_str(), c.config_operation, c.value.as_deref()));
+        (r.resource_type, &r.resource_name, keys.collect())
+    });
+    let answered = alter_each(door, caller, resources, false, request.validate_only).await;
+    let responses = answered.into_iter().map(|(t, name, code, message)| {
+        Answer::default()
+            .with_error_code(code)
+            .with_error_message(message)
+            .with_resource_type(t)
+            .with_resource_name(name)
+    });
+    let body = IncrementalAlterConfigsResponse::default().with_responses(responses.collect());
+    let hv = ApiKey::IncrementalAlterConfigs.response_header_version(version);
+    frame::response(req.header.correlation_id, hv, &body, version)
+}
+
+/// Alters each resource in turn, as `alter` does.
+async fn alter_each<'a>(
+    door: &Door,
+    caller: &Caller,
+    resources: impl Iterator<Item = Resource<'a>>,
+    replace: bool,
+    validate_only: bool,
+) -> Vec<Answered> {
+    let mut answered = Vec::new();
+    for (t, name, keys) in resources {
         let done = alter(
             door,
             caller,
-            r.resource_type,
-            name,
+            t,
+            name.as_str(),
             &keys,
-            false,
-            request.validate_only,
-        );
-        let (code, message) = admin::outcome(&done.await);
-        responses.push(
-            Answer::default()
-                .with_error_code(code)
-                .with_error_message(message)
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name.clone()),
-        );
+            replace,
+            validate_only,
+        )
+        .await;
+        let (code, message) = admin::outcome(&done);
+        answered.push((t, name.clone(), code, message));
     }
-    let body = IncrementalAlterConfigsResponse::default().with_responses(responses);
-    let hv = ApiKey::IncrementalAlterConfigs.response_header_version(version);
-    frame::response(req.header.correlation_id, hv, &body, version)
+    answered
 }
 
 /// Alters one resource's configs; with `replace`, those not given go back to their
