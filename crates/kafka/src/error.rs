@@ -1,6 +1,7 @@
 //! The Kafka door's errors: what ends a connection (a frame too large, an API or version
-//! not served, broken framing), and the one place the namespace's refusals become Kafka
-//! error codes ([`topic_code`]).
+//! not served, broken framing), what refuses one topic or resource of an admin request,
+//! and the one place the namespace's refusals become Kafka error codes ([`topic_code`],
+//! and [`Asked`] for the admin APIs).
 
 use kafka_protocol::ResponseError;
 
@@ -36,6 +37,58 @@ pub enum Error {
         min: i16,
         max: i16,
     },
+
+    /// The namespace refused one topic or resource of an admin request; the code depends
+    /// on what was asked.
+    #[error("{source}")]
+    Refused {
+        asked: Asked,
+        #[source]
+        source: tributary_volume::Error,
+    },
+
+    /// A topic name that resolves to no stream.
+    #[error("{0}")]
+    UnknownTopic(String),
+
+    /// A malformed topic name.
+    #[error("{0}")]
+    InvalidTopic(String),
+
+    /// A topic id: ids are not kept (Metadata reports none), so none is known.
+    #[error("topic id {0} is unknown: topics are named, not numbered, here; use the name")]
+    UnknownTopicId(uuid::Uuid),
+
+    /// A partition count that is not a growth, or out of range.
+    #[error("{0}")]
+    InvalidPartitions(String),
+
+    #[error(
+        "replication factor {0}: a Tributary cluster keeps one copy of each partition today \
+         (copies go to other clusters through replica links); ask for 1 or -1"
+    )]
+    InvalidReplicationFactor(i16),
+
+    /// A topic config the stream cannot hold (an unknown key, a read-only one, a value
+    /// out of range).
+    #[error("{0}")]
+    InvalidConfig(String),
+
+    /// An admin request asked for what this door does not do (manual replica
+    /// assignments, a key or name twice, a resource type not served).
+    #[error("{0}")]
+    InvalidRequest(String),
+}
+
+/// What an admin request asked of the namespace, which decides a refusal's code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asked {
+    /// Create, grow or delete a topic.
+    Topic,
+    /// Describe or alter a topic's configs, which are its stream's attributes.
+    TopicConfig,
+    /// Alter the broker's configs.
+    Cluster,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -50,8 +103,39 @@ impl Error {
             }
             Error::Unauthenticated(_) => ResponseError::SaslAuthenticationFailed.code(),
             Error::UnknownApi(_) | Error::Io(_) => ResponseError::UnknownServerError.code(),
+            Error::Refused { asked, source } => admin_code(*asked, source),
+            Error::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition.code(),
+            Error::InvalidTopic(_) => ResponseError::InvalidTopicException.code(),
+            Error::UnknownTopicId(_) => ResponseError::UnknownTopicId.code(),
+            Error::InvalidPartitions(_) => ResponseError::InvalidPartitions.code(),
+            Error::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor.code(),
+            Error::InvalidConfig(_) => ResponseError::InvalidConfig.code(),
+            Error::InvalidRequest(_) => ResponseError::InvalidRequest.code(),
         }
     }
+}
+
+/// The code of a namespace refusal of an admin request. A bad argument is told by its
+/// field: a partition count, a stream attribute (a topic config), or else the name; an
+/// ACL refusal is the topic's, or the cluster's for broker configs; a read-only mirror
+/// refuses by policy.
+fn admin_code(asked: Asked, e: &tributary_volume::Error) -> i16 {
+    use tributary_volume::Error as V;
+    let code = match (asked, e) {
+        (Asked::Cluster, V::PermissionDenied { .. } | V::Unauthenticated(_)) => {
+            ResponseError::ClusterAuthorizationFailed
+        }
+        (Asked::TopicConfig, V::InvalidArgument { .. }) => ResponseError::InvalidConfig,
+        (_, V::InvalidArgument { field, .. }) if field == "partitions" => {
+            ResponseError::InvalidPartitions
+        }
+        (_, V::InvalidArgument { field, .. }) if field.starts_with("attributes") => {
+            ResponseError::InvalidConfig
+        }
+        (_, V::FailedPrecondition(_)) => ResponseError::PolicyViolation,
+        _ => return topic_code(e),
+    };
+    code.code()
 }
 
 /// The code a per-topic answer carries for what the namespace refused.

@@ -13,11 +13,14 @@
 //!   brokers do, so responses leave in request order (a long-poll Fetch included) and a
 //!   slow reader holds back its own connection only;
 //! - `apis`: a handler per API;
+//! - `configs`: Kafka's topic configs as a stream's attributes, both ways, and the
+//!   broker's read-only configs;
 //! - `error`: the crate's one error enum, and the one place the namespace's refusals become
 //!   Kafka error codes (handlers answer states only the protocol has, such as an unknown
 //!   name or a SASL exchange out of turn, with Kafka's own codes directly).
 
 mod apis;
+mod configs;
 mod conn;
 mod error;
 mod frame;

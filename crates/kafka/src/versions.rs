@@ -32,9 +32,39 @@ pub const ADVERTISED: &[Served] = &[
         max: 4,
     },
     Served {
+        key: ApiKey::CreateTopics,
+        min: 2,
+        max: 7,
+    },
+    Served {
+        key: ApiKey::DeleteTopics,
+        min: 1,
+        max: 6,
+    },
+    Served {
+        key: ApiKey::DescribeConfigs,
+        min: 1,
+        max: 4,
+    },
+    Served {
+        key: ApiKey::AlterConfigs,
+        min: 0,
+        max: 2,
+    },
+    Served {
         key: ApiKey::SaslAuthenticate,
         min: 0,
         max: 2,
+    },
+    Served {
+        key: ApiKey::CreatePartitions,
+        min: 0,
+        max: 3,
+    },
+    Served {
+        key: ApiKey::IncrementalAlterConfigs,
+        min: 0,
+        max: 1,
     },
     Served {
         key: ApiKey::DescribeCluster,

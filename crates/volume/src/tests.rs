@@ -1348,3 +1348,82 @@ async fn compacted_streams_keep_the_latest_value_of_each_key() {
     assert_eq!(ns.purge_stream(&f.a, "/k/log").await.unwrap().records, 0);
     assert_eq!(values(ns, &f.a, "/k/log:t", 0).await.len(), 4);
 }
+
+#[tokio::test]
+async fn a_new_topic_sets_its_streams_attributes_only_as_the_first_and_validating_writes_nothing() {
+    let f = fixture().await;
+    let ns = &f.ns;
+    ns.create_volume(&f.a, "/v", None, None, Quotas::default())
+        .await
+        .unwrap();
+    ns.create_stream(&f.a, "/v/s", &partitions(2))
+        .await
+        .unwrap();
+    let compact = StreamAttributesPatch {
+        compact: Some(true),
+        ttl_ms: Some(0),
+        ..Default::default()
+    };
+    let check = NewTopic {
+        partitions: Some(3),
+        stream_attributes: compact.clone(),
+        validate_only: true,
+    };
+    let t = ns.create_topic_with(&f.a, "/v/s:a", &check).await.unwrap();
+    assert_eq!(t.partitions, 3);
+    assert!(ns.list_topics(&f.a, "/v/s").await.unwrap().is_empty());
+    assert!(
+        !ns.describe_stream(&f.a, "/v/s")
+            .await
+            .unwrap()
+            .attributes
+            .compact
+    );
+    // The first topic sets them, in the same write.
+    let first = NewTopic {
+        validate_only: false,
+        ..check
+    };
+    ns.create_topic_with(&f.a, "/v/s:a", &first).await.unwrap();
+    let a = ns.describe_stream(&f.a, "/v/s").await.unwrap().attributes;
+    assert!(a.compact && a.ttl_ms == 0);
+    // A later topic takes them as they are, or is refused naming the stream.
+    ns.create_topic_with(&f.a, "/v/s:b", &first).await.unwrap();
+    let other = NewTopic {
+        stream_attributes: StreamAttributesPatch {
+            compact: Some(false),
+            ..Default::default()
+        },
+        ..NewTopic::default()
+    };
+    let e = ns
+        .create_topic_with(&f.a, "/v/s:c", &other)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidArgument { field, message } if field == "attributes" && message.contains("/v/s has topics")),
+        "{e}"
+    );
+    assert_eq!(ns.list_topics(&f.a, "/v/s").await.unwrap().len(), 2);
+    // Validating an edit or a growth writes nothing either.
+    let off = StreamAttributesPatch {
+        compact: Some(false),
+        ..Default::default()
+    };
+    let would = ns.edit_stream_with(&f.a, "/v/s", &off, true).await.unwrap();
+    assert!(!would.attributes.compact);
+    assert!(
+        ns.describe_stream(&f.a, "/v/s")
+            .await
+            .unwrap()
+            .attributes
+            .compact
+    );
+    ns.edit_topic_with(&f.a, "/v/s:a", Some(5), true)
+        .await
+        .unwrap();
+    assert_eq!(
+        ns.describe_topic(&f.a, "/v/s:a").await.unwrap().partitions,
+        3
+    );
+}

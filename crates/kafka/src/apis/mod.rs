@@ -3,8 +3,14 @@
 //! a handler returns the framed response, or `None` when the request gets none (a
 //! Produce with acks 0).
 
+mod admin;
+mod alter_configs;
 mod api_versions;
+mod create_partitions;
+mod create_topics;
+mod delete_topics;
 mod describe_cluster;
+mod describe_configs;
 mod metadata;
 mod sasl;
 
@@ -60,6 +66,34 @@ pub(crate) async fn handle(
             caller(session, key)?;
             describe_cluster::handle(door, req).map(Some)
         }
+        ApiKey::CreateTopics => {
+            let caller = caller(session, key)?;
+            create_topics::handle(door, &caller, req).await.map(Some)
+        }
+        ApiKey::DeleteTopics => {
+            let caller = caller(session, key)?;
+            delete_topics::handle(door, &caller, req).await.map(Some)
+        }
+        ApiKey::CreatePartitions => {
+            let caller = caller(session, key)?;
+            create_partitions::handle(door, &caller, req)
+                .await
+                .map(Some)
+        }
+        ApiKey::DescribeConfigs => {
+            let caller = caller(session, key)?;
+            describe_configs::handle(door, &caller, req).await.map(Some)
+        }
+        ApiKey::AlterConfigs => {
+            let caller = caller(session, key)?;
+            alter_configs::legacy(door, &caller, req).await.map(Some)
+        }
+        ApiKey::IncrementalAlterConfigs => {
+            let caller = caller(session, key)?;
+            alter_configs::incremental(door, &caller, req)
+                .await
+                .map(Some)
+        }
         _ => Err(Error::UnknownApi(req.api_key)),
     }
 }
@@ -89,6 +123,12 @@ fn api_name(key: ApiKey) -> &'static str {
         ApiKey::DescribeCluster => "DescribeCluster",
         ApiKey::SaslHandshake => "SaslHandshake",
         ApiKey::SaslAuthenticate => "SaslAuthenticate",
+        ApiKey::CreateTopics => "CreateTopics",
+        ApiKey::DeleteTopics => "DeleteTopics",
+        ApiKey::CreatePartitions => "CreatePartitions",
+        ApiKey::DescribeConfigs => "DescribeConfigs",
+        ApiKey::AlterConfigs => "AlterConfigs",
+        ApiKey::IncrementalAlterConfigs => "IncrementalAlterConfigs",
         _ => "this API",
     }
 }

@@ -24,6 +24,19 @@ pub struct VolumeEdit {
     pub quotas: Option<Quotas>,
 }
 
+/// A topic to create, as `create_topic_with` takes it.
+#[derive(Debug, Clone, Default)]
+pub struct NewTopic {
+    /// `None`: the stream's `default_partitions`.
+    pub partitions: Option<u32>,
+    /// Attributes the topic asks of its stream. A stream's attributes are all its topics':
+    /// they are applied with the first topic (and the stream's `admin` permission), and
+    /// for any later topic they must be the stream's already.
+    pub stream_attributes: StreamAttributesPatch,
+    /// Check everything, change nothing.
+    pub validate_only: bool,
+}
+
 impl Namespace {
     // ---- volumes ---------------------------------------------------------------------
 
@@ -289,6 +302,17 @@ impl Namespace {
         path: &str,
         attrs: &StreamAttributesPatch,
     ) -> Result<StreamInfo> {
+        self.edit_stream_with(c, path, attrs, false).await
+    }
+
+    /// `edit_stream`, or with `validate_only` every check it makes and no change.
+    pub async fn edit_stream_with(
+        &self,
+        c: &Caller,
+        path: &str,
+        attrs: &StreamAttributesPatch,
+        validate_only: bool,
+    ) -> Result<StreamInfo> {
         let path = StreamPath::parse("path", path)?;
         {
             let _admin = self.admin.lock().await;
@@ -298,6 +322,17 @@ impl Namespace {
                 attributes: old.attributes.apply(attrs)?,
                 ..(*old).clone()
             };
+            if validate_only {
+                return Ok(StreamInfo {
+                    path: row.path,
+                    mirror_of: row.mirror_of,
+                    attributes: row.attributes,
+                    created_ms: row.created_ms,
+                    topic_count: 0,
+                    partition_count: 0,
+                    totals: Totals::default(),
+                });
+            }
             let mut tx = CatalogTx::default();
             tx.put(&stream_key(&row.path), encode(&row));
             self.commit(tx).await?;
@@ -377,11 +412,28 @@ impl Namespace {
         path: &str,
         partitions: Option<u32>,
     ) -> Result<TopicInfo> {
+        let new = NewTopic {
+            partitions,
+            ..NewTopic::default()
+        };
+        self.create_topic_with(c, path, &new).await
+    }
+
+    /// Creates a topic (the stream's `topic` permission) with the attributes it asks of
+    /// its stream: set with the stream's first topic, in the same write (and the stream's
+    /// `admin` permission), else already the stream's. With `validate_only`, every check
+    /// and no change.
+    pub async fn create_topic_with(
+        &self,
+        c: &Caller,
+        path: &str,
+        new: &NewTopic,
+    ) -> Result<TopicInfo> {
         let path = TopicPath::parse("path", path)?;
         let s = self.stream(&path.stream)?;
         self.check(c, &s, Perm::Topic)?;
         super::data::refuse_mirror(&s, "create a topic in")?;
-        let n = partitions.unwrap_or(s.attributes.default_partitions);
+        let n = new.partitions.unwrap_or(s.attributes.default_partitions);
         check_partitions("partitions", n)?;
         let _admin = self.admin.lock().await;
         let s = self.stream(&path.stream)?; // may have been replaced while we waited
@@ -391,7 +443,35 @@ impl Namespace {
                 path: path.to_string(),
             });
         }
-        let row = self.insert_topic(&s, &path.topic, n).await?;
+        let attributes = s.attributes.apply(&new.stream_attributes)?;
+        let changed = (attributes != s.attributes).then(|| StreamRow {
+            attributes,
+            ..(*s).clone()
+        });
+        if changed.is_some() {
+            self.check(c, &s, Perm::Admin)?;
+            if !self.topic_rows(&s).await?.is_empty() {
+                return Err(Error::invalid(
+                    "attributes",
+                    format!(
+                        "{} has topics already, and a stream's attributes are all its \
+                         topics': a new topic takes them as they are (edit the stream to \
+                         change them, or create the topic in a stream of its own)",
+                        s.path
+                    ),
+                ));
+            }
+        }
+        if new.validate_only {
+            self.topic_quota(&s)?;
+            return Ok(TopicInfo {
+                path: path.to_string(),
+                partitions: n,
+                created_ms: self.clock.now_ms(),
+                partition_stats: vec![],
+            });
+        }
+        let row = self.insert_topic(&s, &path.topic, n, changed).await?;
         Ok(TopicInfo {
             path: path.to_string(),
             partitions: n,
@@ -446,6 +526,17 @@ impl Namespace {
         path: &str,
         partitions: Option<u32>,
     ) -> Result<TopicInfo> {
+        self.edit_topic_with(c, path, partitions, false).await
+    }
+
+    /// `edit_topic`, or with `validate_only` every check it makes and no change.
+    pub async fn edit_topic_with(
+        &self,
+        c: &Caller,
+        path: &str,
+        partitions: Option<u32>,
+        validate_only: bool,
+    ) -> Result<TopicInfo> {
         let path = TopicPath::parse("path", path)?;
         let s = self.stream(&path.stream)?;
         self.check(c, &s, Perm::Topic)?;
@@ -463,7 +554,7 @@ impl Namespace {
                     format!("a topic never shrinks: {path} has {have} partitions, asked for {n}"),
                 ));
             }
-            if n > have {
+            if n > have && !validate_only {
                 self.grow_topic(&t.stream, t.row.clone(), n).await?;
             }
         }

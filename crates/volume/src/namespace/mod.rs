@@ -35,7 +35,7 @@ use crate::clock::Clock;
 use crate::model::*;
 use crate::{Error, Result};
 
-pub use admin::VolumeEdit;
+pub use admin::{NewTopic, VolumeEdit};
 pub use cursors::{
     Committer, CursorCommit, GroupInfo, GroupLag, GroupPartitionInfo, GroupSummary, MemberInfo,
     ResetTo,
@@ -314,7 +314,8 @@ impl Namespace {
         })
     }
 
-    fn check_cluster_admin(&self, c: &Caller, what: &str) -> Result<()> {
+    /// Passes for cluster admins only; `what` names what was asked in the refusal.
+    pub fn check_cluster_admin(&self, c: &Caller, what: &str) -> Result<()> {
         if c.cluster_admin {
             return Ok(());
         }
@@ -420,7 +421,7 @@ impl Namespace {
                 match self.get(topic_key(s.id, &path.topic)).await? {
                     Some(v) => decode("topic row", &v)?,
                     None => {
-                        self.insert_topic(&s, &path.topic, s.attributes.default_partitions)
+                        self.insert_topic(&s, &path.topic, s.attributes.default_partitions, None)
                             .await?
                     }
                 }
@@ -445,8 +446,8 @@ impl Namespace {
             .clone())
     }
 
-    /// Creates a topic row and its partitions; the caller holds the admin lock.
-    async fn insert_topic(&self, s: &Arc<StreamRow>, name: &str, n: u32) -> Result<TopicRow> {
+    /// The usage of `s`'s volume, if its topic quota has room for one more.
+    fn topic_quota(&self, s: &StreamRow) -> Result<Arc<Usage>> {
         let volume = volume_of(&s.path);
         let usage = self.usage(volume);
         let quotas = self
@@ -465,6 +466,19 @@ impl Namespace {
                 asked: 1,
             });
         }
+        Ok(usage)
+    }
+
+    /// Creates a topic row and its partitions, with the stream's new row if `stream` is
+    /// given, in one write; the caller holds the admin lock.
+    async fn insert_topic(
+        &self,
+        s: &Arc<StreamRow>,
+        name: &str,
+        n: u32,
+        stream: Option<StreamRow>,
+    ) -> Result<TopicRow> {
+        let usage = self.topic_quota(s)?;
         let row = TopicRow {
             name: name.to_owned(),
             partitions: self.store.reserve_partition_ids(n as usize),
@@ -472,11 +486,20 @@ impl Namespace {
         };
         let mut tx = CatalogTx::default();
         tx.put(&topic_key(s.id, name), encode(&row));
+        if let Some(stream) = &stream {
+            tx.put(&stream_key(&stream.path), encode(stream));
+        }
         row.partitions
             .iter()
             .for_each(|&id| tx.create_partition(id));
         self.commit(tx).await?;
         usage.topics.fetch_add(1, Ordering::AcqRel);
+        if let Some(stream) = stream {
+            self.streams
+                .write()
+                .insert(stream.path.clone(), Arc::new(stream));
+            self.catalog_changed();
+        }
         Ok(row)
     }
 

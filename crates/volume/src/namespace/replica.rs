@@ -136,7 +136,9 @@ impl ReplicaTarget<'_> {
         let s = self.ns.stream(&path.stream)?;
         match self.ns.get(topic_key(s.id, &path.topic)).await? {
             None => {
-                self.ns.insert_topic(&s, &path.topic, partitions).await?;
+                self.ns
+                    .insert_topic(&s, &path.topic, partitions, None)
+                    .await?;
             }
             Some(v) => {
                 let row: TopicRow = decode("topic row", &v)?;
