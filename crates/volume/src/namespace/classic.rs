@@ -321,7 +321,7 @@ impl Namespace {
                     Some((path, p, Ok(Some(cur))))
                 })
                 .collect();
-            out.sort_by(|a, b| (a.0.to_string(), a.1).cmp(&(b.0.to_string(), b.1)));
+            out.sort_by_key(|a| (a.0.to_string(), a.1));
             return Ok(out);
         };
         let mut cursors: HashMap<String, HashMap<PartitionId, Cursor>> = HashMap::new();
@@ -360,6 +360,17 @@ impl Namespace {
             }
         }
         Ok(out)
+    }
+
+    /// May `c` use the group (FindCoordinator's check)? The consume permission on its
+    /// stream.
+    pub fn authorize_kafka_group(
+        &self,
+        c: &Caller,
+        stream: &StreamPath,
+        group: &str,
+    ) -> Result<()> {
+        self.group_stream(c, stream, group).map(drop)
     }
 
     /// The group's stream, once the caller may consume from it.
