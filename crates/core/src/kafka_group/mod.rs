@@ -222,6 +222,15 @@ impl Member {
         }
     }
 
+    /// Its metadata for `protocol` (empty if it named no such protocol).
+    fn metadata(&self, protocol: &str) -> Bytes {
+        self.protocols
+            .iter()
+            .find(|(n, _)| n == protocol)
+            .map(|(_, b)| b.clone())
+            .unwrap_or_default()
+    }
+
     fn protocol_names(&self) -> BTreeSet<&str> {
         self.protocols.iter().map(|(n, _)| n.as_str()).collect()
     }
@@ -561,7 +570,7 @@ impl ClassicGroup {
     }
 
     pub fn describe(&self) -> Description {
-        let chosen = self.protocol_name.as_deref();
+        let chosen = self.protocol_name.as_deref().unwrap_or_default();
         Description {
             state: self.state,
             generation: self.generation,
@@ -576,12 +585,7 @@ impl ClassicGroup {
                     instance_id: m.instance_id.clone(),
                     client_id: m.client_id.clone(),
                     client_host: m.client_host.clone(),
-                    metadata: m
-                        .protocols
-                        .iter()
-                        .find(|(n, _)| Some(n.as_str()) == chosen)
-                        .map(|(_, b)| b.clone())
-                        .unwrap_or_default(),
+                    metadata: m.metadata(chosen),
                     assignment: m.assignment.clone(),
                     session_timeout_ms: m.session_timeout_ms,
                     last_heartbeat_ms: m.last_heartbeat_ms,
@@ -837,12 +841,7 @@ impl ClassicGroup {
                 .map(|(mid, m)| JoinedMember {
                     member_id: mid.clone(),
                     instance_id: m.instance_id.clone(),
-                    metadata: m
-                        .protocols
-                        .iter()
-                        .find(|(n, _)| *n == protocol)
-                        .map(|(_, b)| b.clone())
-                        .unwrap_or_default(),
+                    metadata: m.metadata(&protocol),
                 })
                 .collect()
         } else {

@@ -220,10 +220,35 @@ async fn fetch_group(
     Ok(answers)
 }
 
+/// The answer for one group's topics, in either of OffsetFetch's layouts (before version 8
+/// and after, whose types differ but whose fields are the same).
+macro_rules! fetched_topics {
+    ($topics:expr, $topic:ident, $partition:ident) => {
+        $topics
+            .into_iter()
+            .map(|(name, ps)| {
+                $topic::default()
+                    .with_name(TopicName(StrBytes::from_string(name)))
+                    .with_partitions(
+                        ps.into_iter()
+                            .map(|(p, (offset, meta, code))| {
+                                $partition::default()
+                                    .with_partition_index(p)
+                                    .with_committed_offset(offset)
+                                    .with_committed_leader_epoch(-1)
+                                    .with_metadata(Some(StrBytes::from_string(meta)))
+                                    .with_error_code(code)
+                            })
+                            .collect(),
+                    )
+            })
+            .collect()
+    };
+}
+
 pub(super) async fn fetch(door: &Door, caller: &Caller, mut req: Request) -> Result<Bytes> {
     let version = req.api_version;
     let request: OffsetFetchRequest = decode(&mut req)?;
-    let s = |v: &str| StrBytes::from_string(v.to_owned());
     let mut body = OffsetFetchResponse::default();
     if version >= 8 {
         let mut groups = Vec::with_capacity(request.groups.len());
@@ -237,27 +262,11 @@ pub(super) async fn fetch(door: &Door, caller: &Caller, mut req: Request) -> Res
             groups.push(
                 match fetch_group(door, caller, &g.group_id.0, topics).await {
                     Err(code) => group.with_error_code(code),
-                    Ok(topics) => group.with_topics(
-                        topics
-                            .into_iter()
-                            .map(|(name, ps)| {
-                                OffsetFetchResponseTopics::default()
-                                    .with_name(TopicName(s(&name)))
-                                    .with_partitions(
-                                        ps.into_iter()
-                                            .map(|(p, (offset, meta, code))| {
-                                                OffsetFetchResponsePartitions::default()
-                                                    .with_partition_index(p)
-                                                    .with_committed_offset(offset)
-                                                    .with_committed_leader_epoch(-1)
-                                                    .with_metadata(Some(s(&meta)))
-                                                    .with_error_code(code)
-                                            })
-                                            .collect(),
-                                    )
-                            })
-                            .collect(),
-                    ),
+                    Ok(topics) => group.with_topics(fetched_topics!(
+                        topics,
+                        OffsetFetchResponseTopics,
+                        OffsetFetchResponsePartitions
+                    )),
                 },
             );
         }
@@ -296,27 +305,11 @@ pub(super) async fn fetch(door: &Door, caller: &Caller, mut req: Request) -> Res
             }
             Err(code) => body = body.with_error_code(code),
             Ok(topics) => {
-                body = body.with_topics(
-                    topics
-                        .into_iter()
-                        .map(|(name, ps)| {
-                            OffsetFetchResponseTopic::default()
-                                .with_name(TopicName(s(&name)))
-                                .with_partitions(
-                                    ps.into_iter()
-                                        .map(|(p, (offset, meta, code))| {
-                                            OffsetFetchResponsePartition::default()
-                                                .with_partition_index(p)
-                                                .with_committed_offset(offset)
-                                                .with_committed_leader_epoch(-1)
-                                                .with_metadata(Some(s(&meta)))
-                                                .with_error_code(code)
-                                        })
-                                        .collect(),
-                                )
-                        })
-                        .collect(),
-                );
+                body = body.with_topics(fetched_topics!(
+                    topics,
+                    OffsetFetchResponseTopic,
+                    OffsetFetchResponsePartition
+                ));
             }
         }
     }
