@@ -416,7 +416,7 @@ fn group(g: GroupInfo) -> v1::GroupDescription {
             .map(|p| v1::GroupPartition {
                 topic: p.topic,
                 partition: p.partition,
-                committed: p.committed.map(|c| c.offset),
+                committed: p.committed.as_ref().map(|c| c.offset),
                 commit_ms: p.committed.map(|c| c.commit_ms),
                 log_start: p.log_start,
                 high_watermark: p.high_watermark,

@@ -76,7 +76,14 @@ impl From<ApiError> for Status {
                     core::Error::StaleGeneration { .. }
                     | core::Error::UnknownMember { .. }
                     | core::Error::Fenced { .. }
-                    | core::Error::NotAssigned { .. } => Code::FailedPrecondition,
+                    | core::Error::NotAssigned { .. }
+                    | core::Error::MemberIdRequired { .. }
+                    | core::Error::RebalanceInProgress { .. }
+                    | core::Error::InconsistentProtocol { .. }
+                    | core::Error::FencedInstance { .. }
+                    | core::Error::IllegalGeneration { .. } => Code::FailedPrecondition,
+                    core::Error::SessionTimeout { .. } => Code::InvalidArgument,
+                    core::Error::GroupFull { .. } => Code::ResourceExhausted,
                     core::Error::AssignorMismatch { .. }
                     | core::Error::InvalidArgument { .. }
                     | core::Error::TooLarge { .. }
@@ -213,6 +220,13 @@ mod tests {
                     member: "m".into(),
                     topic: "t".into(),
                     partition: 0,
+                }),
+                Code::FailedPrecondition,
+            ),
+            (
+                volume::Error::Group(core::Error::InconsistentProtocol {
+                    group: "g".into(),
+                    detail: "Kafka members are live".into(),
                 }),
                 Code::FailedPrecondition,
             ),

@@ -48,6 +48,46 @@ pub enum Error {
         asked: &'static str,
     },
 
+    /// A Kafka group's join without a member id (version 4 and later): the client must join
+    /// again with the member id given (Kafka's MEMBER_ID_REQUIRED).
+    #[error("group {group}: join again with the member id {member}")]
+    MemberIdRequired { group: String, member: String },
+
+    /// A Kafka group is gathering its members: rejoin (REBALANCE_IN_PROGRESS).
+    #[error("group {group} is rebalancing; join again")]
+    RebalanceInProgress { group: String },
+
+    /// A member whose protocols the group cannot use, or a member of one group protocol
+    /// (Kafka's classic, Tributary's) while the group has live members of the other
+    /// (INCONSISTENT_GROUP_PROTOCOL).
+    #[error("group {group}: {detail}")]
+    InconsistentProtocol { group: String, detail: String },
+
+    /// A static member's instance id now belongs to a newer member id (FENCED_INSTANCE_ID).
+    #[error("group {group}: instance {instance} has joined again under another member id")]
+    FencedInstance { group: String, instance: String },
+
+    /// A Kafka group call at a generation that is not the group's (ILLEGAL_GENERATION).
+    #[error("group {group}: generation {given} is not the current generation {current}")]
+    IllegalGeneration {
+        group: String,
+        given: i32,
+        current: i32,
+    },
+
+    /// A session timeout outside what the group accepts (INVALID_SESSION_TIMEOUT).
+    #[error("group {group}: session timeout {given} ms is outside {min} to {max} ms")]
+    SessionTimeout {
+        group: String,
+        given: i32,
+        min: i32,
+        max: i32,
+    },
+
+    /// A group already holding its most members (GROUP_MAX_SIZE_REACHED).
+    #[error("group {group} has reached its limit of {limit} members")]
+    GroupFull { group: String, limit: usize },
+
     /// A record larger than the stream's `max_message_bytes` (Kafka's MESSAGE_TOO_LARGE).
     #[error("{field}: record is {size} bytes; the stream's max_message_bytes is {limit}")]
     TooLarge {

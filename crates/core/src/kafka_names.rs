@@ -3,9 +3,10 @@
 //! protocol service had them), the user's default stream, the listener's default stream,
 //! and last a verbatim `/volume/stream:topic`. Kafka's topic alphabet is exactly a
 //! Tributary topic's, so a short name is the topic's own name; a name with `/` or `:` can
-//! only be verbatim.
+//! only be verbatim. A group id finds its stream the same way, without the alias rules:
+//! verbatim `/volume/stream:group`, else the default stream.
 
-use crate::names::{StreamPath, TopicPath, check_topic};
+use crate::names::{StreamPath, TopicPath, check_group, check_topic};
 use crate::{Error, Result};
 
 /// `pattern → stream`: topics whose name matches the pattern live in `stream`. The
@@ -94,6 +95,24 @@ impl Resolver<'_> {
             stream: s.clone(),
             topic: name.to_owned(),
         }))
+    }
+
+    /// The stream a Kafka group lives in, and its name there: a verbatim
+    /// `/volume/stream:group`, else the default stream (the user's, then the listener's).
+    /// `None` when there is no default stream; an error for an id that is not a group name
+    /// (Kafka's INVALID_GROUP_ID).
+    pub fn group(&self, id: &str) -> Result<Option<(StreamPath, String)>> {
+        if let Some((stream, group)) = id.rsplit_once(':')
+            && id.starts_with('/')
+        {
+            check_group("group", group)?;
+            return Ok(Some((
+                StreamPath::parse("group", stream)?,
+                group.to_owned(),
+            )));
+        }
+        check_group("group", id)?;
+        Ok(self.default_stream().map(|s| (s.clone(), id.to_owned())))
     }
 
     /// The stream whose topics "all topics" lists, under their short names.
@@ -225,5 +244,27 @@ mod tests {
         );
         let r = AliasRule::parse("r", "*=/a/b").unwrap();
         assert!(r.matches("x"));
+    }
+
+    #[test]
+    fn group_ids_live_in_the_default_stream_or_say_their_own() {
+        let user = stream("/u/s");
+        let r = Resolver {
+            rules: &[],
+            user_default: Some(&user),
+            listener_default: None,
+        };
+        assert_eq!(
+            r.group("billing").unwrap(),
+            Some((user.clone(), "billing".into()))
+        );
+        assert_eq!(
+            r.group("/v/other:billing").unwrap(),
+            Some((stream("/v/other"), "billing".into()))
+        );
+        assert!(r.group("").is_err());
+        assert!(r.group("has space").is_err());
+        assert!(r.group("/v/other:").is_err());
+        assert_eq!(Resolver::default().group("billing").unwrap(), None);
     }
 }

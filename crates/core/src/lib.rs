@@ -12,6 +12,7 @@ pub mod batch;
 mod error;
 pub mod groups;
 pub mod kafka_batch;
+pub mod kafka_group;
 pub mod kafka_names;
 pub mod limits;
 pub mod names;

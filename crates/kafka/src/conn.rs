@@ -25,7 +25,7 @@ pub(crate) async fn run(
     let (mut rd, mut wr) = socket.into_split();
     let (tx, mut rx) = mpsc::channel::<Result<Request>>(1);
     let max = door.options.max_request_bytes;
-    let mut session = Session::new(door.options.allow_anonymous);
+    let mut session = Session::new(door.options.allow_anonymous, peer);
     let reader = tokio::spawn(async move {
         loop {
             let next = frame::read(&mut rd, max).await;
@@ -70,16 +70,19 @@ pub(crate) struct Session {
     pub authenticated: bool,
     /// Close once the response being written is out (a failed authentication).
     pub close: bool,
+    /// The peer's address as Kafka shows it (`/127.0.0.1`), for DescribeGroups.
+    pub client_host: String,
 }
 
 impl Session {
-    fn new(allow_anonymous: bool) -> Session {
+    fn new(allow_anonymous: bool, peer: SocketAddr) -> Session {
         Session {
             caller: allow_anonymous.then(Caller::anonymous),
             credential: allow_anonymous.then_some(Credential::Anonymous),
             mechanism: None,
             authenticated: false,
             close: false,
+            client_host: format!("/{}", peer.ip()),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The Kafka door's errors: what ends a connection (a frame too large, an API or version
 //! not served, broken framing), what refuses one topic or resource of an admin request,
 //! and the one place the namespace's refusals become Kafka error codes ([`topic_code`],
-//! and [`Asked`] for the admin APIs).
+//! [`group_code`], [`partition_code`], and [`Asked`] for the admin APIs).
 
 use kafka_protocol::ResponseError;
 
@@ -154,4 +154,48 @@ pub(crate) fn topic_code(e: &tributary_volume::Error) -> i16 {
         _ => ResponseError::UnknownServerError,
     };
     code.code()
+}
+
+/// The code a group call carries for what the namespace refused (the group's stream
+/// refusing the caller is GROUP_AUTHORIZATION_FAILED).
+pub(crate) fn group_code(e: &tributary_volume::Error) -> i16 {
+    use tributary_core::Error as G;
+    use tributary_volume::Error as V;
+    let code = match e {
+        V::PermissionDenied { .. } | V::Unauthenticated(_) => {
+            ResponseError::GroupAuthorizationFailed
+        }
+        V::InvalidArgument { .. } => ResponseError::InvalidGroupId,
+        V::NotFound { .. } => ResponseError::GroupIdNotFound,
+        V::FailedPrecondition(_) => ResponseError::NonEmptyGroup,
+        V::ShuttingDown => ResponseError::CoordinatorNotAvailable,
+        V::Group(g) => match g {
+            G::UnknownMember { .. } | G::Fenced { .. } | G::NotAssigned { .. } => {
+                ResponseError::UnknownMemberId
+            }
+            G::IllegalGeneration { .. } | G::StaleGeneration { .. } => {
+                ResponseError::IllegalGeneration
+            }
+            G::RebalanceInProgress { .. } => ResponseError::RebalanceInProgress,
+            G::InconsistentProtocol { .. } | G::AssignorMismatch { .. } => {
+                ResponseError::InconsistentGroupProtocol
+            }
+            G::FencedInstance { .. } => ResponseError::FencedInstanceId,
+            G::MemberIdRequired { .. } => ResponseError::MemberIdRequired,
+            G::SessionTimeout { .. } => ResponseError::InvalidSessionTimeout,
+            G::GroupFull { .. } => ResponseError::GroupMaxSizeReached,
+            _ => ResponseError::UnknownServerError,
+        },
+        _ => ResponseError::UnknownServerError,
+    };
+    code.code()
+}
+
+/// The code one partition of an OffsetCommit or OffsetFetch carries: the group's refusals
+/// as for the group, the rest as for the topic.
+pub(crate) fn partition_code(e: &tributary_volume::Error) -> i16 {
+    match e {
+        tributary_volume::Error::Group(_) => group_code(e),
+        e => topic_code(e),
+    }
 }

@@ -22,6 +22,51 @@ pub const ADVERTISED: &[Served] = &[
         max: 12,
     },
     Served {
+        key: ApiKey::OffsetCommit,
+        min: 2,
+        max: 9,
+    },
+    Served {
+        key: ApiKey::OffsetFetch,
+        min: 1,
+        max: 9,
+    },
+    Served {
+        key: ApiKey::FindCoordinator,
+        min: 0,
+        max: 4,
+    },
+    Served {
+        key: ApiKey::JoinGroup,
+        min: 0,
+        max: 9,
+    },
+    Served {
+        key: ApiKey::Heartbeat,
+        min: 0,
+        max: 4,
+    },
+    Served {
+        key: ApiKey::LeaveGroup,
+        min: 0,
+        max: 5,
+    },
+    Served {
+        key: ApiKey::SyncGroup,
+        min: 0,
+        max: 5,
+    },
+    Served {
+        key: ApiKey::DescribeGroups,
+        min: 0,
+        max: 5,
+    },
+    Served {
+        key: ApiKey::ListGroups,
+        min: 0,
+        max: 4,
+    },
+    Served {
         key: ApiKey::SaslHandshake,
         min: 1,
         max: 1,
@@ -60,6 +105,11 @@ pub const ADVERTISED: &[Served] = &[
         key: ApiKey::CreatePartitions,
         min: 0,
         max: 3,
+    },
+    Served {
+        key: ApiKey::DeleteGroups,
+        min: 0,
+        max: 2,
     },
     Served {
         key: ApiKey::IncrementalAlterConfigs,

@@ -32,11 +32,27 @@ impl Store {
         cursors: &[(PartitionId, u64)],
         now_ms: i64,
     ) -> Result<()> {
+        let with: Vec<(PartitionId, u64, &str)> = cursors
+            .iter()
+            .map(|&(id, offset)| (id, offset, ""))
+            .collect();
+        self.commit_cursors_with_metadata(scope, group, &with, now_ms)
+    }
+
+    /// Stores a group's cursors with each one's metadata (durably, in one write).
+    pub fn commit_cursors_with_metadata(
+        &self,
+        scope: &CursorScope,
+        group: &str,
+        cursors: &[(PartitionId, u64, &str)],
+        now_ms: i64,
+    ) -> Result<()> {
         let mut wb = WriteBatch::default();
-        for &(id, offset) in cursors {
+        for &(id, offset, metadata) in cursors {
             let c = Cursor {
                 offset,
                 commit_ms: now_ms,
+                metadata: metadata.to_owned(),
             };
             wb.put_cf(
                 self.cf(cf::CURSORS),

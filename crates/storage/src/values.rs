@@ -214,41 +214,74 @@ impl ProducerState {
     }
 }
 
-/// A consumer group's committed position in one partition.
+/// A consumer group's committed position in one partition, with the metadata a Kafka
+/// client committed beside it.
 ///
 /// ```text
 /// +----+------------+----------------+
-/// | v1 | offset u64 | commit_ms i64  |
+/// | v1 | offset u64 | commit_ms i64  |                                  (no metadata)
 /// +----+------------+----------------+
+/// +----+------------+----------------+--------------+----------------+
+/// | v2 | offset u64 | commit_ms i64  | metadata len | metadata UTF-8 |
+/// +----+------------+----------------+--------------+----------------+
+///                                        u16 BE
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
     /// The next offset the group reads.
     pub offset: u64,
     pub commit_ms: i64,
+    /// What the committer said about it (Kafka's commit metadata); empty when none.
+    pub metadata: String,
 }
 
 impl Cursor {
     pub const LEN: usize = 17;
+    /// The longest metadata a cursor holds.
+    pub const MAX_METADATA: usize = u16::MAX as usize;
 
-    pub fn encode(&self) -> [u8; Self::LEN] {
-        let mut v = [0u8; Self::LEN];
-        v[0] = V1;
-        v[1..9].copy_from_slice(&self.offset.to_be_bytes());
-        v[9..17].copy_from_slice(&self.commit_ms.to_be_bytes());
+    /// Without metadata, the v1 layout, as before metadata existed.
+    pub fn encode(&self) -> Vec<u8> {
+        let meta = self.metadata.as_bytes();
+        assert!(
+            meta.len() <= Self::MAX_METADATA,
+            "metadata is bounded by its callers"
+        );
+        let mut v =
+            Vec::with_capacity(Self::LEN + if meta.is_empty() { 0 } else { 2 + meta.len() });
+        v.push(if meta.is_empty() { V1 } else { V2 });
+        v.extend_from_slice(&self.offset.to_be_bytes());
+        v.extend_from_slice(&self.commit_ms.to_be_bytes());
+        if !meta.is_empty() {
+            v.extend_from_slice(&(meta.len() as u16).to_be_bytes());
+            v.extend_from_slice(meta);
+        }
         v
     }
 
     pub fn decode(v: &[u8]) -> Result<Self, Error> {
-        if v.len() != Self::LEN || v[0] != V1 {
-            return Err(Error::corrupt(
+        let bad = || {
+            Error::corrupt(
                 "cursor",
                 format!("{} bytes, version {:?}", v.len(), v.first()),
-            ));
-        }
+            )
+        };
+        let metadata = match (v.first(), v.len()) {
+            (Some(&V1), Self::LEN) => String::new(),
+            (Some(&V2), n) if n >= Self::LEN + 2 => {
+                let len = u16::from_be_bytes([v[17], v[18]]) as usize;
+                let bytes = &v[Self::LEN + 2..];
+                if bytes.len() != len {
+                    return Err(bad());
+                }
+                String::from_utf8(bytes.to_vec()).map_err(|_| bad())?
+            }
+            _ => return Err(bad()),
+        };
         Ok(Self {
             offset: be64(&v[1..9]),
             commit_ms: be64(&v[9..17]) as i64,
+            metadata,
         })
     }
 }
@@ -296,8 +329,8 @@ mod tests {
         }
 
         #[test]
-        fn cursor_round_trips(offset: u64, commit_ms: i64) {
-            let c = Cursor { offset, commit_ms };
+        fn cursor_round_trips(offset: u64, commit_ms: i64, metadata in ".{0,40}") {
+            let c = Cursor { offset, commit_ms, metadata };
             prop_assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
         }
 

@@ -11,12 +11,15 @@ mod create_topics;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod groups;
 mod metadata;
+mod offsets;
 mod sasl;
 
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::Decodable;
+use tributary_core::kafka_names::Resolver;
 use tributary_volume::Caller;
 
 use crate::conn::Session;
@@ -93,8 +96,56 @@ pub(crate) async fn handle(
             alter_configs::incremental(door, &caller, req)
                 .await
                 .map(Some)
+        ApiKey::FindCoordinator => {
+            let caller = caller(session, key)?;
+            groups::find_coordinator(door, &caller, req).map(Some)
+        }
+        ApiKey::JoinGroup => {
+            let caller = caller(session, key)?;
+            groups::join(door, session, &caller, req).await.map(Some)
+        }
+        ApiKey::SyncGroup => {
+            let caller = caller(session, key)?;
+            groups::sync(door, &caller, req).await.map(Some)
+        }
+        ApiKey::Heartbeat => {
+            let caller = caller(session, key)?;
+            groups::heartbeat(door, &caller, req).map(Some)
+        }
+        ApiKey::LeaveGroup => {
+            let caller = caller(session, key)?;
+            groups::leave(door, &caller, req).map(Some)
+        }
+        ApiKey::ListGroups => {
+            let caller = caller(session, key)?;
+            groups::list(door, &caller, req).await.map(Some)
+        }
+        ApiKey::DescribeGroups => {
+            let caller = caller(session, key)?;
+            groups::describe(door, &caller, req).await.map(Some)
+        }
+        ApiKey::DeleteGroups => {
+            let caller = caller(session, key)?;
+            groups::delete(door, &caller, req).await.map(Some)
+        }
+        ApiKey::OffsetCommit => {
+            let caller = caller(session, key)?;
+            offsets::commit(door, &caller, req).await.map(Some)
+        }
+        ApiKey::OffsetFetch => {
+            let caller = caller(session, key)?;
+            offsets::fetch(door, &caller, req).await.map(Some)
         }
         _ => Err(Error::UnknownApi(req.api_key)),
+    }
+}
+
+/// How this listener resolves names (the user's default stream is not yet kept).
+fn resolver(door: &Door) -> Resolver<'_> {
+    Resolver {
+        rules: &door.options.aliases,
+        user_default: None,
+        listener_default: door.options.default_stream.as_ref(),
     }
 }
 
@@ -129,6 +180,16 @@ fn api_name(key: ApiKey) -> &'static str {
         ApiKey::DescribeConfigs => "DescribeConfigs",
         ApiKey::AlterConfigs => "AlterConfigs",
         ApiKey::IncrementalAlterConfigs => "IncrementalAlterConfigs",
+        ApiKey::FindCoordinator => "FindCoordinator",
+        ApiKey::JoinGroup => "JoinGroup",
+        ApiKey::SyncGroup => "SyncGroup",
+        ApiKey::Heartbeat => "Heartbeat",
+        ApiKey::LeaveGroup => "LeaveGroup",
+        ApiKey::OffsetCommit => "OffsetCommit",
+        ApiKey::OffsetFetch => "OffsetFetch",
+        ApiKey::ListGroups => "ListGroups",
+        ApiKey::DescribeGroups => "DescribeGroups",
+        ApiKey::DeleteGroups => "DeleteGroups",
         _ => "this API",
     }
 }

@@ -22,14 +22,16 @@ fn cursors_are_scoped_listed_deleted_and_dropped_with_their_scope() {
                 10,
                 Cursor {
                     offset: 6,
-                    commit_ms: 200
+                    commit_ms: 200,
+                    metadata: String::new(),
                 }
             ),
             (
                 11,
                 Cursor {
                     offset: 7,
-                    commit_ms: 100
+                    commit_ms: 100,
+                    metadata: String::new(),
                 }
             )
         ]
@@ -48,6 +50,23 @@ fn cursors_are_scoped_listed_deleted_and_dropped_with_their_scope() {
         vec!["g1"],
         "other scopes stay"
     );
+}
+
+#[test]
+fn commit_metadata_is_kept_and_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let s = [3u8; 16];
+    store
+        .commit_cursors_with_metadata(&s, "g", &[(1, 5, "leader epoch 7"), (2, 9, "")], 10)
+        .unwrap();
+    let got = store.cursors(&s, "g").unwrap();
+    assert_eq!(got[0].1.metadata, "leader epoch 7");
+    assert_eq!((got[0].1.offset, got[1].1.offset), (5, 9));
+    assert_eq!(got[1].1.metadata, "");
+    // A commit without metadata clears it, as Kafka's does.
+    store.commit_cursors(&s, "g", &[(1, 6)], 11).unwrap();
+    assert_eq!(store.cursors(&s, "g").unwrap()[0].1.metadata, "");
 }
 
 /// Partition `a` gets batches of 5 records at times 10, 20 and 30 (offsets 0-4, 5-9,

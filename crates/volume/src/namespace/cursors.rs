@@ -395,8 +395,10 @@ impl Namespace {
             .zip(stats)
             .map(|(id, st)| {
                 let (topic, partition) = names[id].clone();
-                let committed = cursors.get(id).copied();
-                let from = committed.map_or(st.log_start, |c| c.offset.max(st.log_start));
+                let committed = cursors.get(id).cloned();
+                let from = committed
+                    .as_ref()
+                    .map_or(st.log_start, |c| c.offset.max(st.log_start));
                 GroupPartitionInfo {
                     member_id: owner.get(&(topic.clone(), partition)).cloned(),
                     topic,
@@ -420,7 +422,7 @@ impl Namespace {
     }
 
     /// Every partition of the stream by id.
-    async fn partition_names(&self, s: &StreamRow) -> Result<PartitionNames> {
+    pub(super) async fn partition_names(&self, s: &StreamRow) -> Result<PartitionNames> {
         Ok(self
             .topic_rows(s)
             .await?

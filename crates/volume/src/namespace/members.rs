@@ -17,10 +17,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tributary_core::groups::{
     Assignment, Changes, Group, JoinSpec, RemovedReason, Subscription, TopicPartition,
 };
+use tributary_core::kafka_group::{ClassicGroup, Joined, Reply};
 use tributary_core::names::{StreamPath, TopicPath, check_group};
 use tributary_storage::{self as storage, PartitionId};
 use uuid::Uuid;
@@ -137,10 +138,82 @@ impl Inner {
     }
 }
 
-/// The registry of live groups, by stream id and group name.
+/// The registry of live groups, by stream id and group name: Tributary's own, and Kafka's
+/// classic groups (`classic.rs`) under the same keys, so a group speaks one protocol at a
+/// time.
 #[derive(Default)]
 pub(super) struct LiveGroups {
     map: parking_lot::Mutex<HashMap<(Uuid, String), Arc<LiveGroup>>>,
+    pub(super) classic: parking_lot::Mutex<HashMap<(Uuid, String), Arc<ClassicLive>>>,
+    /// Held across a join's check of the other protocol's members and the join itself,
+    /// by both protocols, so two first joins cannot each miss the other. Taken before any
+    /// group's lock.
+    pub(super) joining: parking_lot::Mutex<()>,
+}
+
+/// A live Kafka classic group: the state machine and the requests parked in it.
+pub(super) struct ClassicLive {
+    pub(super) stream: Arc<StreamRow>,
+    pub(super) name: String,
+    pub(super) inner: parking_lot::Mutex<ClassicInner>,
+    /// Wakes the ticker when deadlines may have moved.
+    pub(super) wake: Notify,
+}
+
+pub(super) struct ClassicInner {
+    pub(super) group: ClassicGroup,
+    /// JoinGroup and SyncGroup requests waiting for their answer, by member id.
+    pub(super) joins: HashMap<String, oneshot::Sender<tributary_core::Result<Joined>>>,
+    pub(super) syncs: HashMap<String, oneshot::Sender<tributary_core::Result<Bytes>>>,
+    /// Removed from the registry: callers must make a new one.
+    pub(super) closed: bool,
+}
+
+impl ClassicInner {
+    /// Hands each reply to the request parked for it (gone if its connection closed).
+    pub(super) fn route(&mut self, replies: Vec<Reply>) {
+        for r in replies {
+            match r {
+                Reply::Join { member, answer } => {
+                    if let Some(tx) = self.joins.remove(&member) {
+                        let _ = tx.send(answer);
+                    }
+                }
+                Reply::Sync { member, answer } => {
+                    if let Some(tx) = self.syncs.remove(&member) {
+                        let _ = tx.send(answer);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl LiveGroups {
+    /// Members of the Tributary group `key`, if it is live.
+    fn tributary_members(&self, key: &(Uuid, String)) -> usize {
+        let g = self.map.lock().get(key).cloned();
+        g.map_or(0, |g| g.inner.lock().group.describe().members.len())
+    }
+
+    /// Members of the Kafka group `key`, if it is live.
+    pub(super) fn classic_members(&self, key: &(Uuid, String)) -> usize {
+        let g = self.classic.lock().get(key).cloned();
+        g.map_or(0, |g| g.inner.lock().group.member_count())
+    }
+
+    /// Refuses a Kafka member while the Tributary group of the same key has members.
+    pub(super) fn check_no_tributary_members(&self, s: &StreamRow, group: &str) -> Result<()> {
+        match self.tributary_members(&(s.id, group.to_owned())) {
+            0 => Ok(()),
+            n => Err(Error::Group(tributary_core::Error::InconsistentProtocol {
+                group: format!("{} {group}", s.path),
+                detail: format!(
+                    "{n} member(s) read it through Tributary's Subscribe; a group speaks one protocol at a time"
+                ),
+            })),
+        }
+    }
 }
 
 impl Namespace {
@@ -209,6 +282,16 @@ impl Namespace {
         let (tx, events) = mpsc::unbounded_channel();
         let (live, member) = loop {
             let live = self.live_group(&s, &join.group).await?;
+            let _joining = self.live.joining.lock();
+            let kafka_members = self.live.classic_members(&(s.id, join.group.clone()));
+            if kafka_members > 0 {
+                return Err(Error::Group(tributary_core::Error::InconsistentProtocol {
+                    group: format!("{} {}", s.path, join.group),
+                    detail: format!(
+                        "{kafka_members} Kafka client(s) are members; a group speaks one protocol at a time"
+                    ),
+                }));
+            }
             let mut inner = live.inner.lock();
             if inner.closed {
                 continue;
@@ -383,12 +466,29 @@ impl Namespace {
             .filter(|((id, _), _)| *id == s.id)
             .map(|(_, g)| g.clone())
             .collect();
+        let classic: Vec<_> = self
+            .live
+            .classic
+            .lock()
+            .iter()
+            .filter(|((id, _), _)| *id == s.id)
+            .map(|(_, g)| g.clone())
+            .collect();
         groups
             .into_iter()
             .map(|g| {
                 let d = g.inner.lock().group.describe();
                 (g.name.clone(), d.members.len() as u32, d.generation)
             })
+            .chain(classic.into_iter().map(|g| {
+                let inner = g.inner.lock();
+                let generation = inner.group.generation().max(0) as u64;
+                (
+                    g.name.clone(),
+                    inner.group.member_count() as u32,
+                    generation,
+                )
+            }))
             .filter(|(_, members, _)| *members > 0)
             .collect()
     }
@@ -399,12 +499,28 @@ impl Namespace {
         s: &StreamRow,
         group: &str,
     ) -> Option<(u64, String, Vec<MemberInfo>)> {
-        let live = self
-            .live
-            .map
-            .lock()
-            .get(&(s.id, group.to_owned()))
-            .cloned()?;
+        let key = (s.id, group.to_owned());
+        let classic = self.live.classic.lock().get(&key).cloned();
+        if let Some(g) = classic {
+            let d = g.inner.lock().group.describe();
+            if !d.members.is_empty() {
+                let members = d
+                    .members
+                    .into_iter()
+                    .map(|m| MemberInfo {
+                        member_id: m.member_id,
+                        client_id: m.client_id,
+                        // The client-side leader's assignment is opaque here.
+                        partitions: Vec::new(),
+                        last_heartbeat_ms: m.last_heartbeat_ms,
+                        session_timeout_ms: i64::from(m.session_timeout_ms),
+                    })
+                    .collect();
+                let protocol = format!("kafka {}", d.protocol_name);
+                return Some((d.generation.max(0) as u64, protocol, members));
+            }
+        }
+        let live = self.live.map.lock().get(&key).cloned()?;
         let d = live.inner.lock().group.describe();
         Some((
             d.generation,
@@ -435,6 +551,15 @@ impl Namespace {
         committer: Option<&Committer>,
         cursors: &[CursorCommit],
     ) -> Result<()> {
+        let kafka_members = self.live.classic_members(&(s.id, group.to_owned()));
+        if kafka_members > 0 {
+            return Err(Error::Group(tributary_core::Error::InconsistentProtocol {
+                group: format!("{} {group}", s.path),
+                detail: format!(
+                    "{kafka_members} Kafka client(s) are members; they commit through the Kafka protocol"
+                ),
+            }));
+        }
         let live = self.live.map.lock().get(&(s.id, group.to_owned())).cloned();
         match (committer, live) {
             (Some(m), Some(live)) => {

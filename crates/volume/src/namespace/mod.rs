@@ -12,6 +12,7 @@
 mod access;
 mod admin;
 mod backup;
+mod classic;
 mod cursors;
 mod data;
 mod links;
@@ -36,6 +37,7 @@ use crate::model::*;
 use crate::{Error, Result};
 
 pub use admin::{NewTopic, VolumeEdit};
+pub use classic::{KafkaCommitter, KafkaGroupView, KafkaOffset};
 pub use cursors::{
     Committer, CursorCommit, GroupInfo, GroupLag, GroupPartitionInfo, GroupSummary, MemberInfo,
     ResetTo,
