@@ -13,9 +13,9 @@ use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::Decodable;
 use tributary_volume::Caller;
 
-use crate::conn::Session;
 use crate::frame::Request;
 use crate::schema;
+use crate::session::Session;
 use crate::versions::served;
 use crate::{Door, Error, Result};
 
@@ -62,6 +62,12 @@ pub(crate) async fn handle(
         }
         _ => Err(Error::UnknownApi(req.api_key)),
     }
+}
+
+/// A bare SASL token after SaslHandshake v0: its answer framed, `None` when the exchange
+/// failed (the connection closes without an answer, as Kafka's legacy exchange does).
+pub(crate) fn sasl_token(door: &Door, session: &mut Session, token: &[u8]) -> Option<Bytes> {
+    sasl::raw_token(door, session, token)
 }
 
 /// The session's caller; before authentication, only ApiVersions and the handshake are
