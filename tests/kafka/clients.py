@@ -73,6 +73,7 @@ def confluent_metadata(spec):
     try:
         for name in names if names is not None else [None]:
             while True:
+                admin.poll(0.1)  # serves error_cb
                 if errors and any("uthenticat" in e for e in errors):
                     return {"error": "; ".join(errors)}
                 try:

@@ -20,6 +20,7 @@ pub(crate) struct Exchange {
     gs2_header: String,
     client_first_bare: String,
     server_first: String,
+    client_nonce: String,
     nonce: String,
 }
 
@@ -81,7 +82,9 @@ pub(crate) fn first(
     })?;
     let mut random = [0u8; NONCE_BYTES];
     getrandom::fill(&mut random).expect("the OS random source works");
-    let nonce = format!("{client_nonce}{}", STANDARD.encode(random));
+    // Letters and digits only: every client reads them back unchanged.
+    let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let nonce = format!("{client_nonce}{suffix}");
     let server_first = format!("r={nonce},s={},i={}", verifiers.salt, verifiers.iterations);
     let reply = server_first.clone().into_bytes();
     Ok((
@@ -92,6 +95,7 @@ pub(crate) fn first(
             gs2_header,
             client_first_bare: bare.to_owned(),
             server_first,
+            client_nonce: client_nonce.to_owned(),
             nonce,
         },
         reply,
@@ -111,7 +115,13 @@ impl Exchange {
         if binding != Some(STANDARD.encode(&self.gs2_header).as_str()) {
             return Err("the channel binding does not match the first message".into());
         }
-        if attrs.next().and_then(|a| a.strip_prefix("r=")) != Some(self.nonce.as_str()) {
+        // librdkafka 2.0.2 (kcat on Debian) sends its own nonce again in front of the
+        // combined one; the proof covers the message as sent either way.
+        let nonce = attrs.next().and_then(|a| a.strip_prefix("r="));
+        let echoed = nonce.is_some_and(|n| {
+            n == self.nonce || n.strip_prefix(self.client_nonce.as_str()) == Some(&self.nonce)
+        });
+        if !echoed {
             return Err("the nonce does not match".into());
         }
         let proof = STANDARD
