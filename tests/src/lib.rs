@@ -21,6 +21,9 @@ pub use tributary_client::Client;
 pub mod crashloop;
 mod inprocess;
 pub use inprocess::InProcess;
+pub mod kafka;
+mod pki;
+pub use pki::Pki;
 mod proxy;
 pub use proxy::Proxy;
 pub mod prometheus;
@@ -58,6 +61,8 @@ pub struct Server {
     pub url: String,
     /// `HOST:PORT` of the Prometheus endpoint, unless started with `--metrics-listen off`.
     pub metrics_addr: Option<String>,
+    /// `HOST:PORT` of the Kafka listener, unless started with `--kafka-listen off`.
+    pub kafka_addr: Option<String>,
     pub data_dir: PathBuf,
     log: PathBuf,
     /// How it was started; restarts keep its flags and environment.
@@ -67,7 +72,7 @@ pub struct Server {
 
 /// How to start a server: `Server::builder().args(&[..]).env(&[..]).data_dir(dir).start()`.
 /// By default it runs on a fresh temporary data directory, on `127.0.0.1:0` with its
-/// metrics endpoint on a port of its own too.
+/// metrics endpoint and its Kafka listener on ports of their own too.
 #[derive(Debug, Clone, Default)]
 pub struct Builder {
     args: Vec<String>,
@@ -178,9 +183,12 @@ impl Server {
             .create(true)
             .append(true)
             .open(log)?;
-        // Servers run side by side: each gets its own metrics port unless the test says.
-        if !cmd.get_args().any(|a| a == "--metrics-listen") {
-            cmd.args(["--metrics-listen", "127.0.0.1:0"]);
+        // Servers run side by side: each gets its own metrics and Kafka ports unless the
+        // test says.
+        for flag in ["--metrics-listen", "--kafka-listen"] {
+            if !cmd.get_args().any(|a| a == flag) {
+                cmd.args([flag, "127.0.0.1:0"]);
+            }
         }
         let mut child = cmd
             .env("RUST_LOG", "info")
@@ -189,15 +197,20 @@ impl Server {
             .stderr(log_file)
             .spawn()
             .context("spawning tributary serve")?;
-        // The server prints `tributary metrics on ADDR` (when the endpoint is on), then
-        // `tributary listening on ADDR` once it accepts connections.
+        // The server prints `tributary metrics on ADDR` and `tributary kafka on ADDR` (for
+        // the listeners that are on), then `tributary listening on ADDR` once it accepts
+        // connections.
         let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let mut metrics_addr = None;
+        let (mut metrics_addr, mut kafka_addr) = (None, None);
         let addr = loop {
             let mut line = String::new();
             stdout.read_line(&mut line)?;
             if let Some(a) = line.trim().strip_prefix("tributary metrics on ") {
                 metrics_addr = Some(a.to_owned());
+                continue;
+            }
+            if let Some(a) = line.trim().strip_prefix("tributary kafka on ") {
+                kafka_addr = Some(a.to_owned());
                 continue;
             }
             match line.trim().strip_prefix("tributary listening on ") {
@@ -213,6 +226,7 @@ impl Server {
         Ok(Server {
             url: format!("{scheme}://{addr}"),
             metrics_addr,
+            kafka_addr,
             child: Some(child),
             data_dir: data_dir.to_owned(),
             log: log.to_owned(),
@@ -310,8 +324,8 @@ impl Server {
         self.restart_with(args).expect("server restarts");
     }
 
-    /// Restarts on the same data directory and the same address, so clients that keep
-    /// reconnecting to it find it again.
+    /// Restarts on the same data directory and the same addresses (gRPC's and Kafka's), so
+    /// clients that keep reconnecting to it find it again.
     pub fn restart_in_place(&mut self) {
         self.try_restart_in_place().expect("server restarts");
     }
@@ -322,6 +336,11 @@ impl Server {
         let addr = self.url.rsplit("://").next().expect("a URL").to_owned();
         let mut args = self.args_without_listen();
         args.extend(["--listen".to_owned(), addr]);
+        if let Some(kafka) = &self.kafka_addr
+            && !args.iter().any(|a| a == "--kafka-listen")
+        {
+            args.extend(["--kafka-listen".to_owned(), kafka.clone()]);
+        }
         self.restart_with(args)
     }
 
@@ -336,6 +355,7 @@ impl Server {
         self.log = std::mem::take(&mut next.log);
         self.url = std::mem::take(&mut next.url);
         self.metrics_addr = next.metrics_addr.take();
+        self.kafka_addr = next.kafka_addr.take();
         self.child = next.child.take();
         Ok(())
     }

@@ -5,86 +5,17 @@
 
 use std::path::{Path, PathBuf};
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use tonic::Code;
 use tributary_client::{Client, ConnectOptions};
-use tributary_e2e::Server;
+use tributary_e2e::{Pki, Server};
 use tributary_proto::v1;
 
-struct Pki {
-    _dir: tempfile::TempDir,
-    ca: PathBuf,
-    server: (PathBuf, PathBuf),
-    alice: (PathBuf, PathBuf),
-    stranger: (PathBuf, PathBuf),
-    rogue_admin: (PathBuf, PathBuf),
-}
-
-fn write(dir: &Path, name: &str, pem: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, pem).unwrap();
-    p
-}
-
-fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
-}
-
-fn leaf(
-    dir: &Path,
-    name: &str,
-    sans: &[&str],
-    cn: &str,
-    issuer: &CertifiedIssuer<'_, KeyPair>,
-) -> (PathBuf, PathBuf) {
-    let key = KeyPair::generate().unwrap();
-    let mut params =
-        CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-    params.distinguished_name.push(DnType::CommonName, cn);
-    let cert = params.signed_by(&key, issuer).unwrap();
-    (
-        write(dir, &format!("{name}.crt"), &cert.pem()),
-        write(dir, &format!("{name}.key"), &key.serialize_pem()),
-    )
-}
-
 fn pki() -> Pki {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = ca("Tributary test CA");
-    let rogue = ca_rogue();
-    Pki {
-        ca: write(dir.path(), "ca.crt", &ca.pem()),
-        server: leaf(
-            dir.path(),
-            "server",
-            &["localhost", "127.0.0.1"],
-            "tributary",
-            &ca,
-        ),
-        alice: leaf(dir.path(), "alice", &[], "alice", &ca),
-        stranger: leaf(dir.path(), "stranger", &[], "stranger", &ca),
-        rogue_admin: leaf(dir.path(), "rogue", &[], "admin", &rogue),
-        _dir: dir,
-    }
-}
-
-fn ca_rogue() -> CertifiedIssuer<'static, KeyPair> {
-    ca("Someone else's CA")
+    Pki::new()
 }
 
 fn start(pki: &Pki, mutual: bool) -> Server {
-    let (cert, key) = (
-        pki.server.0.to_str().unwrap(),
-        pki.server.1.to_str().unwrap(),
-    );
-    let mut args = vec!["--tls-cert", cert, "--tls-key", key];
-    if mutual {
-        args.extend(["--tls-client-ca", pki.ca.to_str().unwrap()]);
-    }
-    Server::builder().args(&args).start()
+    Server::builder().args(&pki.serve_args(mutual)).start()
 }
 
 async fn connect(

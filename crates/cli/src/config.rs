@@ -40,6 +40,11 @@ pub const KEYS: &[&str] = &[
     "quota_fetch_bytes_per_sec",
     "quota_burst",
     "quota_users",
+    "kafka_listen",
+    "kafka_advertised",
+    "kafka_default_stream",
+    "kafka_aliases",
+    "kafka_max_request_bytes",
 ];
 
 /// Client-side variables the server ignores without a warning.
@@ -59,7 +64,7 @@ const CLIENT_VARS: &[&str] = &[
 pub struct Settings {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
-    pub metrics_listen: MetricsListen,
+    pub metrics_listen: Listen,
     /// A file holding the bearer token a scrape must send (read at each scrape).
     pub metrics_token_file: Option<PathBuf>,
     pub metrics_tls_cert: Option<PathBuf>,
@@ -87,6 +92,15 @@ pub struct Settings {
     pub quota_burst: Duration,
     /// Overrides by user name; a rate left out is the default's.
     pub quota_users: BTreeMap<String, UserQuota>,
+    /// The Kafka listener, or `off`.
+    pub kafka_listen: Listen,
+    /// `HOST:PORT` Metadata reports to Kafka clients (the listener's address if unset).
+    pub kafka_advertised: Option<String>,
+    /// Where flat Kafka topic names resolve when no alias rule or user default does.
+    pub kafka_default_stream: Option<String>,
+    /// `PATTERN=STREAM` rules, tried in order before any default.
+    pub kafka_aliases: Vec<String>,
+    pub kafka_max_request_bytes: usize,
 }
 
 /// One user's quota overrides.
@@ -139,7 +153,7 @@ impl Default for Settings {
         Self {
             data_dir: server.data_dir,
             listen: ([127, 0, 0, 1], 7070).into(),
-            metrics_listen: MetricsListen::On(([127, 0, 0, 1], 9464).into()),
+            metrics_listen: Listen::On(([127, 0, 0, 1], 9464).into()),
             metrics_token_file: None,
             metrics_tls_cert: None,
             metrics_tls_key: None,
@@ -159,6 +173,11 @@ impl Default for Settings {
             quota_fetch_bytes_per_sec: 0,
             quota_burst: Duration::from_secs(1),
             quota_users: BTreeMap::new(),
+            kafka_listen: Listen::On(([127, 0, 0, 1], 9092).into()),
+            kafka_advertised: None,
+            kafka_default_stream: None,
+            kafka_aliases: Vec::new(),
+            kafka_max_request_bytes: tributary_kafka::Options::default().max_request_bytes,
         }
     }
 }
@@ -170,29 +189,29 @@ pub enum LogFormat {
     Json,
 }
 
-/// Where the Prometheus endpoint listens, or `off`.
+/// Where a listener other than gRPC's (the Prometheus endpoint, Kafka's) listens, or `off`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MetricsListen {
+pub enum Listen {
     Off,
     On(SocketAddr),
 }
 
-impl Serialize for MetricsListen {
+impl Serialize for Listen {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            MetricsListen::Off => s.serialize_str("off"),
-            MetricsListen::On(a) => s.collect_str(a),
+            Listen::Off => s.serialize_str("off"),
+            Listen::On(a) => s.collect_str(a),
         }
     }
 }
 
-impl<'de> Deserialize<'de> for MetricsListen {
+impl<'de> Deserialize<'de> for Listen {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
         if text == "off" {
-            return Ok(MetricsListen::Off);
+            return Ok(Listen::Off);
         }
-        text.parse().map(MetricsListen::On).map_err(|_| {
+        text.parse().map(Listen::On).map_err(|_| {
             serde::de::Error::custom(format!(
                 "`{text}` is neither `off` nor an address like 127.0.0.1:9464"
             ))
@@ -327,6 +346,33 @@ pub struct Flags {
     #[arg(long, value_name = "TABLE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     quota_users: Option<String>,
+    /// Kafka listener (Kafka clients' bootstrap address), or `off`; port 0 picks a free
+    /// port. It serves TLS when --tls-cert does [env: TRIBUTARY_KAFKA_LISTEN] [default:
+    /// 127.0.0.1:9092]
+    #[arg(long, value_name = "ADDR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kafka_listen: Option<String>,
+    /// HOST:PORT that Metadata tells Kafka clients to connect to (the listener's own
+    /// address when unset) [env: TRIBUTARY_KAFKA_ADVERTISED]
+    #[arg(long, value_name = "HOST:PORT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kafka_advertised: Option<String>,
+    /// Stream (`/volume/stream`) where flat Kafka topic names resolve when no alias rule
+    /// and no user default applies [env: TRIBUTARY_KAFKA_DEFAULT_STREAM]
+    #[arg(long, value_name = "STREAM")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kafka_default_stream: Option<String>,
+    /// Kafka topic alias rules, tried in order before the defaults, as a TOML array, e.g.
+    /// `["orders*=/acme/orders", "audit=/sec/log"]` [env: TRIBUTARY_KAFKA_ALIASES]
+    /// [default: []]
+    #[arg(long, value_name = "ARRAY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kafka_aliases: Option<String>,
+    /// Largest Kafka request accepted, in bytes; a larger one closes its connection
+    /// unread [env: TRIBUTARY_KAFKA_MAX_REQUEST_BYTES] [default: 104857600]
+    #[arg(long, value_name = "BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kafka_max_request_bytes: Option<usize>,
 }
 
 /// Where a value came from.
@@ -382,11 +428,11 @@ fn typed_value(key: &str, text: &str) -> Result<toml::Value, String> {
         Some(toml::Value::Boolean(b))
     } else if let Ok(i) = text.parse::<i64>() {
         Some(toml::Value::Integer(i))
-    } else if text.trim_start().starts_with('{') {
-        // Only table-valued keys take this form: their error is the table's.
+    } else if text.trim_start().starts_with(['{', '[']) {
+        // Only table- and array-valued keys take this form: their error is the value's.
         let mut t = format!("v = {text}")
             .parse::<toml::Table>()
-            .map_err(|e| format!("`{text}` is not an inline TOML table: {}", e.message()))?;
+            .map_err(|e| format!("`{text}` is not an inline TOML value: {}", e.message()))?;
         let v = t.remove("v").expect("parsed as `v = ...`");
         return check_one(key, &v).map(|()| v);
     } else {
@@ -486,7 +532,7 @@ fn validate(s: &Settings) -> anyhow::Result<()> {
         bail!("tls_cert and tls_key go together: give both or neither");
     }
     let protects = s.metrics_token_file.is_some() || s.metrics_tls_cert.is_some();
-    if s.metrics_listen == MetricsListen::Off && protects {
+    if s.metrics_listen == Listen::Off && protects {
         bail!("metrics_token_file and metrics_tls_*: the metrics endpoint is off (metrics_listen)");
     }
     if s.metrics_tls_cert.is_some() != s.metrics_tls_key.is_some() {
@@ -501,6 +547,7 @@ fn validate(s: &Settings) -> anyhow::Result<()> {
     if s.quota_users.contains_key("") {
         bail!("quota_users: a user name is empty");
     }
+    kafka_names(s)?;
     tracing_subscriber::EnvFilter::try_new(&s.log)
         .map_err(|e| anyhow::anyhow!("log: `{}` is not a log filter: {e}", s.log))?;
     for (key, path) in [
@@ -517,6 +564,54 @@ fn validate(s: &Settings) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The Kafka listener's names, checked: the advertised address, the default stream and the
+/// alias rules, each error naming its key.
+pub fn kafka_names(s: &Settings) -> anyhow::Result<KafkaNames> {
+    let advertised = match &s.kafka_advertised {
+        None => None,
+        Some(a) => {
+            let bad = || anyhow::anyhow!("kafka_advertised: `{a}` is not HOST:PORT");
+            let (host, port) = a.rsplit_once(':').ok_or_else(bad)?;
+            let port: u16 = port.parse().map_err(|_| bad())?;
+            if host.is_empty() || port == 0 {
+                return Err(bad());
+            }
+            Some((host.trim_matches(['[', ']']).to_owned(), port))
+        }
+    };
+    let default_stream = s
+        .kafka_default_stream
+        .as_deref()
+        .map(|p| tributary_core::names::StreamPath::parse("kafka_default_stream", p))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let aliases = s
+        .kafka_aliases
+        .iter()
+        .map(|r| tributary_core::kafka_names::AliasRule::parse("kafka_aliases", r))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if s.kafka_max_request_bytes < 1024 {
+        anyhow::bail!(
+            "kafka_max_request_bytes: {} is below the 1024-byte minimum",
+            s.kafka_max_request_bytes
+        );
+    }
+    Ok(KafkaNames {
+        advertised,
+        default_stream,
+        aliases,
+    })
+}
+
+/// What [`kafka_names`] reads from the settings.
+#[derive(Debug)]
+pub struct KafkaNames {
+    pub advertised: Option<(String, u16)>,
+    pub default_stream: Option<tributary_core::names::StreamPath>,
+    pub aliases: Vec<tributary_core::kafka_names::AliasRule>,
 }
 
 impl Loaded {
@@ -648,7 +743,7 @@ mod tests {
     fn metrics_listen_may_be_off() {
         let vars = env(&[("TRIBUTARY_METRICS_LISTEN", "off")]);
         let l = load(None, &Flags::default(), &vars, []).unwrap();
-        assert_eq!(l.settings.metrics_listen, MetricsListen::Off);
+        assert_eq!(l.settings.metrics_listen, Listen::Off);
         // Protecting an endpoint that is off is a mistake worth naming.
         let f = file("metrics_listen = \"off\"\nmetrics_token_file = \"/t\"\n");
         let e = load(Some(f.path()), &Flags::default(), &env(&[]), [])
@@ -758,6 +853,63 @@ mod tests {
     }
 
     #[test]
+    fn kafka_keys_are_checked_and_layered() {
+        let f = file(
+            "kafka_listen = \"off\"\nkafka_aliases = [\"orders*=/acme/orders\"]\nkafka_default_stream = \"/acme/s\"\n",
+        );
+        let l = load(Some(f.path()), &Flags::default(), &env(&[]), []).unwrap();
+        assert_eq!(l.settings.kafka_listen, Listen::Off);
+        let names = kafka_names(&l.settings).unwrap();
+        assert_eq!(names.aliases.len(), 1);
+        assert_eq!(names.default_stream.unwrap().as_str(), "/acme/s");
+        let vars = env(&[
+            ("TRIBUTARY_KAFKA_ALIASES", "[\"a=/v/s\", \"b*=/v/t\"]"),
+            ("TRIBUTARY_KAFKA_LISTEN", "127.0.0.1:0"),
+        ]);
+        let flags = Flags {
+            kafka_advertised: Some("kafka.example.com:9093".into()),
+            ..Flags::default()
+        };
+        let l = load(Some(f.path()), &flags, &vars, []).unwrap();
+        assert_eq!(l.settings.kafka_aliases.len(), 2, "env beats file");
+        let names = kafka_names(&l.settings).unwrap();
+        assert_eq!(
+            names.advertised,
+            Some(("kafka.example.com".to_string(), 9093))
+        );
+        let back: Settings = toml::from_str(&l.render()).unwrap();
+        assert_eq!(back, l.settings);
+        for (key, value, needle) in [
+            (
+                "TRIBUTARY_KAFKA_ALIASES",
+                "[\"nopattern\"]",
+                "kafka_aliases",
+            ),
+            (
+                "TRIBUTARY_KAFKA_DEFAULT_STREAM",
+                "acme",
+                "kafka_default_stream",
+            ),
+            ("TRIBUTARY_KAFKA_ADVERTISED", "host", "kafka_advertised"),
+            (
+                "TRIBUTARY_KAFKA_LISTEN",
+                "nowhere",
+                "TRIBUTARY_KAFKA_LISTEN",
+            ),
+            (
+                "TRIBUTARY_KAFKA_MAX_REQUEST_BYTES",
+                "10",
+                "kafka_max_request_bytes",
+            ),
+        ] {
+            let e = load(None, &Flags::default(), &env(&[(key, value)]), [])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(needle), "{key}={value}: {e}");
+        }
+    }
+
+    #[test]
     fn every_key_is_listed_once() {
         let full = Settings {
             tls_cert: Some("/c".into()),
@@ -767,6 +919,8 @@ mod tests {
             metrics_tls_cert: Some("/mc".into()),
             metrics_tls_key: Some("/mk".into()),
             admin_token_file: Some("/a".into()),
+            kafka_advertised: Some("h:1".into()),
+            kafka_default_stream: Some("/v/s".into()),
             ..Settings::default()
         };
         let table = toml::Table::try_from(full).unwrap();

@@ -1,7 +1,8 @@
 //! `tributary serve`: what the process does around the server (`tributary_server`, which
 //! runs it): the configuration (`config.rs`), logging, the open-files limit, the Prometheus
-//! recorder, binding the listeners, the admin token file, the lines printed for scripts, and
-//! SIGINT/SIGTERM (health NOT_SERVING, the shutdown delay) as the server's shutdown future.
+//! recorder, binding the listeners (gRPC, metrics, Kafka), the admin token file, the lines
+//! printed for scripts, and SIGINT/SIGTERM (health NOT_SERVING, the shutdown delay) as the
+//! server's shutdown future.
 
 use std::path::{Path, PathBuf};
 
@@ -12,9 +13,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tributary_api::metrics::RPC_DURATION;
 use tributary_api::{Health, ServerOptions, TlsFiles};
-use tributary_server::MetricsEndpoint;
+use tributary_server::{KafkaListener, MetricsEndpoint};
 
-use crate::config::{self, Flags, LogFormat, MetricsListen, Settings};
+use crate::config::{self, Flags, Listen, LogFormat, Settings};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -82,7 +83,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     // Before anything reports, so that no early figure is lost.
     let metrics = match cfg.metrics_listen {
-        MetricsListen::On(addr) => {
+        Listen::On(addr) => {
             let handle = install_recorder()?;
             let listener = TcpListener::bind(addr)
                 .await
@@ -102,13 +103,31 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 tls,
             })
         }
-        MetricsListen::Off => None,
+        Listen::Off => None,
     };
     let listener = TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("binding {}", cfg.listen))?;
+    let kafka = match cfg.kafka_listen {
+        Listen::On(addr) => {
+            let names = config::kafka_names(&cfg)?;
+            let listener = TcpListener::bind(addr).await.with_context(|| {
+                format!("binding the Kafka listener {addr} (kafka_listen, --kafka-listen; `off` disables it)")
+            })?;
+            let options = tributary_kafka::Options {
+                max_request_bytes: cfg.kafka_max_request_bytes,
+                advertised: names.advertised,
+                default_stream: names.default_stream,
+                aliases: names.aliases,
+                ..tributary_kafka::Options::default()
+            };
+            Some(KafkaListener { listener, options })
+        }
+        Listen::Off => None,
+    };
     let health = Health::default();
-    let config = server_config(&cfg, health.clone(), metrics)?;
+    let mut config = server_config(&cfg, health.clone(), metrics)?;
+    config.kafka = kafka;
     // Before the server starts: a SIGTERM sent as soon as it is seen listening must stop it
     // cleanly, not kill it.
     let signals = Signals::install()?;
@@ -131,6 +150,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(addr) = running.metrics_addr {
         tracing::info!(%addr, "metrics at http://{addr}/metrics");
         announce(format!("tributary metrics on {addr}")).await?;
+    }
+    if let Some(addr) = running.kafka_addr {
+        tracing::info!(%addr, "Kafka clients served at {addr}");
+        announce(format!("tributary kafka on {addr}")).await?;
     }
     let (addr, cluster_id) = (running.addr, running.cluster_id);
     tracing::info!(%addr, %cluster_id, data_dir = %cfg.data_dir.display(), "tributary listening");

@@ -7,25 +7,29 @@
 
 use std::net::SocketAddr;
 
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 
 use crate::frame::{self, Request};
-use tributary_volume::{Caller, Credential};
-
+use crate::session::Session;
 use crate::{Door, Error, Result, apis};
 
-pub(crate) async fn run(
-    socket: TcpStream,
+/// Serves one connection (plain TCP or TLS) as `session` begins it.
+pub(crate) async fn run<S>(
+    socket: S,
     peer: SocketAddr,
     door: &Door,
+    mut session: Session,
     mut stopping: watch::Receiver<bool>,
-) -> Result<()> {
-    let (mut rd, mut wr) = socket.into_split();
-    let (tx, mut rx) = mpsc::channel::<Result<Request>>(1);
+) -> Result<()>
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut rd, mut wr) = tokio::io::split(socket);
+    let (tx, mut rx) = mpsc::channel::<Result<Bytes>>(1);
     let max = door.options.max_request_bytes;
-    let mut session = Session::new(door.options.allow_anonymous, peer);
+    session.client_host = format!("/{}", peer.ip());
     let reader = tokio::spawn(async move {
         loop {
             let next = frame::read(&mut rd, max).await;
@@ -42,11 +46,25 @@ pub(crate) async fn run(
                 next = rx.recv() => next,
                 _ = stopping.wait_for(|s| *s) => None,
             };
-            let Some(req) = next else { return Ok(()) };
-            let req = req?;
+            let Some(bytes) = next else { return Ok(()) };
+            let bytes = bytes?;
+            if session.raw_sasl {
+                // After SaslHandshake v0, SASL's tokens travel bare, each in a frame.
+                let reply = apis::sasl_token(door, &mut session, &bytes);
+                if let Some(reply) = reply {
+                    wr.write_all(&reply).await.map_err(Error::Io)?;
+                    wr.flush().await.map_err(Error::Io)?;
+                }
+                if session.close {
+                    return Ok(());
+                }
+                continue;
+            }
+            let req: Request = frame::parse(bytes)?;
             tracing::trace!(%peer, key = req.api_key, version = req.api_version, "kafka: request");
             if let Some(response) = apis::handle(door, &mut session, req).await? {
                 wr.write_all(&response).await.map_err(Error::Io)?;
+                wr.flush().await.map_err(Error::Io)?;
             }
             if session.close {
                 return Ok(());
@@ -56,33 +74,4 @@ pub(crate) async fn run(
     .await;
     reader.abort();
     result
-}
-
-/// What a connection knows of its client: who it is, and where its SASL exchange stands.
-pub(crate) struct Session {
-    /// Who the requests act as: anonymous until authenticated when the listener allows
-    /// it, else nobody.
-    pub caller: Option<Caller>,
-    /// How the caller proved who it is, for long-running calls to check again.
-    pub credential: Option<Credential>,
-    /// The mechanism SaslHandshake chose.
-    pub mechanism: Option<&'static str>,
-    pub authenticated: bool,
-    /// Close once the response being written is out (a failed authentication).
-    pub close: bool,
-    /// The peer's address as Kafka shows it (`/127.0.0.1`), for DescribeGroups.
-    pub client_host: String,
-}
-
-impl Session {
-    fn new(allow_anonymous: bool, peer: SocketAddr) -> Session {
-        Session {
-            caller: allow_anonymous.then(Caller::anonymous),
-            credential: allow_anonymous.then_some(Credential::Anonymous),
-            mechanism: None,
-            authenticated: false,
-            close: false,
-            client_host: format!("/{}", peer.ip()),
-        }
-    }
 }

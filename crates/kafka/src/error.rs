@@ -11,6 +11,10 @@ pub enum Error {
     #[error("connection: {0}")]
     Io(#[source] std::io::Error),
 
+    /// A TLS handshake that failed, or a client certificate that names no user.
+    #[error("{0}")]
+    Tls(String),
+
     /// A size prefix over the limit: the connection closes without reading the request.
     #[error("a request of {size} bytes is over the limit of {limit} (kafka_max_request_bytes)")]
     TooLarge { size: u64, limit: usize },
@@ -102,7 +106,9 @@ impl Error {
                 ResponseError::InvalidRequest.code()
             }
             Error::Unauthenticated(_) => ResponseError::SaslAuthenticationFailed.code(),
-            Error::UnknownApi(_) | Error::Io(_) => ResponseError::UnknownServerError.code(),
+            Error::UnknownApi(_) | Error::Io(_) | Error::Tls(_) => {
+                ResponseError::UnknownServerError.code()
+            }
             Error::Refused { asked, source } => admin_code(*asked, source),
             Error::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition.code(),
             Error::InvalidTopic(_) => ResponseError::InvalidTopicException.code(),

@@ -22,8 +22,9 @@ pub(crate) struct Request {
     pub body: Bytes,
 }
 
-/// Reads the next request; `None` when the peer closed the connection between requests.
-pub(crate) async fn read<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> Result<Option<Request>> {
+/// Reads the next frame's bytes (a request, or a legacy SASL token); `None` when the peer
+/// closed the connection between frames.
+pub(crate) async fn read<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> Result<Option<Bytes>> {
     let mut size = [0u8; 4];
     match r.read_exact(&mut size).await {
         Ok(_) => {}
@@ -43,7 +44,15 @@ pub(crate) async fn read<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> Result<
     }
     let mut buf = BytesMut::zeroed(size);
     r.read_exact(&mut buf).await.map_err(Error::Io)?;
-    parse(buf.freeze()).map(Some)
+    Ok(Some(buf.freeze()))
+}
+
+/// Frames bytes that travel outside Kafka's messages: a legacy SASL token's answer.
+pub(crate) fn raw(bytes: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(4 + bytes.len());
+    out.put_i32(bytes.len() as i32);
+    out.put_slice(bytes);
+    out.freeze()
 }
 
 /// Splits a request's bytes into its header and body.

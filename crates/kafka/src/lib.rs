@@ -12,6 +12,8 @@
 //! - `conn`: one connection: requests handled one at a time in arrival order, as Kafka
 //!   brokers do, so responses leave in request order (a long-poll Fetch included) and a
 //!   slow reader holds back its own connection only;
+//! - `session`: what a connection knows of its client (who it is, its SASL exchange);
+//! - `scram`: SCRAM-SHA-256/512's messages, server side;
 //! - `apis`: a handler per API;
 //! - `configs`: Kafka's topic configs as a stream's attributes, both ways, and the
 //!   broker's read-only configs;
@@ -25,14 +27,18 @@ mod conn;
 mod error;
 mod frame;
 mod schema;
+mod scram;
+mod session;
 mod versions;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
 use tributary_core::kafka_names::AliasRule;
 use tributary_core::names::StreamPath;
 use tributary_volume::Namespace;
@@ -56,6 +62,9 @@ pub struct Options {
     pub aliases: Vec<AliasRule>,
     /// Requests without credentials act as the anonymous user.
     pub allow_anonymous: bool,
+    /// Serve TLS (SSL, and SASL_SSL): the server's certificates and, when it takes client
+    /// certificates, their CA; a verified client certificate's subject CN names the user.
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
 
 impl Default for Options {
@@ -67,6 +76,7 @@ impl Default for Options {
             default_stream: None,
             aliases: Vec::new(),
             allow_anonymous: false,
+            tls: None,
         }
     }
 }
@@ -80,7 +90,7 @@ pub struct Door {
 }
 
 /// Serves Kafka clients on `listener` until `shutdown` resolves; then closes every
-/// connection after the request it is handling.
+/// connection after the request it is handling, and returns once all are closed.
 pub async fn serve(
     listener: TcpListener,
     ns: Arc<Namespace>,
@@ -121,14 +131,66 @@ pub async fn serve(
         let door = door.clone();
         let stopping = stopping.clone();
         tokio::spawn(async move {
-            if let Err(e) = conn::run(socket, peer, &door, stopping).await {
+            if let Err(e) = connection(socket, peer, &door, stopping).await {
                 tracing::debug!(%peer, error = %e, "kafka: connection closed");
             }
             drop(slot);
         });
     }
+    drop(listener);
     let _ = stop.send(true);
+    // Every connection holds a slot until it ends.
+    let all = u32::try_from(door.options.max_connections).unwrap_or(u32::MAX);
+    let _ = slots.acquire_many(all).await;
     Ok(())
+}
+
+/// How long a client has to finish the TLS handshake.
+const TLS_HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
+
+/// One accepted connection: the TLS handshake when the listener serves TLS (a client
+/// certificate naming the user it acts as), then the requests.
+async fn connection(
+    socket: TcpStream,
+    peer: SocketAddr,
+    door: &Door,
+    stopping: watch::Receiver<bool>,
+) -> Result<()> {
+    let Some(config) = &door.options.tls else {
+        let session = session::Session::new(door.options.allow_anonymous);
+        return conn::run(socket, peer, door, session, stopping).await;
+    };
+    let acceptor = TlsAcceptor::from(config.clone());
+    let tls = tokio::time::timeout(TLS_HANDSHAKE_LIMIT, acceptor.accept(socket))
+        .await
+        .map_err(|_| Error::Tls("the TLS handshake took too long".into()))?
+        .map_err(|e| Error::Tls(format!("TLS handshake: {e}")))?;
+    let certificate = tls.get_ref().1.peer_certificates().and_then(|c| c.first());
+    let session = match certificate {
+        None => session::Session::new(door.options.allow_anonymous),
+        Some(der) => {
+            let name = common_name(der)?;
+            let caller = door.ns.authenticate_user(&name).map_err(|e| {
+                tracing::warn!(%peer, user = %name, error = %e, "kafka: client certificate names no user; closing");
+                Error::Tls(format!("client certificate for `{name}`: {e}"))
+            })?;
+            session::Session::with_certificate(caller)
+        }
+    };
+    conn::run(tls, peer, door, session, stopping).await
+}
+
+/// The subject CN of a client certificate the handshake verified.
+fn common_name(der: &[u8]) -> Result<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| Error::Tls(format!("unreadable client certificate: {e}")))?;
+    let cn = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok());
+    cn.map(str::to_owned)
+        .ok_or_else(|| Error::Tls("the client certificate has no subject CN".into()))
 }
 
 /// Where a listener is bound, for a caller that bound port 0.

@@ -13,8 +13,8 @@ pub struct Served {
 }
 
 /// Every API served, in key order. Metadata stops at 12: 13 only adds top-level error
-/// fields no client needs. SaslHandshake is version 1 only: after version 0 the SASL
-/// messages travel outside Kafka's framing.
+/// fields no client needs. SaslHandshake starts at 0: librdkafka before 2.11.1 turns SASL
+/// on only if the range holds 0 (then uses version 1 with SaslAuthenticate).
 pub const ADVERTISED: &[Served] = &[
     Served {
         key: ApiKey::Metadata,
@@ -68,7 +68,7 @@ pub const ADVERTISED: &[Served] = &[
     },
     Served {
         key: ApiKey::SaslHandshake,
-        min: 1,
+        min: 0,
         max: 1,
     },
     Served {

@@ -5,7 +5,8 @@
 //! knows the address before anyone connects) and a shutdown future, as mini-redis's
 //! `server::run` does. It opens the store on `DATA_DIR/db`, the namespace, makes the first
 //! cluster admin on a fresh store, and starts the gRPC server, the retention loop, the
-//! replicator and, when asked, the Prometheus endpoint. It returns once all of that is up,
+//! replicator and, when asked, the Kafka listener (`tributary-kafka`, with the gRPC
+//! listener's TLS and anonymous access) and the Prometheus endpoint. It returns once all of that is up,
 //! with a [`Running`] handle that says where it listens and, on a fresh store, the new admin
 //! token: what to do with the token (the binary writes `admin.token`) is the caller's.
 //!
@@ -23,6 +24,7 @@
 pub mod heap;
 mod metrics;
 mod scrape_access;
+mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -66,6 +68,8 @@ pub struct Config {
     pub producer_expiry: Duration,
     /// The Prometheus endpoint, if one is wanted.
     pub metrics: Option<MetricsEndpoint>,
+    /// The Kafka listener, if one is wanted.
+    pub kafka: Option<KafkaListener>,
     /// The namespace's time.
     pub clock: Arc<dyn Clock>,
     /// At the first start, the cluster admin gets this token (`trb_<id>.<secret>`, checked)
@@ -82,6 +86,7 @@ impl Config {
             retention_interval: Duration::from_secs(30),
             producer_expiry: Duration::from_secs(7 * 86_400),
             metrics: None,
+            kafka: None,
             clock: Arc::new(SystemClock),
             admin_token: None,
         }
@@ -100,6 +105,14 @@ pub struct MetricsEndpoint {
     pub token_file: Option<PathBuf>,
     /// Serve it over TLS (a certificate chain and key, as the gRPC listener takes them).
     pub tls: Option<tributary_api::TlsFiles>,
+}
+
+/// Where Kafka clients are served, and how. TLS and anonymous access are the gRPC
+/// listener's: the options' own are set from [`Config::grpc`].
+#[derive(Debug)]
+pub struct KafkaListener {
+    pub listener: TcpListener,
+    pub options: tributary_kafka::Options,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +145,12 @@ pub enum Error {
 
     #[error("metrics endpoint TLS: {what}: {message}")]
     MetricsTls { what: &'static str, message: String },
+
+    #[error("Kafka listener TLS: {what}: {message}")]
+    KafkaTls { what: &'static str, message: String },
+
+    #[error(transparent)]
+    Kafka(#[from] tributary_kafka::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -143,6 +162,8 @@ pub struct Running {
     pub addr: SocketAddr,
     /// Where `GET /metrics` is served, when the endpoint is on.
     pub metrics_addr: Option<SocketAddr>,
+    /// Where Kafka clients are served, when the listener is on.
+    pub kafka_addr: Option<SocketAddr>,
     pub cluster_id: Uuid,
     /// The cluster admin's token, when this start made the admin (a fresh store).
     pub admin_token: Option<String>,
@@ -186,6 +207,18 @@ pub async fn start(
         }
         None => None,
     };
+    let kafka = match config.kafka {
+        Some(mut k) => {
+            k.options.allow_anonymous = config.grpc.allow_anonymous;
+            if let Some(files) = &config.grpc.tls {
+                let tls = tls::server_config(files)
+                    .map_err(|(what, message)| Error::KafkaTls { what, message })?;
+                k.options.tls = Some(Arc::new(tls));
+            }
+            Some(k)
+        }
+        None => None,
+    };
     let db_path = config.data_dir.join("db");
     let store =
         tokio::task::spawn_blocking(move || Store::open(&db_path, &StoreOptions::default()))
@@ -220,6 +253,24 @@ pub async fn start(
         }
         None => (None, None),
     };
+    let (kafka_stop, kafka_stopping) = tokio::sync::watch::channel(false);
+    let (kafka_addr, kafka_task) = match kafka {
+        Some(KafkaListener { listener, options }) => {
+            let addr = local_addr(&listener)?;
+            let mut stopping = kafka_stopping;
+            let shutdown = async move {
+                let _ = stopping.wait_for(|s| *s).await;
+            };
+            let task = tokio::spawn(tributary_kafka::serve(
+                listener,
+                ns.clone(),
+                options,
+                shutdown,
+            ));
+            (Some(addr), Some(task))
+        }
+        None => (None, None),
+    };
     let retention = tokio::spawn(retention_loop(ns.clone(), config.retention_interval));
     let replicator = Replicator::start(links.clone());
 
@@ -239,9 +290,19 @@ pub async fn start(
                 _ = stopped => {}
             }
             stopping.notify_one();
+            let _ = kafka_stop.send(true);
+        };
+        // Both listeners stop together; each finishes the requests in flight.
+        let both = async {
+            let grpc = tributary_api::serve(ns.clone(), listener, &options, shutdown).await;
+            let kafka = match kafka_task {
+                Some(t) => t.await.map_err(Error::from).and_then(|k| Ok(k?)),
+                None => Ok(()),
+            };
+            grpc.map_err(Error::from).and(kafka)
         };
         let served = tokio::select! {
-            served = tributary_api::serve(ns.clone(), listener, &options, shutdown) => served,
+            served = both => served,
             () = async { stopping.notified().await; tokio::time::sleep(DRAIN_LIMIT).await } => {
                 tracing::warn!(limit = ?DRAIN_LIMIT, "connections still open after the drain limit; closing them");
                 Ok(())
@@ -256,11 +317,12 @@ pub async fn start(
         }
         drop(ns);
         close(store, &data_dir);
-        Ok(served?)
+        served
     });
     Ok(Running {
         addr,
         metrics_addr,
+        kafka_addr,
         cluster_id,
         admin_token,
         stop,

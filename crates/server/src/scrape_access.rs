@@ -7,10 +7,6 @@ use std::sync::Arc;
 
 use subtle::ConstantTimeEq;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls::ServerConfig;
-use tokio_rustls::rustls::crypto::ring;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tributary_api::TlsFiles;
 
 use crate::{Error, Result};
@@ -70,29 +66,14 @@ fn bearer(head: &str) -> Option<&str> {
 
 /// The endpoint's TLS acceptor, from the same PEM files the gRPC listener takes.
 pub(crate) fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor> {
-    let bad = |what: &'static str, e: &dyn std::fmt::Display| Error::MetricsTls {
-        what,
-        message: e.to_string(),
-    };
     if files.client_ca.is_some() {
         return Err(Error::MetricsTls {
             what: "client certificates",
             message: "the metrics endpoint takes a bearer token, not client certificates".into(),
         });
     }
-    let certs = CertificateDer::pem_slice_iter(&files.cert)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad("certificate chain", &e))?;
-    if certs.is_empty() {
-        return Err(bad("certificate chain", &"no certificate in the PEM file"));
-    }
-    let key = PrivateKeyDer::from_pem_slice(&files.key).map_err(|e| bad("private key", &e))?;
-    let config = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| bad("protocol versions", &e))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| bad("certificate and key", &e))?;
+    let config = crate::tls::server_config(files)
+        .map_err(|(what, message)| Error::MetricsTls { what, message })?;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 

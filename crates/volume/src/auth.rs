@@ -72,6 +72,9 @@ pub struct UserRow {
     pub token_id: String,
     /// Hex SHA-256 of the token's secret half.
     pub token_hash: String,
+    /// The token's SCRAM verifiers; `None` for tokens made before they were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scram: Option<crate::scram::Verifiers>,
 }
 
 impl UserRow {
@@ -91,6 +94,7 @@ pub struct NewToken {
     pub token: String,
     pub id: String,
     pub hash: String,
+    pub scram: crate::scram::Verifiers,
 }
 
 pub fn new_token() -> NewToken {
@@ -100,8 +104,10 @@ pub fn new_token() -> NewToken {
     getrandom::fill(&mut secret).expect("the OS random source works");
     let id = hex(&id);
     let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
+    let token = format!("{TOKEN_PREFIX}{id}.{secret}");
     NewToken {
-        token: format!("{TOKEN_PREFIX}{id}.{secret}"),
+        scram: crate::scram::Verifiers::new(&token),
+        token,
         hash: hex(&Sha256::digest(secret.as_bytes())),
         id,
     }
@@ -138,6 +144,7 @@ pub fn given_token(token: &str) -> Result<NewToken> {
         return Err(bad("the secret has characters outside base64url"));
     }
     Ok(NewToken {
+        scram: crate::scram::Verifiers::new(token),
         token: token.to_owned(),
         hash: hex(&Sha256::digest(secret.as_bytes())),
         id: id.to_owned(),

@@ -18,6 +18,7 @@ mod error;
 pub mod limits;
 pub mod model;
 mod namespace;
+pub mod scram;
 
 pub use auth::{Caller, Credential};
 pub use clock::{Clock, ManualClock, SystemClock};

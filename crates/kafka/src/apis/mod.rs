@@ -22,9 +22,9 @@ use kafka_protocol::protocol::Decodable;
 use tributary_core::kafka_names::Resolver;
 use tributary_volume::Caller;
 
-use crate::conn::Session;
 use crate::frame::Request;
 use crate::schema;
+use crate::session::Session;
 use crate::versions::served;
 use crate::{Door, Error, Result};
 
@@ -147,6 +147,12 @@ fn resolver(door: &Door) -> Resolver<'_> {
         user_default: None,
         listener_default: door.options.default_stream.as_ref(),
     }
+}
+
+/// A bare SASL token after SaslHandshake v0: its answer framed, `None` when the exchange
+/// failed (the connection closes without an answer, as Kafka's legacy exchange does).
+pub(crate) fn sasl_token(door: &Door, session: &mut Session, token: &[u8]) -> Option<Bytes> {
+    sasl::raw_token(door, session, token)
 }
 
 /// The session's caller; before authentication, only ApiVersions and the handshake are

@@ -169,6 +169,7 @@ impl Namespace {
         let row = UserRow {
             token_id: t.id.clone(),
             token_hash: t.hash,
+            scram: Some(t.scram),
             ..(*old).clone()
         };
         self.put_row(&user_key(name), &row).await?;
@@ -177,6 +178,16 @@ impl Namespace {
         self.users.write().insert(name.to_owned(), Arc::new(row));
         self.catalog_changed(); // now that the caches have it: ends the old token's sessions
         Ok(t.token)
+    }
+
+    /// The caller `name` stands for and its token's SCRAM verifiers, for a SCRAM exchange
+    /// (which proves the token without sending it). `None` when the token was made before
+    /// verifiers were kept.
+    pub fn scram_verifiers(&self, name: &str) -> Result<(Caller, Option<crate::scram::Verifiers>)> {
+        let u = self
+            .user(name)
+            .map_err(|_| Error::Unauthenticated("unknown user".into()))?;
+        Ok((u.caller(), u.scram.clone()))
     }
 
     fn user(&self, name: &str) -> Result<Arc<UserRow>> {
@@ -202,6 +213,7 @@ impl Namespace {
             created_ms: self.clock.now_ms(),
             token_id: t.id.clone(),
             token_hash: t.hash,
+            scram: Some(t.scram),
         };
         self.put_row(&user_key(name), &row).await?;
         self.tokens.write().insert(t.id, name.to_owned());
