@@ -26,7 +26,7 @@ use tributary_volume::{Caller, KafkaGroupView};
 
 use super::metadata::NODE_ID;
 use super::{decode, resolver};
-use crate::conn::Session;
+use crate::session::Session;
 use crate::error::group_code;
 use crate::frame::{self, Request};
 use crate::{Door, Result};

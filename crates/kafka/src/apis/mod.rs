@@ -96,6 +96,7 @@ pub(crate) async fn handle(
             alter_configs::incremental(door, &caller, req)
                 .await
                 .map(Some)
+        }
         ApiKey::FindCoordinator => {
             let caller = caller(session, key)?;
             groups::find_coordinator(door, &caller, req).map(Some)
