@@ -102,13 +102,20 @@ fn total_lag(d: &v1::GroupDescription) -> u64 {
 async fn three_members_share_twelve_partitions_and_see_each_record_once() {
     let server = Server::start();
     let client = setup(&server, "/g/s", "t", 12).await;
-    produce(&client, "/g/s:t", 0, 1200).await;
 
     let seen: Seen = Arc::default();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let members: Vec<_> = (0..3)
         .map(|i| member(client.clone(), i, "share", seen.clone(), stopped.clone()))
         .collect();
+    // The records arrive once the three members hold four partitions each, so the first
+    // to join cannot have read them all alone before the others came.
+    wait_until("the group to balance", LONG, || async {
+        let d = try_describe(&client, "share").await?;
+        (d.members.len() == 3 && d.members.iter().all(|m| m.partitions.len() == 4)).then_some(())
+    })
+    .await;
+    produce(&client, "/g/s:t", 0, 1200).await;
     // Everything read and committed, by three members with four partitions each.
     wait_until("the group to read everything, balanced", LONG, || async {
         let d = try_describe(&client, "share").await?;
