@@ -521,21 +521,30 @@ pub fn max_timestamp(records: &[Record], append_time_ms: i64, t: TimestampType) 
 /// Offset of the first record of a stored batch whose timestamp (of the batch's type) is
 /// at or after `t`, or `None` when every record is older.
 pub fn first_at_or_after(stored: &[u8], t: i64) -> Result<Option<u64>> {
+    Ok(first_record_at_or_after(stored, t)?.map(|(offset, _)| offset))
+}
+
+/// [`first_at_or_after`], with that record's timestamp.
+pub fn first_record_at_or_after(stored: &[u8], t: i64) -> Result<Option<(u64, i64)>> {
     let b = decode_stored(stored)?;
     if b.timestamp_type == v1::TimestampType::LogAppendTime as i32 {
-        return Ok((b.append_time_ms >= t).then_some(b.base_offset));
+        return Ok((b.append_time_ms >= t).then_some((b.base_offset, b.append_time_ms)));
     }
     if kafka_part(stored).is_some() {
         let (h, records) = kafka_records_of(&b.kafka_batch)?;
         return Ok(records
             .iter()
-            .position(|r| h.base_timestamp.saturating_add(r.timestamp_delta) >= t)
-            .map(|i| b.base_offset + i as u64));
+            .map(|r| h.base_timestamp.saturating_add(r.timestamp_delta))
+            .enumerate()
+            .find(|&(_, ts)| ts >= t)
+            .map(|(i, ts)| (b.base_offset + i as u64, ts)));
     }
     Ok(b.records
         .iter()
-        .position(|r| r.timestamp_ms.unwrap_or(b.append_time_ms) >= t)
-        .map(|i| b.base_offset + i as u64))
+        .map(|r| r.timestamp_ms.unwrap_or(b.append_time_ms))
+        .enumerate()
+        .find(|&(_, ts)| ts >= t)
+        .map(|(i, ts)| (b.base_offset + i as u64, ts)))
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The Kafka door's errors: what ends a connection (a frame too large, an API or version
 //! not served, broken framing), and the one place the namespace's refusals become Kafka
-//! error codes ([`topic_code`]).
+//! error codes ([`topic_code`], and for a produced batch [`produce_code`]).
 
 use kafka_protocol::ResponseError;
 
@@ -68,6 +68,24 @@ pub(crate) fn topic_code(e: &tributary_volume::Error) -> i16 {
         V::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         V::ShuttingDown => ResponseError::NotLeaderOrFollower,
         _ => ResponseError::UnknownServerError,
+    };
+    code.code()
+}
+
+/// The code a produced partition carries for what the namespace refused: a refused batch
+/// by the check it failed, the rest as for any topic.
+pub(crate) fn produce_code(e: &tributary_volume::Error) -> i16 {
+    use tributary_core::Error as Core;
+    use tributary_volume::Error as V;
+    let code = match e {
+        V::InvalidBatch(Core::TooLarge { .. }) => ResponseError::MessageTooLarge,
+        V::InvalidBatch(Core::Checksum { .. }) => ResponseError::CorruptMessage,
+        V::InvalidBatch(Core::UnsupportedCompression { .. }) => {
+            ResponseError::UnsupportedCompressionType
+        }
+        V::InvalidBatch(_) => ResponseError::InvalidRecord,
+        V::FailedPrecondition(_) => ResponseError::PolicyViolation,
+        e => return topic_code(e),
     };
     code.code()
 }

@@ -5,18 +5,23 @@
 
 mod api_versions;
 mod describe_cluster;
+mod fetch;
+mod list_offsets;
 mod metadata;
+mod produce;
 mod sasl;
 
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::Decodable;
-use tributary_volume::Caller;
+use tributary_core::kafka_names::Resolver;
+use tributary_core::names::TopicPath;
+use tributary_volume::{Caller, Credential};
 
 use crate::conn::Session;
 use crate::frame::Request;
 use crate::schema;
-use crate::versions::served;
+use crate::versions::{closed, served};
 use crate::{Door, Error, Result};
 
 /// Handles one request: its version checked against what is advertised and its bytes
@@ -43,6 +48,14 @@ pub(crate) async fn handle(
             max: range.max,
         });
     }
+    if closed(key, req.api_version) {
+        return Err(Error::UnsupportedVersion {
+            api: api_name(key),
+            version: req.api_version,
+            min: range.min,
+            max: range.max,
+        });
+    }
     let shape = schema::shape(key).ok_or(Error::UnknownApi(req.api_key))?;
     schema::check(shape, req.api_version, &req.body).map_err(|detail| Error::Malformed {
         what: format!("{} v{} request", api_name(key), req.api_version),
@@ -60,6 +73,19 @@ pub(crate) async fn handle(
             caller(session, key)?;
             describe_cluster::handle(door, req).map(Some)
         }
+        ApiKey::Produce => {
+            let caller = caller(session, key)?;
+            produce::handle(door, &caller, req).await
+        }
+        ApiKey::Fetch => {
+            caller(session, key)?;
+            let credential = credential(session, key)?;
+            fetch::handle(door, &credential, req).await.map(Some)
+        }
+        ApiKey::ListOffsets => {
+            let caller = caller(session, key)?;
+            list_offsets::handle(door, &caller, req).await.map(Some)
+        }
         _ => Err(Error::UnknownApi(req.api_key)),
     }
 }
@@ -71,6 +97,33 @@ fn caller(session: &Session, key: ApiKey) -> Result<Caller> {
         .caller
         .clone()
         .ok_or(Error::Unauthenticated(api_name(key)))
+}
+
+/// How the session's caller authenticated, for calls that check it again as they wait.
+fn credential(session: &Session, key: ApiKey) -> Result<Credential> {
+    session
+        .credential
+        .clone()
+        .ok_or(Error::Unauthenticated(api_name(key)))
+}
+
+/// Where the door's flat topic names resolve.
+fn resolver(door: &Door) -> Resolver<'_> {
+    Resolver {
+        rules: &door.options.aliases,
+        user_default: None,
+        listener_default: door.options.default_stream.as_ref(),
+    }
+}
+
+/// A topic name resolved, or the code a partition of it is answered with: malformed is
+/// INVALID_TOPIC_EXCEPTION, resolving nowhere UNKNOWN_TOPIC_OR_PARTITION.
+fn resolve(resolver: &Resolver<'_>, name: &str) -> std::result::Result<TopicPath, i16> {
+    match resolver.resolve(name) {
+        Ok(Some(path)) => Ok(path),
+        Ok(None) => Err(kafka_protocol::ResponseError::UnknownTopicOrPartition.code()),
+        Err(_) => Err(kafka_protocol::ResponseError::InvalidTopicException.code()),
+    }
 }
 
 /// Decodes a request whose bytes passed its shape.
@@ -89,6 +142,9 @@ fn api_name(key: ApiKey) -> &'static str {
         ApiKey::DescribeCluster => "DescribeCluster",
         ApiKey::SaslHandshake => "SaslHandshake",
         ApiKey::SaslAuthenticate => "SaslAuthenticate",
+        ApiKey::Produce => "Produce",
+        ApiKey::Fetch => "Fetch",
+        ApiKey::ListOffsets => "ListOffsets",
         _ => "this API",
     }
 }
