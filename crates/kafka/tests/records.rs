@@ -679,6 +679,80 @@ async fn fetch_keeps_its_budgets_and_answers_errors_per_partition() {
     assert_eq!(r.error_code, 70, "FETCH_SESSION_ID_NOT_FOUND");
 }
 
+/// `n` records of `size` zero bytes, compressed with zstd by `kafka-protocol`'s encoder
+/// as a Kafka client would send them.
+fn zstd_batch(n: usize, size: usize) -> Bytes {
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    let records: Vec<Record> = (0..n)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: i as i32,
+            timestamp: NOW,
+            key: Some(Bytes::from(format!("k{i}"))),
+            value: Some(Bytes::from(vec![0u8; size])),
+            headers: indexmap::IndexMap::new(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::Zstd,
+    };
+    RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
+    buf.freeze()
+}
+
+#[tokio::test]
+async fn a_compressed_batch_stays_compressed_for_kafka_and_is_decoded_within_budget_for_grpc() {
+    let d = door().await;
+    let mut s = connect(&d).await;
+    let sent = zstd_batch(10, 10_000);
+    assert!(sent.len() < 2_000, "{} bytes", sent.len());
+    for offset in [0, 10] {
+        assert_eq!(
+            produce(&mut s, 9, &[("events", 0, sent.clone())]).await,
+            [(0, offset)]
+        );
+    }
+    let (_, hwm, set) = fetch(&mut s, 12, "events", 0, 0).await;
+    assert_eq!(
+        (hwm, set.len()),
+        (20, 2 * sent.len()),
+        "served as stored, compressed"
+    );
+    assert_eq!(set[61..sent.len()], sent[61..]);
+
+    // A gRPC reader gets the records decoded: 100 KB a batch, so a 150 KB budget takes one.
+    let read = FetchRead {
+        partition: 0,
+        offset: 0,
+        max_bytes: 150_000,
+        max_wait: Duration::ZERO,
+    };
+    let r =
+        d.ns.fetch_as(
+            &Credential::Anonymous,
+            "/acme/s:events",
+            read,
+            Form::Records,
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.batches.len(), r.next_offset), (1, 10));
+    let b = v1::RecordBatch::decode(r.batches[0].clone()).unwrap();
+    assert_eq!(b.records.len(), 10);
+    assert_eq!(b.records[9].value.len(), 10_000);
+}
+
 async fn list_offsets(s: &mut TcpStream, version: i16, timestamp: i64) -> (i16, i64, i64) {
     let r = ListOffsetsRequest::default()
         .with_replica_id((-1).into())

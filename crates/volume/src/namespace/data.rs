@@ -96,7 +96,9 @@ pub enum Form {
     Kafka,
 }
 
-/// Reads a partition as `store.read` does, each batch in `form`.
+/// Reads a partition as `store.read` does, each batch in `form`. A batch that grew in
+/// its new form (a Kafka batch's records decompressed) still keeps the read within
+/// `max_bytes`: the batches past it are left for the next read.
 pub(super) fn read_as(
     store: &storage::Store,
     id: storage::PartitionId,
@@ -106,11 +108,18 @@ pub(super) fn read_as(
     form: Form,
 ) -> Result<storage::ReadResult> {
     let mut r = store.read(id, offset, max_bytes, expire_before)?;
-    for b in &mut r.batches {
+    let mut total = 0usize;
+    for (i, b) in r.batches.iter_mut().enumerate() {
         b.value = match form {
             Form::Records => batch::as_records(&b.value)?,
             Form::Kafka => batch::as_kafka(&b.value)?,
         };
+        total += storage::framed_len(b.value.len());
+        if i > 0 && total > max_bytes {
+            r.next_offset = b.base_offset;
+            r.batches.truncate(i);
+            break;
+        }
     }
     Ok(r)
 }
