@@ -283,23 +283,12 @@ impl Namespace {
                     what: "partition",
                     path: format!("{path} #{partition} (of {n})"),
                 })?;
-            let identity = self.store.identity();
-            let (origin, incarnation) = (*identity.cluster_id.as_bytes(), identity.incarnation);
-            let build = move |_: usize, base: u64| {
-                let fields = ServerFields {
-                    base_offset: base,
-                    append_time_ms,
-                    origin_cluster: origin,
-                    origin_base_offset: base,
-                    timestamp_type: ts_type,
-                    origin_incarnation: incarnation,
-                };
-                NewBatch {
-                    value: batch::stored_value(&body, &fields),
-                    record_count,
-                    append_time_ms,
-                    max_timestamp_ms,
-                }
+            let stamp = self.stamp(append_time_ms, ts_type);
+            let build = move |_: usize, base: u64| NewBatch {
+                value: batch::stored_value(&body, &stamp.at(base)),
+                record_count,
+                append_time_ms,
+                max_timestamp_ms,
             };
             let appended = self
                 .store
@@ -328,6 +317,17 @@ impl Namespace {
             result.as_ref().ok().map(|(_, stored)| *stored),
         );
         result.map(|(ack, _)| (ack, ts_type))
+    }
+
+    /// The server's fields of batches appended here now.
+    fn stamp(&self, append_time_ms: i64, timestamp_type: tributary_core::TimestampType) -> Stamp {
+        let identity = self.store.identity();
+        Stamp {
+            origin: *identity.cluster_id.as_bytes(),
+            incarnation: identity.incarnation,
+            append_time_ms,
+            timestamp_type,
+        }
     }
 
     /// The topic a produce writes to, created first if the stream autocreates topics; a
@@ -448,22 +448,13 @@ impl Namespace {
                 }),
             })
             .collect();
-        let identity = self.store.identity();
-        let (origin, incarnation) = (*identity.cluster_id.as_bytes(), identity.incarnation);
+        let stamp = self.stamp(append_time_ms, ts_type);
         let durability = s.attributes.durability.into();
         let store = self.store.clone();
         let build = move |i: usize, base: u64| {
             let (body, max_ts) = &bodies[i];
-            let fields = ServerFields {
-                base_offset: base,
-                append_time_ms,
-                origin_cluster: origin,
-                origin_base_offset: base,
-                timestamp_type: ts_type,
-                origin_incarnation: incarnation,
-            };
             NewBatch {
-                value: batch::stored_value(body, &fields),
+                value: batch::stored_value(body, &stamp.at(base)),
                 record_count: counts[i],
                 append_time_ms,
                 max_timestamp_ms: *max_ts,
@@ -710,6 +701,29 @@ pub(super) fn partition_offset(
             }
         }
     })
+}
+
+/// What every batch appended here carries, but for its offset.
+#[derive(Clone, Copy)]
+struct Stamp {
+    origin: [u8; 16],
+    incarnation: u32,
+    append_time_ms: i64,
+    timestamp_type: tributary_core::TimestampType,
+}
+
+impl Stamp {
+    /// The server's fields of a batch appended here at `base`.
+    fn at(&self, base: u64) -> ServerFields {
+        ServerFields {
+            base_offset: base,
+            append_time_ms: self.append_time_ms,
+            origin_cluster: self.origin,
+            origin_base_offset: base,
+            timestamp_type: self.timestamp_type,
+            origin_incarnation: self.incarnation,
+        }
+    }
 }
 
 /// Settles a byte reservation: the stored size on success, nothing on failure.
