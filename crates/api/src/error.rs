@@ -92,6 +92,7 @@ impl From<ApiError> for Status {
                     core::Error::CorruptBatch { .. } => Code::DataLoss,
                 },
                 volume::Error::OffsetOutOfRange { .. } => Code::OutOfRange,
+                volume::Error::InvalidBatch(_) => Code::InvalidArgument,
                 volume::Error::ShuttingDown => Code::Unavailable,
                 volume::Error::Retention { .. } => Code::Internal,
                 volume::Error::Storage(s) => match s {

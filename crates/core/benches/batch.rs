@@ -1,8 +1,9 @@
 //! The produce and fetch hot paths of a record batch, without RocksDB or gRPC: encoding
 //! (what a client does per request), validation (the server's one decode), the stored
 //! value's appended server fields, decoding a fetched batch, and walking a stored batch's
-//! framing without decoding it. 1,000 records of 100 bytes, as in `tributary bench`'s
-//! default produce run. CI only compiles this (`cargo clippy --all-targets`); run it with
+//! framing without decoding it; and the Kafka door's costs: validating a produced Kafka
+//! batch, and serving a stored batch to the other protocol's readers (`batch/kafka`).
+//! 1,000 records of 100 bytes, as in `tributary bench`'s default produce run. CI only compiles this (`cargo clippy --all-targets`); run it with
 //! `cargo bench -p tributary-core`.
 
 use std::hint::black_box;
@@ -112,5 +113,79 @@ fn walk(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, encode, server_side, decode, walk);
+/// A stored batch the Kafka door wrote, from `kafka` (a batch as a client sends it).
+fn stored_kafka(kafka: &Bytes) -> Bytes {
+    let mut k = kafka.to_vec();
+    tributary_core::kafka_batch::finish(&mut k, 0, TimestampType::CreateTime, 0, 0);
+    Bytes::from(batch::stored_value(&batch::kafka_body(k), &server_fields()))
+}
+
+/// `records(false)` as a Kafka client sends them, compressed with `compression`.
+fn kafka_client_batch(compression: kafka_protocol::records::Compression) -> Bytes {
+    use kafka_protocol::records::{Record as KRecord, RecordBatchEncoder, RecordEncodeOptions};
+    let rs: Vec<KRecord> = records(false)
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| KRecord {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: kafka_protocol::records::TimestampType::Creation,
+            offset: i as i64,
+            sequence: i as i32,
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: r.value,
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = bytes::BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression,
+    };
+    RecordBatchEncoder::encode(&mut buf, &rs, &options).expect("encodes");
+    buf.freeze()
+}
+
+/// The Kafka door's paths: a produced batch checked (and decompressed) once; a stored
+/// Kafka batch served to a Kafka reader (a slice of the stored value) and to a gRPC reader
+/// (records decoded and encoded as a `RecordBatch`); a gRPC-produced batch served to a
+/// Kafka reader (encoded as a Kafka batch).
+fn kafka(c: &mut Criterion) {
+    use kafka_protocol::records::Compression;
+    use tributary_core::kafka_batch::{Limits, validate};
+    let mut g = c.benchmark_group("batch/kafka");
+    g.throughput(Throughput::Elements(RECORDS as u64));
+    for (name, codec) in [
+        ("none", Compression::None),
+        ("lz4", Compression::Lz4),
+        ("zstd", Compression::Zstd),
+    ] {
+        let sent = kafka_client_batch(codec);
+        g.bench_function(format!("validate/{name}"), |b| {
+            b.iter(|| validate(black_box(&sent), &Limits::default()).expect("valid"))
+        });
+        let stored = stored_kafka(&sent);
+        g.bench_function(format!("kafka_to_kafka/{name}"), |b| {
+            b.iter(|| batch::as_kafka(black_box(&stored)).expect("valid"))
+        });
+        g.bench_function(format!("kafka_to_grpc/{name}"), |b| {
+            b.iter(|| batch::as_records(black_box(&stored)).expect("valid"))
+        });
+    }
+    let grpc = Bytes::from(batch::stored_value(&encoded(false), &server_fields()));
+    g.bench_function("grpc_to_kafka", |b| {
+        b.iter(|| batch::as_kafka(black_box(&grpc)).expect("valid"))
+    });
+    g.bench_function("grpc_to_grpc", |b| {
+        b.iter(|| batch::as_records(black_box(&grpc)).expect("valid"))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, encode, server_side, decode, walk, kafka);
 criterion_main!(benches);

@@ -3,29 +3,25 @@
 //! field sets it without re-encoding the records). Replication reads stored batches off
 //! their framing (`tributary_proto::walk`) without decoding their records; key compaction
 //! lists a stored batch's keys ([`for_each_key`]) and cuts it into runs ([`cut`]).
+//!
+//! A batch the Kafka door stored carries the Kafka batch as it came in field 14
+//! (`kafka_batch`, always the first field, never in a gRPC-produced batch) and no
+//! `records`: every reader here takes its counts, timestamps and keys from it, so storage,
+//! retention, compaction and replication keep one kind of stored batch (design §9).
 
 use std::ops::Range;
 
 use bytes::Bytes;
 use prost::Message;
-use serde::{Deserialize, Serialize};
 use tributary_proto::v1::{self, Record, RecordBatch};
 use tributary_proto::walk::{self, Value};
 
+use crate::kafka_batch::{self, BatchHeader};
+use crate::kafka_records;
 use crate::limits::{MAX_HEADERS_PER_BATCH, MAX_RECORDS_PER_BATCH, check_count};
 use crate::{Error, Result};
 
-/// Which timestamp records carry for retention and seek by time (Kafka's
-/// `message.timestamp.type`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TimestampType {
-    /// The producer's timestamp, or the append time for records without one.
-    #[default]
-    CreateTime,
-    /// The server's append time.
-    LogAppendTime,
-}
+pub use crate::timestamp::TimestampType;
 
 /// A produced batch that passed validation. `records` slice the request buffer.
 #[derive(Debug)]
@@ -60,6 +56,12 @@ pub fn validate(encoded: Bytes, max_message_bytes: u32) -> Result<Produced> {
     }
     let batch = RecordBatch::decode(encoded.clone())
         .map_err(|e| Error::invalid("batch", format!("not a valid RecordBatch: {e}")))?;
+    if kafka_part(&encoded).is_some() || !batch.kafka_batch.is_empty() {
+        return Err(Error::invalid(
+            "batch.kafka_batch",
+            "is set by the Kafka door only; send records".into(),
+        ));
+    }
     let server_set = [
         ("batch.base_offset", batch.base_offset != 0),
         ("batch.append_time_ms", batch.append_time_ms != 0),
@@ -180,6 +182,11 @@ pub fn stored_header(stored: &[u8]) -> Option<StoredHeader> {
         origin_incarnation: 0,
     };
     let mut origin = None;
+    if let Some((_, k)) = kafka_part(stored) {
+        let h = BatchHeader::parse(k).ok()?;
+        records = u32::try_from(h.records_count).ok()?;
+        max_ts = Some(h.max_timestamp);
+    }
     for field in walk::fields(stored) {
         let field = field.ok()?;
         match (field.number, field.value) {
@@ -236,8 +243,15 @@ fn record_timestamp(record: &[u8]) -> Option<Option<i64>> {
 
 /// `body` (a batch body of whole fields, e.g. a [`producer_part`]) without its first
 /// `skip` records, every other byte kept: a replica cuts off records it already has this
-/// way, without decoding any. `None` at broken framing.
+/// way, without decoding any (a Kafka batch's tail is decoded and encoded again). `None` at
+/// broken framing or a Kafka batch that does not decode.
 pub fn without_first_records(body: &[u8], skip: usize) -> Option<Vec<u8>> {
+    if let Some((_, k)) = kafka_part(body) {
+        let (h, records) = kafka_records_of(&Bytes::copy_from_slice(k)).ok()?;
+        let tail = records.get(skip..)?;
+        let tail = kafka_batch::reencode(&h, tail, h.base_offset.saturating_add(skip as i64));
+        return Some(kafka_body(tail));
+    }
     let mut out = Vec::with_capacity(body.len());
     let mut seen = 0usize;
     for field in walk::fields(body) {
@@ -279,6 +293,73 @@ const TIMESTAMP_TYPE_FIELD: u32 = 12;
 const ORIGIN_INCARNATION_FIELD: u32 = 13;
 const HEADERS_FIELD: u32 = 3;
 const RECORD_TIMESTAMP_FIELD: u32 = 4;
+const KAFKA_BATCH_FIELD: u32 = 14;
+
+/// The Kafka batch a stored batch (or its producer's part) carries, and where it starts:
+/// only ever its first field.
+fn kafka_part(stored: &[u8]) -> Option<(usize, &[u8])> {
+    let first = walk::fields(stored).next()?.ok()?;
+    match (first.number, first.value) {
+        (KAFKA_BATCH_FIELD, Value::Bytes(k)) if !k.is_empty() => {
+            Some((k.as_ptr() as usize - stored.as_ptr() as usize, k))
+        }
+        _ => None,
+    }
+}
+
+/// The body of a batch the Kafka door stores: the Kafka batch in field 14, alone.
+pub fn kafka_body(kafka: Vec<u8>) -> Vec<u8> {
+    RecordBatch {
+        kafka_batch: kafka.into(),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+/// A stored Kafka batch's header and records (decompressed within the bound produces have).
+fn kafka_records_of(kafka: &Bytes) -> Result<(BatchHeader, Vec<kafka_batch::Record>)> {
+    let h = BatchHeader::parse(kafka).map_err(|e| Error::corrupt(e.to_string()))?;
+    let records = kafka_batch::decode_records(kafka, &h, &kafka_batch::Limits::default())
+        .map_err(|e| Error::corrupt(e.to_string()))?;
+    Ok((h, records))
+}
+
+/// A stored batch as a gRPC consumer reads it: unchanged, or, for a batch the Kafka door
+/// stored, its records decoded into `records`, the server's fields kept and the Kafka
+/// batch left out.
+pub fn as_records(stored: &Bytes) -> Result<Bytes> {
+    if kafka_part(stored).is_none() {
+        return Ok(stored.clone());
+    }
+    let mut b = decode_stored(stored.clone())?;
+    let (h, records) = kafka_records_of(&b.kafka_batch)?;
+    b.kafka_batch = Bytes::new();
+    b.records = records
+        .into_iter()
+        .map(|r| kafka_records::to_record(r, h.base_timestamp))
+        .collect();
+    Ok(b.encode_to_vec().into())
+}
+
+/// A stored batch as a Kafka consumer reads it: the Kafka batch as stored (no copy), or
+/// records produced over gRPC encoded as one uncompressed batch.
+pub fn as_kafka(stored: &Bytes) -> Result<Bytes> {
+    if let Some((at, k)) = kafka_part(stored) {
+        return Ok(stored.slice(at..at + k.len()));
+    }
+    let b = decode_stored(stored.clone())?;
+    let t = if b.timestamp_type == v1::TimestampType::LogAppendTime as i32 {
+        TimestampType::LogAppendTime
+    } else {
+        TimestampType::CreateTime
+    };
+    Ok(kafka_records::encode(
+        b.base_offset as i64,
+        t,
+        b.append_time_ms,
+        &b.records,
+    ))
+}
 
 /// The records of one partition, encoded as a `RecordBatch` body (no server fields).
 pub fn encode_records(records: Vec<Record>) -> Vec<u8> {
@@ -303,6 +384,7 @@ pub struct ServerFields {
 }
 
 /// `body` followed by the encoding of the server's fields: the stored (and served) batch.
+/// A Kafka batch in `body` takes the base offset too.
 pub fn stored_value(body: &[u8], f: &ServerFields) -> Vec<u8> {
     let trailer = RecordBatch {
         records: Vec::new(),
@@ -315,9 +397,16 @@ pub fn stored_value(body: &[u8], f: &ServerFields) -> Vec<u8> {
             TimestampType::LogAppendTime => v1::TimestampType::LogAppendTime,
         } as i32,
         origin_incarnation: f.origin_incarnation,
+        kafka_batch: Bytes::new(),
     };
     let mut value = Vec::with_capacity(body.len() + trailer.encoded_len());
     value.extend_from_slice(body);
+    if let Some((at, k)) = kafka_part(body)
+        && k.len() >= 8
+    {
+        // Outside the CRC: the broker's to set, with no other byte touched.
+        value[at..at + 8].copy_from_slice(&(f.base_offset as i64).to_be_bytes());
+    }
     trailer.encode(&mut value).expect("a Vec grows as needed");
     value
 }
@@ -327,8 +416,15 @@ pub fn stored_value(body: &[u8], f: &ServerFields) -> Vec<u8> {
 /// null value is a tombstone (an empty value is a value) and an unkeyed record (a null key,
 /// `None`; an empty key is a key) is kept as it is. A batch stored before keys and values
 /// were `optional` has no empty ones: its client left them out, so they read as null, and
-/// compact as they did then.
+/// compact as they did then. A stored Kafka batch (field 14) reads the same way.
 pub fn for_each_key(stored: &Bytes, mut f: impl FnMut(Option<&[u8]>, bool)) -> Result<u32> {
+    if let Some((at, k)) = kafka_part(stored) {
+        let (_, records) = kafka_records_of(&stored.slice(at..at + k.len()))?;
+        for r in &records {
+            f(r.key.as_deref(), r.value.is_none());
+        }
+        return u32::try_from(records.len()).map_err(|_| Error::corrupt("too many records"));
+    }
     let b = decode_stored(stored.clone())?;
     for r in &b.records {
         f(r.key.as_deref(), r.value.is_none());
@@ -339,6 +435,7 @@ pub fn for_each_key(stored: &Bytes, mut f: impl FnMut(Option<&[u8]>, bool)) -> R
 /// One stored batch per run of records of `stored` (indexes into it), `stored` being at
 /// `base_offset`: each cut is re-encoded whole, with the batch's append time and origin
 /// cluster and incarnation, its own base offset, and the origin offset moved by as much.
+/// A Kafka batch's runs are Kafka batches again (uncompressed).
 pub fn cut(stored: &Bytes, base_offset: u64, runs: &[Range<u32>]) -> Result<Vec<Vec<u8>>> {
     let b = decode_stored(stored.clone())?;
     if b.base_offset != base_offset {
@@ -346,6 +443,9 @@ pub fn cut(stored: &Bytes, base_offset: u64, runs: &[Range<u32>]) -> Result<Vec<
             "the batch says base offset {}, stored at {base_offset}",
             b.base_offset
         )));
+    }
+    if kafka_part(stored).is_some() {
+        return cut_kafka(&b, runs);
     }
     runs.iter()
         .map(|run| {
@@ -366,8 +466,39 @@ pub fn cut(stored: &Bytes, base_offset: u64, runs: &[Range<u32>]) -> Result<Vec<
                 origin_base_offset: b.origin_base_offset + u64::from(run.start),
                 timestamp_type: b.timestamp_type,
                 origin_incarnation: b.origin_incarnation,
+                kafka_batch: Bytes::new(),
             }
             .encode_to_vec())
+        })
+        .collect()
+}
+
+/// [`cut`] of a stored Kafka batch, decoded as `b`.
+fn cut_kafka(b: &RecordBatch, runs: &[Range<u32>]) -> Result<Vec<Vec<u8>>> {
+    let (h, records) = kafka_records_of(&b.kafka_batch)?;
+    let fields = stored_header(&b.encode_to_vec())
+        .ok_or_else(|| Error::corrupt("no origin cluster"))?
+        .fields;
+    runs.iter()
+        .map(|run| {
+            let part = records
+                .get(run.start as usize..run.end as usize)
+                .ok_or_else(|| {
+                    Error::corrupt(format!(
+                        "no records {run:?} in a batch of {}",
+                        records.len()
+                    ))
+                })?;
+            let at = b.base_offset + u64::from(run.start);
+            let body = kafka_body(kafka_batch::reencode(&h, part, at as i64));
+            Ok(stored_value(
+                &body,
+                &ServerFields {
+                    base_offset: at,
+                    origin_base_offset: b.origin_base_offset + u64::from(run.start),
+                    ..fields
+                },
+            ))
         })
         .collect()
 }
@@ -392,14 +523,30 @@ pub fn max_timestamp(records: &[Record], append_time_ms: i64, t: TimestampType) 
 /// Offset of the first record of a stored batch whose timestamp (of the batch's type) is
 /// at or after `t`, or `None` when every record is older.
 pub fn first_at_or_after(stored: &[u8], t: i64) -> Result<Option<u64>> {
+    Ok(first_record_at_or_after(stored, t)?.map(|(offset, _)| offset))
+}
+
+/// [`first_at_or_after`], with that record's timestamp.
+pub fn first_record_at_or_after(stored: &[u8], t: i64) -> Result<Option<(u64, i64)>> {
     let b = decode_stored(stored)?;
     if b.timestamp_type == v1::TimestampType::LogAppendTime as i32 {
-        return Ok((b.append_time_ms >= t).then_some(b.base_offset));
+        return Ok((b.append_time_ms >= t).then_some((b.base_offset, b.append_time_ms)));
+    }
+    if kafka_part(stored).is_some() {
+        let (h, records) = kafka_records_of(&b.kafka_batch)?;
+        return Ok(records
+            .iter()
+            .map(|r| h.base_timestamp.saturating_add(r.timestamp_delta))
+            .enumerate()
+            .find(|&(_, ts)| ts >= t)
+            .map(|(i, ts)| (b.base_offset + i as u64, ts)));
     }
     Ok(b.records
         .iter()
-        .position(|r| r.timestamp_ms.unwrap_or(b.append_time_ms) >= t)
-        .map(|i| b.base_offset + i as u64))
+        .map(|r| r.timestamp_ms.unwrap_or(b.append_time_ms))
+        .enumerate()
+        .find(|&(_, ts)| ts >= t)
+        .map(|(i, ts)| (b.base_offset + i as u64, ts)))
 }
 
 #[cfg(test)]
@@ -477,6 +624,7 @@ mod tests {
             origin_base_offset: 4,
             timestamp_type: v1::TimestampType::CreateTime as i32,
             origin_incarnation: 0,
+            kafka_batch: Bytes::new(),
         }
         .encode_to_vec();
         assert!(
@@ -907,5 +1055,138 @@ mod tests {
         let append = stored_value(&p.encoded, &f(TimestampType::LogAppendTime));
         assert_eq!(first_at_or_after(&append, 31).unwrap(), Some(100));
         assert_eq!(first_at_or_after(&append, 51).unwrap(), None);
+    }
+
+    /// A Kafka batch (null key, null value, an empty key, timestamps 10, 30, 20) as the
+    /// Kafka door stores it at offset 100.
+    fn stored_kafka(t: TimestampType) -> Bytes {
+        use crate::kafka_batch::{Draft, encode, finish};
+        let h: &[(&[u8], Option<&[u8]>)] = &[(b"h", None), (b"h", Some(b"2"))];
+        let d = |ts, key, value| Draft {
+            timestamp_ms: ts,
+            key,
+            value,
+            headers: h,
+        };
+        let drafts = [
+            d(10, Some(&b"a"[..]), Some(&b"1"[..])),
+            d(30, Some(&b"a"[..]), None),
+            d(20, Some(&b""[..]), Some(&b""[..])),
+        ];
+        let mut k = encode(0, TimestampType::CreateTime, &drafts).to_vec();
+        finish(&mut k, 0, t, 50, 30);
+        let f = ServerFields {
+            base_offset: 100,
+            append_time_ms: 50,
+            origin_cluster: [4; 16],
+            origin_base_offset: 100,
+            timestamp_type: t,
+            origin_incarnation: 2,
+        };
+        Bytes::from(stored_value(&kafka_body(k), &f))
+    }
+
+    #[test]
+    fn a_stored_kafka_batch_reads_as_one_stored_batch() {
+        let stored = stored_kafka(TimestampType::CreateTime);
+        let h = stored_header(&stored).unwrap();
+        assert_eq!((h.records, h.max_timestamp_ms), (3, 30));
+        assert_eq!(
+            (h.fields.base_offset, h.fields.origin_incarnation),
+            (100, 2)
+        );
+        let kafka = as_kafka(&stored).unwrap();
+        let header = BatchHeader::parse(&kafka).unwrap();
+        assert_eq!(header.base_offset, 100, "the base offset is the stored one");
+        assert!(
+            kafka_batch::validate(&kafka, &Default::default()).is_ok(),
+            "CRC intact"
+        );
+
+        let mut keys = Vec::new();
+        assert_eq!(
+            for_each_key(&stored, |k, t| keys.push((k.map(<[u8]>::to_vec), t))).unwrap(),
+            3
+        );
+        assert_eq!(
+            keys,
+            [
+                (Some(b"a".to_vec()), false),
+                (Some(b"a".to_vec()), true),
+                (Some(vec![]), false)
+            ]
+        );
+        assert_eq!(first_at_or_after(&stored, 15).unwrap(), Some(101));
+        assert_eq!(first_at_or_after(&stored, 31).unwrap(), None);
+        let append = stored_kafka(TimestampType::LogAppendTime);
+        assert_eq!(stored_header(&append).unwrap().max_timestamp_ms, 50);
+        assert_eq!(first_at_or_after(&append, 40).unwrap(), Some(100));
+
+        let grpc = RecordBatch::decode(as_records(&stored).unwrap()).unwrap();
+        assert!(grpc.kafka_batch.is_empty());
+        assert_eq!(grpc.base_offset, 100);
+        let r: Vec<_> = grpc
+            .records
+            .iter()
+            .map(|r| (r.key.as_deref(), r.value.as_deref(), r.timestamp_ms))
+            .collect();
+        assert_eq!(
+            r,
+            [
+                (Some(&b"a"[..]), Some(&b"1"[..]), Some(10)),
+                (Some(b"a"), None, Some(30)),
+                (Some(b""), Some(b""), Some(20))
+            ],
+            "a tombstone's null value stays null, an empty key and value empty"
+        );
+        assert_eq!(
+            grpc.records[0].headers.len(),
+            2,
+            "duplicate header keys kept"
+        );
+    }
+
+    #[test]
+    #[allow(clippy::single_range_in_vec_init)] // one run is a valid cut
+    fn a_stored_kafka_batch_is_cut_into_kafka_batches() {
+        let stored = stored_kafka(TimestampType::CreateTime);
+        let cuts = cut(&stored, 100, &[1..3]).unwrap();
+        let cut = Bytes::from(cuts[0].clone());
+        let h = stored_header(&cut).unwrap();
+        assert_eq!(
+            (h.records, h.fields.base_offset, h.fields.origin_base_offset),
+            (2, 101, 101)
+        );
+        let kafka = as_kafka(&cut).unwrap();
+        let checked = kafka_batch::validate(&kafka, &Default::default()).unwrap();
+        assert_eq!(checked.header.base_offset, 101);
+        assert_eq!(checked.records[0].value, None, "the tombstone stays null");
+        assert_eq!(
+            checked.header.base_timestamp + checked.records[1].timestamp_delta,
+            20
+        );
+
+        // A replica that already holds the first record.
+        let part = producer_part(&stored).unwrap();
+        let tail = without_first_records(&part, 1).unwrap();
+        let mut f = h.fields;
+        f.base_offset = 7;
+        let replica = Bytes::from(stored_value(&tail, &f));
+        let checked =
+            kafka_batch::validate(&as_kafka(&replica).unwrap(), &Default::default()).unwrap();
+        assert_eq!((checked.header.base_offset, checked.records.len()), (7, 2));
+    }
+
+    #[test]
+    fn a_produced_batch_may_not_carry_a_kafka_batch() {
+        let body = kafka_body(vec![1, 2, 3]);
+        let e = validate(body.into(), 100).unwrap_err().to_string();
+        assert!(
+            e.starts_with("batch.kafka_batch: is set by the Kafka door"),
+            "{e}"
+        );
+        let mut late = encoded(vec![record("k", "v")]).to_vec();
+        late.extend_from_slice(&kafka_body(vec![1]));
+        assert!(validate(late.into(), 100).is_err());
     }
 }

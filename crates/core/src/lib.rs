@@ -14,10 +14,12 @@ pub mod groups;
 pub mod kafka_batch;
 pub mod kafka_group;
 pub mod kafka_names;
+pub mod kafka_records;
 pub mod limits;
 pub mod names;
 pub mod partitioner;
+mod timestamp;
 
 pub use acl::{Acl, Principal};
-pub use batch::TimestampType;
 pub use error::{Error, Result};
+pub use timestamp::TimestampType;

@@ -1,7 +1,8 @@
 //! The Kafka door's errors: what ends a connection (a frame too large, an API or version
 //! not served, broken framing), what refuses one topic or resource of an admin request,
 //! and the one place the namespace's refusals become Kafka error codes ([`topic_code`],
-//! [`group_code`], [`partition_code`], and [`Asked`] for the admin APIs).
+//! [`group_code`], [`partition_code`], [`produce_code`] for a produced batch, and
+//! [`Asked`] for the admin APIs).
 
 use kafka_protocol::ResponseError;
 
@@ -204,4 +205,22 @@ pub(crate) fn partition_code(e: &tributary_volume::Error) -> i16 {
         tributary_volume::Error::Group(_) => group_code(e),
         e => topic_code(e),
     }
+}
+
+/// The code a produced partition carries for what the namespace refused: a refused batch
+/// by the check it failed, the rest as for any topic.
+pub(crate) fn produce_code(e: &tributary_volume::Error) -> i16 {
+    use tributary_core::Error as Core;
+    use tributary_volume::Error as V;
+    let code = match e {
+        V::InvalidBatch(Core::TooLarge { .. }) => ResponseError::MessageTooLarge,
+        V::InvalidBatch(Core::Checksum { .. }) => ResponseError::CorruptMessage,
+        V::InvalidBatch(Core::UnsupportedCompression { .. }) => {
+            ResponseError::UnsupportedCompressionType
+        }
+        V::InvalidBatch(_) => ResponseError::InvalidRecord,
+        V::FailedPrecondition(_) => ResponseError::PolicyViolation,
+        e => return topic_code(e),
+    };
+    code.code()
 }

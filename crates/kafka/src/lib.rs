@@ -204,7 +204,7 @@ pub mod fuzzing {
     use bytes::Bytes;
     use kafka_protocol::messages::{ApiKey, RequestKind};
 
-    use crate::versions::served;
+    use crate::versions::{closed, served};
     use crate::{frame, schema};
 
     /// What the door does with a request's bytes before a handler runs: the header, the
@@ -218,7 +218,7 @@ pub mod fuzzing {
             return;
         };
         let Some(range) = served(key) else { return };
-        if !(range.min..=range.max).contains(&req.api_version) {
+        if !(range.min..=range.max).contains(&req.api_version) || closed(key, req.api_version) {
             return;
         }
         let shape = schema::shape(key).expect("every served API has a shape");

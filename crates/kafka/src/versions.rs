@@ -12,10 +12,28 @@ pub struct Served {
     pub max: i16,
 }
 
-/// Every API served, in key order. Metadata stops at 12: 13 only adds top-level error
+/// Every API served, in key order. Produce is advertised from 0 so that old librdkafka's
+/// probes find its compression codecs, but versions 0 to 2 (message sets before record
+/// batches) close the connection ([`closed`]). Fetch stops at 12 and Produce at 11: later
+/// versions name topics by id. Metadata stops at 12: 13 only adds top-level error
 /// fields no client needs. SaslHandshake starts at 0: librdkafka before 2.11.1 turns SASL
 /// on only if the range holds 0 (then uses version 1 with SaslAuthenticate).
 pub const ADVERTISED: &[Served] = &[
+    Served {
+        key: ApiKey::Produce,
+        min: 0,
+        max: 11,
+    },
+    Served {
+        key: ApiKey::Fetch,
+        min: 4,
+        max: 12,
+    },
+    Served {
+        key: ApiKey::ListOffsets,
+        min: 1,
+        max: 7,
+    },
     Served {
         key: ApiKey::Metadata,
         min: 0,
@@ -126,4 +144,10 @@ pub const ADVERTISED: &[Served] = &[
 /// The range served for `key`, if it is served.
 pub(crate) fn served(key: ApiKey) -> Option<Served> {
     ADVERTISED.iter().copied().find(|s| s.key == key)
+}
+
+/// Versions inside an advertised range that are refused all the same, closing the
+/// connection: Produce 0 to 2, which carry message sets no client since Kafka 0.11 sends.
+pub(crate) fn closed(key: ApiKey, version: i16) -> bool {
+    key == ApiKey::Produce && version < 3
 }

@@ -263,6 +263,7 @@ mod tests {
             origin_base_offset: 3,
             timestamp_type: v1::TimestampType::CreateTime as i32,
             origin_incarnation: 9,
+            kafka_batch: Default::default(),
         };
         assert_eq!(record_count(&batch.encode_to_vec()), 7);
         assert_eq!(record_count(&v1::RecordBatch::default().encode_to_vec()), 0);

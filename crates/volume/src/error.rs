@@ -51,6 +51,11 @@ pub enum Error {
         high_watermark: u64,
     },
 
+    /// A Kafka record batch refused as a Kafka broker refuses one; which check failed (a
+    /// CRC, a record's size, the codec, the framing) picks the Kafka door's error code.
+    #[error(transparent)]
+    InvalidBatch(tributary_core::Error),
+
     /// A consumer-group call the group's state machine refused (a stale generation, an
     /// unknown or fenced member, a partition not assigned, another assignor), as
     /// `tributary_core` raised it.

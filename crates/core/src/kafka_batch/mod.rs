@@ -14,7 +14,8 @@ use std::io::Read;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use prost::encoding::{decode_varint, encode_varint, encoded_len_varint};
 
-use crate::{Error, Result, TimestampType};
+use crate::timestamp::TimestampType;
+use crate::{Error, Result};
 
 /// Bytes before the first record: base offset 8, length 4, leader epoch 4, magic 1, CRC 4,
 /// attributes 2, last offset delta 4, base and max timestamp 8 + 8, producer id 8, producer
@@ -537,6 +538,38 @@ pub fn finish(
     if crc != stored {
         batch[CRC_AT..ATTRIBUTES_AT].copy_from_slice(&crc.to_be_bytes());
     }
+}
+
+/// Records of a stored batch whose header is `header`, encoded again (uncompressed) as one
+/// batch at `base_offset`, their timestamps and the batch's timestamp type kept (under
+/// `LogAppendTime`, the append time the header carries): how key compaction and a replica
+/// cut a run out of a stored Kafka batch.
+pub fn reencode(header: &BatchHeader, records: &[Record], base_offset: i64) -> Vec<u8> {
+    let headers: Vec<Vec<HeaderRef<'_>>> = records
+        .iter()
+        .map(|r| {
+            r.headers
+                .iter()
+                .map(|h| (&h.key[..], h.value.as_deref()))
+                .collect()
+        })
+        .collect();
+    let drafts: Vec<Draft<'_>> = records
+        .iter()
+        .zip(&headers)
+        .map(|(r, headers)| Draft {
+            timestamp_ms: header.base_timestamp.saturating_add(r.timestamp_delta),
+            key: r.key.as_deref(),
+            value: r.value.as_deref(),
+            headers,
+        })
+        .collect();
+    let t = header.timestamp_type();
+    let mut b = encode(base_offset, t, &drafts).to_vec();
+    if t == TimestampType::LogAppendTime {
+        finish(&mut b, base_offset, t, header.max_timestamp, 0);
+    }
+    b
 }
 
 /// A header to encode: its key and its value, which may be null.

@@ -26,9 +26,9 @@ use tributary_volume::{Caller, KafkaGroupView};
 
 use super::metadata::NODE_ID;
 use super::{decode, resolver};
-use crate::session::Session;
 use crate::error::group_code;
 use crate::frame::{self, Request};
+use crate::session::Session;
 use crate::{Door, Result};
 
 /// A group id's stream and name there, or the code that refuses it.

@@ -11,21 +11,25 @@ mod create_topics;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod fetch;
 mod groups;
+mod list_offsets;
 mod metadata;
 mod offsets;
+mod produce;
 mod sasl;
 
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::Decodable;
 use tributary_core::kafka_names::Resolver;
-use tributary_volume::Caller;
+use tributary_core::names::TopicPath;
+use tributary_volume::{Caller, Credential};
 
 use crate::frame::Request;
 use crate::schema;
 use crate::session::Session;
-use crate::versions::served;
+use crate::versions::{closed, served};
 use crate::{Door, Error, Result};
 
 /// Handles one request: its version checked against what is advertised and its bytes
@@ -45,6 +49,14 @@ pub(crate) async fn handle(
         if key == ApiKey::ApiVersions {
             return api_versions::unsupported(&req).map(Some);
         }
+        return Err(Error::UnsupportedVersion {
+            api: api_name(key),
+            version: req.api_version,
+            min: range.min,
+            max: range.max,
+        });
+    }
+    if closed(key, req.api_version) {
         return Err(Error::UnsupportedVersion {
             api: api_name(key),
             version: req.api_version,
@@ -137,6 +149,19 @@ pub(crate) async fn handle(
             let caller = caller(session, key)?;
             offsets::fetch(door, &caller, req).await.map(Some)
         }
+        ApiKey::Produce => {
+            let caller = caller(session, key)?;
+            produce::handle(door, &caller, req).await
+        }
+        ApiKey::Fetch => {
+            caller(session, key)?;
+            let credential = credential(session, key)?;
+            fetch::handle(door, &credential, req).await.map(Some)
+        }
+        ApiKey::ListOffsets => {
+            let caller = caller(session, key)?;
+            list_offsets::handle(door, &caller, req).await.map(Some)
+        }
         _ => Err(Error::UnknownApi(req.api_key)),
     }
 }
@@ -163,6 +188,24 @@ fn caller(session: &Session, key: ApiKey) -> Result<Caller> {
         .caller
         .clone()
         .ok_or(Error::Unauthenticated(api_name(key)))
+}
+
+/// How the session's caller authenticated, for calls that check it again as they wait.
+fn credential(session: &Session, key: ApiKey) -> Result<Credential> {
+    session
+        .credential
+        .clone()
+        .ok_or(Error::Unauthenticated(api_name(key)))
+}
+
+/// A topic name resolved, or the code a partition of it is answered with: malformed is
+/// INVALID_TOPIC_EXCEPTION, resolving nowhere UNKNOWN_TOPIC_OR_PARTITION.
+fn resolve(resolver: &Resolver<'_>, name: &str) -> std::result::Result<TopicPath, i16> {
+    match resolver.resolve(name) {
+        Ok(Some(path)) => Ok(path),
+        Ok(None) => Err(kafka_protocol::ResponseError::UnknownTopicOrPartition.code()),
+        Err(_) => Err(kafka_protocol::ResponseError::InvalidTopicException.code()),
+    }
 }
 
 /// Decodes a request whose bytes passed its shape.
@@ -197,6 +240,9 @@ fn api_name(key: ApiKey) -> &'static str {
         ApiKey::ListGroups => "ListGroups",
         ApiKey::DescribeGroups => "DescribeGroups",
         ApiKey::DeleteGroups => "DeleteGroups",
+        ApiKey::Produce => "Produce",
+        ApiKey::Fetch => "Fetch",
+        ApiKey::ListOffsets => "ListOffsets",
         _ => "this API",
     }
 }

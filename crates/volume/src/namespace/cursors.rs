@@ -241,7 +241,9 @@ impl Namespace {
         let offsets = blocking(move || {
             ids.iter()
                 .map(|&id| match to {
-                    ResetTo::Spec(spec) => partition_offset(&store, id, spec, cutoff),
+                    ResetTo::Spec(spec) => {
+                        partition_offset(&store, id, spec, cutoff).map(|f| f.offset)
+                    }
                     ResetTo::Offset(o) => {
                         let st = store.partition_stats(id, cutoff)?;
                         if o < st.log_start || o > st.high_watermark {

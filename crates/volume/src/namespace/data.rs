@@ -1,5 +1,7 @@
 //! The data path: produce (routing, validation, quota reservation, one atomic append)
-//! and fetch (whole stored batches, long-poll on the high-water mark).
+//! and fetch (whole stored batches, long-poll on the high-water mark), for both doors: a
+//! Kafka batch is stored as it came, and each door reads stored batches in its own form
+//! (design §9).
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -9,12 +11,13 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use tokio::time::Instant;
 use tributary_core::batch::{self, ServerFields};
+use tributary_core::kafka_batch;
 use tributary_core::limits::check_count;
 use tributary_core::names::TopicPath;
 use tributary_core::partitioner::partition_for;
 use tributary_storage::{self as storage, AppendCheck, AppendRequest, NewBatch, ProducerSeq};
 
-use super::{Namespace, blocking, not_found_if_dropped, volume_of};
+use super::{Namespace, TopicEntry, blocking, not_found_if_dropped, volume_of};
 use crate::auth::{Caller, Credential};
 use crate::limits::MAX_PARTITIONS_PER_REQUEST;
 use crate::model::Perm;
@@ -64,6 +67,16 @@ pub struct ProduceOptions {
     pub expected_last_offsets: HashMap<u32, i64>,
 }
 
+/// What one partition's fetch asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchRead {
+    pub partition: u32,
+    pub offset: u64,
+    /// The byte budget (0: the default); the first batch is returned whatever its size.
+    pub max_bytes: usize,
+    pub max_wait: Duration,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchResult {
     /// Stored batches, byte for byte.
@@ -72,6 +85,43 @@ pub struct FetchResult {
     pub log_start: u64,
     /// Where the next fetch continues (see the storage's `ReadResult::next_offset`).
     pub next_offset: u64,
+}
+
+/// The form a door reads stored batches in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// `RecordBatch` messages (gRPC): a Kafka batch's records decoded into them.
+    Records,
+    /// Kafka record batches: stored ones as they are, others encoded.
+    Kafka,
+}
+
+/// Reads a partition as `store.read` does, each batch in `form`. A batch that grew in
+/// its new form (a Kafka batch's records decompressed) still keeps the read within
+/// `max_bytes`: the batches past it are left for the next read.
+pub(super) fn read_as(
+    store: &storage::Store,
+    id: storage::PartitionId,
+    offset: u64,
+    max_bytes: usize,
+    expire_before: Option<i64>,
+    form: Form,
+) -> Result<storage::ReadResult> {
+    let mut r = store.read(id, offset, max_bytes, expire_before)?;
+    let mut total = 0usize;
+    for (i, b) in r.batches.iter_mut().enumerate() {
+        b.value = match form {
+            Form::Records => batch::as_records(&b.value)?,
+            Form::Kafka => batch::as_kafka(&b.value)?,
+        };
+        total += storage::framed_len(b.value.len());
+        if i > 0 && total > max_bytes {
+            r.next_offset = b.base_offset;
+            r.batches.truncate(i);
+            break;
+        }
+    }
+    Ok(r)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,15 +220,138 @@ impl Namespace {
         let asked = produced.encoded.len() as u64;
         let usage = self.reserve_bytes(volume_of(&s.path), asked)?;
         let result = self.produce_reserved(&s, &path, &opts, produced).await;
-        // Settle the reservation: the stored size on success, nothing on failure.
-        match &result {
-            Ok((_, stored)) if *stored >= asked => {
-                usage.bytes.fetch_add(stored - asked, Ordering::AcqRel)
-            }
-            Ok((_, stored)) => usage.bytes.fetch_sub(asked - stored, Ordering::AcqRel),
-            Err(_) => usage.bytes.fetch_sub(asked, Ordering::AcqRel),
-        };
+        settle(
+            &usage,
+            asked,
+            result.as_ref().ok().map(|(_, stored)| *stored),
+        );
         result.map(|(r, _)| r)
+    }
+
+    /// Appends one Kafka record batch to a partition as a Kafka broker does: checked
+    /// (`kafka_batch::validate`, within the stream's `max_message_bytes`), reserved against
+    /// the volume's byte quota, then stored as it came with the broker's fields set: its base
+    /// offset and, under `LogAppendTime`, the append time (design §9). A refusal keeps which
+    /// check failed (`Error::InvalidBatch`). Returns the stream's timestamp type with the
+    /// ack: Kafka reports the append time only under `LogAppendTime`.
+    pub async fn produce_kafka(
+        &self,
+        c: &Caller,
+        topic: &str,
+        partition: u32,
+        batch: Bytes,
+    ) -> Result<(PartitionAck, tributary_core::TimestampType)> {
+        let path = TopicPath::parse("topic", topic)?;
+        let s = self.stream(&path.stream)?;
+        self.check(c, &s, Perm::Produce)?;
+        refuse_mirror(&s, "produce to")?;
+        let limits = kafka_batch::Limits {
+            max_record_bytes: s.attributes.max_message_bytes as usize,
+            ..Default::default()
+        };
+        let checked = kafka_batch::validate(&batch, &limits).map_err(Error::InvalidBatch)?;
+        checked
+            .check_keyed(s.attributes.compact)
+            .map_err(Error::InvalidBatch)?;
+        let ts_type = s.attributes.timestamp_type;
+        let append_time_ms = self.clock.now_ms();
+        let mut kafka = batch.to_vec();
+        // The base offset is set once it is known (`batch::stored_value`).
+        kafka_batch::finish(
+            &mut kafka,
+            0,
+            ts_type,
+            append_time_ms,
+            checked.max_timestamp,
+        );
+        let body = batch::kafka_body(kafka);
+        let max_timestamp_ms = match ts_type {
+            tributary_core::TimestampType::LogAppendTime => append_time_ms,
+            tributary_core::TimestampType::CreateTime => checked.max_timestamp,
+        };
+        let record_count = checked.header.records_count as u32;
+        let asked = body.len() as u64;
+        let usage = self.reserve_bytes(volume_of(&s.path), asked)?;
+        let result = async {
+            let t = self.produce_topic(&s, &path, Some(partition)).await?;
+            let n = t.row.partitions.len() as u32;
+            let id = *t
+                .row
+                .partitions
+                .get(partition as usize)
+                .ok_or_else(|| Error::NotFound {
+                    what: "partition",
+                    path: format!("{path} #{partition} (of {n})"),
+                })?;
+            let stamp = self.stamp(append_time_ms, ts_type);
+            let build = move |_: usize, base: u64| NewBatch {
+                value: batch::stored_value(&body, &stamp.at(base)),
+                record_count,
+                append_time_ms,
+                max_timestamp_ms,
+            };
+            let appended = self
+                .store
+                .submit(AppendRequest {
+                    durability: s.attributes.durability.into(),
+                    partitions: vec![id],
+                    checks: vec![AppendCheck::default()],
+                    build: Box::new(build),
+                })
+                .await
+                .map_err(Error::from)
+                .map_err(|e| refused_append(e, &path, &t.row.partitions))?;
+            let a = appended[0];
+            let ack = PartitionAck {
+                partition,
+                base_offset: a.base_offset,
+                record_count: a.record_count,
+                append_time_ms: a.append_time_ms,
+            };
+            Ok((ack, a.bytes))
+        }
+        .await;
+        settle(
+            &usage,
+            asked,
+            result.as_ref().ok().map(|(_, stored)| *stored),
+        );
+        result.map(|(ack, _)| (ack, ts_type))
+    }
+
+    /// The server's fields of batches appended here now.
+    fn stamp(&self, append_time_ms: i64, timestamp_type: tributary_core::TimestampType) -> Stamp {
+        let identity = self.store.identity();
+        Stamp {
+            origin: *identity.cluster_id.as_bytes(),
+            incarnation: identity.incarnation,
+            append_time_ms,
+            timestamp_type,
+        }
+    }
+
+    /// The topic a produce writes to, created first if the stream autocreates topics; a
+    /// partition past the topic's count is refused before anything is created.
+    async fn produce_topic(
+        &self,
+        s: &super::StreamRow,
+        path: &TopicPath,
+        partition: Option<u32>,
+    ) -> Result<std::sync::Arc<TopicEntry>> {
+        match self.topic(path, false).await {
+            Err(Error::NotFound { what: "topic", .. }) if s.attributes.autocreate_topics => {
+                // Refuse before creating anything: a failed produce changes nothing.
+                let n = s.attributes.default_partitions;
+                if let Some(p) = partition.filter(|&p| p >= n) {
+                    return Err(Error::NotFound {
+                        what: "partition",
+                        path: format!("{path} #{p} (of {n})"),
+                    });
+                }
+                self.topic(path, true).await
+            }
+            t => t,
+        }
     }
 
     /// Routes and appends a validated batch whose bytes are reserved; returns the result
@@ -192,20 +365,7 @@ impl Namespace {
     ) -> Result<(ProduceResult, u64)> {
         let path = path.clone();
         let partition = opts.partition;
-        let t = match self.topic(&path, false).await {
-            Err(Error::NotFound { what: "topic", .. }) if s.attributes.autocreate_topics => {
-                // Refuse before creating anything: a failed produce changes nothing.
-                let n = s.attributes.default_partitions;
-                if let Some(p) = partition.filter(|&p| p >= n) {
-                    return Err(Error::NotFound {
-                        what: "partition",
-                        path: format!("{path} #{p} (of {n})"),
-                    });
-                }
-                self.topic(&path, true).await?
-            }
-            t => t?,
-        };
+        let t = self.produce_topic(s, &path, partition).await?;
         let n = t.row.partitions.len() as u32;
 
         // Route: an explicit partition, else murmur2 of a key (an empty one too), else one
@@ -283,22 +443,13 @@ impl Namespace {
                 }),
             })
             .collect();
-        let identity = self.store.identity();
-        let (origin, incarnation) = (*identity.cluster_id.as_bytes(), identity.incarnation);
+        let stamp = self.stamp(append_time_ms, ts_type);
         let durability = s.attributes.durability.into();
         let store = self.store.clone();
         let build = move |i: usize, base: u64| {
             let (body, max_ts) = &bodies[i];
-            let fields = ServerFields {
-                base_offset: base,
-                append_time_ms,
-                origin_cluster: origin,
-                origin_base_offset: base,
-                timestamp_type: ts_type,
-                origin_incarnation: incarnation,
-            };
             NewBatch {
-                value: batch::stored_value(body, &fields),
+                value: batch::stored_value(body, &stamp.at(base)),
                 record_count: counts[i],
                 append_time_ms,
                 max_timestamp_ms: *max_ts,
@@ -356,9 +507,10 @@ impl Namespace {
         Ok(t.row.partitions.len() as u32)
     }
 
-    /// Whole batches from the one holding `offset`; waits up to `max_wait` when there is
-    /// nothing at `offset` yet. Takes how the caller authenticated rather than the caller:
-    /// it and the consume permission are checked at the start and again as the fetch waits.
+    /// Whole batches from the one holding `offset`, as `RecordBatch` messages; waits up to
+    /// `max_wait` when there is nothing at `offset` yet. Takes how the caller authenticated
+    /// rather than the caller: it and the consume permission are checked at the start and
+    /// again as the fetch waits.
     pub async fn fetch(
         &self,
         credential: &Credential,
@@ -368,6 +520,29 @@ impl Namespace {
         max_bytes: usize,
         max_wait: Duration,
     ) -> Result<FetchResult> {
+        let read = FetchRead {
+            partition,
+            offset,
+            max_bytes,
+            max_wait,
+        };
+        self.fetch_as(credential, topic, read, Form::Records).await
+    }
+
+    /// [`Namespace::fetch`], each batch in `form`.
+    pub async fn fetch_as(
+        &self,
+        credential: &Credential,
+        topic: &str,
+        read: FetchRead,
+        form: Form,
+    ) -> Result<FetchResult> {
+        let FetchRead {
+            partition,
+            offset,
+            max_bytes,
+            max_wait,
+        } = read;
         let path = TopicPath::parse("topic", topic)?;
         let mut access =
             self.hold_access(credential, &*self.stream(&path.stream)?, Perm::Consume)?;
@@ -389,7 +564,7 @@ impl Namespace {
             hwm.borrow_and_update();
             let store = self.store.clone();
             let cutoff = self.expire_before(&stream);
-            let r = blocking(move || Ok(store.read(id, offset, max_bytes, cutoff)?))
+            let r = blocking(move || read_as(&store, id, offset, max_bytes, cutoff, form))
                 .await
                 .map_err(|e| match e {
                     Error::Storage(storage::Error::OffsetOutOfRange {
@@ -436,6 +611,18 @@ impl Namespace {
         partitions: &[u32],
         spec: OffsetSpec,
     ) -> Result<Vec<(u32, u64)>> {
+        let found = self.list_offsets_timed(c, topic, partitions, spec).await?;
+        Ok(found.into_iter().map(|(p, o)| (p, o.offset)).collect())
+    }
+
+    /// [`Namespace::list_offsets`], with the timestamp of the record found by time.
+    pub async fn list_offsets_timed(
+        &self,
+        c: &Caller,
+        topic: &str,
+        partitions: &[u32],
+        spec: OffsetSpec,
+    ) -> Result<Vec<(u32, FoundOffset)>> {
         let path = TopicPath::parse("topic", topic)?;
         check_count(
             "partitions",
@@ -467,29 +654,80 @@ impl Namespace {
     }
 }
 
+/// An offset found by [`OffsetSpec`]: by time, the timestamp of the record there (`None`
+/// when no record is that recent: the offset is then the high-water mark).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FoundOffset {
+    pub offset: u64,
+    pub timestamp_ms: Option<i64>,
+}
+
 /// One partition's offset by `spec`, never below the visible log start.
 pub(super) fn partition_offset(
     store: &storage::Store,
     id: storage::PartitionId,
     spec: OffsetSpec,
     expire_before: Option<i64>,
-) -> Result<u64> {
+) -> Result<FoundOffset> {
     let s = store.partition_stats(id, expire_before)?;
+    let at = |offset| FoundOffset {
+        offset,
+        timestamp_ms: None,
+    };
     Ok(match spec {
-        OffsetSpec::Earliest => s.log_start,
-        OffsetSpec::Latest => s.high_watermark,
+        OffsetSpec::Earliest => at(s.log_start),
+        OffsetSpec::Latest => at(s.high_watermark),
         OffsetSpec::Timestamp(t) => {
             let found = store.seek_time(id, t, s.log_start)?;
             match found.batch {
-                None => found.high_watermark,
-                Some(b) => batch::first_at_or_after(&b.value, t)?
-                    // The batch's maximum is at or after t, so a record is too; fall back
-                    // to the next batch only if the stored batch disagrees with its summary.
-                    .unwrap_or(b.base_offset)
-                    .max(s.log_start),
+                None => at(found.high_watermark),
+                // The batch's maximum is at or after t, so a record is too; fall back to the
+                // batch's start only if the stored batch disagrees with its summary.
+                Some(b) => match batch::first_record_at_or_after(&b.value, t)? {
+                    Some((offset, ts)) if offset >= s.log_start => FoundOffset {
+                        offset,
+                        timestamp_ms: Some(ts),
+                    },
+                    _ => FoundOffset {
+                        offset: b.base_offset.max(s.log_start),
+                        timestamp_ms: Some(t),
+                    },
+                },
             }
         }
     })
+}
+
+/// What every batch appended here carries, but for its offset.
+#[derive(Clone, Copy)]
+struct Stamp {
+    origin: [u8; 16],
+    incarnation: u32,
+    append_time_ms: i64,
+    timestamp_type: tributary_core::TimestampType,
+}
+
+impl Stamp {
+    /// The server's fields of a batch appended here at `base`.
+    fn at(&self, base: u64) -> ServerFields {
+        ServerFields {
+            base_offset: base,
+            append_time_ms: self.append_time_ms,
+            origin_cluster: self.origin,
+            origin_base_offset: base,
+            timestamp_type: self.timestamp_type,
+            origin_incarnation: self.incarnation,
+        }
+    }
+}
+
+/// Settles a byte reservation: the stored size on success, nothing on failure.
+fn settle(usage: &super::Usage, asked: u64, stored: Option<u64>) {
+    match stored {
+        Some(stored) if stored >= asked => usage.bytes.fetch_add(stored - asked, Ordering::AcqRel),
+        Some(stored) => usage.bytes.fetch_sub(asked - stored, Ordering::AcqRel),
+        None => usage.bytes.fetch_sub(asked, Ordering::AcqRel),
+    };
 }
 
 /// Storage's refusals of a checked append, told in the topic's terms.

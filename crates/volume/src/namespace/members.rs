@@ -27,7 +27,7 @@ use tributary_storage::{self as storage, PartitionId};
 use uuid::Uuid;
 
 use super::access::Access;
-use super::data::{OffsetSpec, partition_offset};
+use super::data::{Form, OffsetSpec, partition_offset, read_as};
 use super::{Namespace, blocking};
 use crate::auth::{Caller, Credential};
 use crate::model::{Perm, StreamRow};
@@ -772,7 +772,7 @@ impl Session {
                 let earliest = store.partition_stats(id, cutoff)?;
                 Ok(match committed {
                     Some(o) => o.clamp(earliest.log_start, earliest.high_watermark),
-                    None => partition_offset(&store, id, start, cutoff)?,
+                    None => partition_offset(&store, id, start, cutoff)?.offset,
                 })
             })
             .await?;
@@ -836,7 +836,8 @@ impl Session {
         let budget = (self.credit_bytes as usize).min(MAX_PUSH_BYTES);
         let cutoff = self.ns.expire_before(&self.stream);
         let store = self.ns.store.clone();
-        let read = blocking(move || Ok(store.read(id, position, budget, cutoff)?)).await;
+        let read =
+            blocking(move || read_as(&store, id, position, budget, cutoff, Form::Records)).await;
         let read = match read {
             Ok(read) => read,
             Err(Error::Storage(storage::Error::OffsetOutOfRange { log_start, .. }))

@@ -44,7 +44,8 @@ pub use cursors::{
 };
 pub use data::{DEFAULT_FETCH_BYTES, MAX_FETCH_BYTES, MAX_FETCH_WAIT};
 pub use data::{
-    FetchResult, IdempotentSeq, OffsetSpec, PartitionAck, ProduceOptions, ProduceResult,
+    FetchRead, FetchResult, Form, FoundOffset, IdempotentSeq, OffsetSpec, PartitionAck,
+    ProduceOptions, ProduceResult,
 };
 pub use links::{UpstreamSpec, parse_from};
 pub use members::{ClientMsg, JoinRequest, PartitionRecords, ServerMsg};
