@@ -48,6 +48,23 @@ impl DurabilityArg {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Protocol {
+    /// Tributary's gRPC API, through `tributary-client`.
+    Grpc,
+    /// The Kafka protocol, through librdkafka (a stock Kafka client).
+    Kafka,
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Grpc => "grpc",
+            Protocol::Kafka => "kafka",
+        }
+    }
+}
+
 /// `tributary bench WORKLOAD [flags]`.
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
@@ -57,6 +74,14 @@ pub struct BenchArgs {
     /// Start a server in-process on a temporary data directory (instead of using --server).
     #[arg(long)]
     pub embedded: bool,
+    /// Which door the load goes through. The bench's volume, stream and topics are made
+    /// over gRPC either way.
+    #[arg(long, value_enum, default_value_t = Protocol::Grpc)]
+    pub protocol: Protocol,
+    /// With --protocol kafka against --server: the server's Kafka listener (default: the
+    /// --server host, port 9092).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub kafka_bootstrap: Option<String>,
     /// Producer connections.
     #[arg(long, default_value_t = 2)]
     pub producers: u32,
@@ -125,6 +150,9 @@ impl BenchArgs {
         if self.cold && self.workload != Workload::Consume {
             return bad("--cold is for the consume workload");
         }
+        if self.kafka_bootstrap.is_some() && (self.protocol != Protocol::Kafka || self.embedded) {
+            return bad("--kafka-bootstrap is for --protocol kafka against --server");
+        }
         if self.rate == Some(0) {
             return bad("--rate must be at least 1 record per second");
         }
@@ -160,6 +188,7 @@ impl BenchArgs {
             "keyed": self.keyed,
             "cold": self.cold,
             "durability": self.durability.name(),
+            "protocol": self.protocol.name(),
             "rate": self.rate,
             "duration_s": self.duration.as_secs_f64(),
             "warmup_s": self.warmup.as_secs_f64(),
@@ -185,6 +214,10 @@ mod tests {
         let a = Cli::parse_from(["bench", "produce"]).bench;
         assert_eq!(a.workload, Workload::Produce);
         assert!(!a.embedded && !a.keyed);
+        assert_eq!(
+            (a.protocol, a.kafka_bootstrap.as_deref()),
+            (Protocol::Grpc, None)
+        );
         assert_eq!(
             (a.producers, a.consumers, a.topics, a.partitions),
             (2, 1, 1, 2)
@@ -233,5 +266,11 @@ mod tests {
         let huge = Cli::parse_from(["bench", "produce", "--record-size", "1000000"]).bench;
         assert!(matches!(huge.validate(), Err(Error::Invalid(_))));
         assert!(Cli::try_parse_from(["bench", "produce", "--duration", "soon"]).is_err());
+
+        let k = Cli::parse_from(["bench", "consume", "--protocol", "kafka"]).bench;
+        assert_eq!(k.protocol, Protocol::Kafka);
+        k.validate().unwrap();
+        let stray = Cli::parse_from(["bench", "produce", "--kafka-bootstrap", "h:9092"]).bench;
+        assert!(matches!(stray.validate(), Err(Error::Invalid(_))));
     }
 }

@@ -14,6 +14,8 @@ pub(crate) struct Embedded {
     pub url: String,
     /// The cluster admin's token, made at the first open of the data directory.
     pub token: String,
+    /// The Kafka listener's `HOST:PORT`.
+    pub kafka: Option<String>,
     server: Running,
     dir: TempDir,
 }
@@ -47,6 +49,7 @@ impl Embedded {
         Ok(Embedded {
             url: format!("http://{}", server.addr),
             token,
+            kafka: None,
             server,
             dir,
         })

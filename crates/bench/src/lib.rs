@@ -31,6 +31,10 @@
 //! The load drives a `System` (`system.rs`), so the same code runs against NATS JetStream and
 //! Redis Streams ([`peers`], the `tributary-bench-peers` binary) for side-by-side figures.
 //!
+//! `--protocol kafka` drives the same workloads through the server's Kafka listener with a
+//! stock Kafka client (librdkafka; [`kafka`](crate::KafkaTarget)), for the two doors side by
+//! side.
+//!
 //! Figures: latencies are counted for what was *sent* inside the measured window (after
 //! `--warmup`, for `--duration`), including what completes after it; throughput counts what
 //! *completed* inside the window. MB/s is record values only, in 10^6 bytes.
@@ -38,6 +42,7 @@
 mod args;
 mod embedded;
 mod fixture;
+mod kafka;
 mod load;
 pub mod peers;
 mod report;
@@ -48,7 +53,7 @@ use std::time::Duration;
 
 use tributary_client::Client;
 
-pub use args::{BenchArgs, DurabilityArg, Workload};
+pub use args::{BenchArgs, DurabilityArg, Protocol, Workload};
 pub use report::{Latency, Report, Throughput};
 
 /// An error from whatever opened the connection for the bench (for a remote server).
@@ -69,7 +74,7 @@ pub enum Error {
         source: tributary_client::Error,
     },
 
-    /// A peer's client (NATS, Redis) failed.
+    /// A peer's client (NATS, Redis) or the Kafka client failed.
     #[error("{what}")]
     Peer {
         what: String,
@@ -104,29 +109,47 @@ impl Error {
     }
 }
 
+/// Where `--protocol kafka` finds a running server's Kafka listener, and the token it
+/// signs in with (SASL PLAIN, as the token's user).
+#[derive(Debug, Clone)]
+pub struct KafkaTarget {
+    pub bootstrap: String,
+    pub token: Option<String>,
+}
+
 /// Runs one benchmark. With `--embedded` it starts its own server on a temporary data
 /// directory; otherwise it opens its connections with `connect` (one per producer and per
-/// consumer, plus one for setup).
+/// consumer, plus one for setup), and with `--protocol kafka` reaches `kafka`.
 pub async fn run(
     args: &BenchArgs,
     connect: impl AsyncFn() -> Result<Client, BoxError>,
+    kafka: Option<KafkaTarget>,
 ) -> Result<Report> {
     args.validate()?;
     if args.embedded {
         let server = embedded::Embedded::start().await?;
         let (url, token) = (server.url.clone(), server.token.clone());
-        let result = run_on(args, "embedded".into(), async || {
-            Client::connect(&url, Some(&token))
-                .await
-                .map_err(|e| Box::new(e) as BoxError)
-        })
+        let kafka = server.kafka.clone().map(|bootstrap| KafkaTarget {
+            bootstrap,
+            token: Some(token.clone()),
+        });
+        let result = run_on(
+            args,
+            "embedded".into(),
+            async || {
+                Client::connect(&url, Some(&token))
+                    .await
+                    .map_err(|e| Box::new(e) as BoxError)
+            },
+            kafka,
+        )
         .await;
         let stopped = server.stop().await;
         let report = result?;
         stopped?;
         Ok(report)
     } else {
-        run_on(args, "server".into(), connect).await
+        run_on(args, "server".into(), connect, kafka).await
     }
 }
 
@@ -134,19 +157,53 @@ async fn run_on(
     args: &BenchArgs,
     target: String,
     connect: impl AsyncFn() -> Result<Client, BoxError>,
+    kafka: Option<KafkaTarget>,
 ) -> Result<Report> {
     let admin = connect().await.map_err(Error::Connect)?;
+    // Before the fixture: a Kafka run that cannot sign in leaves nothing behind.
+    let door = match args.protocol {
+        Protocol::Grpc => None,
+        Protocol::Kafka => Some(kafka_door(&admin, kafka).await?),
+    };
     let fixture = fixture::Fixture::create(&admin, args).await?;
     let system = tributary::Tributary {
         connect: &connect,
         pairs: fixture.pairs.clone().into(),
         keyed: args.keyed,
     };
-    let result = load::run(args, &system).await;
+    let (name, result) = match door {
+        None => ("tributary", load::run(args, &system).await),
+        Some(door) => (
+            "tributary-kafka",
+            load::run(args, &kafka::Kafka::new(door, system, args)).await,
+        ),
+    };
     let deleted = fixture.delete(&admin).await;
     let figures = result?;
     deleted?;
-    Ok(Report::new(args, "tributary", target, figures))
+    Ok(Report::new(args, name, target, figures))
+}
+
+/// The Kafka client's address and credentials: the token's user, asked of the server.
+async fn kafka_door(admin: &Client, kafka: Option<KafkaTarget>) -> Result<kafka::KafkaDoor> {
+    let Some(KafkaTarget { bootstrap, token }) = kafka else {
+        return Err(Error::Invalid(
+            "--protocol kafka: this server has no Kafka listener".into(),
+        ));
+    };
+    let plain = match token {
+        None => None,
+        Some(token) => {
+            let me = admin
+                .admin()
+                .who_am_i(tributary_proto::v1::WhoAmIRequest {})
+                .await
+                .map_err(|s| Error::client("asking the server who the token is")(s.into()))?
+                .into_inner();
+            Some((me.name, token))
+        }
+    };
+    Ok(kafka::KafkaDoor { bootstrap, plain })
 }
 
 /// Parses `500ms`, `20s`, `5m` (and combinations like `1m30s`); a bare `0` is zero. The same

@@ -14,9 +14,13 @@ struct Cli {
 async fn try_bench(flags: &[&str]) -> Result<Report, tributary_bench::Error> {
     let argv = ["bench", "--embedded", "--duration", "1s", "--warmup", "0"];
     let args = Cli::parse_from(argv.iter().chain(flags)).bench;
-    tributary_bench::run(&args, async || -> Result<Client, BoxError> {
-        Err("an embedded run opens no outside connection".into())
-    })
+    tributary_bench::run(
+        &args,
+        async || -> Result<Client, BoxError> {
+            Err("an embedded run opens no outside connection".into())
+        },
+        None,
+    )
     .await
 }
 

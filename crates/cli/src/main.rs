@@ -72,15 +72,20 @@ pub struct Global {
 }
 
 impl Global {
-    pub async fn connect(&self) -> anyhow::Result<tributary_client::Client> {
-        let token = match &self.token {
+    /// `--token`, or else the token `tributary serve` wrote in ./data, if any.
+    pub fn token(&self) -> anyhow::Result<Option<String>> {
+        Ok(match &self.token {
             Some(t) => Some(t.trim().to_owned()),
             None => match std::fs::read_to_string(serve::DEFAULT_ADMIN_TOKEN) {
                 Ok(t) => Some(t.trim().to_owned()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
                 Err(e) => anyhow::bail!("reading {}: {e}", serve::DEFAULT_ADMIN_TOKEN),
             },
-        };
+        })
+    }
+
+    pub async fn connect(&self) -> anyhow::Result<tributary_client::Client> {
+        let token = self.token()?;
         let read = |p: &std::path::Path| {
             std::fs::read(p).map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()))
         };
@@ -93,6 +98,17 @@ impl Global {
             },
         };
         Ok(tributary_client::Client::connect_with(&self.server, &options).await?)
+    }
+}
+
+/// The Kafka listener a bench assumes beside a `--server` URL: its host, port 9092.
+fn kafka_bootstrap_of(server: &str) -> anyhow::Result<String> {
+    let uri: tonic::codegen::http::Uri = server
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--server {server} is not a URL: {e}"))?;
+    match uri.host() {
+        Some(host) => Ok(format!("{host}:9092")),
+        None => anyhow::bail!("--server {server} names no host; give --kafka-bootstrap"),
     }
 }
 
@@ -154,7 +170,20 @@ fn main() -> std::process::ExitCode {
             Command::Upstream(c) => upstream::run(&cli.global, c).await,
             Command::Bench(args) => {
                 let g = &cli.global;
-                let report = tributary_bench::run(&args, async || Ok(g.connect().await?)).await?;
+                let kafka = match (args.protocol, args.embedded) {
+                    (tributary_bench::Protocol::Kafka, false) => {
+                        Some(tributary_bench::KafkaTarget {
+                            bootstrap: match &args.kafka_bootstrap {
+                                Some(b) => b.clone(),
+                                None => kafka_bootstrap_of(&g.server)?,
+                            },
+                            token: g.token()?,
+                        })
+                    }
+                    _ => None,
+                };
+                let report =
+                    tributary_bench::run(&args, async || Ok(g.connect().await?), kafka).await?;
                 if g.json {
                     output::json(&report.to_json());
                 } else {

@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# Tributary's two doors side by side: the same workloads through gRPC (tributary-client) and
+# through the Kafka protocol (librdkafka, a stock Kafka client), on this machine, in one go.
+#
+#   bench/kafka.sh [--runs N] [--duration 10s] [--warmup 2s] [--profile perf|release]
+#                  [--memory settled|as-is]
+#
+# Builds `tributary`, then runs each workload N rounds on both doors, alternating which goes
+# first. Each run gets a fresh server on loopback (gRPC and Kafka listeners on free ports)
+# with a fresh data directory under the temp dir. Both doors get the same flags: 2
+# producers, 1,000-record batches, 4 requests in flight, 2 partitions, buffered durability.
+#
+# The workloads: produce 100 B and 1 KiB records as fast as acknowledgements come back;
+# consume 100 B (fill, then read from offset 0); and produce 100 B at half the gRPC door's
+# median peak (measured first in this run), where the figure is the produce-ack p99.
+#
+# Prints one table: the median of the N runs per door and workload and the Kafka door's
+# ratio to gRPC's. Every run's JSON report is kept in the results file it names.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+runs=3
+duration=10s
+warmup=2s
+profile=perf
+memory=settled
+while [ $# -gt 0 ]; do
+    case $1 in
+        --runs) runs=$2; shift 2 ;;
+        --duration) duration=$2; shift 2 ;;
+        --warmup) warmup=$2; shift 2 ;;
+        --profile) profile=$2; shift 2 ;;
+        --memory) memory=$2; shift 2 ;;
+        -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "kafka.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+
+say() { echo "kafka.sh: $*" >&2; }
+case $memory in
+    settled | as-is) ;;
+    *) say "--memory is settled or as-is, not $memory"; exit 2 ;;
+esac
+
+source scripts/bootstrap.sh
+say "building tributary (profile $profile)"
+cargo build --profile "$profile" --locked -p tributary-cli --bins
+tributary=$CARGO_TARGET_DIR/$profile/tributary
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/tributary-kafka-bench.XXXXXX")
+results="$cache/kafka-bench-$(date +%Y%m%d-%H%M%S).jsonl"
+: >"$results"
+server_pid=""
+stop_server() {
+    if [ -n "$server_pid" ]; then
+        kill -TERM "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+        server_pid=""
+    fi
+}
+trap 'stop_server; rm -rf "$work"' EXIT
+
+free_port() {
+    local p
+    for p in $(shuf -i 20000-60000 -n 100); do
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            echo "$p"
+            return
+        fi
+    done
+    say "no free port found"
+    return 1
+}
+
+# Waits until something accepts connections on `port` (30 s at most).
+wait_port() {
+    local port=$1 log=$2 deadline=$((SECONDS + 30))
+    until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+        if ! kill -0 "$server_pid" 2>/dev/null || [ $SECONDS -ge $deadline ]; then
+            say "the server did not come up; its log:"
+            tail -n 20 "$log" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
+# run_one ROUND DOOR NAME FLAGS: a fresh server, one bench run, its report appended.
+run_one() {
+    local round=$1 door=$2 name=$3 flags=$4 dir grpc kafka report status=ok
+    dir="$work/$door-$name-$round"
+    mkdir -p "$dir"
+    [ "$memory" = settled ] && bench/settle-memory.sh
+    grpc=$(free_port)
+    kafka=$(free_port)
+    "$tributary" serve --data-dir "$dir" --listen "127.0.0.1:$grpc" \
+        --kafka-listen "127.0.0.1:$kafka" --metrics-listen off --log warn >"$dir.log" 2>&1 &
+    server_pid=$!
+    wait_port "$grpc" "$dir.log"
+    wait_port "$kafka" "$dir.log"
+    local door_flags=()
+    [ "$door" = kafka ] && door_flags=(--protocol kafka --kafka-bootstrap "127.0.0.1:$kafka")
+    # shellcheck disable=SC2086 # flags are words
+    report=$("$tributary" bench $flags "${door_flags[@]}" --server "http://127.0.0.1:$grpc" \
+        --token "$(cat "$dir/admin.token")" --json --duration "$duration" --warmup "$warmup" \
+        2>"$dir.err") || status=failed
+    stop_server
+    if [ $status = failed ]; then
+        say "$door $name (round $round) failed: $(tail -n 3 "$dir.err")"
+        report=null
+    fi
+    printf '{"round":%s,"workload":"%s","door":"%s","report":%s}\n' \
+        "$round" "$name" "$door" "$report" >>"$results"
+    rm -rf "$dir" "$dir.log" "$dir.err"
+}
+
+rounds() {
+    local name=$1 flags=$2 round i doors=(grpc kafka)
+    for ((round = 1; round <= runs; round++)); do
+        for i in 0 1; do
+            door=${doors[$(((i + round - 1) % 2))]}
+            say "round $round/$runs: $name through $door"
+            run_one "$round" "$door" "$name" "$flags"
+        done
+    done
+}
+
+common="--producers 2 --partitions 2 --batch-records 1000 --in-flight 4"
+rounds produce-100B "produce --record-size 100 $common"
+rounds produce-1KiB "produce --record-size 1024 $common"
+rounds consume-100B "consume --record-size 100 $common"
+half=$(python3 - "$results" <<'PY'
+import json, statistics, sys
+xs = [r["report"]["produce"]["records_per_sec"] for r in map(json.loads, open(sys.argv[1]))
+      if r["workload"] == "produce-100B" and r["door"] == "grpc" and r["report"]]
+print(int(statistics.median(xs) / 2) if xs else 0)
+PY
+)
+if [ "$half" -gt 0 ]; then
+    rounds half-peak-100B "produce --record-size 100 $common --rate $half"
+else
+    say "no gRPC peak measured: the half-peak latency rows are skipped"
+fi
+
+python3 - "$results" "$runs" "$duration" "$half" "$memory" <<'PY'
+import json, statistics, sys
+
+path, runs, duration, half, memory = sys.argv[1:]
+rows = [json.loads(line) for line in open(path)]
+
+def figure(r):
+    rep = r["report"]
+    if rep is None:
+        return None
+    if r["workload"].startswith("consume"):
+        return rep["consume"]["records_per_sec"]
+    if r["workload"].startswith("half-peak"):
+        return rep["produce"]["ack_latency_ms"]["p99"]
+    return rep["produce"]["records_per_sec"]
+
+def median(workload, door):
+    xs = [figure(r) for r in rows if r["workload"] == workload and r["door"] == door]
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+labels = {
+    "produce-100B": "produce 100 B, records/s",
+    "produce-1KiB": "produce 1 KiB, records/s",
+    "consume-100B": "consume 100 B (fill, then read from offset 0), records/s",
+    "half-peak-100B": f"produce 100 B at {int(half):,}/s (half the gRPC peak), ack p99",
+}
+print()
+print(f"Median of {runs} alternating runs of {duration} each; memory {memory} before each run.")
+print()
+print("| workload | gRPC | Kafka (librdkafka) | Kafka/gRPC |")
+print("|---|---|---|---|")
+for w, label in labels.items():
+    g, k = median(w, "grpc"), median(w, "kafka")
+    lat = w.startswith("half-peak")
+    fmt = (lambda x: "n/a" if x is None else f"{x:.2f} ms") if lat else \
+          (lambda x: "n/a" if x is None else f"{x:,.0f}")
+    ratio = "n/a" if g in (None, 0) or k is None else f"{k / g:.2f}x"
+    print(f"| {label} | {fmt(g)} | {fmt(k)} | {ratio} |")
+print(f"\nEvery run's report: {path}")
+PY
