@@ -1,11 +1,11 @@
 //! `--embedded`: a real server (`tributary_server`, as `tributary serve` runs it, with
-//! retention and replication) started in-process on a fresh temporary data directory and
-//! reached over loopback gRPC, so a bench needs no running server and measures the same
+//! retention, replication and the Kafka listener) started in-process on a fresh temporary
+//! data directory and reached over loopback gRPC (or Kafka, for `--protocol kafka`), so a bench needs no running server and measures the same
 //! path a remote client takes (client and server then share the machine's cores).
 
 use tempfile::TempDir;
 use tokio::net::TcpListener;
-use tributary_server::{Config, Running};
+use tributary_server::{Config, KafkaListener, Running};
 
 use crate::{Error, Result};
 
@@ -21,7 +21,8 @@ pub(crate) struct Embedded {
 }
 
 impl Embedded {
-    /// Starts a server with the defaults on a new temporary directory, on 127.0.0.1, port 0.
+    /// Starts a server with the defaults on a new temporary directory, on 127.0.0.1, port 0
+    /// for gRPC and for Kafka.
     pub async fn start() -> Result<Embedded> {
         let dir = tempfile::Builder::new()
             .prefix("tributary-bench-")
@@ -36,10 +37,20 @@ impl Embedded {
                 what: "binding 127.0.0.1:0",
                 source,
             })?;
+        let kafka = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(|source| Error::Io {
+                what: "binding 127.0.0.1:0 for Kafka",
+                source,
+            })?;
+        let mut config = Config::new(dir.path());
+        config.kafka = Some(KafkaListener {
+            listener: kafka,
+            options: Default::default(),
+        });
         // Stopped by `stop`, never by a signal.
         let shutdown = std::future::pending();
-        let mut server =
-            tributary_server::start(Config::new(dir.path()), listener, shutdown).await?;
+        let mut server = tributary_server::start(config, listener, shutdown).await?;
         let Some(token) = server.admin_token.take() else {
             server.stop().await?;
             return Err(Error::Check(
@@ -49,7 +60,7 @@ impl Embedded {
         Ok(Embedded {
             url: format!("http://{}", server.addr),
             token,
-            kafka: None,
+            kafka: server.kafka_addr.map(|a| a.to_string()),
             server,
             dir,
         })

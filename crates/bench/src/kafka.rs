@@ -10,8 +10,8 @@
 //! record with its partition, and completes when every record is acknowledged (`acks=all`);
 //! librdkafka forms the wire batches itself, up to `--batch-records` records or `--linger`,
 //! with `--in-flight` requests outstanding per connection, as an application tunes it.
-//! A reader is a librdkafka consumer assigned one partition from offset 0 (no group, no
-//! commits), polled on a thread of its own that hands record values over a channel.
+//! A reader is a librdkafka consumer assigned one partition from offset 0 (no group
+//! membership, no commits), polled on a thread of its own that hands record values over a channel.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -142,11 +142,12 @@ impl system::Conn for Conn {
             let p = partition as i32;
             let mut acks = Vec::with_capacity(records.len());
             for r in &records {
-                let mut fr = FutureRecord::<[u8], [u8]>::to(&topic)
-                    .partition(p)
-                    .payload(&r.value[..]);
-                if !r.key.is_empty() {
-                    fr = fr.key(&r.key[..]);
+                let mut fr = FutureRecord::<[u8], [u8]>::to(&topic).partition(p);
+                if let Some(value) = &r.value {
+                    fr = fr.payload(&value[..]);
+                }
+                if let Some(key) = &r.key {
+                    fr = fr.key(&key[..]);
                 }
                 let ack = producer
                     .send_result(fr)
@@ -202,9 +203,13 @@ impl Fetcher {
             "consuming {} partition {} over Kafka",
             self.topic, self.partition
         );
+        // librdkafka wants a group even for assigned partitions; one in the bench's own
+        // stream (a verbatim `/volume/stream:group`), never joined nor committed to.
+        let stream = self.topic.rsplit_once(':').map_or(&*self.topic, |(s, _)| s);
         let consumer: BaseConsumer = self
             .config
             .clone()
+            .set("group.id", format!("{stream}:bench-reader"))
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "false")

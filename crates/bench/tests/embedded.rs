@@ -121,3 +121,26 @@ async fn e2e_delivers_every_record_produced() {
     assert_eq!(json["produced"], json["consumed"]);
     assert!(json["e2e"]["latency_ms"]["max"].is_number());
 }
+
+/// `--protocol kafka`: the same load through the Kafka listener with librdkafka; every
+/// record produced through it is read back through it, keyed records included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consume_through_the_kafka_door_reads_back_everything() {
+    let r = bench(&[
+        "consume",
+        "--protocol",
+        "kafka",
+        "--rate",
+        "50000",
+        "--partitions",
+        "3",
+        "--keyed",
+    ])
+    .await;
+    let c = r.consume.as_ref().expect("consume figures");
+    assert_eq!(r.system, "tributary-kafka");
+    assert!(r.produced > 0, "{r}");
+    assert_eq!(r.consumed, r.produced, "{r}");
+    assert_eq!(c.records, r.produced, "{r}");
+    assert_eq!(r.to_json()["params"]["protocol"], "kafka");
+}
