@@ -120,18 +120,27 @@ pub fn run(
     }
     let out = match client {
         "kcat" => return kcat(op, bootstrap, topics, sec),
-        "kafkajs" => Command::new("node")
+        "kafkajs" => stock("node")
             .arg(repo_root().join("tests/kafka/kafkajs.js"))
             .arg(spec.to_string())
             .env("NODE_PATH", &installed().node_modules)
             .output(),
-        _ => Command::new(&installed().python)
+        _ => stock(&installed().python)
             .arg(repo_root().join("tests/kafka/clients.py"))
             .arg(spec.to_string())
             .output(),
     }
     .unwrap_or_else(|e| panic!("{client}: {e}"));
     answer(client, &out)
+}
+
+/// A stock client's process, on its own libraries: cargo's test runner puts the build's
+/// native library directories on `LD_LIBRARY_PATH`, where the `rdkafka` crate's own
+/// librdkafka (built without SSL or SASL) would stand in for the client's.
+fn stock(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env_remove("LD_LIBRARY_PATH");
+    cmd
 }
 
 fn answer(client: &str, out: &std::process::Output) -> Value {
@@ -173,7 +182,7 @@ fn kcat(op: &str, bootstrap: &str, topics: Option<&[&str]>, sec: &Security) -> V
         Some(t) => t.iter().map(|t| Some(*t)).collect(),
     };
     for name in names {
-        let mut cmd = Command::new(&installed().kcat);
+        let mut cmd = stock(&installed().kcat);
         cmd.args(["-L", "-J", "-m", "10", "-b", bootstrap]);
         for x in kcat_settings(sec) {
             cmd.args(["-X", &x]);
