@@ -271,7 +271,8 @@ impl Cursor {
             (Some(&V2), n) if n >= Self::LEN + 2 => {
                 let len = u16::from_be_bytes([v[17], v[18]]) as usize;
                 let bytes = &v[Self::LEN + 2..];
-                if bytes.len() != len {
+                // Empty metadata is written as v1: one encoding per cursor.
+                if len == 0 || bytes.len() != len {
                     return Err(bad());
                 }
                 String::from_utf8(bytes.to_vec()).map_err(|_| bad())?
@@ -302,6 +303,25 @@ fn be64(b: &[u8]) -> u64 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_v2_cursor_with_empty_metadata_is_refused() {
+        // Found by the storage_values fuzz target: it decoded, then encoded as v1.
+        let v = [
+            2, 0, 66, 1, 4, 253, 255, 16, 115, 0, 0, 0, 0, 29, 0, 0, 0, 0, 0,
+        ];
+        assert!(Cursor::decode(&v).is_err());
+        let c = Cursor::decode(
+            &Cursor {
+                offset: 7,
+                commit_ms: 9,
+                metadata: "m".into(),
+            }
+            .encode(),
+        )
+        .unwrap();
+        assert_eq!(c.metadata, "m");
+    }
 
     proptest! {
         #[test]
