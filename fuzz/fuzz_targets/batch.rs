@@ -15,6 +15,7 @@ use tributary_core::batch::{
 };
 use tributary_core::limits::{MAX_HEADERS_PER_BATCH, MAX_RECORDS_PER_BATCH};
 use tributary_proto::v1::RecordBatch;
+use tributary_proto::walk::{self, Value};
 use tributary_proto::wire::record_count;
 
 fuzz_target!(|data: &[u8]| {
@@ -157,7 +158,16 @@ fuzz_target!(|data: &[u8]| {
             assert!(m.starts_with("batch"), "the error names the field: {m}");
             // The refusal must be deserved.
             if let (Ok(d), Some(n)) = (&decoded, counted) {
+                // A Kafka batch (field 14) is the Kafka door's to set: refused when it
+                // decodes as set, or when it opens the batch the way stored ones do.
+                let kafka_first = walk::fields(body).next().is_some_and(|f| {
+                    f.is_ok_and(|f| {
+                        f.number == 14 && matches!(f.value, Value::Bytes(k) if !k.is_empty())
+                    })
+                });
                 let deserved = n.records > MAX_RECORDS_PER_BATCH
+                    || kafka_first
+                    || !d.kafka_batch.is_empty()
                     || n.headers > MAX_HEADERS_PER_BATCH
                     || d.records.is_empty()
                     || d.base_offset != 0
