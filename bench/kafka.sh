@@ -50,40 +50,8 @@ tributary=$CARGO_TARGET_DIR/$profile/tributary
 work=$(mktemp -d "${TMPDIR:-/tmp}/tributary-kafka-bench.XXXXXX")
 results="$cache/kafka-bench-$(date +%Y%m%d-%H%M%S).jsonl"
 : >"$results"
-server_pid=""
-stop_server() {
-    if [ -n "$server_pid" ]; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-        server_pid=""
-    fi
-}
+source bench/servers.sh
 trap 'stop_server; rm -rf "$work"' EXIT
-
-free_port() {
-    local p
-    for p in $(shuf -i 20000-60000 -n 100); do
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return
-        fi
-    done
-    say "no free port found"
-    return 1
-}
-
-# Waits until something accepts connections on `port` (30 s at most).
-wait_port() {
-    local port=$1 log=$2 deadline=$((SECONDS + 30))
-    until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
-        if ! kill -0 "$server_pid" 2>/dev/null || [ $SECONDS -ge $deadline ]; then
-            say "the server did not come up; its log:"
-            tail -n 20 "$log" >&2
-            return 1
-        fi
-        sleep 0.1
-    done
-}
 
 # run_one ROUND DOOR NAME FLAGS: a fresh server, one bench run, its report appended.
 run_one() {

@@ -151,3 +151,41 @@ pub(crate) fn served(key: ApiKey) -> Option<Served> {
 pub(crate) fn closed(key: ApiKey, version: i16) -> bool {
     key == ApiKey::Produce && version < 3
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/kafka.md's table of APIs and versions is what ApiVersions advertises.
+    #[test]
+    fn the_documented_table_is_the_advertised_one() {
+        let doc = include_str!("../../../docs/kafka.md");
+        let section = doc
+            .split("## APIs and versions")
+            .nth(1)
+            .expect("docs/kafka.md has an APIs and versions section");
+        let rows: Vec<(i16, i16, i16)> = section
+            .lines()
+            .take_while(|l| !l.starts_with("## "))
+            .filter_map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                let key = cells.get(2)?.parse().ok()?;
+                let range = cells.get(3)?.split_whitespace().next()?;
+                let (min, max) = range.split_once('–')?;
+                Some((key, min.parse().ok()?, max.parse().ok()?))
+            })
+            .collect();
+        let advertised: Vec<(i16, i16, i16)> = ADVERTISED
+            .iter()
+            .map(|s| (s.key as i16, s.min, s.max))
+            .collect();
+        assert_eq!(rows, advertised);
+        for s in ADVERTISED {
+            assert!(
+                section.contains(&format!("| {:?} | {} |", s.key, s.key as i16)),
+                "{:?} is named as kafka-protocol names it",
+                s.key
+            );
+        }
+    }
+}
