@@ -238,4 +238,95 @@ pub mod fuzzing {
             req.api_version
         );
     }
+
+    /// A SASL exchange as `SaslAuthenticate` carries it, on a door over `ns`, whose user
+    /// `user` holds `token`. `data`: a byte choosing the mechanism, then up to three
+    /// messages split at 0xFF, in which `\x01T` stands for the token, `\x01R` for the
+    /// nonce the server's first SCRAM message gave and `\x01C` for the base64 GS2 header
+    /// of the first message, so the fuzzer reaches the later checks. Nothing may panic; a
+    /// failure ends the exchange; only the token's user is ever authenticated, and a SCRAM
+    /// proof (which no substitution can forge) never passes.
+    pub struct Sasl {
+        door: crate::Door,
+        user: String,
+    }
+
+    impl Sasl {
+        pub fn new(ns: std::sync::Arc<tributary_volume::Namespace>, user: &str) -> Sasl {
+            let door = crate::Door {
+                ns,
+                options: crate::Options::default(),
+                advertised: ("127.0.0.1".into(), 9092),
+            };
+            Sasl {
+                door,
+                user: user.to_owned(),
+            }
+        }
+
+        pub fn run(&self, token: &str, data: &[u8]) {
+            use base64::Engine;
+
+            let Some((choice, rest)) = data.split_first() else {
+                return;
+            };
+            let mechanism = crate::apis::sasl::MECHANISMS[usize::from(*choice) % 4];
+            let mut session = crate::session::Session::new(false);
+            session.mechanism = Some(mechanism);
+            let (mut nonce, mut gs2) = (Vec::new(), Vec::new());
+            for (i, message) in rest.split(|b| *b == 0xFF).take(3).enumerate() {
+                let message = substitute(message, token.as_bytes(), &nonce, &gs2);
+                if i == 0 {
+                    let mut commas = message.iter().enumerate().filter(|(_, b)| **b == b',');
+                    if let Some((end, _)) = commas.nth(1) {
+                        gs2 = base64::engine::general_purpose::STANDARD
+                            .encode(&message[..=end])
+                            .into_bytes();
+                    }
+                }
+                let was_authenticated = session.authenticated;
+                match crate::apis::sasl::step(&self.door, &mut session, &message) {
+                    Ok(reply) => {
+                        assert!(!was_authenticated, "a second exchange on one connection");
+                        if let Some(r) = reply.strip_prefix(b"r=") {
+                            nonce = r.split(|b| *b == b',').next().unwrap_or_default().to_vec();
+                        }
+                    }
+                    Err(_) => return,
+                }
+            }
+            if session.authenticated {
+                let caller = session.caller.as_ref().expect("an authenticated caller");
+                assert_eq!(caller.name(), self.user);
+                assert!(
+                    !mechanism.starts_with("SCRAM"),
+                    "a SCRAM proof passed that was not computed from the token"
+                );
+            }
+        }
+    }
+
+    fn substitute(message: &[u8], token: &[u8], nonce: &[u8], gs2: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(message.len());
+        let mut i = 0;
+        while i < message.len() {
+            let by = match (message[i], message.get(i + 1)) {
+                (1, Some(b'T')) => Some(token),
+                (1, Some(b'R')) => Some(nonce),
+                (1, Some(b'C')) => Some(gs2),
+                _ => None,
+            };
+            match by {
+                Some(with) => {
+                    out.extend_from_slice(with);
+                    i += 2;
+                }
+                None => {
+                    out.push(message[i]);
+                    i += 1;
+                }
+            }
+        }
+        out
+    }
 }

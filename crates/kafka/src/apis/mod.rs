@@ -17,7 +17,7 @@ mod list_offsets;
 mod metadata;
 mod offsets;
 mod produce;
-mod sasl;
+pub(crate) mod sasl;
 
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;

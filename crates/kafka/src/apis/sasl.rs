@@ -24,7 +24,7 @@ use crate::{Door, Result, scram};
 pub(crate) const MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"];
 
 /// A failed exchange: the code and the message the client is shown.
-type Failure = (ResponseError, String);
+pub(crate) type Failure = (ResponseError, String);
 
 fn failed(why: &str) -> Failure {
     (
@@ -98,7 +98,7 @@ pub(super) fn raw_token(door: &Door, session: &mut Session, token: &[u8]) -> Opt
 }
 
 /// One SaslAuthenticate round of the chosen mechanism: the bytes to answer with.
-fn step(
+pub(crate) fn step(
     door: &Door,
     session: &mut Session,
     message: &[u8],
