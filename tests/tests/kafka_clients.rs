@@ -508,3 +508,29 @@ async fn null_and_empty_cross_clients_and_grpc_both_ways() {
         assert_eq!(got, grpc, "gRPC's records as {reader} reads them");
     }
 }
+
+#[tokio::test]
+async fn offsets_for_times_finds_the_first_record_at_or_after_a_time() {
+    let (server, sec) = records_door(&[], &[("times", 1)]).await;
+    let t = now_ms() - 60_000;
+    let records: Vec<Value> = (0..3)
+        .map(|n| {
+            json!({ "partition": 0, "key": format!("k{n}"), "value": "v", "headers": [],
+                    "timestamp": t + 1000 * n })
+        })
+        .collect();
+    let spec = json!({ "op": "produce", "topic": "times", "records": records });
+    produce("confluent", &server, &sec, spec);
+    // Before all, exactly the first, between, exactly the last, after all.
+    let times = [t - 5000, t, t + 500, t + 2000, t + 2001];
+    let found = [json!(0), json!(0), json!(1), json!(2)];
+    // Kafka answers -1 for "none": confluent reports it so, kafka-python as None.
+    for (client, none) in [("confluent", json!(-1)), ("kafka-python", Value::Null)] {
+        let spec = json!({ "op": "offsets_for_times", "topic": "times", "partition": 0,
+                           "times": times });
+        let answer = kafka::call(client, bootstrap(&server), &sec, spec);
+        let mut expected = found.to_vec();
+        expected.push(none);
+        assert_eq!(answer, json!({ "offsets": expected }), "{client}");
+    }
+}
