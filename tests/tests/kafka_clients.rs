@@ -534,3 +534,110 @@ async fn offsets_for_times_finds_the_first_record_at_or_after_a_time() {
         assert_eq!(answer, json!({ "offsets": expected }), "{client}");
     }
 }
+
+/// `tributary --json ARGS...`, parsed line by line.
+fn cli_json(server: &Server, args: &[&str]) -> Vec<Value> {
+    let run = server.cli().args(["--json"]).args(args).run().ok();
+    run.stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// A stream's topics and their partition counts, as the CLI lists them.
+fn cli_topics(server: &Server, stream: &str) -> Vec<(String, u64)> {
+    cli_json(server, &["topic", "list", stream])
+        .iter()
+        .map(|t| {
+            (
+                t["path"].as_str().unwrap().to_owned(),
+                t["partitions"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn admin_clients_create_grow_configure_and_delete_topics() {
+    // Each client's topics go to a stream of their own: configs are a stream's.
+    let aliases = r#"["cf-*=/cf/s","kp-*=/kp/s"]"#;
+    let (server, sec) = records_door(&["--kafka-aliases", aliases], &[]).await;
+    let admin = server.client().await;
+    for (client, p) in [("confluent", "cf"), ("kafka-python", "kp")] {
+        let stream = format!("/{p}/s");
+        create_stream(&admin, &stream, v1::StreamAttributes::default()).await;
+        let (a, b) = (format!("{p}-a"), format!("{p}-b"));
+        let admin_steps = |steps: Value| {
+            let spec = json!({ "op": "admin", "steps": steps });
+            kafka::call(client, bootstrap(&server), &sec, spec)["steps"].clone()
+        };
+        let steps = admin_steps(json!([
+            { "do": "create", "name": a, "partitions": 2,
+              "configs": { "retention.ms": "3600000", "cleanup.policy": "delete" } },
+            { "do": "create", "name": b, "partitions": 1 },
+            { "do": "grow", "name": a, "partitions": 4 },
+            { "do": "grow", "name": a, "partitions": 3 },
+            { "do": "alter", "name": a, "configs": { "max.message.bytes": "2000000" } },
+            { "do": "describe", "name": b },
+        ]));
+        let partitions = json!({ "error": "INVALID_PARTITIONS" });
+        let ok = json!("ok");
+        let done = &steps.as_array().expect("steps")[..5];
+        assert_eq!(
+            done,
+            [ok.clone(), ok.clone(), ok.clone(), partitions, ok],
+            "{client}: {steps}"
+        );
+        // b shares a's stream, so its configs are a's.
+        let configs = &steps[5];
+        for (key, value) in [
+            ("retention.ms", "3600000"),
+            ("cleanup.policy", "delete"),
+            ("max.message.bytes", "2000000"),
+            ("min.insync.replicas", "1"),
+        ] {
+            assert_eq!(configs[key], json!(value), "{client}: {key} in {configs}");
+        }
+        let info = &cli_json(&server, &["stream", "info", &stream])[0];
+        assert_eq!(
+            (
+                &info["ttl_ms"],
+                &info["max_message_bytes"],
+                &info["compact"]
+            ),
+            (&json!(3_600_000), &json!(2_000_000), &json!(false)),
+            "{client}: {info}"
+        );
+        let topics = vec![(format!("{stream}:{a}"), 4), (format!("{stream}:{b}"), 1)];
+        assert_eq!(cli_topics(&server, &stream), topics, "{client}");
+
+        // Configs a stream cannot hold are refused with INVALID_CONFIG, changing nothing.
+        let steps = admin_steps(json!([
+            { "do": "alter", "name": a, "configs": { "retention.ms": "0" } },
+            { "do": "alter", "name": a, "configs": { "segment.bytes": "100" } },
+            { "do": "create", "name": format!("{p}-c"), "partitions": 1,
+              "configs": { "retention.ms": "0" } },
+        ]));
+        let invalid = json!({ "error": "INVALID_CONFIG" });
+        assert_eq!(steps, json!([invalid, invalid, invalid]), "{client}");
+        assert_eq!(
+            &cli_json(&server, &["stream", "info", &stream])[0],
+            info,
+            "{client}"
+        );
+        assert_eq!(cli_topics(&server, &stream), topics, "{client}");
+
+        // Deleted, then unknown (librdkafka names the code UNKNOWN_TOPIC_OR_PART).
+        let steps = admin_steps(json!([
+            { "do": "delete", "name": b },
+            { "do": "delete", "name": b },
+        ]));
+        assert_eq!(steps[0], json!("ok"), "{client}: {steps}");
+        let unknown = steps[1]["error"].as_str().unwrap_or_default();
+        assert!(
+            unknown.starts_with("UNKNOWN_TOPIC_OR_PART"),
+            "{client}: {steps}"
+        );
+        assert_eq!(cli_topics(&server, &stream), topics[..1], "{client}");
+    }
+}
