@@ -641,3 +641,143 @@ async fn admin_clients_create_grow_configure_and_delete_topics() {
         assert_eq!(cli_topics(&server, &stream), topics[..1], "{client}");
     }
 }
+
+// --- Hostile frames on a running server ---------------------------------------------------
+
+/// A raw connection to the Kafka listener, blocking, giving up on a read after 10 s.
+fn raw_connection(server: &Server) -> std::net::TcpStream {
+    let s = std::net::TcpStream::connect(bootstrap(server)).expect("connects");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    s
+}
+
+/// A request frame: size, then header v1 (key, version, correlation id 1, a null client
+/// id), then `body`; a flexible version (`tagged`) adds the header's empty tagged fields.
+fn raw_request(key: i16, version: i16, tagged: bool, body: &[u8]) -> Vec<u8> {
+    let mut frame = [
+        &key.to_be_bytes()[..],
+        &version.to_be_bytes(),
+        &1i32.to_be_bytes(),
+    ]
+    .concat();
+    frame.extend([0xff, 0xff]);
+    if tagged {
+        frame.push(0);
+    }
+    frame.extend(body);
+    [&(frame.len() as i32).to_be_bytes()[..], &frame].concat()
+}
+
+/// The next response's bytes after its size, or `None` once the server closed.
+fn raw_response(s: &mut std::net::TcpStream) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut size = [0; 4];
+    match s.read_exact(&mut size) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return None,
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
+        Err(e) => panic!("neither a response nor a close within the deadline: {e}"),
+    }
+    let mut body = vec![0; i32::from_be_bytes(size) as usize];
+    s.read_exact(&mut body).expect("a whole response");
+    Some(body)
+}
+
+fn i16_at(b: &[u8], at: usize) -> i16 {
+    i16::from_be_bytes([b[at], b[at + 1]])
+}
+
+/// Sends `frame` on a new connection and expects the server to close it.
+fn closes(server: &Server, what: &str, frame: &[u8], authenticated: bool) {
+    let mut s = raw_connection(server);
+    if authenticated {
+        sasl_plain(&mut s, "admin", &server.admin_token());
+    }
+    std::io::Write::write_all(&mut s, frame).unwrap();
+    assert_eq!(raw_response(&mut s), None, "{what}: answered, not closed");
+}
+
+/// SaslHandshake v1 and SaslAuthenticate v0 with PLAIN, by hand.
+fn sasl_plain(s: &mut std::net::TcpStream, user: &str, token: &str) {
+    let plain = format!("\0{user}\0{token}");
+    let handshake = [&5i16.to_be_bytes()[..], b"PLAIN"].concat();
+    let authenticate = [&(plain.len() as i32).to_be_bytes()[..], plain.as_bytes()].concat();
+    for (key, version, body) in [(17, 1, handshake), (36, 0, authenticate)] {
+        std::io::Write::write_all(s, &raw_request(key, version, false, &body)).unwrap();
+        let answer = raw_response(s).expect("an answer");
+        assert_eq!(i16_at(&answer, 4), 0, "SASL step {key} refused");
+    }
+}
+
+#[tokio::test]
+async fn hostile_frames_leave_the_running_server_serving_stock_clients() {
+    let (server, sec) = records_door(&[], &[("h", 1)]).await;
+    let t = now_ms() - 60_000;
+    let mut sent = Vec::new();
+    let mut still_serves = |case: &str| {
+        let metadata = kafka::run(
+            "confluent",
+            "metadata",
+            bootstrap(&server),
+            Some(&["h"]),
+            &sec,
+        );
+        assert_eq!(metadata, json!({ "topics": { "h": 1 } }), "after {case}");
+        let r = json!({ "partition": 0, "key": case, "value": "v", "headers": [],
+                        "timestamp": t + sent.len() as i64 });
+        let spec = json!({ "op": "produce", "topic": "h", "records": [r] });
+        produce("kafka-python", &server, &sec, spec);
+        sent.push(r);
+    };
+
+    // An unknown API key (999), from an authenticated connection.
+    closes(
+        &server,
+        "unknown key",
+        &raw_request(999, 0, false, &[]),
+        true,
+    );
+    still_serves("unknown key");
+    // 2 GiB announced: closed before anything is read or allocated.
+    closes(&server, "2 GiB", &i32::MAX.to_be_bytes(), false);
+    still_serves("2 GiB");
+    // A Produce before SASL on a listener that needs it.
+    closes(
+        &server,
+        "Produce before SASL",
+        &raw_request(0, 3, false, &[0; 16]),
+        false,
+    );
+    still_serves("Produce before SASL");
+    // ApiVersions v99: answered at v0 with UNSUPPORTED_VERSION and the served range.
+    let mut s = raw_connection(&server);
+    std::io::Write::write_all(&mut s, &raw_request(18, 99, true, &[1, 1, 0])).unwrap();
+    let answer = raw_response(&mut s).expect("an answer");
+    assert_eq!(
+        i32::from_be_bytes(answer[..4].try_into().unwrap()),
+        1,
+        "correlation id"
+    );
+    assert_eq!(i16_at(&answer, 4), 35, "UNSUPPORTED_VERSION");
+    let count = i32::from_be_bytes(answer[6..10].try_into().unwrap()) as usize;
+    assert_eq!(answer.len(), 10 + 6 * count, "a v0 body");
+    let apis: Vec<(i16, i16, i16)> = answer[10..]
+        .chunks(6)
+        .map(|k| (i16_at(k, 0), i16_at(k, 2), i16_at(k, 4)))
+        .collect();
+    assert!(apis.contains(&(18, 0, 4)), "ApiVersions 0-4 in {apis:?}");
+    still_serves("ApiVersions v99");
+    // A truncated frame, its connection left open while stock clients are served.
+    let mut cut = raw_connection(&server);
+    std::io::Write::write_all(&mut cut, &[&100i32.to_be_bytes()[..], &[0, 18, 0]].concat())
+        .unwrap();
+    still_serves("a truncated frame");
+    drop(cut);
+    still_serves("the truncated frame's close");
+    assert_eq!(
+        consume("aiokafka", &server, &sec, "h", sent.len()),
+        sent,
+        "every record produced between the hostile frames"
+    );
+}
