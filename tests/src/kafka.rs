@@ -3,8 +3,9 @@
 //! and kafkajs (`tests/kafka/kafkajs.js`). `scripts/kafka-clients.sh` installs them once
 //! into the cache directory; a test that needs them fails, never skips, when they cannot be.
 //!
-//! Every client takes the same JSON spec (client, op, bootstrap, topics, security) and
-//! answers one JSON object, so a test runs one case across all of them with [`run`].
+//! Every client takes the same JSON spec (client, op, bootstrap, security and the op's
+//! arguments) and answers one JSON object, so a test runs one case across all of them with
+//! [`run`] (metadata) or [`call`] (any op, records included).
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

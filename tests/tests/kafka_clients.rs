@@ -4,7 +4,10 @@
 //! lists the default stream's under their short names, a named topic resolves); SASL
 //! PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 with a user's token, good and bad; OAUTHBEARER
 //! carrying a token; SSL and SASL_SSL with the server's certificates; a client
-//! certificate's CN as the user; anonymous access where the server allows it.
+//! certificate's CN as the user; anonymous access where the server allows it. Records:
+//! every codec from every client read back exactly by another; null and empty keys, values
+//! and header values across clients and gRPC both ways; offsets_for_times; the admin
+//! clients' topic and config calls; hostile raw frames on the running server.
 
 use serde_json::{Value, json};
 use tributary_client::{Client, ConnectOptions};
