@@ -373,6 +373,8 @@ async fn every_codec_from_every_client_is_read_back_exactly_by_another() {
     let (server, sec) = records_door(&[], &partitions).await;
     let base = now_ms() - 60_000;
     for (i, producer) in CLIENTS.iter().enumerate() {
+        // The room the producer's uncompressed records take.
+        let mut uncompressed = None;
         for (group, codecs) in CODECS.iter().enumerate() {
             if group == 1 && *producer == "kafkajs" {
                 continue;
@@ -418,6 +420,19 @@ async fn every_codec_from_every_client_is_read_back_exactly_by_another() {
                 }
             }
             assert_eq!(got, sent, "{producer}'s {codecs:?} as {reader} read them");
+            // The batches are stored as sent: compressed ones take a fraction of the room.
+            let path = format!("/acme/s:{topic}");
+            let info = &cli_json(&server, &["topic", "info", &path])[0];
+            for (p, codec) in codecs.iter().enumerate() {
+                let stored = info["partition_info"][p]["bytes"].as_u64().unwrap();
+                let plain = *uncompressed.get_or_insert(stored);
+                if *codec != "none" {
+                    assert!(
+                        stored < plain / 2,
+                        "{producer} {codec}: {stored} bytes, {plain} plain"
+                    );
+                }
+            }
         }
     }
 }
@@ -447,7 +462,7 @@ fn grpc_records(server: &Server, topic: &str, count: usize) -> Vec<Value> {
 
 #[tokio::test]
 async fn null_and_empty_cross_clients_and_grpc_both_ways() {
-    let (server, sec) = records_door(&[], &[("nulls", 1), ("back", 1)]).await;
+    let (server, sec) = records_door(&[], &[("nulls", 1), ("back", 1), ("grpc", 1)]).await;
     let t = now_ms() - 60_000;
     let record = |key: Value, value: Value, headers: Value, n: i64| {
         json!({ "partition": 0, "key": key, "value": value, "headers": headers,
@@ -509,6 +524,37 @@ async fn null_and_empty_cross_clients_and_grpc_both_ways() {
     for reader in ["confluent", "kafka-python", "kafkajs"] {
         let got = consume(reader, &server, &sec, "back", 5);
         assert_eq!(got, grpc, "gRPC's records as {reader} reads them");
+    }
+    // And through the Rust client, with headers and timestamps: confluent's records again.
+    let bytes = |v: &Value| v.as_str().map(|s| bytes::Bytes::from(s.to_owned()));
+    let records = sent
+        .iter()
+        .map(|r| v1::Record {
+            key: bytes(&r["key"]),
+            value: bytes(&r["value"]),
+            headers: r["headers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| v1::Header {
+                    key: h[0].as_str().unwrap().to_owned(),
+                    value: bytes(&h[1]),
+                })
+                .collect(),
+            timestamp_ms: r["timestamp"].as_i64(),
+        })
+        .collect();
+    let client = server.client().await;
+    client
+        .produce("/acme/s:grpc", Some(0), records)
+        .await
+        .unwrap();
+    for reader in ["confluent", "aiokafka", "kcat"] {
+        let got = consume(reader, &server, &sec, "grpc", sent.len());
+        assert_eq!(
+            got, sent,
+            "the Rust client's records as {reader} reads them"
+        );
     }
 }
 
