@@ -43,6 +43,8 @@ import sys
 import time
 
 TIMEOUT_S = 10
+# How long a consume waits for its records: it ends as soon as it has them all.
+CONSUME_S = 30
 
 
 def security(spec):
@@ -187,16 +189,15 @@ def confluent_consume(spec):
         parts = md.topics[spec["topic"]].partitions
         consumer.assign([TopicPartition(spec["topic"], p, OFFSET_BEGINNING) for p in parts])
         records = []
-        deadline = time.time() + TIMEOUT_S
+        deadline = time.time() + CONSUME_S
         while len(records) < spec["count"] and time.time() < deadline:
             m = consumer.poll(0.2)
             if m is None:
                 continue
             if m.error():
                 return {"error": m.error().name()}
-            records.append(
-                record(m.partition(), m.offset(), m.key(), m.value(), m.headers(), m.timestamp()[1])
-            )
+            _type, ts = m.timestamp()
+            records.append(record(m.partition(), m.offset(), m.key(), m.value(), m.headers(), ts))
         return in_order(records)
     finally:
         consumer.close()
@@ -373,7 +374,7 @@ def kafka_python_consume(spec):
         consumer.assign([TopicPartition(spec["topic"], p) for p in parts])
         consumer.seek_to_beginning()
         records = []
-        deadline = time.time() + TIMEOUT_S
+        deadline = time.time() + CONSUME_S
         while len(records) < spec["count"] and time.time() < deadline:
             for msgs in consumer.poll(timeout_ms=200).values():
                 for m in msgs:
@@ -546,22 +547,21 @@ def aiokafka_produce(spec):
 
 
 def aiokafka_consume(spec):
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
 
     async def run():
+        # Without a group, a subscription takes every partition, from the earliest offset.
         consumer = AIOKafkaConsumer(
-            **aiokafka_config(spec), enable_auto_commit=False, auto_offset_reset="earliest"
+            spec["topic"],
+            **aiokafka_config(spec),
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
         )
         await consumer.start()
         try:
-            parts = consumer.partitions_for_topic(spec["topic"])
-            if not parts:
-                await consumer._client.force_metadata_update()  # noqa: SLF001
-                parts = consumer.partitions_for_topic(spec["topic"]) or []
-            consumer.assign([TopicPartition(spec["topic"], p) for p in parts])
-            await consumer.seek_to_beginning()
             records = []
-            deadline = time.time() + TIMEOUT_S
+            deadline = time.time() + CONSUME_S
             while len(records) < spec["count"] and time.time() < deadline:
                 batch = await consumer.getmany(timeout_ms=200)
                 for msgs in batch.values():

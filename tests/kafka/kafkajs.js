@@ -18,6 +18,8 @@ const COMPRESSION = {
 };
 
 const TIMEOUT_MS = 10000;
+// How long a consume waits for its records: it ends as soon as it has them all.
+const CONSUME_MS = 30000;
 
 function client(spec) {
   const sec = spec.security || { protocol: 'PLAINTEXT' };
@@ -108,7 +110,7 @@ const ops = {
       await consumer.subscribe({ topic: spec.topic, fromBeginning: true });
       let done;
       const finished = new Promise((resolve) => (done = resolve));
-      const timer = setTimeout(done, TIMEOUT_MS);
+      const timer = setTimeout(done, CONSUME_MS);
       await consumer.run({
         autoCommit: false,
         eachMessage: async ({ partition, message: m }) => {
