@@ -70,9 +70,41 @@ def record(partition, offset, key, value, headers, timestamp):
     }
 
 
+def send_args(r):
+    """A record as kafka-python's and aiokafka's `send` take it."""
+    return {
+        "key": raw(r["key"]),
+        "value": raw(r["value"]),
+        "partition": r["partition"],
+        "timestamp_ms": r["timestamp"],
+        "headers": [(k, raw(v)) for k, v in r["headers"]],
+    }
+
+
 def in_order(records):
     records.sort(key=lambda r: (r["partition"], r["offset"]))
     return {"records": records}
+
+
+def offsets_at(consumer, times, find):
+    """`find(time)` for each time, then the consumer closed."""
+    try:
+        return {"offsets": [find(t) for t in times]}
+    except Exception as e:  # noqa: BLE001 - the client's error is the answer
+        return {"error": kafka_error(e)}
+    finally:
+        consumer.close()
+
+
+def run_steps(admin, steps, step):
+    """`step(admin, s)` for each admin step; a refused one answers its error's name."""
+    answers = []
+    for s in steps:
+        try:
+            answers.append(step(admin, s))
+        except Exception as e:  # noqa: BLE001 - the broker's error is the answer
+            answers.append({"error": kafka_error(e)})
+    return {"steps": answers}
 
 
 def kafka_error(e):
@@ -204,22 +236,18 @@ def confluent_consume(spec):
 
 
 def confluent_offsets_for_times(spec):
-    from confluent_kafka import TopicPartition
+    from confluent_kafka import KafkaException, TopicPartition
 
     consumer = confluent_consumer(spec)
-    try:
-        offsets = []
-        for t in spec["times"]:
-            tp = TopicPartition(spec["topic"], spec["partition"], t)
-            (found,) = consumer.offsets_for_times([tp], timeout=TIMEOUT_S)
-            if found.error:
-                return {"error": found.error.name()}
-            offsets.append(found.offset)
-        return {"offsets": offsets}
-    except Exception as e:  # noqa: BLE001
-        return {"error": kafka_error(e)}
-    finally:
-        consumer.close()
+
+    def find(t):
+        tp = TopicPartition(spec["topic"], spec["partition"], t)
+        (found,) = consumer.offsets_for_times([tp], timeout=TIMEOUT_S)
+        if found.error:
+            raise KafkaException(found.error)
+        return found.offset
+
+    return offsets_at(consumer, spec["times"], find)
 
 
 def confluent_step(admin, step):
@@ -257,14 +285,7 @@ def confluent_admin(spec):
     from confluent_kafka.admin import AdminClient
 
     conf, _errors = confluent_config(spec)
-    admin = AdminClient(conf)
-    steps = []
-    for step in spec["steps"]:
-        try:
-            steps.append(confluent_step(admin, step))
-        except Exception as e:  # noqa: BLE001 - the broker's error is the answer
-            steps.append({"error": kafka_error(e)})
-    return {"steps": steps}
+    return run_steps(AdminClient(conf), spec["steps"], confluent_step)
 
 
 # --- kafka-python -------------------------------------------------------------------------
@@ -336,17 +357,7 @@ def kafka_python_produce(spec):
     except Exception as e:  # noqa: BLE001
         return {"error": f"{type(e).__name__}: {e}"}
     try:
-        sent = [
-            producer.send(
-                spec["topic"],
-                key=raw(r["key"]),
-                value=raw(r["value"]),
-                partition=r["partition"],
-                timestamp_ms=r["timestamp"],
-                headers=[(k, raw(v)) for k, v in r["headers"]],
-            )
-            for r in spec["records"]
-        ]
+        sent = [producer.send(spec["topic"], **send_args(r)) for r in spec["records"]]
         producer.flush(TIMEOUT_S)
         for f in sent:
             f.get(TIMEOUT_S)
@@ -392,17 +403,13 @@ def kafka_python_offsets_for_times(spec):
     from kafka import TopicPartition
 
     consumer = kafka_python_consumer(spec)
-    try:
-        tp = TopicPartition(spec["topic"], spec["partition"])
-        offsets = []
-        for t in spec["times"]:
-            found = consumer.offsets_for_times({tp: t})[tp]
-            offsets.append(None if found is None else found.offset)
-        return {"offsets": offsets}
-    except Exception as e:  # noqa: BLE001
-        return {"error": kafka_error(e)}
-    finally:
-        consumer.close()
+    tp = TopicPartition(spec["topic"], spec["partition"])
+
+    def find(t):
+        found = consumer.offsets_for_times({tp: t})[tp]
+        return None if found is None else found.offset
+
+    return offsets_at(consumer, spec["times"], find)
 
 
 def kafka_python_step(admin, step):
@@ -413,9 +420,9 @@ def kafka_python_step(admin, step):
     match step["do"]:
         case "create":
             t = {"num_partitions": step["partitions"], "configs": step.get("configs", {})}
-            answer = admin.create_topics({name: t})
+            admin.create_topics({name: t})
         case "grow":
-            answer = admin.create_partitions({name: step["partitions"]})
+            admin.create_partitions({name: step["partitions"]})
         case "describe":
             resource = ConfigResource(ConfigResourceType.TOPIC, name)
             answer = admin.describe_configs([resource], config_filter="all")
@@ -430,7 +437,7 @@ def kafka_python_step(admin, step):
             if refused:
                 return {"error": Errors.for_code(int(refused[1])).message}
         case "delete":
-            answer = admin.delete_topics([name])
+            admin.delete_topics([name])
     return "ok"
 
 
@@ -438,16 +445,10 @@ def kafka_python_admin(spec):
     from kafka import KafkaAdminClient
 
     admin = KafkaAdminClient(**kafka_python_config(spec))
-    steps = []
     try:
-        for step in spec["steps"]:
-            try:
-                steps.append(kafka_python_step(admin, step))
-            except Exception as e:  # noqa: BLE001 - the broker's error is the answer
-                steps.append({"error": kafka_error(e)})
+        return run_steps(admin, spec["steps"], kafka_python_step)
     finally:
         admin.close()
-    return {"steps": steps}
 
 
 # --- aiokafka -----------------------------------------------------------------------------
@@ -523,17 +524,7 @@ def aiokafka_produce(spec):
         )
         await producer.start()
         try:
-            sent = [
-                await producer.send(
-                    spec["topic"],
-                    key=raw(r["key"]),
-                    value=raw(r["value"]),
-                    partition=r["partition"],
-                    timestamp_ms=r["timestamp"],
-                    headers=[(k, raw(v)) for k, v in r["headers"]],
-                )
-                for r in spec["records"]
-            ]
+            sent = [await producer.send(spec["topic"], **send_args(r)) for r in spec["records"]]
             for f in sent:
                 await f
             return {"produced": len(sent)}
