@@ -831,3 +831,24 @@ async fn hostile_frames_leave_the_running_server_serving_stock_clients() {
         "every record produced between the hostile frames"
     );
 }
+
+#[tokio::test]
+async fn stock_producers_create_their_topic_as_a_grpc_produce_does() {
+    let (server, sec) = records_door(&[], &[]).await;
+    let t = now_ms() - 60_000;
+    for producer in ["kcat", "kafka-python", "kafkajs"] {
+        let topic = format!("new-{producer}");
+        let r = json!({ "partition": 0, "key": "k", "value": producer, "headers": [],
+                        "timestamp": t });
+        let spec = json!({ "op": "produce", "topic": topic, "records": [r] });
+        produce(producer, &server, &sec, spec);
+        let got = consume("confluent", &server, &sec, &topic, 1);
+        assert_eq!(got[0]["value"], json!(producer), "{producer}: {got:?}");
+    }
+    // In the default stream, with its default partition count.
+    let made: Vec<(String, u64)> = ["kafka-python", "kafkajs", "kcat"]
+        .iter()
+        .map(|p| (format!("/acme/s:new-{p}"), 1))
+        .collect();
+    assert_eq!(cli_topics(&server, "/acme/s"), made);
+}
