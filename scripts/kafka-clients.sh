@@ -3,8 +3,10 @@
 # and prints where they are, one `name=path` a line:
 #   kcat=…          kcat from Debian (librdkafka 2.0.2: the old feature probes);
 #   python=…        a venv with tests/kafka/requirements.txt (confluent-kafka, kafka-python,
-#                   aiokafka), one per version of that file, under the cache directory;
-#   node_modules=…  kafkajs from npm (tests/kafka/package.json), one per version of that file.
+#                   aiokafka and their codecs), one per version of that file, under the cache
+#                   directory;
+#   node_modules=…  kafkajs and kafkajs-snappy from npm (tests/kafka/package.json), one per
+#                   version of that file.
 # Each is installed once and reused; safe to run concurrently (flock).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

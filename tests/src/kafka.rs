@@ -3,8 +3,9 @@
 //! and kafkajs (`tests/kafka/kafkajs.js`). `scripts/kafka-clients.sh` installs them once
 //! into the cache directory; a test that needs them fails, never skips, when they cannot be.
 //!
-//! Every client takes the same JSON spec (client, op, bootstrap, topics, security) and
-//! answers one JSON object, so a test runs one case across all of them with [`run`].
+//! Every client takes the same JSON spec (client, op, bootstrap, security and the op's
+//! arguments) and answers one JSON object, so a test runs one case across all of them with
+//! [`run`] (metadata) or [`call`] (any op, records included).
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -109,17 +110,24 @@ pub fn run(
     topics: Option<&[&str]>,
     sec: &Security,
 ) -> Value {
-    let mut spec = json!({
-        "client": client,
-        "op": op,
-        "bootstrap": bootstrap,
-        "security": sec.json(),
-    });
+    if client == "kcat" {
+        return kcat(op, bootstrap, topics, sec);
+    }
+    let mut spec = json!({ "op": op });
     if let Some(t) = topics {
         spec["topics"] = json!(t);
     }
+    call(client, bootstrap, sec, spec)
+}
+
+/// Runs `spec` (an op and its arguments, as `tests/kafka/clients.py` describes them) with
+/// `client` against `bootstrap`; the client's JSON answer. kcat runs produce and consume.
+pub fn call(client: &str, bootstrap: &str, sec: &Security, mut spec: Value) -> Value {
+    spec["client"] = json!(client);
+    spec["bootstrap"] = json!(bootstrap);
+    spec["security"] = sec.json();
     let out = match client {
-        "kcat" => return kcat(op, bootstrap, topics, sec),
+        "kcat" => return kcat_records(bootstrap, sec, &spec),
         "kafkajs" => stock("node")
             .arg(repo_root().join("tests/kafka/kafkajs.js"))
             .arg(spec.to_string())
@@ -206,4 +214,102 @@ fn kcat(op: &str, bootstrap: &str, topics: Option<&[&str]>, sec: &Security) -> V
         }
     }
     json!({ "topics": result })
+}
+
+/// kcat's produce and consume. It produces one line a record, key and value split at a tab,
+/// with the first record's headers on every record and its own timestamps; it consumes
+/// from the earliest offsets to the end of every partition.
+fn kcat_records(bootstrap: &str, sec: &Security, spec: &Value) -> Value {
+    let topic = spec["topic"].as_str().expect("a topic");
+    let mut cmd = stock(&installed().kcat);
+    cmd.args(["-b", bootstrap, "-t", topic]);
+    for x in kcat_settings(sec) {
+        cmd.args(["-X", &x]);
+    }
+    match spec["op"].as_str() {
+        Some("produce") => kcat_produce(cmd, spec),
+        Some("consume") => kcat_consume(cmd, spec),
+        op => panic!("kcat runs no {op:?}"),
+    }
+}
+
+fn kcat_produce(mut cmd: Command, spec: &Value) -> Value {
+    let records = spec["records"].as_array().expect("records");
+    let text = |v: &Value| v.as_str().expect("kcat sends no null").to_owned();
+    let mut input = String::new();
+    for r in records {
+        let line = format!("{}\t{}", text(&r["key"]), text(&r["value"]));
+        assert!(
+            line.matches('\t').count() == 1 && !line.contains('\n'),
+            "kcat: a tab or newline in {r}"
+        );
+        input += &line;
+        input.push('\n');
+    }
+    let partition = records
+        .first()
+        .map_or(0, |r| r["partition"].as_i64().unwrap());
+    assert!(
+        records
+            .iter()
+            .all(|r| r["partition"].as_i64() == Some(partition)),
+        "kcat sends one partition a run"
+    );
+    cmd.args(["-P", "-K", "\t", "-p", &partition.to_string()]);
+    cmd.args(["-z", spec["compression"].as_str().unwrap_or("none")]);
+    for h in records
+        .first()
+        .map_or(&vec![], |r| r["headers"].as_array().unwrap())
+    {
+        cmd.args(["-H", &format!("{}={}", text(&h[0]), text(&h[1]))]);
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kcat runs");
+    let mut stdin = child.stdin.take().expect("piped");
+    std::io::Write::write_all(&mut stdin, input.as_bytes()).expect("kcat reads");
+    drop(stdin);
+    let out = child.wait_with_output().expect("kcat ends");
+    if !out.status.success() {
+        return json!({ "error": String::from_utf8_lossy(&out.stderr) });
+    }
+    json!({ "produced": records.len() })
+}
+
+fn kcat_consume(mut cmd: Command, spec: &Value) -> Value {
+    let count = spec["count"].as_u64().expect("a count");
+    cmd.args([
+        "-C",
+        "-J",
+        "-o",
+        "beginning",
+        "-e",
+        "-c",
+        &count.to_string(),
+    ]);
+    let out = cmd.output().expect("kcat runs");
+    if !out.status.success() {
+        return json!({ "error": String::from_utf8_lossy(&out.stderr) });
+    }
+    let mut records: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let m: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("kcat -J: {e}: {l}"));
+            let flat = m["headers"].as_array().cloned().unwrap_or_default();
+            let headers: Vec<Value> = flat.chunks(2).map(|kv| json!(kv)).collect();
+            json!({
+                "partition": m["partition"],
+                "offset": m["offset"],
+                "key": m["key"],
+                "value": m["payload"],
+                "headers": headers,
+                "timestamp": m["ts"],
+            })
+        })
+        .collect();
+    records.sort_by_key(|r| (r["partition"].as_i64(), r["offset"].as_i64()));
+    json!({ "records": records })
 }

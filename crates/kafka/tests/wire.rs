@@ -215,6 +215,16 @@ async fn connections_past_the_limit_are_closed() {
 
 /// A Metadata request framed at `version`, for `topics` (`None`: all topics).
 fn metadata_request(correlation_id: i32, version: i16, topics: Option<&[&str]>) -> Bytes {
+    metadata_request_with(correlation_id, version, topics, false)
+}
+
+/// The same, allowing auto-creation (a field of versions 4 and up) when `auto_create`.
+fn metadata_request_with(
+    correlation_id: i32,
+    version: i16,
+    topics: Option<&[&str]>,
+    auto_create: bool,
+) -> Bytes {
     let header = RequestHeader::default()
         .with_request_api_key(ApiKey::Metadata as i16)
         .with_request_api_version(version)
@@ -237,7 +247,7 @@ fn metadata_request(correlation_id: i32, version: i16, topics: Option<&[&str]>) 
     };
     let mut body = MetadataRequest::default().with_topics(topics);
     if version >= 4 {
-        body = body.with_allow_auto_topic_creation(false);
+        body = body.with_allow_auto_topic_creation(auto_create);
     }
     let mut b = BytesMut::new();
     b.put_i32(0);
@@ -251,7 +261,16 @@ fn metadata_request(correlation_id: i32, version: i16, topics: Option<&[&str]>) 
 }
 
 async fn metadata(s: &mut TcpStream, version: i16, topics: Option<&[&str]>) -> MetadataResponse {
-    s.write_all(&metadata_request(42, version, topics))
+    metadata_with(s, version, topics, false).await
+}
+
+async fn metadata_with(
+    s: &mut TcpStream,
+    version: i16,
+    topics: Option<&[&str]>,
+    auto_create: bool,
+) -> MetadataResponse {
+    s.write_all(&metadata_request_with(42, version, topics, auto_create))
         .await
         .unwrap();
     let mut b = read_response(s).await.expect("a Metadata response");
@@ -334,6 +353,33 @@ async fn metadata_answers_each_name_with_what_it_resolves_to() {
             "v{version}"
         );
     }
+}
+
+#[tokio::test]
+async fn metadata_creates_a_named_topic_where_a_produce_would() {
+    let d = door(private()).await;
+    let mut s = TcpStream::connect(d.addr).await.unwrap();
+    assert_eq!(handshake(&mut s, "PLAIN").await.error_code, 0);
+    assert_eq!(plain(&mut s, 2, "admin", &d.token).await.error_code, 0);
+    // Not asked (and never below version 4, which has no such field): unknown.
+    for (version, auto_create) in [(3, true), (9, false)] {
+        let r = metadata_with(&mut s, version, Some(&["fresh"]), auto_create).await;
+        assert_eq!(topics(&r), [("fresh".into(), 3, 0)], "v{version}");
+    }
+    // Asked: created in the default stream with its default partitions, as a produce would.
+    let r = metadata_with(&mut s, 9, Some(&["fresh", "/acme/none:x"]), true).await;
+    assert_eq!(
+        topics(&r),
+        [("fresh".into(), 0, 1), ("/acme/none:x".into(), 3, 0)]
+    );
+    let admin = d.ns.authenticate(&d.token).unwrap();
+    let made = d.ns.list_topics(&admin, "/acme/s").await.unwrap();
+    assert!(made.iter().any(|t| t.path == "/acme/s:fresh"), "{made:?}");
+    // Someone who may not produce there gets nothing created.
+    let open = door(anonymous()).await;
+    let mut anon = TcpStream::connect(open.addr).await.unwrap();
+    let r = metadata_with(&mut anon, 9, Some(&["other"]), true).await;
+    assert_eq!(topics(&r), [("other".into(), 3, 0)]);
 }
 
 #[tokio::test]

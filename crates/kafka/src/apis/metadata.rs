@@ -4,7 +4,10 @@
 //! resolves nowhere is UNKNOWN_TOPIC_OR_PARTITION, a malformed one
 //! INVALID_TOPIC_EXCEPTION, one the caller may not see TOPIC_AUTHORIZATION_FAILED.
 //! Leader epochs are reported as -1, so clients skip epoch validation
-//! (OffsetForLeaderEpoch is not served).
+//! (OffsetForLeaderEpoch is not served). A named topic that does not exist is created, as a
+//! produce creates it, when the request allows auto-creation (versions 4 and up), its
+//! stream autocreates topics and the caller may produce there (the broker's
+//! `auto.create.topics.enable` is the stream's attribute); otherwise it is unknown.
 
 use std::collections::HashMap;
 
@@ -29,6 +32,7 @@ pub(crate) const NODE_ID: i32 = 0;
 pub(super) async fn handle(door: &Door, caller: &Caller, mut req: Request) -> Result<Bytes> {
     let version = req.api_version;
     let request: MetadataRequest = super::decode(&mut req)?;
+    let auto_create = version >= 4 && request.allow_auto_topic_creation;
     let resolver = Resolver {
         rules: &door.options.aliases,
         user_default: None,
@@ -79,12 +83,20 @@ pub(super) async fn handle(door: &Door, caller: &Caller, mut req: Request) -> Re
                             Err(code) => topic(version, name, code, 0),
                             Ok(list) => match list.iter().find(|t| t.path == path.to_string()) {
                                 Some(t) => topic(version, name, 0, t.partitions),
-                                None => topic(
-                                    version,
-                                    name,
-                                    ResponseError::UnknownTopicOrPartition.code(),
-                                    0,
-                                ),
+                                None => {
+                                    // Created as a produce creates it, where that may be.
+                                    let created = if auto_create {
+                                        let path = path.to_string();
+                                        door.ns.producer_partitions(caller, &path).await.ok()
+                                    } else {
+                                        None
+                                    };
+                                    let code = ResponseError::UnknownTopicOrPartition.code();
+                                    match created {
+                                        Some(n) => topic(version, name, 0, n),
+                                        None => topic(version, name, code, 0),
+                                    }
+                                }
                             },
                         }
                     }
