@@ -15,8 +15,9 @@ pub struct Served {
 /// Every API served, in key order. Produce is advertised from 0 so that old librdkafka's
 /// probes find its compression codecs, but versions 0 to 2 (message sets before record
 /// batches) close the connection ([`closed`]). Fetch stops at 12 and Produce at 11: later
-/// versions name topics by id. Metadata stops at 12: 13 only adds top-level error
-/// fields no client needs. SaslHandshake starts at 0: librdkafka before 2.11.1 turns SASL
+/// versions name topics by id. ListOffsets stops at 6: 7 only adds the lookup of the
+/// record with the largest timestamp (KIP-734), which is not served. Metadata stops at 12:
+/// 13 only adds top-level error fields no client needs. SaslHandshake starts at 0: librdkafka before 2.11.1 turns SASL
 /// on only if the range holds 0 (then uses version 1 with SaslAuthenticate).
 pub const ADVERTISED: &[Served] = &[
     Served {
@@ -32,7 +33,7 @@ pub const ADVERTISED: &[Served] = &[
     Served {
         key: ApiKey::ListOffsets,
         min: 1,
-        max: 7,
+        max: 6,
     },
     Served {
         key: ApiKey::Metadata,

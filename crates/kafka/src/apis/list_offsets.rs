@@ -1,8 +1,8 @@
-//! ListOffsets (versions 1 to 7): a partition's earliest offset (timestamp -2), its latest
+//! ListOffsets (versions 1 to 6): a partition's earliest offset (timestamp -2), its latest
 //! (-1, the high-water mark), or the first offset whose record's timestamp is at or after
 //! a time, through the time index. A time past every record is answered with offset -1,
-//! as Kafka does. The record with the largest timestamp (-3) is not looked up: it is
-//! answered with UNSUPPORTED_VERSION.
+//! as Kafka does. The record with the largest timestamp (-3) is version 7's (KIP-734),
+//! not advertised: asked at an earlier version it is UNSUPPORTED_VERSION, as in Kafka.
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
