@@ -7,7 +7,7 @@
 //! answers one JSON object, so a test runs one case across all of them with [`run`].
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use serde_json::{Value, json};
 
@@ -206,4 +206,26 @@ fn kcat(op: &str, bootstrap: &str, topics: Option<&[&str]>, sec: &Security) -> V
         }
     }
     json!({ "topics": result })
+}
+
+/// kcat with `args` (after the bootstrap and `sec`'s settings), `input` on its standard
+/// input: its output, for tests that produce and consume with it.
+pub fn kcat_with(bootstrap: &str, sec: &Security, args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut cmd = stock(&installed().kcat);
+    cmd.args(["-b", bootstrap]);
+    for x in kcat_settings(sec) {
+        cmd.args(["-X", &x]);
+    }
+    let mut child = cmd
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kcat runs");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    stdin.write_all(input).expect("kcat reads its input");
+    drop(stdin);
+    child.wait_with_output().expect("kcat ends")
 }
