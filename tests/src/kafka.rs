@@ -8,7 +8,7 @@
 //! [`run`] (metadata) or [`call`] (any op, records included).
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use serde_json::{Value, json};
 
@@ -190,11 +190,8 @@ fn kcat(op: &str, bootstrap: &str, topics: Option<&[&str]>, sec: &Security) -> V
         Some(t) => t.iter().map(|t| Some(*t)).collect(),
     };
     for name in names {
-        let mut cmd = stock(&installed().kcat);
-        cmd.args(["-L", "-J", "-m", "10", "-b", bootstrap]);
-        for x in kcat_settings(sec) {
-            cmd.args(["-X", &x]);
-        }
+        let mut cmd = kcat_command(bootstrap, sec);
+        cmd.args(["-L", "-J", "-m", "10"]);
         if let Some(t) = name {
             cmd.args(["-t", t]);
         }
@@ -221,11 +218,8 @@ fn kcat(op: &str, bootstrap: &str, topics: Option<&[&str]>, sec: &Security) -> V
 /// from the earliest offsets to the end of every partition.
 fn kcat_records(bootstrap: &str, sec: &Security, spec: &Value) -> Value {
     let topic = spec["topic"].as_str().expect("a topic");
-    let mut cmd = stock(&installed().kcat);
-    cmd.args(["-b", bootstrap, "-t", topic]);
-    for x in kcat_settings(sec) {
-        cmd.args(["-X", &x]);
-    }
+    let mut cmd = kcat_command(bootstrap, sec);
+    cmd.args(["-t", topic]);
     match spec["op"].as_str() {
         Some("produce") => kcat_produce(cmd, spec),
         Some("consume") => kcat_consume(cmd, spec),
@@ -263,16 +257,7 @@ fn kcat_produce(mut cmd: Command, spec: &Value) -> Value {
     {
         cmd.args(["-H", &format!("{}={}", text(&h[0]), text(&h[1]))]);
     }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kcat runs");
-    let mut stdin = child.stdin.take().expect("piped");
-    std::io::Write::write_all(&mut stdin, input.as_bytes()).expect("kcat reads");
-    drop(stdin);
-    let out = child.wait_with_output().expect("kcat ends");
+    let out = piped(cmd, input.as_bytes());
     if !out.status.success() {
         return json!({ "error": String::from_utf8_lossy(&out.stderr) });
     }
@@ -312,4 +297,43 @@ fn kcat_consume(mut cmd: Command, spec: &Value) -> Value {
         .collect();
     records.sort_by_key(|r| (r["partition"].as_i64(), r["offset"].as_i64()));
     json!({ "records": records })
+}
+
+/// kcat with `args` (after the bootstrap and `sec`'s settings), `input` on its standard
+/// input: its output, for tests that produce and consume with it.
+pub fn kcat_with(bootstrap: &str, sec: &Security, args: &[&str], input: &[u8]) -> Output {
+    let mut cmd = kcat_command(bootstrap, sec);
+    cmd.args(args);
+    piped(cmd, input)
+}
+
+/// kcat on `bootstrap` with `sec`'s settings.
+fn kcat_command(bootstrap: &str, sec: &Security) -> Command {
+    let mut cmd = stock(&installed().kcat);
+    cmd.args(["-b", bootstrap]);
+    for x in kcat_settings(sec) {
+        cmd.args(["-X", &x]);
+    }
+    cmd
+}
+
+/// Runs `cmd` with `input` on its standard input, written from a thread of its own so a
+/// child that answers as it reads never blocks on a full pipe; its output.
+fn piped(mut cmd: Command, input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kcat runs");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().expect("kcat ends");
+    writer
+        .join()
+        .expect("the writer thread")
+        .expect("kcat reads its input");
+    out
 }

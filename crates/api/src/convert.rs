@@ -76,6 +76,7 @@ pub fn user(u: volume::UserInfo) -> v1::User {
         groups: u.groups,
         cluster_admin: u.cluster_admin,
         created_ms: u.created_ms,
+        kafka_default_stream: u.kafka_default_stream,
     }
 }
 

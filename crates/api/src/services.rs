@@ -100,6 +100,17 @@ impl v1::admin_server::Admin for Services {
         ok(v1::DeleteUserResponse {})
     }
 
+    async fn edit_user(&self, r: Request<v1::EditUserRequest>) -> Reply<v1::User> {
+        let c = caller(&r)?;
+        let r = r.into_inner();
+        let u = self
+            .ns
+            .edit_user(&c, &r.name, r.kafka_default_stream.as_deref())
+            .await
+            .map_err(ApiError::from)?;
+        ok(convert::user(u))
+    }
+
     async fn rotate_token(
         &self,
         r: Request<v1::RotateTokenRequest>,

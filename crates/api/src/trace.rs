@@ -75,6 +75,7 @@ no_subject!(
     v1::ListUsersRequest,
     v1::DeleteUserRequest,
     v1::RotateTokenRequest,
+    v1::EditUserRequest,
     v1::ListVolumesRequest,
     v1::InitProducerRequest,
     // The stream is named in the session's first message, read after authentication.

@@ -243,6 +243,16 @@ pub enum UserCmd {
     },
     /// List users.
     List,
+    /// Describe a user.
+    Info { name: String },
+    /// Change a user's settings; the others stay as they are.
+    Edit {
+        name: String,
+        /// Where the Kafka door resolves the user's flat topic names and group ids, after
+        /// the alias rules and before the listener's default (`none` clears it).
+        #[arg(long, value_name = "/VOLUME/STREAM|none")]
+        kafka_default_stream: Option<String>,
+    },
     /// Delete a user; its token stops working.
     Delete { name: String },
     /// Show who the server takes you for.
@@ -475,6 +485,28 @@ pub async fn user(g: &Global, cmd: UserCmd) -> anyhow::Result<()> {
                 .into_inner();
             print_users(g, &r.users);
         }
+        UserCmd::Info { name } => {
+            let r = admin
+                .list_users(v1::ListUsersRequest {})
+                .await?
+                .into_inner();
+            let Some(u) = r.users.into_iter().find(|u| u.name == name) else {
+                anyhow::bail!("no user {name}");
+            };
+            print_users(g, &[u]);
+        }
+        UserCmd::Edit {
+            name,
+            kafka_default_stream,
+        } => {
+            let req = v1::EditUserRequest {
+                name,
+                kafka_default_stream: kafka_default_stream
+                    .map(|s| if s == "none" { String::new() } else { s }),
+            };
+            let u = admin.edit_user(req).await?.into_inner();
+            print_users(g, &[u]);
+        }
         UserCmd::Delete { name } => {
             admin
                 .delete_user(v1::DeleteUserRequest { name: name.clone() })
@@ -539,7 +571,7 @@ fn print_users(g: &Global, us: &[v1::User]) {
     if g.json {
         for u in us {
             json(
-                &json!({ "name": u.name, "groups": u.groups, "cluster_admin": u.cluster_admin, "created_ms": u.created_ms }),
+                &json!({ "name": u.name, "groups": u.groups, "cluster_admin": u.cluster_admin, "created_ms": u.created_ms, "kafka_default_stream": u.kafka_default_stream }),
             );
         }
     } else {
@@ -550,10 +582,14 @@ fn print_users(g: &Global, us: &[v1::User]) {
                     u.name.clone(),
                     u.groups.join(","),
                     u.cluster_admin.to_string(),
+                    u.kafka_default_stream.clone().unwrap_or_else(|| "-".into()),
                 ]
             })
             .collect();
-        table(&["USER", "GROUPS", "CLUSTER ADMIN"], &rows);
+        table(
+            &["USER", "GROUPS", "CLUSTER ADMIN", "KAFKA DEFAULT STREAM"],
+            &rows,
+        );
     }
 }
 

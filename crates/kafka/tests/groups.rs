@@ -2,7 +2,8 @@
 //! temporary directory), spoken byte for byte as a client does: KIP-394's member id, a
 //! second member's rebalance with the leader's assignments relayed, generation fencing,
 //! commits with metadata read back and seen by Tributary's own group views, session
-//! expiry, leaving, the stream ACL as the group's, and one protocol per group.
+//! expiry, leaving, the stream ACL as the group's, one protocol per group, and any
+//! non-empty string as a group id.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -582,8 +583,8 @@ async fn a_group_of_a_stream_the_caller_may_not_consume_is_refused() {
         ]);
     let r: OffsetCommitResponse = c.call(ApiKey::OffsetCommit, 2, &req).await;
     assert_eq!(r.topics[0].partitions[0].error_code, 29);
-    // A group id that is no group name.
-    let j = c.join("no spaces here", "", 5).await;
+    // The one group id Kafka refuses: the empty one.
+    let j = c.join("", "", 5).await;
     assert_eq!(j.error_code, 24);
     let fc: FindCoordinatorResponse = c
         .call(
@@ -595,6 +596,74 @@ async fn a_group_of_a_stream_the_caller_may_not_consume_is_refused() {
         )
         .await;
     assert_eq!(fc.error_code, 15, "transactions have no coordinator here");
+}
+
+#[tokio::test]
+async fn any_group_id_is_a_group_stored_under_a_name_tributary_shows() {
+    let d = door().await;
+    let mut c = Conn::open(&d).await;
+    let id = "connect-cluster.my sink/1:x";
+    let fc: FindCoordinatorResponse = c
+        .call(
+            ApiKey::FindCoordinator,
+            4,
+            &FindCoordinatorRequest::default().with_coordinator_keys(vec![s(id), s("")]),
+        )
+        .await;
+    let codes: Vec<i16> = fc.coordinators.iter().map(|c| c.error_code).collect();
+    assert_eq!(codes, vec![0, 24]);
+    let j = c.join_new(id).await;
+    assert_eq!(j.error_code, 0);
+    let sync = c
+        .sync(id, &j.member_id, j.generation_id, &[(&j.member_id, b"all")])
+        .await;
+    assert_eq!(sync.error_code, 0);
+    let codes = c
+        .commit(id, &j.member_id, j.generation_id, &[(0, 7, Some("m"))])
+        .await;
+    assert_eq!(codes, vec![0]);
+    let (code, parts) = c.fetch(id).await;
+    assert_eq!((code, parts[0].0, parts[0].1.as_str()), (0, 7, "m"));
+
+    // Tributary's own views show it under its stored name; Kafka's under its id.
+    let name = "_k.connect-cluster.my_20sink_2F1_3Ax";
+    let groups = d.ns.list_groups(&d.admin, "/acme/s").await.unwrap();
+    assert_eq!(
+        groups.iter().map(|g| g.group.as_str()).collect::<Vec<_>>(),
+        [name]
+    );
+    let info =
+        d.ns.describe_group(&d.admin, "/acme/s", name)
+            .await
+            .unwrap();
+    assert!(
+        info.partitions
+            .iter()
+            .any(|p| p.committed.as_ref().is_some_and(|c| c.offset == 7)),
+        "{info:?}"
+    );
+    let listed: ListGroupsResponse = c
+        .call(ApiKey::ListGroups, 4, &ListGroupsRequest::default())
+        .await;
+    let listed: Vec<_> = listed
+        .groups
+        .iter()
+        .map(|g| (g.group_id.to_string(), g.group_state.to_string()))
+        .collect();
+    assert_eq!(listed, [(id.to_string(), "Stable".to_string())]);
+    let described: DescribeGroupsResponse = c
+        .call(
+            ApiKey::DescribeGroups,
+            5,
+            &DescribeGroupsRequest::default().with_groups(vec![gid(id)]),
+        )
+        .await;
+    let g = &described.groups[0];
+    assert_eq!((g.error_code, g.members.len()), (0, 1));
+    // A verbatim stream keeps its ACL whatever the id.
+    assert_eq!(c.join("/acme/private:my sink", "", 5).await.error_code, 30);
+    // An id that looks like a stored name is a group of its own.
+    assert_eq!(c.fetch(name).await.1[0].0, -1);
 }
 
 #[tokio::test]

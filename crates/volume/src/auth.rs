@@ -75,6 +75,10 @@ pub struct UserRow {
     /// The token's SCRAM verifiers; `None` for tokens made before they were kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scram: Option<crate::scram::Verifiers>,
+    /// Where the Kafka door resolves the user's flat names (design §9); absent in rows
+    /// written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka_default_stream: Option<String>,
 }
 
 impl UserRow {

@@ -415,6 +415,7 @@ async fn the_namespace_survives_a_reopen() {
         ns.create_stream(&bob, "/v/s", &partitions(2))
             .await
             .unwrap();
+        ns.edit_user(&a, "bob", Some("/v/s")).await.unwrap();
         ns.produce(&bob, "/v/s:t", Some(1), encoded(&[("", "kept")]))
             .await
             .unwrap();
@@ -429,6 +430,10 @@ async fn the_namespace_survives_a_reopen() {
     ns.authenticate(&admin_token).unwrap();
     let bob = ns.authenticate(&bob_token).unwrap();
     assert_eq!(bob.principal.groups, vec!["ops".to_string()]);
+    assert_eq!(
+        ns.kafka_default_stream(&bob).map(|s| s.to_string()),
+        Some("/v/s".to_string())
+    );
     assert_eq!(
         ns.describe_stream(&bob, "/v/s")
             .await
@@ -780,6 +785,17 @@ async fn quotas_refuse_without_partial_writes() {
     ns.produce(&f.a, "/q/s:t5", None, encoded(&[("", "fits again")]))
         .await
         .unwrap();
+}
+
+#[test]
+fn a_user_row_from_before_kafka_default_streams_has_none() {
+    let row: crate::auth::UserRow = serde_json::from_str(
+        r#"{"name":"x","groups":[],"cluster_admin":false,"created_ms":0,"token_id":"a","token_hash":"b"}"#,
+    )
+    .unwrap();
+    assert_eq!(row.kafka_default_stream, None);
+    let written = serde_json::to_string(&row).unwrap();
+    assert!(!written.contains("kafka"), "{written}");
 }
 
 #[tokio::test]

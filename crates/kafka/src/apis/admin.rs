@@ -5,7 +5,6 @@
 use std::collections::HashSet;
 
 use kafka_protocol::protocol::StrBytes;
-use tributary_core::kafka_names::Resolver;
 use tributary_core::names::{StreamPath, TopicPath};
 use tributary_volume::{Caller, StreamAttributes, TopicInfo};
 
@@ -35,13 +34,8 @@ pub(super) fn unserved_resource(t: i8) -> Error {
 }
 
 /// The topic a Kafka name stands for; a name that resolves nowhere is unknown.
-pub(super) fn resolve(door: &Door, name: &str) -> Result<TopicPath> {
-    let resolver = Resolver {
-        rules: &door.options.aliases,
-        user_default: None,
-        listener_default: door.options.default_stream.as_ref(),
-    };
-    match resolver.resolve(name) {
+pub(super) fn resolve(door: &Door, caller: &Caller, name: &str) -> Result<TopicPath> {
+    match super::resolver(door, caller).resolve(name) {
         Err(e) => Err(Error::InvalidTopic(e.to_string())),
         Ok(None) => Err(Error::UnknownTopic(format!(
             "topic {name} resolves to no stream: no alias rule matches it and there is no \

@@ -122,7 +122,7 @@ async fn alter(
     }
     match resource_type {
         TOPIC => {
-            let path = admin::resolve(door, name)?;
+            let path = admin::resolve(door, caller, name)?;
             admin::existing(door, caller, &path, Asked::TopicConfig).await?;
             let a = admin::attributes(door, caller, &path.stream, Asked::TopicConfig).await?;
             let mut changes = Vec::with_capacity(keys.len());

@@ -46,7 +46,7 @@ async fn grow(
     t: &CreatePartitionsTopic,
     validate_only: bool,
 ) -> Result<()> {
-    let path = admin::resolve(door, t.name.0.as_str())?;
+    let path = admin::resolve(door, caller, t.name.0.as_str())?;
     if t.assignments.as_ref().is_some_and(|a| !a.is_empty()) {
         return Err(Error::InvalidRequest(
             "manual replica assignments are not supported: the cluster places partitions \

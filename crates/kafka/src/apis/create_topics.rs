@@ -71,7 +71,7 @@ async fn create(
     t: &CreatableTopic,
     validate_only: bool,
 ) -> Result<(u32, StreamAttributes)> {
-    let path = admin::resolve(door, t.name.0.as_str())?;
+    let path = admin::resolve(door, caller, t.name.0.as_str())?;
     if !t.assignments.is_empty() {
         return Err(Error::InvalidRequest(
             "manual replica assignments are not supported: the cluster places partitions \

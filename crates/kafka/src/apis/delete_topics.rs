@@ -63,7 +63,7 @@ pub(super) async fn handle(door: &Door, caller: &Caller, mut req: Request) -> Re
 }
 
 async fn delete(door: &Door, caller: &Caller, name: &str) -> Result<()> {
-    let path = admin::resolve(door, name)?;
+    let path = admin::resolve(door, caller, name)?;
     door.ns
         .delete_topic(caller, &path.to_string())
         .await

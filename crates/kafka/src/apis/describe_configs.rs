@@ -56,7 +56,7 @@ async fn describe(
     let name = r.resource_name.as_str();
     match r.resource_type {
         TOPIC => {
-            let path = admin::resolve(door, name)?;
+            let path = admin::resolve(door, caller, name)?;
             admin::existing(door, caller, &path, Asked::TopicConfig).await?;
             let a = admin::attributes(door, caller, &path.stream, Asked::TopicConfig).await?;
             Ok(configs::topic(&a, keys.as_deref()))

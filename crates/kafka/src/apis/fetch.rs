@@ -17,7 +17,9 @@ use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, TopicName};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tributary_core::names::TopicPath;
-use tributary_volume::{Credential, FetchRead, Form, MAX_FETCH_BYTES, MAX_FETCH_WAIT, Namespace};
+use tributary_volume::{
+    Caller, Credential, FetchRead, Form, MAX_FETCH_BYTES, MAX_FETCH_WAIT, Namespace,
+};
 
 use crate::error::topic_code;
 use crate::frame::{self, Request};
@@ -34,6 +36,7 @@ struct Wanted {
 
 pub(super) async fn handle(
     door: &Door,
+    caller: &Caller,
     credential: &Credential,
     mut req: Request,
 ) -> Result<Bytes> {
@@ -58,7 +61,7 @@ pub(super) async fn handle(
                 .with_responses(vec![]),
         );
     }
-    let resolver = super::resolver(door);
+    let resolver = super::resolver(door, caller);
     let mut names: Vec<TopicName> = Vec::with_capacity(request.topics.len());
     let mut wanted = Vec::new();
     for (i, t) in request.topics.into_iter().enumerate() {

@@ -21,6 +21,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use tributary_core::kafka_group::{JoinRequest, Leaving, State, SyncRequest};
+use tributary_core::kafka_names::{Resolver, group_id};
 use tributary_core::names::StreamPath;
 use tributary_volume::{Caller, KafkaGroupView};
 
@@ -32,8 +33,11 @@ use crate::session::Session;
 use crate::{Door, Result};
 
 /// A group id's stream and name there, or the code that refuses it.
-pub(super) fn home(door: &Door, id: &str) -> std::result::Result<(StreamPath, String), i16> {
-    match resolver(door).group(id) {
+pub(super) fn home(
+    names: &Resolver<'_>,
+    id: &str,
+) -> std::result::Result<(StreamPath, String), i16> {
+    match names.group(id) {
         Ok(Some(home)) => Ok(home),
         Ok(None) | Err(_) => Err(ResponseError::InvalidGroupId.code()),
     }
@@ -56,13 +60,14 @@ pub(super) fn find_coordinator(door: &Door, caller: &Caller, mut req: Request) -
         vec![request.key.to_string()]
     };
     let (host, port) = &door.advertised;
+    let names = resolver(door, caller);
     let answers: Vec<Coordinator> = keys
         .into_iter()
         .map(|key| {
             let code = if request.key_type != 0 {
                 ResponseError::CoordinatorNotAvailable.code()
             } else {
-                match home(door, &key) {
+                match home(&names, &key) {
                     Err(code) => code,
                     Ok((stream, group)) => {
                         match door.ns.authorize_kafka_group(caller, &stream, &group) {
@@ -118,7 +123,7 @@ pub(super) async fn join(
     let version = req.api_version;
     let request: JoinGroupRequest = decode(&mut req)?;
     let member_id = request.member_id.to_string();
-    let answer = match home(door, &request.group_id.0) {
+    let answer = match home(&resolver(door, caller), &request.group_id.0) {
         Err(code) => Err((code, member_id.clone())),
         Ok((stream, group)) => {
             let join = JoinRequest {
@@ -192,7 +197,7 @@ pub(super) async fn join(
 pub(super) async fn sync(door: &Door, caller: &Caller, mut req: Request) -> Result<Bytes> {
     let version = req.api_version;
     let request: SyncGroupRequest = decode(&mut req)?;
-    let answer = match home(door, &request.group_id.0) {
+    let answer = match home(&resolver(door, caller), &request.group_id.0) {
         Err(code) => Err(code),
         Ok((stream, group)) => {
             let sync = SyncRequest {
@@ -229,7 +234,7 @@ pub(super) async fn sync(door: &Door, caller: &Caller, mut req: Request) -> Resu
 pub(super) fn heartbeat(door: &Door, caller: &Caller, mut req: Request) -> Result<Bytes> {
     let version = req.api_version;
     let request: HeartbeatRequest = decode(&mut req)?;
-    let code = match home(door, &request.group_id.0) {
+    let code = match home(&resolver(door, caller), &request.group_id.0) {
         Err(code) => code,
         Ok((stream, group)) => match door.ns.kafka_heartbeat(
             caller,
@@ -266,18 +271,19 @@ pub(super) fn leave(door: &Door, caller: &Caller, mut req: Request) -> Result<By
             instance_id: None,
         }]
     };
-    let results: std::result::Result<Vec<i16>, i16> = match home(door, &request.group_id.0) {
-        Err(code) => Err(code),
-        Ok((stream, group)) => door
-            .ns
-            .kafka_leave(caller, &stream, &group, &leaving)
-            .map(|rs| {
-                rs.iter()
-                    .map(|r| r.as_ref().map_or_else(group_code, |_| 0))
-                    .collect()
-            })
-            .map_err(|e| group_code(&e)),
-    };
+    let results: std::result::Result<Vec<i16>, i16> =
+        match home(&resolver(door, caller), &request.group_id.0) {
+            Err(code) => Err(code),
+            Ok((stream, group)) => door
+                .ns
+                .kafka_leave(caller, &stream, &group, &leaving)
+                .map(|rs| {
+                    rs.iter()
+                        .map(|r| r.as_ref().map_or_else(group_code, |_| 0))
+                        .collect()
+                })
+                .map_err(|e| group_code(&e)),
+        };
     let mut body = LeaveGroupResponse::default();
     match results {
         Err(code) => body = body.with_error_code(code),
@@ -315,14 +321,19 @@ pub(super) async fn list(door: &Door, caller: &Caller, mut req: Request) -> Resu
     let version = req.api_version;
     let request: ListGroupsRequest = decode(&mut req)?;
     let mut groups = Vec::new();
-    if let Some(stream) = resolver(door).default_stream() {
-        // Groups the caller may not see are left out, as Kafka leaves them.
-        let names = door
+    let names = resolver(door, caller);
+    if let Some(stream) = names.default_stream() {
+        // Groups the caller may not see are left out, as Kafka leaves them, and so are
+        // names no Kafka group id maps to.
+        let listed = door
             .ns
             .list_groups(caller, stream.as_str())
             .await
             .unwrap_or_default();
-        for g in names {
+        for g in listed {
+            let Some(id) = group_id(&g.group) else {
+                continue;
+            };
             let Ok(view) = door.ns.kafka_describe(caller, stream, &g.group).await else {
                 continue;
             };
@@ -335,7 +346,7 @@ pub(super) async fn list(door: &Door, caller: &Caller, mut req: Request) -> Resu
             if wanted {
                 groups.push(
                     ListedGroup::default()
-                        .with_group_id(GroupId(s(&g.group)))
+                        .with_group_id(GroupId(s(&id)))
                         .with_protocol_type(s(&protocol_type))
                         .with_group_state(s(state)),
                 );
@@ -350,12 +361,13 @@ pub(super) async fn list(door: &Door, caller: &Caller, mut req: Request) -> Resu
 pub(super) async fn describe(door: &Door, caller: &Caller, mut req: Request) -> Result<Bytes> {
     let version = req.api_version;
     let request: DescribeGroupsRequest = decode(&mut req)?;
+    let names = resolver(door, caller);
     let mut groups = Vec::with_capacity(request.groups.len());
     for id in request.groups {
         let described = DescribedGroup::default()
             .with_group_id(id.clone())
             .with_authorized_operations(i32::MIN);
-        let view = match home(door, &id.0) {
+        let view = match home(&names, &id.0) {
             Err(code) => Err(code),
             Ok((stream, group)) => door
                 .ns
@@ -427,9 +439,10 @@ pub(super) async fn describe(door: &Door, caller: &Caller, mut req: Request) -> 
 pub(super) async fn delete(door: &Door, caller: &Caller, mut req: Request) -> Result<Bytes> {
     let version = req.api_version;
     let request: DeleteGroupsRequest = decode(&mut req)?;
+    let names = resolver(door, caller);
     let mut results = Vec::with_capacity(request.groups_names.len());
     for id in request.groups_names {
-        let code = match home(door, &id.0) {
+        let code = match home(&names, &id.0) {
             Err(code) => code,
             Ok((stream, group)) => {
                 match door.ns.delete_group(caller, stream.as_str(), &group).await {

@@ -22,7 +22,7 @@ const EARLIEST: i64 = -2;
 pub(super) async fn handle(door: &Door, caller: &Caller, mut req: Request) -> Result<Bytes> {
     let version = req.api_version;
     let request: ListOffsetsRequest = super::decode(&mut req)?;
-    let resolver = super::resolver(door);
+    let resolver = super::resolver(door, caller);
     let mut topics = Vec::with_capacity(request.topics.len());
     for t in request.topics {
         let path = super::resolve(&resolver, &t.name.0);

@@ -18,7 +18,6 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use tributary_core::kafka_names::Resolver;
 use tributary_core::names::{StreamPath, TopicPath};
 use tributary_volume::{Caller, TopicInfo};
 
@@ -33,11 +32,7 @@ pub(super) async fn handle(door: &Door, caller: &Caller, mut req: Request) -> Re
     let version = req.api_version;
     let request: MetadataRequest = super::decode(&mut req)?;
     let auto_create = version >= 4 && request.allow_auto_topic_creation;
-    let resolver = Resolver {
-        rules: &door.options.aliases,
-        user_default: None,
-        listener_default: door.options.default_stream.as_ref(),
-    };
+    let resolver = super::resolver(door, caller);
     // Version 0 asks for every topic with an empty list; later versions with a null one.
     let names: Option<Vec<String>> = match request.topics {
         None => None,

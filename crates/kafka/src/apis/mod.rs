@@ -39,7 +39,7 @@ use crate::{Door, Error, Result};
 pub(crate) async fn handle(
     door: &Door,
     session: &mut Session,
-    req: Request,
+    mut req: Request,
 ) -> Result<Option<Bytes>> {
     let key = ApiKey::try_from(req.api_key).map_err(|_| Error::UnknownApi(req.api_key))?;
     let Some(range) = served(key) else {
@@ -65,10 +65,13 @@ pub(crate) async fn handle(
         });
     }
     let shape = schema::shape(key).ok_or(Error::UnknownApi(req.api_key))?;
-    schema::check(shape, req.api_version, &req.body).map_err(|detail| Error::Malformed {
-        what: format!("{} v{} request", api_name(key), req.api_version),
-        detail,
-    })?;
+    let body =
+        schema::check(shape, req.api_version, &req.body).map_err(|detail| Error::Malformed {
+            what: format!("{} v{} request", api_name(key), req.api_version),
+            detail,
+        })?;
+    // What follows the body is ignored, as Kafka ignores it (`schema::check`).
+    req.body.truncate(body);
     match key {
         ApiKey::ApiVersions => api_versions::handle(req).map(Some),
         ApiKey::SaslHandshake => sasl::handshake(session, req).map(Some),
@@ -154,9 +157,11 @@ pub(crate) async fn handle(
             produce::handle(door, &caller, req).await
         }
         ApiKey::Fetch => {
-            caller(session, key)?;
+            let caller = caller(session, key)?;
             let credential = credential(session, key)?;
-            fetch::handle(door, &credential, req).await.map(Some)
+            fetch::handle(door, &caller, &credential, req)
+                .await
+                .map(Some)
         }
         ApiKey::ListOffsets => {
             let caller = caller(session, key)?;
@@ -166,11 +171,13 @@ pub(crate) async fn handle(
     }
 }
 
-/// How this listener resolves names (the user's default stream is not yet kept).
-fn resolver(door: &Door) -> Resolver<'_> {
+/// How names resolve for `caller` on this listener: its alias rules, the caller's default
+/// stream (none for anonymous callers), its default stream. Every API that resolves a
+/// topic name or a group id resolves it here.
+fn resolver<'a>(door: &'a Door, caller: &Caller) -> Resolver<'a> {
     Resolver {
         rules: &door.options.aliases,
-        user_default: None,
+        user_default: door.ns.kafka_default_stream(caller),
         listener_default: door.options.default_stream.as_ref(),
     }
 }

@@ -24,22 +24,13 @@ use tributary_core::names::TopicPath;
 use tributary_volume::{Caller, KafkaCommitter, KafkaOffset};
 
 use super::groups::home;
-use super::{decode, resolver};
+use super::{decode, resolve, resolver};
 use crate::error::{group_code, partition_code};
 use crate::frame::{self, Request};
 use crate::{Door, Result};
 
 /// The longest commit metadata accepted (Kafka's `offset.metadata.max.bytes`).
 pub(crate) const MAX_METADATA_BYTES: usize = 4096;
-
-/// A topic name as the client gave it, resolved, or the code that refuses it.
-fn topic(door: &Door, name: &str) -> std::result::Result<TopicPath, i16> {
-    match resolver(door).resolve(name) {
-        Ok(Some(t)) => Ok(t),
-        Ok(None) => Err(ResponseError::UnknownTopicOrPartition.code()),
-        Err(_) => Err(ResponseError::InvalidTopicException.code()),
-    }
-}
 
 pub(super) async fn commit(door: &Door, caller: &Caller, mut req: Request) -> Result<Bytes> {
     let version = req.api_version;
@@ -50,7 +41,8 @@ pub(super) async fn commit(door: &Door, caller: &Caller, mut req: Request) -> Re
         .iter()
         .map(|t| vec![0; t.partitions.len()])
         .collect();
-    match home(door, &request.group_id.0) {
+    let names = resolver(door, caller);
+    match home(&names, &request.group_id.0) {
         Err(code) => codes.iter_mut().flatten().for_each(|c| *c = code),
         Ok((stream, group)) => {
             let committer = KafkaCommitter {
@@ -61,7 +53,7 @@ pub(super) async fn commit(door: &Door, caller: &Caller, mut req: Request) -> Re
             let mut offsets = Vec::new();
             let mut at = Vec::new();
             for (ti, t) in request.topics.iter().enumerate() {
-                let path = topic(door, &t.name.0);
+                let path = resolve(&names, &t.name.0);
                 for (pi, p) in t.partitions.iter().enumerate() {
                     let metadata = p.committed_metadata.as_deref().unwrap_or("");
                     let refused = match &path {
@@ -142,7 +134,8 @@ async fn fetch_group(
     group_id: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
 ) -> std::result::Result<Vec<(String, Vec<(i32, Fetched)>)>, i16> {
-    let (stream, group) = home(door, group_id)?;
+    let names = resolver(door, caller);
+    let (stream, group) = home(&names, group_id)?;
     let never = |code| (-1, String::new(), code);
     let Some(topics) = topics else {
         let all = door
@@ -150,10 +143,9 @@ async fn fetch_group(
             .kafka_offsets(caller, &stream, &group, None)
             .await
             .map_err(|e| group_code(&e))?;
-        let r = resolver(door);
         let mut out: Vec<(String, Vec<(i32, Fetched)>)> = Vec::new();
         for (path, p, cursor) in all {
-            let name = r.kafka_name(&path);
+            let name = names.kafka_name(&path);
             let answer = match cursor {
                 Ok(Some(c)) => (c.offset as i64, c.metadata, 0),
                 Ok(None) => never(0),
@@ -169,7 +161,7 @@ async fn fetch_group(
     let mut asked = Vec::new();
     let mut answers: Vec<(String, Vec<(i32, Fetched)>)> = Vec::new();
     for (ti, (name, partitions)) in topics.iter().enumerate() {
-        let path = topic(door, name);
+        let path = resolve(&names, name);
         answers.push((name.clone(), Vec::new()));
         match path {
             Err(code) => {

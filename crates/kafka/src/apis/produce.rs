@@ -26,7 +26,7 @@ pub(super) async fn handle(
     let version = req.api_version;
     let request: ProduceRequest = super::decode(&mut req)?;
     let acks = request.acks;
-    let resolver = super::resolver(door);
+    let resolver = super::resolver(door, caller);
     let mut topics = Vec::with_capacity(request.topic_data.len());
     for t in request.topic_data {
         let name = t.name.0.to_string();

@@ -125,9 +125,12 @@ pub(crate) struct Shape {
 }
 
 /// Walks `body`, a request at `version`: every length and count must fit in what is
-/// left, the elements must stay within [`MAX_ELEMENTS`], and nothing may follow the last
-/// field. The error says where the walk stopped.
-pub(crate) fn check(shape: &Shape, version: i16, body: &[u8]) -> Result<(), String> {
+/// left and the elements must stay within [`MAX_ELEMENTS`]. Returns the body's length:
+/// bytes after its last field are left unread, as Kafka's broker leaves them
+/// (`RequestContext.parseRequest` reads the request's fields off the buffer and never
+/// checks that it is exhausted; librdkafka 2.10 and later send three such bytes after an
+/// all-topics Metadata v12). The error says where the walk stopped.
+pub(crate) fn check(shape: &Shape, version: i16, body: &[u8]) -> Result<usize, String> {
     let mut w = Walk {
         buf: body,
         flexible: version >= shape.flexible_from,
@@ -135,10 +138,7 @@ pub(crate) fn check(shape: &Shape, version: i16, body: &[u8]) -> Result<(), Stri
         elements: 0,
     };
     w.fields(shape.fields)?;
-    if !w.buf.is_empty() {
-        return Err(format!("{} bytes follow the last field", w.buf.len()));
-    }
-    Ok(())
+    Ok(body.len() - w.buf.len())
 }
 
 struct Walk<'a> {

@@ -58,6 +58,7 @@ pub struct UserInfo {
     pub groups: Vec<String>,
     pub cluster_admin: bool,
     pub created_ms: i64,
+    pub kafka_default_stream: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

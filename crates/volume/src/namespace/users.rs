@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use tributary_core::limits::check_count;
+use tributary_core::names::StreamPath;
 use tributary_storage::CatalogTx;
 
 use super::{Namespace, UserInfo};
@@ -18,6 +19,7 @@ fn info(u: &UserRow) -> UserInfo {
         groups: u.groups.clone(),
         cluster_admin: u.cluster_admin,
         created_ms: u.created_ms,
+        kafka_default_stream: u.kafka_default_stream.clone(),
     }
 }
 
@@ -90,6 +92,7 @@ impl Namespace {
                 groups: c.principal.groups.clone(),
                 cluster_admin: c.cluster_admin,
                 created_ms: 0,
+                kafka_default_stream: None,
             },
         }
     }
@@ -180,6 +183,49 @@ impl Namespace {
         Ok(t.token)
     }
 
+    /// Sets a user's Kafka default stream (cluster admins): a stream path, or `""` to
+    /// clear it; `None` leaves it. The stream need not exist yet, as the listener's need
+    /// not.
+    pub async fn edit_user(
+        &self,
+        c: &Caller,
+        name: &str,
+        kafka_default_stream: Option<&str>,
+    ) -> Result<UserInfo> {
+        self.check_cluster_admin(c, &format!("user {name}"))?;
+        let stream = match kafka_default_stream {
+            None => None,
+            Some("") => Some(None),
+            Some(p) => Some(Some(
+                StreamPath::parse("kafka_default_stream", p)?.to_string(),
+            )),
+        };
+        let _admin = self.admin.lock().await;
+        let old = self.user(name)?;
+        let Some(stream) = stream else {
+            return Ok(info(&old));
+        };
+        let row = UserRow {
+            kafka_default_stream: stream,
+            ..(*old).clone()
+        };
+        self.put_row(&user_key(name), &row).await?;
+        let u = info(&row);
+        self.users.write().insert(name.to_owned(), Arc::new(row));
+        Ok(u)
+    }
+
+    /// The stream where the Kafka door resolves `c`'s flat names, if the user has one
+    /// (design §9); anonymous callers have none.
+    pub fn kafka_default_stream(&self, c: &Caller) -> Option<StreamPath> {
+        if c.name() == auth::ANONYMOUS {
+            return None;
+        }
+        let users = self.users.read();
+        let path = users.get(c.name())?.kafka_default_stream.as_deref()?;
+        StreamPath::parse("kafka_default_stream", path).ok()
+    }
+
     /// The caller `name` stands for and its token's SCRAM verifiers, for a SCRAM exchange
     /// (which proves the token without sending it). `None` when the token was made before
     /// verifiers were kept.
@@ -214,6 +260,7 @@ impl Namespace {
             token_id: t.id.clone(),
             token_hash: t.hash,
             scram: Some(t.scram),
+            kafka_default_stream: None,
         };
         self.put_row(&user_key(name), &row).await?;
         self.tokens.write().insert(t.id, name.to_owned());
