@@ -46,11 +46,14 @@ async fn connect(d: &common::Door, user: &str, token: &str) -> TcpStream {
     s
 }
 
-/// A batch of one record of `size` bytes.
+/// A batch of one record of `size` bytes, stamped now (within the stream's retention).
 fn batch(size: usize) -> Bytes {
     let value = vec![b'v'; size];
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
     let draft = Draft {
-        timestamp_ms: 1_700_000_000_000,
+        timestamp_ms: now.as_millis() as i64,
         key: None,
         value: Some(&value),
         headers: &[],
