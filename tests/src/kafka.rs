@@ -84,7 +84,8 @@ impl Security {
         }
     }
 
-    fn json(&self) -> Value {
+    /// The spec's `security` object, as the client scripts read it.
+    pub fn json(&self) -> Value {
         let mut v = json!({ "protocol": self.protocol });
         if let Some(m) = self.mechanism {
             v["mechanism"] = json!(m);
@@ -140,6 +141,14 @@ pub fn call(client: &str, bootstrap: &str, sec: &Security, mut spec: Value) -> V
     }
     .unwrap_or_else(|e| panic!("{client}: {e}"));
     answer(client, &out)
+}
+
+/// The clients' Python running `script` (in `tests/kafka/`), for scripts beyond
+/// `clients.py`'s one-shot operations.
+pub fn python_script(script: &str) -> Command {
+    let mut cmd = stock(&installed().python);
+    cmd.arg(repo_root().join("tests/kafka").join(script));
+    cmd
 }
 
 /// A stock client's process, on its own libraries: cargo's test runner puts the build's

@@ -46,7 +46,9 @@ impl tonic::service::Interceptor for Authenticator {
                 }
             },
         };
-        self.quotas.admit_request(caller.name())?;
+        (self.quotas)
+            .admit_request(caller.name())
+            .map_err(|r| ApiError::throttled(caller.name(), r))?;
         req.extensions_mut().insert(caller);
         Ok(req)
     }

@@ -49,7 +49,9 @@ impl wire::producer_server::Producer for Services {
         let c = caller(&r)?;
         let r = r.into_inner();
         let bytes = r.batch.len() as u64;
-        self.quotas.admit_produce(c.name(), bytes)?;
+        (self.quotas)
+            .admit_produce(c.name(), bytes)
+            .map_err(|r| ApiError::throttled(c.name(), r))?;
         let opts = ProduceOptions {
             partition: r.partition,
             producer: r.producer.map(|p| IdempotentSeq {
@@ -117,7 +119,9 @@ type SubscribeStream = Pin<Box<dyn Stream<Item = Result<wire::SubscribeResponse,
 impl wire::consumer_server::Consumer for Services {
     async fn fetch(&self, r: Request<v1::FetchRequest>) -> Reply<wire::FetchResponse> {
         let c = caller(&r)?;
-        self.quotas.admit_fetch(c.name())?;
+        (self.quotas)
+            .admit_fetch(c.name())
+            .map_err(|r| ApiError::throttled(c.name(), r))?;
         let credential = credential(&r);
         let r = r.into_inner();
         let res = self

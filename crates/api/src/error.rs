@@ -8,7 +8,7 @@ use tributary_core as core;
 use tributary_storage as storage;
 use tributary_volume as volume;
 
-use crate::quota::QuotaKind;
+use tributary_core::quota::{QuotaKind, Refusal};
 
 /// The metadata key of a throttled call's retry hint: whole milliseconds to wait.
 pub const RETRY_AFTER_MS: &str = "retry-after-ms";
@@ -35,7 +35,7 @@ pub enum ApiError {
         limit: usize,
     },
 
-    /// A principal over one of its rate quotas (`quota.rs`); nothing was done.
+    /// A principal over one of its rate quotas (`tributary_core::quota`); nothing was done.
     #[error(
         "principal `{principal}` is over its quota of {limit} {} per second; retry in {} ms",
         kind.unit(),
@@ -47,6 +47,19 @@ pub enum ApiError {
         limit: u64,
         retry_after: Duration,
     },
+}
+
+impl ApiError {
+    /// `principal`'s call refused by its quotas; counted in the throttled metric.
+    pub(crate) fn throttled(principal: &str, r: Refusal) -> ApiError {
+        crate::metrics::throttled(r.kind);
+        ApiError::Throttled {
+            principal: principal.to_owned(),
+            kind: r.kind,
+            limit: r.limit,
+            retry_after: r.retry_after,
+        }
+    }
 }
 
 impl From<ApiError> for Status {

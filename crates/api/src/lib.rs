@@ -12,7 +12,6 @@ mod error;
 mod health;
 pub mod limits;
 pub mod metrics;
-mod quota;
 mod replication;
 mod server;
 mod services;
@@ -20,6 +19,6 @@ mod trace;
 
 pub use error::{ApiError, RETRY_AFTER_MS, request_decoding_status};
 pub use health::Health;
-pub use quota::{QuotaConfig, QuotaKind, QuotaLimits, Quotas};
 pub use server::{ServerOptions, TlsFiles, serve};
 pub use services::Services;
+pub use tributary_core::quota::{QuotaConfig, QuotaKind, QuotaLimits, Quotas};

@@ -22,8 +22,9 @@ pub const RECORDS_IN: &str = "tributary_records_in_total";
 pub const BYTES_IN: &str = "tributary_bytes_in_total";
 pub const RECORDS_OUT: &str = "tributary_records_out_total";
 pub const BYTES_OUT: &str = "tributary_bytes_out_total";
-/// Calls refused, and subscription pushes delayed, by a rate quota, per quota.
-pub const QUOTA_THROTTLED: &str = "tributary_quota_throttled_total";
+/// Calls refused, and subscription pushes delayed, by a rate quota, per quota (the Kafka
+/// door counts its throttled responses in the same counter).
+pub const QUOTA_THROTTLED: &str = tributary_core::quota::THROTTLED_METRIC;
 
 /// `(volume, stream)` of a topic path: `/acme/iot/s:t` gives `("/acme", "/acme/iot/s")`.
 fn stream_labels(topic: &str) -> [(&'static str, String); 2] {

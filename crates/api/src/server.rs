@@ -55,7 +55,8 @@ pub struct ServerOptions {
     /// What the health service reports; the server turns it to NOT_SERVING when its
     /// shutdown future resolves, and the caller may do so earlier (to drain).
     pub health: Health,
-    /// Per-principal request and byte rates (`quota.rs`); unlimited by default.
+    /// Per-principal request and byte rates (`tributary_core::quota`); unlimited by
+    /// default. The server builds the buckets from them once, for both doors.
     pub quotas: QuotaConfig,
     /// The replica links the replicator runs, whose status the Replication service shows;
     /// a server without a replicator leaves it out and gets links of its own.
@@ -77,14 +78,15 @@ impl Default for ServerOptions {
     }
 }
 
-/// Serves the API on `listener` until `shutdown` resolves.
+/// Serves the API on `listener` until `shutdown` resolves, charging calls to `quotas` (the
+/// buckets built from `options.quotas`, shared with the Kafka door).
 pub async fn serve(
     ns: Arc<Namespace>,
     listener: TcpListener,
     options: &ServerOptions,
+    quotas: Arc<Quotas>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let quotas = Arc::new(Quotas::new(options.quotas.clone()));
     let links = match &options.links {
         Some(l) => l.clone(),
         None => Links::new(ns.clone()),

@@ -1,6 +1,6 @@
 //! Pure code every door onto the namespace shares: names, ACL expressions, the
-//! consumer-group state machine, the record-batch codecs (Tributary's and Kafka's) and the
-//! partitioner.
+//! consumer-group state machine, the record-batch codecs (Tributary's and Kafka's), the
+//! partitioner and the per-principal rate quotas.
 //!
 //! **Boundary:** this crate links no storage, no runtime and no transport (only the
 //! generated `RecordBatch` of `tributary-proto`), so its tests build without RocksDB and the
@@ -18,6 +18,7 @@ pub mod kafka_records;
 pub mod limits;
 pub mod names;
 pub mod partitioner;
+pub mod quota;
 mod timestamp;
 
 pub use acl::{Acl, Principal};

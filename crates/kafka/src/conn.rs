@@ -4,6 +4,8 @@
 //! appended in the order it sent them. One request is read ahead while another is
 //! handled, so a connection holds at most two requests (each within the size limit) and
 //! the response being written; a peer that stops reading stalls its own connection only.
+//! A throttled response (`throttle`) mutes the connection: no request is handled, and
+//! none read beyond the one read ahead, until the throttle time has passed.
 
 use std::net::SocketAddr;
 
@@ -41,7 +43,14 @@ where
         }
     });
     let result = async {
+        let mut muted_until = None;
         loop {
+            if let Some(until) = muted_until.take() {
+                tokio::select! {
+                    () = tokio::time::sleep_until(until) => {}
+                    _ = stopping.wait_for(|s| *s) => return Ok(()),
+                }
+            }
             let next = tokio::select! {
                 next = rx.recv() => next,
                 _ = stopping.wait_for(|s| *s) => None,
@@ -62,7 +71,14 @@ where
             }
             let req: Request = frame::parse(bytes)?;
             tracing::trace!(%peer, key = req.api_key, version = req.api_version, "kafka: request");
-            if let Some(response) = apis::handle(door, &mut session, req).await? {
+            let answer = apis::handle(door, &mut session, req).await?;
+            if answer.delay {
+                // A client before KIP-219 learns of its throttle by waiting for the answer.
+                tokio::time::sleep(answer.throttle).await;
+            } else if !answer.throttle.is_zero() {
+                muted_until = Some(tokio::time::Instant::now() + answer.throttle);
+            }
+            if let Some(response) = answer.response {
                 wr.write_all(&response).await.map_err(Error::Io)?;
                 wr.flush().await.map_err(Error::Io)?;
             }

@@ -33,6 +33,12 @@ pub enum Error {
     #[error("{0} before authenticating; authenticate with SASL first")]
     Unauthenticated(&'static str),
 
+    /// The credential the connection authenticated with no longer holds (the token was
+    /// revoked or rotated away, the user deleted): the connection closes, as Kafka closes
+    /// one whose session expired (KIP-368), and the client authenticates afresh.
+    #[error("the session's credential no longer holds ({0}); authenticate again")]
+    SessionExpired(String),
+
     /// A version outside the advertised range; Kafka brokers close the connection
     /// (ApiVersions excepted: it is answered, at version 0, with UNSUPPORTED_VERSION).
     #[error("{api} version {version} is not served here (versions {min} to {max} are)")]
@@ -106,7 +112,9 @@ impl Error {
             Error::Malformed { .. } | Error::TooLarge { .. } => {
                 ResponseError::InvalidRequest.code()
             }
-            Error::Unauthenticated(_) => ResponseError::SaslAuthenticationFailed.code(),
+            Error::Unauthenticated(_) | Error::SessionExpired(_) => {
+                ResponseError::SaslAuthenticationFailed.code()
+            }
             Error::UnknownApi(_) | Error::Io(_) | Error::Tls(_) => {
                 ResponseError::UnknownServerError.code()
             }

@@ -12,7 +12,10 @@
 //! - `conn`: one connection: requests handled one at a time in arrival order, as Kafka
 //!   brokers do, so responses leave in request order (a long-poll Fetch included) and a
 //!   slow reader holds back its own connection only;
-//! - `session`: what a connection knows of its client (who it is, its SASL exchange);
+//! - `session`: what a connection knows of its client (who it is, how it proved it, its
+//!   SASL exchange), checked again before each request;
+//! - `throttle`: a request over its principal's rate quotas is served and answered with
+//!   `throttle_time_ms`, and its connection muted that long, as Kafka brokers do (KIP-219);
 //! - `scram`: SCRAM-SHA-256/512's messages, server side;
 //! - `apis`: a handler per API;
 //! - `configs`: Kafka's topic configs as a stream's attributes, both ways, and the
@@ -29,6 +32,7 @@ mod frame;
 mod schema;
 mod scram;
 mod session;
+mod throttle;
 mod versions;
 
 use std::future::Future;
@@ -41,6 +45,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tributary_core::kafka_names::AliasRule;
 use tributary_core::names::StreamPath;
+use tributary_core::quota::{QuotaConfig, Quotas};
 use tributary_volume::Namespace;
 
 pub use error::{Error, Result};
@@ -65,6 +70,9 @@ pub struct Options {
     /// Serve TLS (SSL, and SASL_SSL): the server's certificates and, when it takes client
     /// certificates, their CA; a verified client certificate's subject CN names the user.
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// Per-principal rate quotas: the server shares the gRPC door's buckets, so one
+    /// user's limits cover both doors.
+    pub quotas: Arc<Quotas>,
 }
 
 impl Default for Options {
@@ -77,6 +85,7 @@ impl Default for Options {
             aliases: Vec::new(),
             allow_anonymous: false,
             tls: None,
+            quotas: Arc::new(Quotas::new(QuotaConfig::default())),
         }
     }
 }

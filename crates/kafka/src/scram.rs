@@ -103,6 +103,11 @@ pub(crate) fn first(
 }
 
 impl Exchange {
+    /// The salt of the verifiers this exchange proves against, which identifies the token.
+    pub(crate) fn salt(&self) -> &str {
+        &self.verifiers.salt
+    }
+
     /// Reads client-final (`c=…,r=…,p=…`); on a valid proof, the caller and server-final.
     pub(crate) fn last(self, message: &[u8]) -> Result<(Caller, Vec<u8>), Refusal> {
         let text =

@@ -6,7 +6,7 @@
 //! `server::run` does. It opens the store on `DATA_DIR/db`, the namespace, makes the first
 //! cluster admin on a fresh store, and starts the gRPC server, the retention loop, the
 //! replicator and, when asked, the Kafka listener (`tributary-kafka`, with the gRPC
-//! listener's TLS and anonymous access) and the Prometheus endpoint. It returns once all of that is up,
+//! listener's TLS, anonymous access and quota buckets) and the Prometheus endpoint. It returns once all of that is up,
 //! with a [`Running`] handle that says where it listens and, on a fresh store, the new admin
 //! token: what to do with the token (the binary writes `admin.token`) is the caller's.
 //!
@@ -35,7 +35,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tributary_api::ServerOptions;
+use tributary_api::{Quotas, ServerOptions};
 use tributary_replication::{Links, Replicator};
 use tributary_storage::{Store, StoreOptions};
 use tributary_volume::{Clock, Namespace, SystemClock};
@@ -107,8 +107,8 @@ pub struct MetricsEndpoint {
     pub tls: Option<tributary_api::TlsFiles>,
 }
 
-/// Where Kafka clients are served, and how. TLS and anonymous access are the gRPC
-/// listener's: the options' own are set from [`Config::grpc`].
+/// Where Kafka clients are served, and how. TLS, anonymous access and the rate quotas are
+/// the gRPC listener's: the options' own are set from [`Config::grpc`].
 #[derive(Debug)]
 pub struct KafkaListener {
     pub listener: TcpListener,
@@ -207,9 +207,13 @@ pub async fn start(
         }
         None => None,
     };
+    // One set of buckets per principal, for both doors: a user's limits cover its gRPC
+    // and its Kafka traffic together.
+    let quotas = Arc::new(Quotas::new(config.grpc.quotas.clone()));
     let kafka = match config.kafka {
         Some(mut k) => {
             k.options.allow_anonymous = config.grpc.allow_anonymous;
+            k.options.quotas = quotas.clone();
             if let Some(files) = &config.grpc.tls {
                 let tls = tls::server_config(files)
                     .map_err(|(what, message)| Error::KafkaTls { what, message })?;
@@ -294,7 +298,7 @@ pub async fn start(
         };
         // Both listeners stop together; each finishes the requests in flight.
         let both = async {
-            let grpc = tributary_api::serve(ns.clone(), listener, &options, shutdown).await;
+            let grpc = tributary_api::serve(ns.clone(), listener, &options, quotas, shutdown).await;
             let kafka = match kafka_task {
                 Some(t) => t.await.map_err(Error::from).and_then(|k| Ok(k?)),
                 None => Ok(()),

@@ -6,6 +6,9 @@
 //! waits, as gRPC's does. Budgets: `partition_max_bytes` per partition and `max_bytes` for
 //! the response, the first batch always returned whatever its size (as Kafka does).
 //! Incremental fetch sessions are declined (session id 0), so every request is a full one.
+//! A principal over its request rate, or whose fetched bytes are in debt, is answered at
+//! once with no partitions, as Kafka answers a throttled fetch; the bytes a fetch returns
+//! are charged to its fetch quota (`throttle`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +26,7 @@ use tributary_volume::{
 
 use crate::error::topic_code;
 use crate::frame::{self, Request};
+use crate::throttle::Charge;
 use crate::{Door, Result};
 
 /// One partition asked for, its topic resolved (or the code that says why not).
@@ -39,6 +43,7 @@ pub(super) async fn handle(
     caller: &Caller,
     credential: &Credential,
     mut req: Request,
+    charge: &mut Charge<'_>,
 ) -> Result<Bytes> {
     let version = req.api_version;
     let request: FetchRequest = super::decode(&mut req)?;
@@ -60,6 +65,13 @@ pub(super) async fn handle(
                 .with_error_code(ResponseError::InvalidFetchSessionEpoch.code())
                 .with_responses(vec![]),
         );
+    }
+    if charge.fetch_refused() {
+        let mut body = FetchResponse::default().with_responses(vec![]);
+        if version >= 7 {
+            body = body.with_session_id(0);
+        }
+        return respond(&body);
     }
     let resolver = super::resolver(door, caller);
     let mut names: Vec<TopicName> = Vec::with_capacity(request.topics.len());
@@ -98,6 +110,7 @@ pub(super) async fn handle(
             break read_all(&ns, credential, &wanted, max_bytes).await;
         }
     };
+    charge.fetch(read.bytes as u64);
     let mut topics: Vec<FetchableTopicResponse> = names
         .into_iter()
         .map(|name| FetchableTopicResponse::default().with_topic(name))

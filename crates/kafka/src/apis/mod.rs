@@ -1,7 +1,8 @@
 //! A handler per API. [`handle`] checks the version against what is advertised and the
-//! bytes against the request's shape (`schema`), and hands the request to its handler;
-//! a handler returns the framed response, or `None` when the request gets none (a
-//! Produce with acks 0).
+//! bytes against the request's shape (`schema`), checks the session's proof again and
+//! charges the request to its principal's quotas (`throttle`), and hands the request to
+//! its handler; a handler returns the framed response, or `None` when the request gets
+//! none (a Produce with acks 0).
 
 mod admin;
 mod alter_configs;
@@ -29,25 +30,22 @@ use tributary_volume::{Caller, Credential};
 use crate::frame::Request;
 use crate::schema;
 use crate::session::Session;
+use crate::throttle::{Answer, Charge};
 use crate::versions::{closed, served};
 use crate::{Door, Error, Result};
 
 /// Handles one request: its version checked against what is advertised and its bytes
 /// against its shape before anything decodes them. An error closes the connection, as
-/// Kafka brokers do for an API or version they do not serve; failures a client can act on
-/// are answered in the response.
-pub(crate) async fn handle(
-    door: &Door,
-    session: &mut Session,
-    mut req: Request,
-) -> Result<Option<Bytes>> {
+/// Kafka brokers do for an API or version they do not serve, or for a session whose
+/// credential no longer holds; failures a client can act on are answered in the response.
+pub(crate) async fn handle(door: &Door, session: &mut Session, mut req: Request) -> Result<Answer> {
     let key = ApiKey::try_from(req.api_key).map_err(|_| Error::UnknownApi(req.api_key))?;
     let Some(range) = served(key) else {
         return Err(Error::UnknownApi(req.api_key));
     };
     if !(range.min..=range.max).contains(&req.api_version) {
         if key == ApiKey::ApiVersions {
-            return api_versions::unsupported(&req).map(Some);
+            return api_versions::unsupported(&req).map(|r| Answer::now(Some(r)));
         }
         return Err(Error::UnsupportedVersion {
             api: api_name(key),
@@ -72,6 +70,30 @@ pub(crate) async fn handle(
         })?;
     // What follows the body is ignored, as Kafka ignores it (`schema::check`).
     req.body.truncate(body);
+    let quotas = &door.options.quotas;
+    let mut charge = match key {
+        // Answered before anyone is known, and never charged.
+        ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate => {
+            Charge::none(quotas)
+        }
+        _ => {
+            session.recheck(&door.ns)?;
+            Charge::request(quotas, caller(session, key)?.name())
+        }
+    };
+    let version = req.api_version;
+    let response = dispatch(door, session, req, key, &mut charge).await?;
+    Ok(charge.answer(key, version, response))
+}
+
+/// The request's handler.
+async fn dispatch(
+    door: &Door,
+    session: &mut Session,
+    req: Request,
+    key: ApiKey,
+    charge: &mut Charge<'_>,
+) -> Result<Option<Bytes>> {
     match key {
         ApiKey::ApiVersions => api_versions::handle(req).map(Some),
         ApiKey::SaslHandshake => sasl::handshake(session, req).map(Some),
@@ -154,12 +176,12 @@ pub(crate) async fn handle(
         }
         ApiKey::Produce => {
             let caller = caller(session, key)?;
-            produce::handle(door, &caller, req).await
+            produce::handle(door, &caller, req, charge).await
         }
         ApiKey::Fetch => {
             let caller = caller(session, key)?;
             let credential = credential(session, key)?;
-            fetch::handle(door, &caller, &credential, req)
+            fetch::handle(door, &caller, &credential, req, charge)
                 .await
                 .map(Some)
         }

@@ -4,7 +4,9 @@
 //! partition is answered on its own: MESSAGE_TOO_LARGE, CORRUPT_MESSAGE, INVALID_RECORD,
 //! UNSUPPORTED_COMPRESSION_TYPE, a quota or an ACL refusal leave the others written.
 //! acks 1 and -1 are both answered once the batch is appended (a `sync` stream's after the
-//! fsync); acks 0 gets no response at all.
+//! fsync); acks 0 gets no response at all. The batches' bytes are charged to the
+//! principal's produce quota once written, and the response says how long to wait
+//! (`throttle`).
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
@@ -16,23 +18,27 @@ use tributary_volume::Caller;
 
 use crate::error::produce_code;
 use crate::frame::{self, Request};
+use crate::throttle::Charge;
 use crate::{Door, Result};
 
 pub(super) async fn handle(
     door: &Door,
     caller: &Caller,
     mut req: Request,
+    charge: &mut Charge<'_>,
 ) -> Result<Option<Bytes>> {
     let version = req.api_version;
     let request: ProduceRequest = super::decode(&mut req)?;
     let acks = request.acks;
     let resolver = super::resolver(door, caller);
     let mut topics = Vec::with_capacity(request.topic_data.len());
+    let mut produced = 0;
     for t in request.topic_data {
         let name = t.name.0.to_string();
         let path = super::resolve(&resolver, &name);
         let mut partitions = Vec::with_capacity(t.partition_data.len());
         for p in t.partition_data {
+            produced += p.records.as_ref().map_or(0, |r| r.len() as u64);
             let answer = |code: i16, message: Option<String>| {
                 let mut r = PartitionProduceResponse::default()
                     .with_index(p.index)
@@ -81,10 +87,14 @@ pub(super) async fn handle(
                 .with_partition_responses(partitions),
         );
     }
+    // What was sent is charged, written or refused, as Kafka charges the request.
+    charge.produce(produced);
     if acks == 0 {
         return Ok(None);
     }
-    let body = ProduceResponse::default().with_responses(topics);
+    let body = ProduceResponse::default()
+        .with_responses(topics)
+        .with_throttle_time_ms(charge.ms());
     let header_version = ApiKey::Produce.response_header_version(version);
     frame::response(req.header.correlation_id, header_version, &body, version).map(Some)
 }

@@ -113,6 +113,7 @@ pub(crate) fn step(
         return Err(out_of_turn());
     }
     let mechanism = session.mechanism.ok_or_else(out_of_turn)?;
+    let mut scram_salt = None;
     let (caller, credential, reply) = match mechanism {
         "PLAIN" => {
             let (caller, token) = plain(door, message)?;
@@ -136,6 +137,7 @@ pub(crate) fn step(
                     return Ok(reply);
                 }
                 Some(exchange) => {
+                    scram_salt = Some(exchange.salt().to_owned());
                     let (caller, reply) = exchange.last(message).map_err(|why| failed(&why))?;
                     let name = caller.name().to_owned();
                     (caller, Credential::User(name), reply)
@@ -145,6 +147,7 @@ pub(crate) fn step(
     };
     session.caller = Some(caller);
     session.credential = Some(credential);
+    session.scram_salt = scram_salt;
     session.authenticated = true;
     Ok(reply)
 }

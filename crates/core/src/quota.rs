@@ -1,21 +1,29 @@
 //! Per-principal rate quotas, so that one tenant cannot starve another: requests per
 //! second, produced bytes per second (request batches in) and fetched bytes per second
-//! (record batches out, by `Fetch` and `Subscribe`).
+//! (record batches out). One [`Quotas`] is built by the server and shared by both doors,
+//! so a user's limits cover its gRPC and its Kafka traffic together.
 //!
 //! Each principal has a token bucket per limit, filled at the limit's rate up to `burst`
 //! worth of it. A request takes one token. Byte buckets may go into debt: a call is let in
 //! while its bucket is not in debt and is then charged its whole size, so a batch larger
 //! than the burst still passes, and the principal waits until the debt is paid (Kafka's
-//! quotas work the same way). A refused call is `RESOURCE_EXHAUSTED` with the time to
-//! wait (`error.rs` adds it as `retry-after-ms`); a `Subscribe` session is never refused
-//! mid-stream: its pushes are delayed instead.
+//! quotas work the same way).
+//!
+//! The doors differ in what a principal over quota gets. gRPC refuses the call
+//! ([`Quotas::admit_request`] and the other `admit_*` return a [`Refusal`], which the API
+//! answers `RESOURCE_EXHAUSTED` with the time to wait) and delays a `Subscribe` session's
+//! pushes. Kafka serves the request, as its brokers do, and charges it
+//! ([`Quotas::charge_request`], [`Quotas::charge_produce`], [`Quotas::charge_fetch`]): the
+//! debt is the response's `throttle_time_ms`, for which the connection is muted.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::ApiError;
+/// The counter each door increments for a call refused, a response throttled or a
+/// subscription push delayed, labelled `quota` with [`QuotaKind::label`].
+pub const THROTTLED_METRIC: &str = "tributary_quota_throttled_total";
 
 /// Limits for one principal; 0 means unlimited.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -76,6 +84,15 @@ impl QuotaKind {
             QuotaKind::FetchBytes => "fetch_bytes",
         }
     }
+}
+
+/// Why a call was refused: the limit it is over, and how long until it would be let in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    pub kind: QuotaKind,
+    /// The limit, per second.
+    pub limit: u64,
+    pub retry_after: Duration,
 }
 
 /// A token bucket whose balance may go below zero (debt).
@@ -213,11 +230,11 @@ impl Quotas {
     }
 
     /// One request by `principal`: refused while it is over its request rate.
-    pub fn admit_request(&self, principal: &str) -> Result<(), ApiError> {
+    pub fn admit_request(&self, principal: &str) -> Result<(), Refusal> {
         self.admit_request_at(principal, Instant::now())
     }
 
-    fn admit_request_at(&self, principal: &str, now: Instant) -> Result<(), ApiError> {
+    fn admit_request_at(&self, principal: &str, now: Instant) -> Result<(), Refusal> {
         self.refusal(principal, QuotaKind::Requests, now, |b, burst| {
             let rate = b.limits.requests_per_sec;
             (rate > 0)
@@ -228,11 +245,11 @@ impl Quotas {
 
     /// A produce of `bytes`: refused while the principal's produce bytes are in debt,
     /// else charged.
-    pub fn admit_produce(&self, principal: &str, bytes: u64) -> Result<(), ApiError> {
+    pub fn admit_produce(&self, principal: &str, bytes: u64) -> Result<(), Refusal> {
         self.admit_produce_at(principal, bytes, Instant::now())
     }
 
-    fn admit_produce_at(&self, principal: &str, bytes: u64, now: Instant) -> Result<(), ApiError> {
+    fn admit_produce_at(&self, principal: &str, bytes: u64, now: Instant) -> Result<(), Refusal> {
         self.refusal(principal, QuotaKind::ProduceBytes, now, |b, burst| {
             let rate = b.limits.produce_bytes_per_sec;
             (rate > 0)
@@ -243,11 +260,11 @@ impl Quotas {
 
     /// A fetch: refused while the principal's fetched bytes are in debt. The bytes are
     /// charged with [`Quotas::charge_fetch`] once known.
-    pub fn admit_fetch(&self, principal: &str) -> Result<(), ApiError> {
+    pub fn admit_fetch(&self, principal: &str) -> Result<(), Refusal> {
         self.admit_fetch_at(principal, Instant::now())
     }
 
-    fn admit_fetch_at(&self, principal: &str, now: Instant) -> Result<(), ApiError> {
+    fn admit_fetch_at(&self, principal: &str, now: Instant) -> Result<(), Refusal> {
         self.refusal(principal, QuotaKind::FetchBytes, now, |b, burst| {
             let rate = b.limits.fetch_bytes_per_sec;
             (rate > 0)
@@ -271,13 +288,44 @@ impl Quotas {
         })
     }
 
+    /// One request served whatever the rate (Kafka's way): how long the principal should
+    /// now wait, if its request bucket is short of a token.
+    pub fn charge_request(&self, principal: &str) -> Option<Duration> {
+        self.charge_request_at(principal, Instant::now())
+    }
+
+    fn charge_request_at(&self, principal: &str, now: Instant) -> Option<Duration> {
+        self.with(principal, now, |b, burst| {
+            let rate = b.limits.requests_per_sec;
+            // The debt is paid when a whole token is back, as `admit_request` lets in.
+            (rate > 0)
+                .then(|| b.requests.charge(rate, burst, 1.0, now))
+                .flatten()
+        })
+    }
+
+    /// `bytes` produced whatever the rate (Kafka's way): how long the principal should
+    /// now wait (its debt), if at all.
+    pub fn charge_produce(&self, principal: &str, bytes: u64) -> Option<Duration> {
+        self.charge_produce_at(principal, bytes, Instant::now())
+    }
+
+    fn charge_produce_at(&self, principal: &str, bytes: u64, now: Instant) -> Option<Duration> {
+        self.with(principal, now, |b, burst| {
+            let rate = b.limits.produce_bytes_per_sec;
+            (rate > 0)
+                .then(|| b.produce.charge(rate, burst, bytes as f64, now))
+                .flatten()
+        })
+    }
+
     fn refusal(
         &self,
         principal: &str,
         kind: QuotaKind,
         now: Instant,
         f: impl FnOnce(&mut Buckets, Duration) -> Option<Duration>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Refusal> {
         let mut limit = 0;
         let refused = self.with(principal, now, |b, burst| {
             limit = match kind {
@@ -289,15 +337,11 @@ impl Quotas {
         });
         match refused {
             None => Ok(()),
-            Some(retry_after) => {
-                crate::metrics::throttled(kind);
-                Err(ApiError::Throttled {
-                    principal: principal.to_owned(),
-                    kind,
-                    limit,
-                    retry_after,
-                })
-            }
+            Some(retry_after) => Err(Refusal {
+                kind,
+                limit,
+                retry_after,
+            }),
         }
     }
 }
@@ -313,9 +357,9 @@ mod tests {
         })
     }
 
-    fn retry(r: Result<(), ApiError>) -> Duration {
+    fn retry(r: Result<(), Refusal>) -> Duration {
         match r {
-            Err(ApiError::Throttled { retry_after, .. }) => retry_after,
+            Err(Refusal { retry_after, .. }) => retry_after,
             other => panic!("expected a refusal, got {other:?}"),
         }
     }
@@ -329,7 +373,7 @@ mod tests {
         let t0 = Instant::now();
         for i in 0..10 {
             q.admit_request_at("a", t0)
-                .unwrap_or_else(|e| panic!("{i}: {e}"));
+                .unwrap_or_else(|e| panic!("{i}: {e:?}"));
         }
         assert_eq!(
             retry(q.admit_request_at("a", t0)),
@@ -410,10 +454,48 @@ mod tests {
         q.admit_request_at("slow", t0).unwrap();
         retry(q.admit_request_at("slow", t0));
         q.admit_request_at("other", t0).unwrap();
-        let e = q.admit_request_at("other", t0).unwrap_err().to_string();
         assert_eq!(
-            e,
-            "principal `other` is over its quota of 1 requests per second; retry in 1000 ms"
+            q.admit_request_at("other", t0),
+            Err(Refusal {
+                kind: QuotaKind::Requests,
+                limit: 1,
+                retry_after: Duration::from_secs(1),
+            })
+        );
+    }
+
+    #[test]
+    fn charged_calls_are_served_and_owe_the_same_wait_as_a_refusal() {
+        let q = quotas(QuotaLimits {
+            requests_per_sec: 10,
+            produce_bytes_per_sec: 1000,
+            ..Default::default()
+        });
+        let t0 = Instant::now();
+        for _ in 0..10 {
+            assert_eq!(q.charge_request_at("a", t0), None);
+        }
+        // The eleventh is served, and owes what `admit_request` would have refused with.
+        assert_eq!(
+            q.charge_request_at("a", t0),
+            Some(Duration::from_millis(100))
+        );
+        assert_eq!(
+            retry(q.admit_request_at("a", t0)),
+            Duration::from_millis(200)
+        );
+        // One budget for both ways of calling: a charged produce's debt refuses an admit.
+        assert_eq!(
+            q.charge_produce_at("a", 3000, t0),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            retry(q.admit_produce_at("a", 1, t0)),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            q.charge_produce_at("a", 500, t0 + Duration::from_secs(2)),
+            Some(Duration::from_millis(500))
         );
     }
 
@@ -424,6 +506,8 @@ mod tests {
             q.admit_request("a").unwrap();
             q.admit_produce("a", 1 << 30).unwrap();
             assert_eq!(q.charge_fetch("a", 1 << 30), None);
+            assert_eq!(q.charge_request("a"), None);
+            assert_eq!(q.charge_produce("a", 1 << 30), None);
         }
         assert!(q.principals.lock().is_empty());
     }
