@@ -83,7 +83,8 @@ impl Security {
         }
     }
 
-    fn json(&self) -> Value {
+    /// The `security` object of a spec.
+    pub fn json(&self) -> Value {
         let mut v = json!({ "protocol": self.protocol });
         if let Some(m) = self.mechanism {
             v["mechanism"] = json!(m);
@@ -132,6 +133,13 @@ pub fn run(
     }
     .unwrap_or_else(|e| panic!("{client}: {e}"));
     answer(client, &out)
+}
+
+/// The stock clients' Python running `tests/kafka/SCRIPT`, on its own libraries.
+pub fn python_script(script: &str) -> Command {
+    let mut cmd = stock(&installed().python);
+    cmd.arg(repo_root().join("tests/kafka").join(script));
+    cmd
 }
 
 /// A stock client's process, on its own libraries: cargo's test runner puts the build's
