@@ -4,7 +4,7 @@ consumer-group members, a producer and a plain reader, each its own process so a
 
 The only argument is a JSON spec, as clients.py takes, plus:
 
-    {"client": "confluent" | "kafka-python",
+    {"client": "confluent" | "kafka-python" | "aiokafka",   # produce, read: confluent
      "role": "member" | "produce" | "read",
      "bootstrap": ..., "security": {...},        # as in clients.py
      "topics": [NAME, ...],                      # member, read
@@ -25,13 +25,14 @@ after the last record read, and answers `committed`), `close` (leaves the group 
 exits).
 """
 
+import asyncio
 import json
 import queue
 import sys
 import threading
 import time
 
-from clients import TIMEOUT_S, confluent_config, kafka_python_config
+from clients import TIMEOUT_S, aiokafka_config, confluent_config, kafka_python_config
 
 
 def emit(event, **fields):
@@ -284,6 +285,68 @@ def kafka_python_member(spec):
             consumer.close()
             emit("done")
             return
+
+
+# --- aiokafka ------------------------------------------------------------------------------
+
+
+def aiokafka_member(spec):
+    from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+    from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+    from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+
+    assignors = {"range": RangePartitionAssignor, "roundrobin": RoundRobinPartitionAssignor}
+    m = Member()
+
+    class Listener(ConsumerRebalanceListener):
+        async def on_partitions_revoked(self, revoked):
+            m.revoke([(tp.topic, tp.partition) for tp in revoked])
+
+        async def on_partitions_assigned(self, assigned):
+            m.assign([(tp.topic, tp.partition) for tp in assigned])
+
+    async def run():
+        consumer = AIOKafkaConsumer(
+            group_id=spec["group"],
+            client_id=spec.get("client_id", "aiokafka-member"),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=spec["session_timeout_ms"],
+            heartbeat_interval_ms=500,
+            partition_assignment_strategy=(assignors[spec["strategy"]],),
+            **aiokafka_config(spec),
+        )
+        await consumer.start()
+        consumer.subscribe(spec["topics"], listener=Listener())
+        cmds = commands()
+        while True:
+            for tp, msgs in (await consumer.getmany(timeout_ms=100)).items():
+                for msg in msgs:
+                    m.read(tp.topic, tp.partition, msg.offset)
+                    record(
+                        tp.topic,
+                        tp.partition,
+                        msg.offset,
+                        msg.timestamp,
+                        msg.key,
+                        msg.value,
+                        msg.headers,
+                    )
+            try:
+                cmd = cmds.get_nowait()
+            except queue.Empty:
+                continue
+            if cmd == "commit":
+                offsets = m.to_commit()
+                if offsets:
+                    await consumer.commit({TopicPartition(t, p): o for t, p, o in offsets})
+                emit("committed", offsets=[list(x) for x in offsets])
+            elif cmd == "close":
+                await consumer.stop()
+                emit("done")
+                return
+
+    asyncio.run(run())
 
 
 def main():

@@ -357,50 +357,65 @@ fn span(from: u64, to: u64) -> Vec<u64> {
     (from..to).collect()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn two_libraries_share_a_group_through_a_kill_and_tributary_sees_it() {
+/// `offset` for each of `partitions`.
+fn at(partitions: &BTreeSet<u32>, offset: u64) -> BTreeMap<u32, u64> {
+    partitions.iter().map(|&p| (p, offset)).collect()
+}
+
+/// Two members from different libraries share TOPIC; each reads and commits a round, then
+/// reads a second that only the one to survive commits; the other is `kill -9`ed (the
+/// first to join, the group's leader, when `kill_leader`). After the session timeout the
+/// survivor has all four partitions and reads on from the commits: its own from 20, the
+/// dead member's from 10 (read but never committed past it), each record once. Returns
+/// the server and the survivor, everything read (25 records a partition) committed.
+async fn share_then_kill(first: &str, second: &str, kill_leader: bool) -> (Setup, Member) {
     let s = setup(true).await;
-    let mut a = s.member("confluent", "range");
+    let a = s.member(first, "range");
     a.until("all four partitions", |x| {
         (x.assigned == all()).then_some(())
     })
     .await;
-    let mut b = s.member("kafka-python", "range");
-    let (mine, theirs) = wait_until("the two members to split the topic", LONG, || {
+    let b = s.member(second, "range");
+    wait_until("the two members to split the topic", LONG, || {
         let (x, y) = (a.assigned(), b.assigned());
         let split = x.len() == 2 && y.len() == 2 && x.is_disjoint(&y);
-        std::future::ready(split.then_some((x, y)))
+        std::future::ready(split.then_some(()))
     })
     .await;
+    let (mut survivor, mut dying) = if kill_leader { (b, a) } else { (a, b) };
+    let (mine, theirs) = (survivor.assigned(), dying.assigned());
 
-    // Each reads its partitions and commits; then a second round only `a` commits.
     s.produce("r1", 10).await;
-    a.until("round 1", |x| x.read_to(&mine, 10).then_some(()))
+    survivor
+        .until("round 1", |x| x.read_to(&mine, 10).then_some(()))
         .await;
-    b.until("round 1", |x| x.read_to(&theirs, 10).then_some(()))
+    dying
+        .until("round 1", |x| x.read_to(&theirs, 10).then_some(()))
         .await;
-    let at = |ps: &BTreeSet<u32>, o: u64| ps.iter().map(|&p| (p, o)).collect::<BTreeMap<_, _>>();
-    assert_eq!(a.commit().await, at(&mine, 10));
-    assert_eq!(b.commit().await, at(&theirs, 10));
+    assert_eq!(survivor.commit().await, at(&mine, 10));
+    assert_eq!(dying.commit().await, at(&theirs, 10));
     s.produce("r2", 10).await;
-    a.until("round 2", |x| x.read_to(&mine, 20).then_some(()))
+    survivor
+        .until("round 2", |x| x.read_to(&mine, 20).then_some(()))
         .await;
-    b.until("round 2", |x| x.read_to(&theirs, 20).then_some(()))
+    dying
+        .until("round 2", |x| x.read_to(&theirs, 20).then_some(()))
         .await;
-    assert_eq!(a.commit().await, at(&mine, 20));
+    assert_eq!(survivor.commit().await, at(&mine, 20));
     let committed: BTreeMap<u32, u64> = at(&mine, 20).into_iter().chain(at(&theirs, 10)).collect();
     let info = s.group_info();
     for (p, o) in &committed {
         assert_eq!(info[p], (Some(*o), 20 - o), "partition {p}: {info:?}");
     }
 
-    // `b` dies; after its session timeout `a` has all four partitions and reads on from
-    // the commits: its own from 20, b's from 10 (b read 10..20 but never committed them).
-    b.kill9();
-    let mark = a.mark();
-    a.until("b's partitions", |x| (x.assigned == all()).then_some(()))
+    dying.kill9();
+    let mark = survivor.mark();
+    survivor
+        .until("the dead member's partitions", |x| {
+            (x.assigned == all()).then_some(())
+        })
         .await;
-    let since = a.seen(|x| {
+    let since = survivor.seen(|x| {
         x.events[mark..]
             .iter()
             .rposition(|e| e["event"] == "assigned")
@@ -408,15 +423,28 @@ async fn two_libraries_share_a_group_through_a_kill_and_tributary_sees_it() {
             .expect("an assignment")
     });
     s.produce("r3", 5).await;
-    a.until("everything after the commits", |x| {
-        x.read_to(&all(), 25).then_some(())
-    })
-    .await;
-    let read = a.seen(|x| x.read_since(since));
+    survivor
+        .until("everything after the commits", |x| {
+            x.read_to(&all(), 25).then_some(())
+        })
+        .await;
+    let read = survivor.seen(|x| x.read_since(since));
     for p in all() {
         assert_eq!(read[&p], span(committed[&p], 25), "partition {p}");
     }
-    assert_eq!(a.commit().await, at(&all(), 25));
+    assert_eq!(survivor.commit().await, at(&all(), 25));
+    (s, survivor)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kafka_python_and_aiokafka_share_a_group_and_the_leader_dies() {
+    let (_s, survivor) = share_then_kill("kafka-python", "aiokafka", true).await;
+    survivor.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn confluent_and_kafka_python_share_a_group_that_tributary_shows_and_resets() {
+    let (s, a) = share_then_kill("confluent", "kafka-python", false).await;
 
     // The group as Tributary's tools see it: live, so it cannot be reset.
     let list = s
