@@ -10,6 +10,7 @@ The only argument is a JSON spec, as clients.py takes, plus:
      "topics": [NAME, ...],                      # member, read
      "group": ID, "strategy": "range" | "roundrobin" | "cooperative-sticky",
      "session_timeout_ms": N,                    # member
+     "instance_id": ID,                          # member, confluent: a static member
      "records": [{"topic", "partition", "key", "value", "headers": [[K, V], ...]}],
      "compression": "gzip" | "snappy" | "lz4" | "zstd" | "none",   # produce
      "count": N}                                 # read: stop after N records
@@ -117,6 +118,8 @@ def confluent_member(spec):
             "partition.assignment.strategy": spec["strategy"],
         },
     )
+    if spec.get("instance_id"):
+        conf["group.instance.id"] = spec["instance_id"]
     consumer = Consumer(conf)
     m = Member()
     consumer.subscribe(

@@ -73,13 +73,18 @@ impl Setup {
         })
     }
 
-    /// A member of GROUP, started.
-    fn member(&self, client: &str, strategy: &str) -> Member {
+    /// How a member of GROUP starts.
+    fn member_spec(&self, client: &str, strategy: &str) -> Value {
         let mut spec = self.spec(client, "member");
         spec["group"] = json!(GROUP);
         spec["strategy"] = json!(strategy);
         spec["session_timeout_ms"] = json!(SESSION_MS);
-        Member::start(client, &spec)
+        spec
+    }
+
+    /// A member of GROUP, started.
+    fn member(&self, client: &str, strategy: &str) -> Member {
+        Member::start(client, &self.member_spec(client, strategy))
     }
 
     /// `n` records in every partition through gRPC, valued `{tag}-{p}-{i}`.
@@ -95,8 +100,8 @@ impl Setup {
         }
     }
 
-    /// The group's committed offsets as `tributary group info` shows them, with the lag.
-    fn group_info(&self) -> BTreeMap<u32, (Option<u64>, u64)> {
+    /// `tributary --json group info` of GROUP.
+    fn group_json(&self) -> Value {
         let out = self
             .server
             .cli()
@@ -104,8 +109,12 @@ impl Setup {
             .run()
             .ok()
             .stdout;
-        let info: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
-        info["partitions"]
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    }
+
+    /// The group's committed offsets as `tributary group info` shows them, with the lag.
+    fn group_info(&self) -> BTreeMap<u32, (Option<u64>, u64)> {
+        self.group_json()["partitions"]
             .as_array()
             .expect("partitions")
             .iter()
@@ -647,4 +656,86 @@ async fn kafka_batches_cross_a_mirror_and_a_link() {
             );
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_static_member_restarts_into_its_place_without_a_rebalance() {
+    static_member_restarts(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_static_leader_restarts_into_its_place_without_a_rebalance() {
+    static_member_restarts(true).await;
+}
+
+/// A static member (confluent-kafka, `group.instance.id`) beside a kafka-python one, the
+/// group's leader when `leads` (the first to join), is `kill -9`ed and started again well
+/// within its session timeout: it takes the old member's place, partitions and generation,
+/// reads on from its commit, and nobody rebalances (Kafka's rule for a static member
+/// rejoining a stable group, the leader too).
+async fn static_member_restarts(leads: bool) {
+    let s = setup(true).await;
+    let mut spec = s.member_spec("confluent", "range");
+    spec["instance_id"] = json!("orders-b");
+    let start_static = |name: &str| Member::start(name, &spec);
+    let four = |x: &Seen| (x.assigned == all()).then_some(());
+    let (a, mut b) = if leads {
+        let b = start_static("static confluent");
+        b.until("all four partitions", four).await;
+        (s.member("kafka-python", "range"), b)
+    } else {
+        let a = s.member("kafka-python", "range");
+        a.until("all four partitions", four).await;
+        (a, start_static("static confluent"))
+    };
+    let (mine, theirs) = wait_until("the two members to split the topic", LONG, || {
+        let (x, y) = (a.assigned(), b.assigned());
+        let split = x.len() == 2 && y.len() == 2 && x.is_disjoint(&y);
+        std::future::ready(split.then_some((x, y)))
+    })
+    .await;
+    s.produce("r1", 10).await;
+    a.until("round 1", |x| x.read_to(&mine, 10).then_some(()))
+        .await;
+    b.until("round 1", |x| x.read_to(&theirs, 10).then_some(()))
+        .await;
+    assert_eq!(b.commit().await, at(&theirs, 10));
+    let before = s.group_json();
+    let static_id = |info: &Value| -> String {
+        let members = info["members"].as_array().expect("members");
+        assert_eq!(members.len(), 2, "{info}");
+        let ids: Vec<&str> = members
+            .iter()
+            .filter_map(|m| m["member_id"].as_str())
+            .filter(|id| id.starts_with("orders-b-"))
+            .collect();
+        assert_eq!(ids.len(), 1, "{info}");
+        ids[0].to_owned()
+    };
+    let old = static_id(&before);
+
+    let mark = a.mark();
+    b.kill9();
+    let b = start_static("static confluent, restarted");
+    b.until("its old partitions", |x| {
+        (x.assigned == theirs).then_some(())
+    })
+    .await;
+    s.produce("r2", 10).await;
+    a.until("round 2", |x| x.read_to(&mine, 20).then_some(()))
+        .await;
+    b.until("round 2 from its commit", |x| {
+        x.read_to(&theirs, 20).then_some(())
+    })
+    .await;
+    let read = b.seen(|x| x.read_since(0));
+    for p in &theirs {
+        assert_eq!(read[p], span(10, 20), "partition {p}");
+    }
+    let after = s.group_json();
+    assert_ne!(static_id(&after), old, "the old member id is fenced");
+    assert_eq!(after["generation"], before["generation"], "{after}");
+    assert_eq!(a.seen(|x| x.revoked_since(mark)), BTreeSet::new());
+    b.close().await;
+    a.close().await;
 }
