@@ -90,6 +90,13 @@ class Member:
     def read(self, topic, partition, offset):
         self.next[(topic, partition)] = offset + 1
 
+    def got(self, tp, msg):
+        """A kafka-python or aiokafka record (their fields are named alike)."""
+        self.read(tp.topic, tp.partition, msg.offset)
+        record(
+            tp.topic, tp.partition, msg.offset, msg.timestamp, msg.key, msg.value, msg.headers
+        )
+
     def to_commit(self):
         return sorted((t, p, o) for (t, p), o in self.next.items() if (t, p) in self.assigned)
 
@@ -261,16 +268,7 @@ def kafka_python_member(spec):
     while True:
         for tp, msgs in consumer.poll(timeout_ms=100).items():
             for msg in msgs:
-                m.read(tp.topic, tp.partition, msg.offset)
-                record(
-                    tp.topic,
-                    tp.partition,
-                    msg.offset,
-                    msg.timestamp,
-                    msg.key,
-                    msg.value,
-                    msg.headers,
-                )
+                m.got(tp, msg)
         try:
             cmd = cmds.get_nowait()
         except queue.Empty:
@@ -325,16 +323,7 @@ def aiokafka_member(spec):
         while True:
             for tp, msgs in (await consumer.getmany(timeout_ms=100)).items():
                 for msg in msgs:
-                    m.read(tp.topic, tp.partition, msg.offset)
-                    record(
-                        tp.topic,
-                        tp.partition,
-                        msg.offset,
-                        msg.timestamp,
-                        msg.key,
-                        msg.value,
-                        msg.headers,
-                    )
+                    m.got(tp, msg)
             try:
                 cmd = cmds.get_nowait()
             except queue.Empty:
