@@ -33,7 +33,8 @@ import sys
 import threading
 import time
 
-from clients import TIMEOUT_S, aiokafka_config, confluent_config, kafka_python_config
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree for the import below
+from clients import TIMEOUT_S, aiokafka_config, confluent_config, kafka_python_config  # noqa: E402
 
 
 def emit(event, **fields):
