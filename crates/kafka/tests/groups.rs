@@ -730,3 +730,44 @@ async fn a_group_speaks_one_protocol_at_a_time() {
         .await;
     assert!(commit.is_err());
 }
+
+/// KIP-345 and KIP-814: a static leader restarting into a stable group keeps the
+/// generation, is told (JoinGroup v9) to skip the assignment, and its SyncGroup gets the
+/// assignment in force.
+#[tokio::test]
+async fn a_restarted_static_leader_keeps_the_generation_and_skips_the_assignment() {
+    let d = door().await;
+    let join = JoinGroupRequest::default()
+        .with_group_id(gid("static"))
+        .with_session_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(20_000)
+        .with_group_instance_id(Some(s("inst-1")))
+        .with_protocol_type(s("consumer"))
+        .with_protocols(vec![
+            JoinGroupRequestProtocol::default()
+                .with_name(s("range"))
+                .with_metadata(Bytes::from_static(b"subscription")),
+        ]);
+    let mut a = Conn::open(&d).await;
+    let first: JoinGroupResponse = a.call(ApiKey::JoinGroup, 9, &join).await;
+    assert_eq!((first.error_code, first.generation_id), (0, 1));
+    assert!(!first.skip_assignment, "a first leader assigns");
+    let old = first.member_id.to_string();
+    let synced = a.sync("static", &old, 1, &[(&old, b"A")]).await;
+    assert_eq!(synced.assignment, Bytes::from_static(b"A"));
+
+    let mut b = Conn::open(&d).await;
+    let again: JoinGroupResponse = b.call(ApiKey::JoinGroup, 9, &join).await;
+    let new = again.member_id.to_string();
+    assert_ne!(new, old);
+    assert_eq!((again.error_code, again.generation_id), (0, 1));
+    assert_eq!(again.leader.to_string(), new);
+    assert!(again.skip_assignment);
+    let synced = b.sync("static", &new, 1, &[(&new, b"other")]).await;
+    assert_eq!(
+        synced.assignment,
+        Bytes::from_static(b"A"),
+        "the one in force"
+    );
+    assert_eq!(b.heartbeat("static", &new, 1).await, 0);
+}

@@ -112,6 +112,9 @@ pub struct Joined {
     /// Every member with its metadata for the chosen protocol, for the leader; empty for
     /// the others.
     pub members: Vec<JoinedMember>,
+    /// A restarted static leader of a stable group: the assignment stands, the leader need
+    /// not compute one (JoinGroup v9, KIP-814; before, its SyncGroup gets the one in force).
+    pub skip_assignment: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,6 +205,18 @@ struct Member {
 }
 
 impl Member {
+    /// Takes what a join says; whether its protocols and metadata are unchanged.
+    fn update(&mut self, req: JoinRequest, now_ms: i64) -> bool {
+        let same = self.protocols == req.protocols;
+        self.client_id = req.client_id;
+        self.client_host = req.client_host;
+        self.session_timeout_ms = req.session_timeout_ms;
+        self.rebalance_timeout_ms = req.rebalance_timeout_ms;
+        self.protocols = req.protocols;
+        self.heartbeat(now_ms);
+        same
+    }
+
     fn heartbeat(&mut self, now_ms: i64) {
         self.last_heartbeat_ms = self.last_heartbeat_ms.max(now_ms);
     }
@@ -317,7 +332,7 @@ impl ClassicGroup {
                 if let Some(old) = self.statics.get(&inst).cloned() {
                     self.check_protocols(&req, Some(&old))?;
                     let id = self.replace_static(&old, &inst, now_ms, &mut replies);
-                    self.rejoin(&id, req, now_ms, &mut replies);
+                    self.rejoin_static(&id, req, now_ms, &mut replies);
                     return Ok((id, replies));
                 }
                 self.check_protocols(&req, None)?;
@@ -633,13 +648,7 @@ impl ClassicGroup {
     fn rejoin(&mut self, id: &str, req: JoinRequest, now_ms: i64, replies: &mut Vec<Reply>) {
         let is_leader = self.leader.as_deref() == Some(id);
         let m = self.members.get_mut(id).expect("a member");
-        let same = m.protocols == req.protocols;
-        m.client_id = req.client_id;
-        m.client_host = req.client_host;
-        m.session_timeout_ms = req.session_timeout_ms;
-        m.rebalance_timeout_ms = req.rebalance_timeout_ms;
-        m.protocols = req.protocols;
-        m.heartbeat(now_ms);
+        let same = m.update(req, now_ms);
         match self.state {
             State::PreparingRebalance => {
                 m.awaiting_join = true;
@@ -658,6 +667,35 @@ impl ClassicGroup {
                 m.awaiting_join = true;
                 self.prepare_rebalance(now_ms, replies);
             }
+        }
+    }
+
+    /// A restarted static member, its new member id in the old one's place, joins as
+    /// Kafka has it: a stable group answers at once with the current generation and
+    /// assignment, the leader too (told to skip the assignment), unless the protocol the
+    /// group would now choose differs from the one in force; then, and while the leader's
+    /// assignments may still name the old id (CompletingRebalance), the group rebalances.
+    fn rejoin_static(&mut self, id: &str, req: JoinRequest, now_ms: i64, replies: &mut Vec<Reply>) {
+        match self.state {
+            State::Stable | State::CompletingRebalance => {
+                self.members
+                    .get_mut(id)
+                    .expect("a member")
+                    .update(req, now_ms);
+                let keeps = self.protocol_name.as_deref() == Some(self.select_protocol().as_str());
+                if self.state == State::Stable && keeps {
+                    let mut joined = self.joined(id);
+                    joined.skip_assignment = joined.leader == id;
+                    replies.push(Reply::Join {
+                        member: id.to_owned(),
+                        answer: Ok(joined),
+                    });
+                } else {
+                    self.members.get_mut(id).expect("a member").awaiting_join = true;
+                    self.prepare_rebalance(now_ms, replies);
+                }
+            }
+            State::Empty | State::PreparingRebalance => self.rejoin(id, req, now_ms, replies),
         }
     }
 
@@ -854,6 +892,7 @@ impl ClassicGroup {
             leader,
             member_id: id.to_owned(),
             members,
+            skip_assignment: false,
         }
     }
 

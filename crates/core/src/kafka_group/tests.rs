@@ -410,6 +410,62 @@ fn a_static_member_restarts_in_place_and_fences_its_old_id() {
 }
 
 #[test]
+fn a_static_leader_restarts_in_place_unless_the_protocol_would_change() {
+    let both = ["range", "roundrobin"];
+    let stat = |member: &str, protocols: &[&str]| JoinRequest {
+        instance_id: Some("i-1".into()),
+        ..req(member, protocols)
+    };
+    let as_static = |r: SyncRequest| SyncRequest {
+        instance_id: Some("i-1".into()),
+        ..r
+    };
+    // A static leader and a dynamic follower, stable at generation 2.
+    let mut g = ClassicGroup::new("g");
+    let (s, replies) = g.join(stat("", &both), 0).unwrap();
+    assert_eq!(joined(&replies, &s).unwrap().unwrap().leader, s);
+    g.sync(as_static(sync(&s, 1, vec![(s.clone(), "S")])), 0)
+        .unwrap();
+    let (b, _) = first_join(&mut g, req("", &both), 0);
+    g.join(stat(&s, &both), 0).unwrap();
+    g.sync(sync(&b, 2, vec![]), 0).unwrap();
+    let assignments = vec![(s.clone(), "S"), (b.clone(), "B")];
+    g.sync(as_static(sync(&s, 2, assignments)), 0).unwrap();
+    assert_eq!(g.state(), State::Stable);
+
+    // Restarted, it is answered at once: same generation, still the leader, the members
+    // for a client before JoinGroup v9, and told to skip the assignment.
+    let (s2, replies) = g.join(stat("", &both), 100).unwrap();
+    let j = joined(&replies, &s2).unwrap().unwrap();
+    assert_eq!((j.generation, j.leader.as_str()), (2, s2.as_str()));
+    assert!(j.skip_assignment);
+    assert_eq!(j.members.len(), 2);
+    assert_eq!(g.state(), State::Stable);
+    // Its sync gets the assignment in force, whatever it computed again.
+    let again = vec![(s2.clone(), "other"), (b.clone(), "other")];
+    let replies = g.sync(as_static(sync(&s2, 2, again)), 100).unwrap();
+    assert_eq!(synced(&replies, &s2).unwrap().unwrap(), Bytes::from("S"));
+    assert_eq!(g.heartbeat(&b, None, 2, 100), Ok(()));
+
+    // Restarted preferring roundrobin, it would swing the vote (a tie, the leader's choice):
+    // the group rebalances.
+    let (s3, replies) = g.join(stat("", &["roundrobin", "range"]), 200).unwrap();
+    assert!(joined(&replies, &s3).is_none());
+    assert_eq!(g.state(), State::PreparingRebalance);
+    let (_, replies) = g.join(req(&b, &both), 200).unwrap();
+    let j = joined(&replies, &s3).unwrap().unwrap();
+    assert_eq!((j.generation, j.protocol_name.as_str()), (3, "roundrobin"));
+    assert!(!j.skip_assignment);
+
+    // Restarted before the leader's assignments came, which may name the old id: the
+    // group rebalances too.
+    assert_eq!(g.state(), State::CompletingRebalance);
+    let (s4, replies) = g.join(stat("", &["roundrobin", "range"]), 300).unwrap();
+    assert!(joined(&replies, &s4).is_none());
+    assert_eq!(g.state(), State::PreparingRebalance);
+}
+
+#[test]
 fn a_static_member_keeps_its_place_through_a_rebalance_it_misses() {
     let (mut g, a) = stable_one(0);
     let stat = JoinRequest {

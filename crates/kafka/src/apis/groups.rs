@@ -170,6 +170,7 @@ pub(super) async fn join(
             .with_protocol_type((version >= 7).then(|| s(&j.protocol_type)))
             .with_protocol_name(Some(s(&j.protocol_name)))
             .with_leader(s(&j.leader))
+            .with_skip_assignment(version >= 9 && j.skip_assignment)
             .with_member_id(s(&j.member_id))
             .with_members(
                 j.members
