@@ -13,6 +13,7 @@ mod describe_cluster;
 mod describe_configs;
 mod fetch;
 mod groups;
+mod init_producer_id;
 mod list_offsets;
 mod metadata;
 mod offsets;
@@ -149,6 +150,10 @@ pub(crate) async fn handle(
             let caller = caller(session, key)?;
             offsets::fetch(door, &caller, req).await.map(Some)
         }
+        ApiKey::InitProducerId => {
+            let caller = caller(session, key)?;
+            init_producer_id::handle(door, &caller, req).await.map(Some)
+        }
         ApiKey::Produce => {
             let caller = caller(session, key)?;
             produce::handle(door, &caller, req).await
@@ -240,6 +245,7 @@ fn api_name(key: ApiKey) -> &'static str {
         ApiKey::ListGroups => "ListGroups",
         ApiKey::DescribeGroups => "DescribeGroups",
         ApiKey::DeleteGroups => "DeleteGroups",
+        ApiKey::InitProducerId => "InitProducerId",
         ApiKey::Produce => "Produce",
         ApiKey::Fetch => "Fetch",
         ApiKey::ListOffsets => "ListOffsets",
