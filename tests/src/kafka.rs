@@ -53,6 +53,12 @@ fn installed() -> &'static Installed {
     })
 }
 
+/// The clients' Python (confluent-kafka, kafka-python, aiokafka), on its own libraries,
+/// for a test's own script.
+pub fn python() -> Command {
+    stock(&installed().python)
+}
+
 /// How a client authenticates: the security protocol and, for SASL, the mechanism and
 /// credentials (OAUTHBEARER's token is the password); PEM files for SSL.
 #[derive(Debug, Clone, Default)]

@@ -21,6 +21,9 @@ struct Control {
     delay_ms: AtomicU64,
     /// Set: the next server-to-client bytes are dropped and the connection is killed.
     drop_response: AtomicBool,
+    /// Set with `drop_response`: new connections are refused from the moment the
+    /// response is dropped, so a client's retry waits for `resume`.
+    cut_on_drop: AtomicBool,
     /// Responses swallowed so far.
     dropped: AtomicU64,
 }
@@ -90,6 +93,14 @@ impl Proxy {
         self.control.drop_response.store(true, Ordering::SeqCst);
     }
 
+    /// [`Proxy::drop_next_response`], refusing new connections from the moment the
+    /// response is swallowed until [`Proxy::resume`] (call [`Proxy::cut`] to end the
+    /// others): the retry comes after whatever the test does meanwhile, a restart say.
+    pub fn drop_next_response_and_cut(&self) {
+        self.control.cut_on_drop.store(true, Ordering::SeqCst);
+        self.drop_next_response();
+    }
+
     /// How many responses were swallowed.
     pub fn dropped_responses(&self) -> u64 {
         self.control.dropped.load(Ordering::SeqCst)
@@ -140,6 +151,9 @@ async fn pipe(
             // HTTP/2 control frames (settings acks, window updates, pings) are under 32
             // bytes; a response (headers, data, trailers) is larger.
             if n >= 32 && c.drop_response.swap(false, Ordering::SeqCst) {
+                if c.cut_on_drop.swap(false, Ordering::SeqCst) {
+                    c.cut.store(true, Ordering::SeqCst);
+                }
                 c.dropped.fetch_add(1, Ordering::SeqCst);
                 return Ok(()); // swallow it and end the connection
             }

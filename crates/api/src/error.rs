@@ -84,7 +84,9 @@ impl From<ApiError> for Status {
                 volume::Error::QuotaExceeded { .. } => Code::ResourceExhausted,
                 volume::Error::NotFound { .. } => Code::NotFound,
                 volume::Error::AlreadyExists { .. } => Code::AlreadyExists,
-                volume::Error::FailedPrecondition(_) => Code::FailedPrecondition,
+                volume::Error::FailedPrecondition(_) | volume::Error::Sequence { .. } => {
+                    Code::FailedPrecondition
+                }
                 volume::Error::Group(g) => match g {
                     core::Error::StaleGeneration { .. }
                     | core::Error::UnknownMember { .. }
@@ -193,6 +195,13 @@ mod tests {
             ),
             (
                 volume::Error::FailedPrecondition("x".into()),
+                Code::FailedPrecondition,
+            ),
+            (
+                volume::Error::Sequence {
+                    refusal: volume::SequenceRefusal::OutOfOrder,
+                    message: "x".into(),
+                },
                 Code::FailedPrecondition,
             ),
             (

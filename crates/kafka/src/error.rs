@@ -89,6 +89,11 @@ pub enum Error {
     /// assignments, a key or name twice, a resource type not served).
     #[error("{0}")]
     InvalidRequest(String),
+
+    /// A transactional id: transactions are not served, so no transaction coordinator is
+    /// available, as FindCoordinator answers for its key.
+    #[error("transactional id {0}: transactions are not supported")]
+    TransactionsNotServed(String),
 }
 
 /// What an admin request asked of the namespace, which decides a refusal's code.
@@ -100,6 +105,8 @@ pub enum Asked {
     TopicConfig,
     /// Alter the broker's configs.
     Cluster,
+    /// Allocate an idempotent producer id (Kafka's IdempotentWrite on the cluster).
+    ProducerId,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -126,6 +133,7 @@ impl Error {
             Error::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor.code(),
             Error::InvalidConfig(_) => ResponseError::InvalidConfig.code(),
             Error::InvalidRequest(_) => ResponseError::InvalidRequest.code(),
+            Error::TransactionsNotServed(_) => ResponseError::CoordinatorNotAvailable.code(),
         }
     }
 }
@@ -137,9 +145,12 @@ impl Error {
 fn admin_code(asked: Asked, e: &tributary_volume::Error) -> i16 {
     use tributary_volume::Error as V;
     let code = match (asked, e) {
-        (Asked::Cluster, V::PermissionDenied { .. } | V::Unauthenticated(_)) => {
-            ResponseError::ClusterAuthorizationFailed
-        }
+        (
+            Asked::Cluster | Asked::ProducerId,
+            V::PermissionDenied { .. } | V::Unauthenticated(_),
+        ) => ResponseError::ClusterAuthorizationFailed,
+        (Asked::ProducerId, V::ShuttingDown) => ResponseError::CoordinatorNotAvailable,
+        (Asked::ProducerId, _) => ResponseError::UnknownServerError,
         (Asked::TopicConfig, V::InvalidArgument { .. }) => ResponseError::InvalidConfig,
         (_, V::InvalidArgument { field, .. }) if field == "partitions" => {
             ResponseError::InvalidPartitions
@@ -216,10 +227,16 @@ pub(crate) fn partition_code(e: &tributary_volume::Error) -> i16 {
 }
 
 /// The code a produced partition carries for what the namespace refused: a refused batch
-/// by the check it failed, the rest as for any topic.
+/// by the check it failed, the rest as for any topic. An idempotent producer's refusals
+/// are the codes Kafka's broker answers (`ProducerAppendInfo`): an older epoch is
+/// INVALID_PRODUCER_EPOCH (since Kafka 2.7), a gap, an old batch not among the last five
+/// or a retry with another record count OUT_OF_ORDER_SEQUENCE_NUMBER, and an unknown
+/// producer's first sequence other than 0 UNKNOWN_PRODUCER_ID (see `producers.rs`).
+/// A duplicate is not refused: it is answered with its original offset.
 pub(crate) fn produce_code(e: &tributary_volume::Error) -> i16 {
     use tributary_core::Error as Core;
     use tributary_volume::Error as V;
+    use tributary_volume::SequenceRefusal;
     let code = match e {
         V::InvalidBatch(Core::TooLarge { .. }) => ResponseError::MessageTooLarge,
         V::InvalidBatch(Core::Checksum { .. }) => ResponseError::CorruptMessage,
@@ -227,6 +244,11 @@ pub(crate) fn produce_code(e: &tributary_volume::Error) -> i16 {
             ResponseError::UnsupportedCompressionType
         }
         V::InvalidBatch(_) => ResponseError::InvalidRecord,
+        V::Sequence { refusal, .. } => match refusal {
+            SequenceRefusal::Fenced => ResponseError::InvalidProducerEpoch,
+            SequenceRefusal::OutOfOrder => ResponseError::OutOfOrderSequenceNumber,
+            SequenceRefusal::UnknownProducer => ResponseError::UnknownProducerId,
+        },
         V::FailedPrecondition(_) => ResponseError::PolicyViolation,
         e => return topic_code(e),
     };

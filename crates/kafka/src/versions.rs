@@ -106,6 +106,11 @@ pub const ADVERTISED: &[Served] = &[
         max: 6,
     },
     Served {
+        key: ApiKey::InitProducerId,
+        min: 0,
+        max: 4,
+    },
+    Served {
         key: ApiKey::DescribeConfigs,
         min: 1,
         max: 4,

@@ -25,11 +25,11 @@ use tokio::sync::oneshot;
 use crate::db::write_options;
 use crate::error::{Error, Result};
 use crate::keys::{self, PartitionId, cf};
-use crate::producers::{SequenceCheck, check_sequence};
+use crate::producers::{SequenceCheck, appended, check_sequence};
 use crate::state::{Job, Partition, Reply, Slot, Store, publish_hwm};
 use crate::timeindex::TimeTail;
 use crate::types::{AppendCheck, AppendRequest, Appended, Durability, NewBatch, check_batch_size};
-use crate::values::{PartitionState, ProducedBatch, ProducerState};
+use crate::values::{PartitionState, ProducerState};
 
 /// A group stops taking appends once its batches reach this size, so one write (and the
 /// memory it holds) stays bounded however much is queued.
@@ -152,12 +152,7 @@ impl Group {
                         });
                         continue;
                     }
-                    SequenceCheck::Next => {
-                        let mut state = state.filter(|s| s.epoch == seq.epoch).unwrap_or_default();
-                        state.epoch = seq.epoch;
-                        state.next_seq = seq.sequence + u64::from(seq.record_count);
-                        producer = Some((seq.id, state));
-                    }
+                    SequenceCheck::Next => producer = Some((seq, state)),
                 }
             }
             if let Some(expected) = check.expect_next_offset
@@ -203,18 +198,9 @@ impl Group {
             held.state =
                 store.stage_batch(&mut self.wb, id, &held.state, &mut held.time, base, batch);
             held.changed = true;
-            if let Some((producer, mut state)) = producer {
-                state.last_ms = batch.append_time_ms;
-                state.recent.push(ProducedBatch {
-                    first_seq: state.next_seq - u64::from(batch.record_count),
-                    record_count: batch.record_count,
-                    base_offset: base,
-                    append_time_ms: batch.append_time_ms,
-                });
-                if state.recent.len() > ProducerState::RECENT {
-                    state.recent.remove(0);
-                }
-                held.producers.insert(producer, state);
+            if let Some((seq, state)) = producer {
+                let state = appended(state, seq, base, batch.append_time_ms);
+                held.producers.insert(seq.id, state);
             }
             self.bytes += batch.value.len();
             done.appended.push(Appended {

@@ -63,7 +63,7 @@ pub use timeindex::TimeLookup;
 pub use types::AppendRequest;
 pub use types::{
     AppendCheck, Appended, ClusterIdentity, Durability, MAX_BATCH_BYTES, NewBatch, PartitionStats,
-    ProducerSeq, Purged, ReadResult, StoredBatch, framed_len,
+    ProducerSeq, Purged, ReadResult, SequenceSpace, StoredBatch, framed_len,
 };
 pub use values::Cursor;
 

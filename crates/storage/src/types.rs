@@ -93,13 +93,26 @@ pub struct AppendCheck {
     pub producer: Option<ProducerSeq>,
 }
 
-/// An idempotent producer's claim on a batch: records `sequence..sequence + record_count`.
+/// An idempotent producer's claim on a batch: records `sequence..sequence + record_count`,
+/// counted in `space`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProducerSeq {
     pub id: u64,
     pub epoch: u32,
     pub sequence: u64,
     pub record_count: u32,
+    pub space: SequenceSpace,
+}
+
+/// How a producer numbers its records: the one difference between the doors' idempotent
+/// producers (the rules are `producers.rs`'s, the state the same rows).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SequenceSpace {
+    /// gRPC's: a u64 that never wraps in practice.
+    #[default]
+    Tributary,
+    /// Kafka's: an int32 that wraps to 0 after `i32::MAX` (Kafka's `incrementSequence`).
+    Kafka,
 }
 
 /// One stored batch as read back.

@@ -62,6 +62,14 @@ pub enum Error {
     #[error(transparent)]
     Group(tributary_core::Error),
 
+    /// An idempotent producer's batch refused by its epoch or sequence (storage's rules,
+    /// design §1.3 invariant 7); nothing was written. The refusal picks the Kafka code.
+    #[error("{message}")]
+    Sequence {
+        refusal: SequenceRefusal,
+        message: String,
+    },
+
     #[error(transparent)]
     Storage(#[from] tributary_storage::Error),
 
@@ -78,6 +86,19 @@ pub enum Error {
     /// A blocking storage task could not run (the runtime is shutting down).
     #[error("server is shutting down")]
     ShuttingDown,
+}
+
+/// Why an idempotent producer's batch was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SequenceRefusal {
+    /// An epoch older than the producer's latest on the partition.
+    Fenced,
+    /// Not the next sequence, nor a retry of one of the last five batches (or one whose
+    /// record count differs from the original's).
+    OutOfOrder,
+    /// A sequence other than 0 from a producer the partition has no state for (never
+    /// seen, or expired).
+    UnknownProducer,
 }
 
 fn denied(who: &str, permission: &str, path: &str) -> String {

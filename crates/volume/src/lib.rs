@@ -22,7 +22,7 @@ pub mod scram;
 
 pub use auth::{Caller, Credential};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::{Error, Result};
+pub use error::{Error, Result, SequenceRefusal};
 pub use model::{
     Durability, LinkRow, LinkStart, Perm, Quotas, StreamAttributes, StreamAttributesPatch,
 };

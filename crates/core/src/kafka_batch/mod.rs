@@ -253,6 +253,13 @@ pub fn validate(batch: &Bytes, limits: &Limits) -> Result<Checked> {
     if header.is_transactional() {
         return Err(invalid("transactional batches are not supported".into()));
     }
+    // An idempotent producer's batch (Kafka's LogValidator checks the sequence too).
+    if header.producer_id >= 0 && (header.producer_epoch < 0 || header.base_sequence < 0) {
+        return Err(invalid(format!(
+            "producer {} sent epoch {} and base sequence {}: both must be 0 or more",
+            header.producer_id, header.producer_epoch, header.base_sequence
+        )));
+    }
     let count = header.records_count;
     if count <= 0 {
         return Err(invalid("the batch has no records".into()));

@@ -14,6 +14,7 @@ mod describe_cluster;
 mod describe_configs;
 mod fetch;
 mod groups;
+mod init_producer_id;
 mod list_offsets;
 mod metadata;
 mod offsets;
@@ -174,6 +175,10 @@ async fn dispatch(
             let caller = caller(session, key)?;
             offsets::fetch(door, &caller, req).await.map(Some)
         }
+        ApiKey::InitProducerId => {
+            let caller = caller(session, key)?;
+            init_producer_id::handle(door, &caller, req).await.map(Some)
+        }
         ApiKey::Produce => {
             let caller = caller(session, key)?;
             produce::handle(door, &caller, req, charge).await
@@ -269,6 +274,7 @@ fn api_name(key: ApiKey) -> &'static str {
         ApiKey::ListGroups => "ListGroups",
         ApiKey::DescribeGroups => "DescribeGroups",
         ApiKey::DeleteGroups => "DeleteGroups",
+        ApiKey::InitProducerId => "InitProducerId",
         ApiKey::Produce => "Produce",
         ApiKey::Fetch => "Fetch",
         ApiKey::ListOffsets => "ListOffsets",

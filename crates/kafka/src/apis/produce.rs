@@ -4,9 +4,11 @@
 //! partition is answered on its own: MESSAGE_TOO_LARGE, CORRUPT_MESSAGE, INVALID_RECORD,
 //! UNSUPPORTED_COMPRESSION_TYPE, a quota or an ACL refusal leave the others written.
 //! acks 1 and -1 are both answered once the batch is appended (a `sync` stream's after the
-//! fsync); acks 0 gets no response at all. The batches' bytes are charged to the
-//! principal's produce quota once written, and the response says how long to wait
-//! (`throttle`).
+//! fsync); acks 0 gets no response at all. A batch with a producer id (an idempotent
+//! producer's, from InitProducerId) passes Kafka's sequence rules in storage: a retry of
+//! one of its last five batches is answered with the original base offset and append
+//! time, and writes nothing. The batches' bytes are charged to the principal's produce
+//! quota once written, and the response says how long to wait (`throttle`).
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;

@@ -144,6 +144,7 @@ async fn idempotent_appends_in_one_group_follow_each_other() {
                 epoch: 0,
                 sequence,
                 record_count: 1,
+                space: SequenceSpace::Tributary,
             }),
             ..Default::default()
         }]

@@ -20,6 +20,7 @@ fn seq(id: u64, epoch: u32, sequence: u64, record_count: u32) -> AppendCheck {
             epoch,
             sequence,
             record_count,
+            space: SequenceSpace::Tributary,
         }),
         ..Default::default()
     }
@@ -160,5 +161,46 @@ fn conditional_appends_write_nothing_on_a_mismatch() {
     assert_eq!(
         (first.base_offset, retry.base_offset, retry.duplicate),
         (2, 2, true)
+    );
+}
+
+#[test]
+fn kafka_sequences_wrap_to_zero_after_i32_max_also_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let kafka = |sequence, record_count| AppendCheck {
+        producer: Some(ProducerSeq {
+            id: 3,
+            epoch: 0,
+            sequence,
+            record_count,
+            space: SequenceSpace::Kafka,
+        }),
+        ..Default::default()
+    };
+    let max = i32::MAX as u32;
+    let id = {
+        let store = open(dir.path());
+        let id = new_partition(&store);
+        // Batches claiming many records bring the producer near the wrap.
+        produce(&store, id, kafka(0, max - 2), max - 2).unwrap();
+        let b = produce(&store, id, kafka(u64::from(max - 2), 3), 3).unwrap();
+        assert_eq!(b.base_offset, u64::from(max - 2));
+        id
+    };
+    let store = open(dir.path());
+    let again = produce(&store, id, kafka(u64::from(max - 2), 3), 3).unwrap();
+    assert_eq!(
+        (again.base_offset, again.duplicate),
+        (u64::from(max - 2), true)
+    );
+    let gap = produce(&store, id, kafka(1, 1), 1);
+    assert!(
+        matches!(gap, Err(Error::SequenceGap { expected: 0, .. })),
+        "{gap:?}"
+    );
+    let wrapped = produce(&store, id, kafka(0, 1), 1).unwrap();
+    assert_eq!(
+        (wrapped.base_offset, wrapped.duplicate),
+        (u64::from(max) + 1, false)
     );
 }

@@ -15,10 +15,13 @@ use tributary_core::kafka_batch;
 use tributary_core::limits::check_count;
 use tributary_core::names::TopicPath;
 use tributary_core::partitioner::partition_for;
-use tributary_storage::{self as storage, AppendCheck, AppendRequest, NewBatch, ProducerSeq};
+use tributary_storage::{
+    self as storage, AppendCheck, AppendRequest, NewBatch, ProducerSeq, SequenceSpace,
+};
 
 use super::{Namespace, TopicEntry, blocking, not_found_if_dropped, volume_of};
 use crate::auth::{Caller, Credential};
+use crate::error::SequenceRefusal;
 use crate::limits::MAX_PARTITIONS_PER_REQUEST;
 use crate::model::Perm;
 use crate::{Error, Result};
@@ -270,6 +273,7 @@ impl Namespace {
             tributary_core::TimestampType::CreateTime => checked.max_timestamp,
         };
         let record_count = checked.header.records_count as u32;
+        let producer = kafka_producer(&checked.header);
         let asked = body.len() as u64;
         let usage = self.reserve_bytes(volume_of(&s.path), asked)?;
         let result = async {
@@ -295,7 +299,10 @@ impl Namespace {
                 .submit(AppendRequest {
                     durability: s.attributes.durability.into(),
                     partitions: vec![id],
-                    checks: vec![AppendCheck::default()],
+                    checks: vec![AppendCheck {
+                        producer,
+                        ..Default::default()
+                    }],
                     build: Box::new(build),
                 })
                 .await
@@ -440,6 +447,7 @@ impl Namespace {
                     epoch: s.epoch,
                     sequence: s.sequence,
                     record_count,
+                    space: SequenceSpace::Tributary,
                 }),
             })
             .collect();
@@ -730,6 +738,30 @@ fn settle(usage: &super::Usage, asked: u64, stored: Option<u64>) {
     };
 }
 
+/// A Kafka batch's idempotent producer, if it names one (a producer id of 0 or more, as
+/// Kafka's `hasProducerId`; `kafka_batch::validate` checked its epoch and sequence).
+fn kafka_producer(h: &kafka_batch::BatchHeader) -> Option<ProducerSeq> {
+    (h.producer_id >= 0).then_some(ProducerSeq {
+        id: h.producer_id as u64,
+        epoch: h.producer_epoch as u32,
+        sequence: h.base_sequence as u64,
+        record_count: h.records_count as u32,
+        space: SequenceSpace::Kafka,
+    })
+}
+
+/// What storage's refusal of an idempotent batch means to a producer.
+fn sequence_refusal(e: &storage::Error) -> Option<SequenceRefusal> {
+    Some(match e {
+        storage::Error::ProducerFenced { .. } => SequenceRefusal::Fenced,
+        storage::Error::UnknownProducer { .. } => SequenceRefusal::UnknownProducer,
+        storage::Error::SequenceGap { .. }
+        | storage::Error::StaleSequence { .. }
+        | storage::Error::SequenceMismatch { .. } => SequenceRefusal::OutOfOrder,
+        _ => return None,
+    })
+}
+
 /// Storage's refusals of a checked append, told in the topic's terms.
 fn refused_append(e: Error, path: &TopicPath, partitions: &[storage::PartitionId]) -> Error {
     let number = |id: storage::PartitionId| {
@@ -749,13 +781,10 @@ fn refused_append(e: Error, path: &TopicPath, partitions: &[storage::PartitionId
             expected as i64 - 1,
             actual as i64 - 1
         )),
-        Error::Storage(
-            e @ (storage::Error::ProducerFenced { .. }
-            | storage::Error::SequenceGap { .. }
-            | storage::Error::UnknownProducer { .. }
-            | storage::Error::StaleSequence { .. }
-            | storage::Error::SequenceMismatch { .. }),
-        ) => Error::FailedPrecondition(format!("{path}: {e}; nothing was written")),
+        Error::Storage(e) if sequence_refusal(&e).is_some() => Error::Sequence {
+            refusal: sequence_refusal(&e).expect("matched"),
+            message: format!("{path}: {e}; nothing was written"),
+        },
         e => not_found_if_dropped(e, path),
     }
 }
