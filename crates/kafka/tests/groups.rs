@@ -5,6 +5,8 @@
 //! expiry, leaving, the stream ACL as the group's, one protocol per group, and any
 //! non-empty string as a group id.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,11 +22,9 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tributary_core::acl::Acl;
-use tributary_core::names::StreamPath;
-use tributary_kafka::{Options, serve};
 use tributary_storage::{Store, StoreOptions};
 use tributary_volume::{
     Caller, ClientMsg, Credential, Namespace, ServerMsg, StreamAttributesPatch, SystemClock,
@@ -78,17 +78,7 @@ async fn door() -> Door {
     ns.create_topic(&admin, "/acme/private:secret", Some(1))
         .await
         .unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let options = Options {
-        allow_anonymous: true,
-        default_stream: Some(StreamPath::parse("s", "/acme/s").unwrap()),
-        ..Options::default()
-    };
-    tokio::spawn(serve(listener, ns.clone(), options, async {
-        let _ = stopped.await;
-    }));
+    let (addr, stop) = common::listen(ns.clone(), common::anonymous()).await;
     Door {
         addr,
         ns,

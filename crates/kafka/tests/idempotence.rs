@@ -23,12 +23,10 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tributary_core::acl::Acl;
 use tributary_core::kafka_batch::BatchHeader;
-use tributary_core::names::StreamPath;
-use tributary_kafka::{Options, serve};
 use tributary_storage::{
     AppendCheck, AppendRequest, Durability, NewBatch, ProducerSeq, SequenceSpace, Store,
     StoreOptions,
@@ -81,17 +79,7 @@ async fn door() -> Door {
     for t in ["/acme/s:orders", "/acme/s:wrap", "/acme/stamped:t"] {
         ns.create_topic(&admin, t, Some(1)).await.unwrap();
     }
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let options = Options {
-        allow_anonymous: true,
-        default_stream: Some(StreamPath::parse("s", "/acme/s").unwrap()),
-        ..Options::default()
-    };
-    tokio::spawn(serve(listener, ns.clone(), options, async {
-        let _ = stopped.await;
-    }));
+    let (addr, stop) = common::listen(ns.clone(), common::anonymous()).await;
     Door {
         addr,
         ns,

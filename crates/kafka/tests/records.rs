@@ -4,28 +4,29 @@
 //! hostile batches refused per partition with nothing written, and retention and key
 //! compaction on Kafka-produced records.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
+use common::{call, framed};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, FetchRequest, FetchResponse,
-    ListOffsetsRequest, ListOffsetsResponse, ProduceRequest, ProduceResponse, RequestHeader,
-    ResponseHeader, TopicName,
+    ListOffsetsRequest, ListOffsetsResponse, ProduceRequest, ProduceResponse, ResponseHeader,
+    TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::{Decodable, StrBytes};
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tributary_core::TimestampType;
 use tributary_core::acl::Acl;
 use tributary_core::kafka_batch::{self, Draft, Limits};
-use tributary_core::names::StreamPath;
-use tributary_kafka::{Options, serve};
 use tributary_proto::v1;
 use tributary_storage::{Store, StoreOptions};
 use tributary_volume::{
@@ -72,17 +73,7 @@ async fn door_with(attrs: StreamAttributesPatch, max_bytes: Option<u64>) -> Door
             .await
             .unwrap();
     }
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let options = Options {
-        allow_anonymous: true,
-        default_stream: Some(StreamPath::parse("s", "/acme/s").unwrap()),
-        ..Options::default()
-    };
-    tokio::spawn(serve(listener, ns.clone(), options, async {
-        let _ = stopped.await;
-    }));
+    let (addr, stop) = common::listen(ns.clone(), common::anonymous()).await;
     Door {
         addr,
         ns,
@@ -97,46 +88,11 @@ async fn door() -> Door {
     door_with(StreamAttributesPatch::default(), None).await
 }
 
-fn framed<M: Encodable>(key: ApiKey, version: i16, correlation_id: i32, body: &M) -> Bytes {
-    let header = RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("records-test")));
-    let mut b = BytesMut::new();
-    b.put_i32(0);
-    header
-        .encode(&mut b, key.request_header_version(version))
-        .unwrap();
-    body.encode(&mut b, version).unwrap();
-    let size = (b.len() - 4) as i32;
-    b[..4].copy_from_slice(&size.to_be_bytes());
-    b.freeze()
-}
-
 /// The next response off `s`: its correlation id and body bytes.
 async fn response(s: &mut TcpStream, key: ApiKey, version: i16) -> (i32, Bytes) {
-    let mut size = [0u8; 4];
-    s.read_exact(&mut size).await.unwrap();
-    let mut b = vec![0u8; i32::from_be_bytes(size) as usize];
-    s.read_exact(&mut b).await.unwrap();
-    let mut b = Bytes::from(b);
+    let mut b = common::read_response(s).await.expect("a response");
     let header = ResponseHeader::decode(&mut b, key.response_header_version(version)).unwrap();
     (header.correlation_id, b)
-}
-
-async fn call<Req: Encodable, Resp: Decodable>(
-    s: &mut TcpStream,
-    key: ApiKey,
-    version: i16,
-    body: &Req,
-) -> Resp {
-    s.write_all(&framed(key, version, 5, body)).await.unwrap();
-    let (id, mut b) = response(s, key, version).await;
-    assert_eq!(id, 5);
-    let r = Resp::decode(&mut b, version).unwrap();
-    assert!(b.is_empty(), "{} bytes left over", b.len());
-    r
 }
 
 async fn connect(d: &Door) -> TcpStream {

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, reason = "each test file uses some of these")]
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -59,12 +60,7 @@ pub async fn door(options: Options) -> Door {
         .await
         .unwrap();
 
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(serve(listener, ns.clone(), options, async {
-        let _ = stopped.await;
-    }));
+    let (addr, stop) = listen(ns.clone(), options).await;
     Door {
         addr,
         ns,
@@ -74,6 +70,19 @@ pub async fn door(options: Options) -> Door {
     }
 }
 
+/// Serves `ns` with `options` on 127.0.0.1:0: the address, and what stops the listener
+/// when dropped.
+pub async fn listen(ns: Arc<Namespace>, options: Options) -> (SocketAddr, oneshot::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(serve(listener, ns, options, async {
+        let _ = stopped.await;
+    }));
+    (addr, stop)
+}
+
+/// Anyone may connect; flat names resolve in `/acme/s`.
 pub fn anonymous() -> Options {
     Options {
         allow_anonymous: true,
@@ -119,7 +128,9 @@ pub async fn call<Req: Encodable, Resp: Decodable>(
     let mut b = read_response(s).await.expect("a response");
     let header = ResponseHeader::decode(&mut b, key.response_header_version(version)).unwrap();
     assert_eq!(header.correlation_id, 5);
-    Resp::decode(&mut b, version).unwrap()
+    let r = Resp::decode(&mut b, version).unwrap();
+    assert!(b.is_empty(), "{} bytes left over", b.len());
+    r
 }
 
 pub async fn handshake(s: &mut TcpStream, mechanism: &'static str) -> SaslHandshakeResponse {
