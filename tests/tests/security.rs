@@ -67,6 +67,7 @@ fn rpcs() -> Vec<Rpc> {
         rpc!("Admin/CreateUser", Denied("cluster admin"), |c| c.admin().create_user(v1::CreateUserRequest { name: "eve".into(), groups: vec![], cluster_admin: true })),
         rpc!("Admin/ListUsers", Denied("cluster admin"), |c| c.admin().list_users(v1::ListUsersRequest {})),
         rpc!("Admin/DeleteUser", Denied("cluster admin"), |c| c.admin().delete_user(v1::DeleteUserRequest { name: "alice".into() })),
+        rpc!("Admin/EditUser", Denied("cluster admin"), |c| c.admin().edit_user(v1::EditUserRequest { name: "alice".into(), kafka_default_stream: Some("/v/s".into()) })),
         rpc!("Admin/RotateToken", Denied("cluster admin"), |c| c.admin().rotate_token(v1::RotateTokenRequest { name: "alice".into() })),
         rpc!("Admin/CreateVolume", Denied("cluster admin"), |c| c.admin().create_volume(v1::CreateVolumeRequest { path: "/w".into(), ..Default::default() })),
         rpc!("Admin/ListVolumes", Allowed, |c| c.admin().list_volumes(v1::ListVolumesRequest {}), |r| r.volumes.is_empty()),
