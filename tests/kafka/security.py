@@ -26,13 +26,16 @@ def confluent_error(e):
 
 def confluent_produce(spec):
     """Produces `count` records of 1 KiB; the deliveries and the largest throttle the
-    client reported (librdkafka's throttle callback)."""
+    client reported (librdkafka's throttle callback). `timeout_s` bounds each record's
+    delivery: a throttled client holds the records after a throttled request for the
+    throttle time, so it must be longer than the whole debt, however the records batch."""
     from confluent_kafka import Producer
 
     conf, errors = confluent_config(spec)
     throttles = []
+    timeout_s = spec.get("timeout_s", TIMEOUT_S)
     conf["throttle_cb"] = lambda event: throttles.append(event.throttle_time * 1000)
-    conf["message.timeout.ms"] = TIMEOUT_S * 1000
+    conf["message.timeout.ms"] = timeout_s * 1000
     producer = Producer(conf)
     delivered, failed = [], []
 
@@ -42,7 +45,7 @@ def confluent_produce(spec):
     for _ in range(spec.get("count", 1)):
         producer.produce(spec["topic"], value=b"x" * 1024, partition=0, on_delivery=report)
         producer.poll(0)
-    producer.flush(TIMEOUT_S * 3)
+    producer.flush(timeout_s * 3)
     producer.poll(0.1)  # serves throttle_cb for the last response
     refused = [e for e in errors if "uthenticat" in e]
     if refused:
