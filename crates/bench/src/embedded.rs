@@ -47,6 +47,7 @@ impl Embedded {
         config.kafka = Some(KafkaListener {
             listener: kafka,
             options: Default::default(),
+            group_initial_delay: tributary_server::DEFAULT_GROUP_INITIAL_DELAY,
         });
         // Stopped by `stop`, never by a signal.
         let shutdown = std::future::pending();

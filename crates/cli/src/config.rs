@@ -45,6 +45,7 @@ pub const KEYS: &[&str] = &[
     "kafka_default_stream",
     "kafka_aliases",
     "kafka_max_request_bytes",
+    "kafka_group_initial_delay",
 ];
 
 /// Client-side variables the server ignores without a warning.
@@ -101,6 +102,9 @@ pub struct Settings {
     /// `PATTERN=STREAM` rules, tried in order before any default.
     pub kafka_aliases: Vec<String>,
     pub kafka_max_request_bytes: usize,
+    /// How long a new Kafka consumer group's first join phase waits for more members.
+    #[serde(with = "duration")]
+    pub kafka_group_initial_delay: Duration,
 }
 
 /// One user's quota overrides.
@@ -178,6 +182,7 @@ impl Default for Settings {
             kafka_default_stream: None,
             kafka_aliases: Vec::new(),
             kafka_max_request_bytes: tributary_kafka::Options::default().max_request_bytes,
+            kafka_group_initial_delay: tributary_server::DEFAULT_GROUP_INITIAL_DELAY,
         }
     }
 }
@@ -373,6 +378,13 @@ pub struct Flags {
     #[arg(long, value_name = "BYTES")]
     #[serde(skip_serializing_if = "Option::is_none")]
     kafka_max_request_bytes: Option<usize>,
+    /// How long a new Kafka consumer group's first rebalance waits for more members, and
+    /// again while they keep coming, up to the rebalance timeout (Kafka's
+    /// `group.initial.rebalance.delay.ms`; 0 for none) [env:
+    /// TRIBUTARY_KAFKA_GROUP_INITIAL_DELAY] [default: 3s]
+    #[arg(long, value_name = "DURATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kafka_group_initial_delay: Option<String>,
 }
 
 /// Where a value came from.

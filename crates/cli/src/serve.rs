@@ -121,7 +121,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 aliases: names.aliases,
                 ..tributary_kafka::Options::default()
             };
-            Some(KafkaListener { listener, options })
+            Some(KafkaListener {
+                listener,
+                options,
+                group_initial_delay: cfg.kafka_group_initial_delay,
+            })
         }
         Listen::Off => None,
     };

@@ -50,6 +50,8 @@ static GLOBAL: heap::Counting = heap::Counting::new();
 
 /// How long in-flight requests and open connections get to finish once the server stops.
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(20);
+/// Kafka's default `group.initial.rebalance.delay.ms`.
+pub const DEFAULT_GROUP_INITIAL_DELAY: Duration = Duration::from_secs(3);
 
 /// What the server runs with: the part of `tributary serve`'s configuration that is not
 /// the binary's (addresses to bind, logging, the shutdown delay).
@@ -113,6 +115,9 @@ pub struct MetricsEndpoint {
 pub struct KafkaListener {
     pub listener: TcpListener,
     pub options: tributary_kafka::Options,
+    /// How long a new consumer group's first join phase waits for more members (Kafka's
+    /// `group.initial.rebalance.delay.ms`).
+    pub group_initial_delay: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -235,6 +240,9 @@ pub async fn start(
     let cluster_id = store.identity().cluster_id;
     let ns = Arc::new(Namespace::open(store.clone(), config.clock).await?);
     ns.set_producer_expiry(config.producer_expiry);
+    if let Some(k) = &kafka {
+        ns.set_kafka_group_initial_delay(k.group_initial_delay);
+    }
     let admin_token = match given_admin {
         Some(given) => ns.ensure_admin_with(given).await?,
         None => ns.ensure_admin().await?,
@@ -259,7 +267,9 @@ pub async fn start(
     };
     let (kafka_stop, kafka_stopping) = tokio::sync::watch::channel(false);
     let (kafka_addr, kafka_task) = match kafka {
-        Some(KafkaListener { listener, options }) => {
+        Some(KafkaListener {
+            listener, options, ..
+        }) => {
             let addr = local_addr(&listener)?;
             let mut stopping = kafka_stopping;
             let shutdown = async move {

@@ -26,7 +26,11 @@
 //!   each votes for its most preferred;
 //! - heartbeats, syncs and commits name the generation (ILLEGAL_GENERATION) and a current
 //!   member (UNKNOWN_MEMBER_ID); a heartbeat during a rebalance is told REBALANCE_IN_PROGRESS;
-//! - a member silent past its session timeout, or gone, is removed and the group rebalances.
+//! - a member silent past its session timeout, or gone, is removed and the group rebalances;
+//! - the first join phase of an empty group lasts the initial rebalance delay (Kafka's
+//!   `group.initial.rebalance.delay.ms`), extended by the same again while new members keep
+//!   arriving, up to the rebalance timeout: members starting together form one generation,
+//!   and a first member's client has time to learn its topics' metadata before it assigns.
 //!
 //! **Invariant:** the generation moves exactly when a join phase completes; the leader is
 //! a member; the protocol chosen is supported by every member.
@@ -251,6 +255,15 @@ impl Member {
     }
 }
 
+/// The first join phase of an empty group (Kafka's InitialDelayedJoin).
+#[derive(Debug, Clone, Copy)]
+struct InitialJoin {
+    /// What is left of the rebalance timeout for further extensions.
+    remaining_ms: i64,
+    /// Whether a member joined since the delay last began.
+    new_member_added: bool,
+}
+
 /// One classic group's membership. See the module docs for the protocol.
 #[derive(Debug, Clone)]
 pub struct ClassicGroup {
@@ -267,6 +280,11 @@ pub struct ClassicGroup {
     statics: BTreeMap<String, String>,
     /// PreparingRebalance: when the join phase completes without the stragglers.
     rebalance_deadline: Option<i64>,
+    /// The initial rebalance delay, 0 for none.
+    initial_delay_ms: i64,
+    /// The first join phase of an empty group, while it waits out the initial delay (which
+    /// ends at `rebalance_deadline`).
+    initial: Option<InitialJoin>,
     /// CompletingRebalance: members that have not sent SyncGroup, and until when they may.
     pending_sync: BTreeSet<String>,
     sync_deadline: Option<i64>,
@@ -286,9 +304,17 @@ impl ClassicGroup {
             pending: BTreeMap::new(),
             statics: BTreeMap::new(),
             rebalance_deadline: None,
+            initial_delay_ms: 0,
+            initial: None,
             pending_sync: BTreeSet::new(),
             sync_deadline: None,
         }
+    }
+
+    /// The same group whose first join phase lasts `ms` at least (see the module docs).
+    pub fn with_initial_delay(mut self, ms: i64) -> ClassicGroup {
+        self.initial_delay_ms = ms.max(0);
+        self
     }
 
     pub fn state(&self) -> State {
@@ -547,6 +573,21 @@ impl ClassicGroup {
         }
         if self.state == State::PreparingRebalance
             && self.rebalance_deadline.is_some_and(|d| now_ms >= d)
+            && let Some(i) = self.initial.take()
+            && i.new_member_added
+            && i.remaining_ms > 0
+        {
+            // New members came during the initial delay: wait as long again for others.
+            let delay = self.initial_delay_ms.min(i.remaining_ms);
+            self.initial = Some(InitialJoin {
+                remaining_ms: i.remaining_ms - delay,
+                new_member_added: false,
+            });
+            self.rebalance_deadline = Some(now_ms.saturating_add(delay));
+        }
+        if self.state == State::PreparingRebalance
+            && self.initial.is_none()
+            && self.rebalance_deadline.is_some_and(|d| now_ms >= d)
         {
             // Dynamic members that did not rejoin in time are removed; static ones keep
             // their place.
@@ -637,7 +678,12 @@ impl ClassicGroup {
             self.protocol_type = Some(req.protocol_type);
         }
         match self.state {
-            State::PreparingRebalance => self.maybe_complete_join(now_ms, replies),
+            State::PreparingRebalance => {
+                if let Some(i) = &mut self.initial {
+                    i.new_member_added = true;
+                }
+                self.maybe_complete_join(now_ms, replies)
+            }
             _ => self.prepare_rebalance(now_ms, replies),
         }
     }
@@ -803,16 +849,26 @@ impl ClassicGroup {
             .map(|m| i64::from(m.rebalance_timeout_ms.max(0)))
             .max()
             .unwrap_or(0);
+        if self.state == State::Empty && self.initial_delay_ms > 0 {
+            let delay = self.initial_delay_ms.min(timeout);
+            self.initial = Some(InitialJoin {
+                remaining_ms: timeout - delay,
+                new_member_added: false,
+            });
+            self.state = State::PreparingRebalance;
+            self.rebalance_deadline = Some(now_ms.saturating_add(delay));
+            return;
+        }
         self.state = State::PreparingRebalance;
         self.rebalance_deadline = Some(now_ms.saturating_add(timeout));
         self.maybe_complete_join(now_ms, replies);
     }
 
     fn maybe_complete_join(&mut self, now_ms: i64, replies: &mut Vec<Reply>) {
-        // Member ids handed out but not yet used hold the phase, as in Kafka, unless nobody
-        // is left to wait.
+        // Member ids handed out but not yet used, and the initial delay, hold the phase, as
+        // in Kafka, unless nobody is left to wait.
         if self.state == State::PreparingRebalance
-            && (self.pending.is_empty() || self.members.is_empty())
+            && ((self.initial.is_none() && self.pending.is_empty()) || self.members.is_empty())
             && self.members.values().all(|m| m.awaiting_join)
         {
             self.complete_join(now_ms, replies);
@@ -823,6 +879,7 @@ impl ClassicGroup {
     /// join is answered.
     fn complete_join(&mut self, now_ms: i64, replies: &mut Vec<Reply>) {
         self.rebalance_deadline = None;
+        self.initial = None;
         self.generation = self.generation.checked_add(1).unwrap_or(1);
         if self.members.is_empty() {
             self.state = State::Empty;

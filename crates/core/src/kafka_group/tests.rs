@@ -578,6 +578,61 @@ fn a_pending_member_id_holds_the_join_phase_until_it_comes_back() {
 }
 
 #[test]
+fn the_first_join_phase_waits_the_initial_delay_while_members_keep_coming() {
+    let mut g = ClassicGroup::new("g").with_initial_delay(3_000);
+    let (a, replies) = first_join(&mut g, req("", &["range"]), 0);
+    assert!(replies.is_empty(), "{replies:?}");
+    assert_eq!(g.state(), State::PreparingRebalance);
+    assert_eq!(g.next_deadline(), Some(3_000));
+    // b comes within the delay: at its end the phase waits as long again.
+    let (b, replies) = first_join(&mut g, req("", &["range"]), 1_000);
+    assert!(replies.is_empty(), "{replies:?}");
+    assert!(g.expire(2_999).is_empty());
+    assert!(g.expire(3_000).is_empty());
+    assert_eq!(g.next_deadline(), Some(6_000));
+    // Nobody new since: one generation for both.
+    let replies = g.expire(6_000);
+    for m in [&a, &b] {
+        assert_eq!(joined(&replies, m).unwrap().unwrap().generation, 1);
+    }
+    assert_eq!(g.state(), State::CompletingRebalance);
+    let replies = g
+        .sync(sync(&a, 1, vec![(a.clone(), "A"), (b.clone(), "B")]), 6_000)
+        .unwrap();
+    assert!(synced(&replies, &a).is_some());
+    // A join to a group that is not empty rebalances as usual, at once when all are in.
+    let (_, replies) = g.join(req(&b, &["range", "roundrobin"]), 7_000).unwrap();
+    assert!(replies.is_empty());
+    let (_, replies) = g.join(req(&a, &["range"]), 7_000).unwrap();
+    assert_eq!(joined(&replies, &a).unwrap().unwrap().generation, 2);
+}
+
+#[test]
+fn the_initial_delay_is_bounded_by_the_rebalance_timeout_and_ends_when_all_leave() {
+    let mut g = ClassicGroup::new("g").with_initial_delay(20_000);
+    let (a, _) = first_join(&mut g, req("", &["range"]), 0);
+    first_join(&mut g, req("", &["range"]), 1);
+    // 20 s, then what is left of the 30 s rebalance timeout.
+    assert!(g.expire(20_000).is_empty());
+    assert_eq!(g.next_deadline(), Some(30_000));
+    first_join(&mut g, req("", &["range"]), 20_001);
+    let replies = g.expire(30_000);
+    assert_eq!(joined(&replies, &a).unwrap().unwrap().members.len(), 3);
+
+    // Everyone gone during the delay: the group is empty at once.
+    let mut g = ClassicGroup::new("g").with_initial_delay(3_000);
+    let (a, _) = first_join(&mut g, req("", &["range"]), 0);
+    let leaving = Leaving {
+        member_id: a.clone(),
+        instance_id: None,
+    };
+    let (_, replies) = g.leave(&[leaving], 1);
+    assert!(joined(&replies, &a).unwrap().is_err());
+    assert_eq!(g.state(), State::Empty);
+    assert!(g.is_empty());
+}
+
+#[test]
 fn a_group_is_bounded() {
     let mut g = ClassicGroup::new("g");
     for _ in 0..MAX_MEMBERS {
@@ -613,12 +668,15 @@ fn op() -> impl Strategy<Value = Op> {
 
 proptest! {
     /// Random calls from four clients (each keeping the member id and generation it was
-    /// last given, one of them static): the generation never goes back, the leader is a
+    /// last given, one of them static), with or without an initial delay: the generation never goes back, the leader is a
     /// member, the chosen protocol is every member's, a parked request gets one answer,
     /// and an answer goes only to a parked request.
     #[test]
-    fn random_calls_keep_the_invariants(ops in proptest::collection::vec(op(), 1..80)) {
-        let mut g = ClassicGroup::new("g");
+    fn random_calls_keep_the_invariants(
+        ops in proptest::collection::vec(op(), 1..80),
+        delay in prop_oneof![Just(0i64), 1..10_000i64],
+    ) {
+        let mut g = ClassicGroup::new("g").with_initial_delay(delay);
         let mut now = 0i64;
         let mut ids: Vec<String> = vec![String::new(); 4];
         let mut gens = [0i32; 4];

@@ -405,6 +405,16 @@ impl Namespace {
             .cloned()
     }
 
+    /// How long the first join phase of a new (or emptied) Kafka group waits for more
+    /// members: Kafka's `group.initial.rebalance.delay.ms` (0 here until set; the server
+    /// sets its configured value, 3 s by default as in Kafka).
+    pub fn set_kafka_group_initial_delay(&self, d: Duration) {
+        self.kafka_initial_delay_ms.store(
+            d.as_millis().min(i64::MAX as u128) as i64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
     /// The live Kafka group, made (with its ticker) when absent.
     fn classic_group_or_new(self: &Arc<Self>, s: &Arc<StreamRow>, group: &str) -> Arc<ClassicLive> {
         let key = (s.id, group.to_owned());
@@ -416,7 +426,10 @@ impl Namespace {
             stream: s.clone(),
             name: group.to_owned(),
             inner: parking_lot::Mutex::new(ClassicInner {
-                group: ClassicGroup::new(format!("{} {group}", s.path)),
+                group: ClassicGroup::new(format!("{} {group}", s.path)).with_initial_delay(
+                    self.kafka_initial_delay_ms
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                ),
                 joins: HashMap::new(),
                 syncs: HashMap::new(),
                 closed: false,

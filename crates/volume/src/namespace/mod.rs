@@ -149,6 +149,8 @@ pub struct Namespace {
     closing: tokio::sync::watch::Sender<bool>,
     /// Idle idempotent producers are forgotten after this long.
     producer_expiry_ms: std::sync::atomic::AtomicI64,
+    /// How long a new Kafka group's first join phase waits for more members (0: none).
+    kafka_initial_delay_ms: std::sync::atomic::AtomicI64,
     /// Bumped by every catalog commit (live groups follow their stream's topics), and
     /// again once a change to users or ACLs is in the caches: long-running calls then
     /// check their access (`access.rs`).
@@ -205,6 +207,7 @@ impl Namespace {
             topics: RwLock::default(),
             closing: tokio::sync::watch::Sender::new(false),
             producer_expiry_ms: std::sync::atomic::AtomicI64::new(7 * 86_400_000),
+            kafka_initial_delay_ms: std::sync::atomic::AtomicI64::new(0),
             catalog: tokio::sync::watch::Sender::new(0),
             live: members::LiveGroups::default(),
             links: links::Links::default(),
