@@ -473,6 +473,22 @@ async fn confluent_and_kafka_python_share_a_group_that_tributary_shows_and_reset
             .any(|g| g["group"] == GROUP && g["members"] == 1),
         "{list}"
     );
+    // Its one member reads the four partitions its leader gave it, as the client decided.
+    let info = s.group_json();
+    let members = info["members"].as_array().expect("members");
+    assert_eq!(members.len(), 1, "{info}");
+    let mut shown: Vec<String> = members[0]["partitions"]
+        .as_array()
+        .expect("partitions")
+        .iter()
+        .map(|p| p.as_str().unwrap().to_owned())
+        .collect();
+    shown.sort();
+    let four: Vec<String> = all().iter().map(|p| format!("{TOPIC}#{p}")).collect();
+    assert_eq!(shown, four, "{info}");
+    for p in info["partitions"].as_array().unwrap() {
+        assert_eq!(p["member_id"], members[0]["member_id"], "{info}");
+    }
     let reset = [
         "group", "reset", STREAM, GROUP, "--to", "22", "--topic", TOPIC,
     ];

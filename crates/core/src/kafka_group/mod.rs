@@ -35,8 +35,11 @@
 //! **Invariant:** the generation moves exactly when a join phase completes; the leader is
 //! a member; the protocol chosen is supported by every member.
 
+mod assignment;
 #[cfg(test)]
 mod tests;
+
+pub use assignment::consumer_assignment;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

@@ -504,14 +504,18 @@ impl Namespace {
         if let Some(g) = classic {
             let d = g.inner.lock().group.describe();
             if !d.members.is_empty() {
+                let consumers = d.protocol_type == "consumer";
                 let members = d
                     .members
                     .into_iter()
                     .map(|m| MemberInfo {
+                        partitions: if consumers {
+                            kafka_assignment(&s.path, &m.assignment)
+                        } else {
+                            Vec::new()
+                        },
                         member_id: m.member_id,
                         client_id: m.client_id,
-                        // The client-side leader's assignment is opaque here.
-                        partitions: Vec::new(),
                         last_heartbeat_ms: m.last_heartbeat_ms,
                         session_timeout_ms: i64::from(m.session_timeout_ms),
                     })
@@ -881,4 +885,23 @@ impl Session {
             let _ = futures::future::select_all(changed).await;
         }
     }
+}
+
+/// A Kafka consumer's assignment as `(topic, partition)`s of the group's stream: a topic
+/// named verbatim in this stream by its short name, any other name (another stream's) as
+/// the client gave it. Bytes that are no consumer assignment show nothing.
+fn kafka_assignment(stream: &str, bytes: &[u8]) -> Vec<(String, u32)> {
+    let topics = tributary_core::kafka_group::consumer_assignment(bytes).unwrap_or_default();
+    topics
+        .into_iter()
+        .flat_map(|(name, partitions)| {
+            let topic = match name.rsplit_once(':') {
+                Some((path, topic)) if path == stream => topic.to_owned(),
+                _ => name,
+            };
+            partitions
+                .into_iter()
+                .filter_map(move |p| Some((topic.clone(), u32::try_from(p).ok()?)))
+        })
+        .collect()
 }
