@@ -15,7 +15,10 @@
 # median peak (measured first in this run), where the figure is the produce-ack p99.
 #
 # Prints one table: the median of the N runs per door and workload and the Kafka door's
-# ratio to gRPC's. Every run's JSON report is kept in the results file it names.
+# ratio to gRPC's; then the CPU time each side spent per record (the server's from /proc,
+# the bench client's from the shell's `times`), since client and server share the machine:
+# a client library that costs more per record leaves the server less. Every run's JSON
+# report is kept in the results file it names.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +34,7 @@ while [ $# -gt 0 ]; do
         --warmup) warmup=$2; shift 2 ;;
         --profile) profile=$2; shift 2 ;;
         --memory) memory=$2; shift 2 ;;
-        -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "kafka.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -53,9 +56,26 @@ results="$cache/kafka-bench-$(date +%Y%m%d-%H%M%S).jsonl"
 source bench/servers.sh
 trap 'stop_server; rm -rf "$work"' EXIT
 
+# Sets `children` to the CPU seconds (user + system) that the waited-for children of this
+# shell have used (`times` here, not in a subshell, whose children would be its own).
+children_cpu() {
+    times >"$work/times"
+    children=$(sed -n 2p "$work/times" | awk '{
+        n = 0
+        for (i = 1; i <= 2; i++) { split($i, t, /[ms]/); n += t[1] * 60 + t[2] }
+        printf "%.2f", n
+    }')
+}
+
+# CPU seconds (user + system) a live process has used.
+process_cpu() {
+    awk -v tck="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / tck }' "/proc/$1/stat"
+}
+
 # run_one ROUND DOOR NAME FLAGS: a fresh server, one bench run, its report appended.
 run_one() {
     local round=$1 door=$2 name=$3 flags=$4 dir grpc kafka report status=ok
+    local before children server_cpu client_cpu
     dir="$work/$door-$name-$round"
     mkdir -p "$dir"
     [ "$memory" = settled ] && bench/settle-memory.sh
@@ -68,17 +88,22 @@ run_one() {
     wait_port "$kafka" "$dir.log"
     local door_flags=()
     [ "$door" = kafka ] && door_flags=(--protocol kafka --kafka-bootstrap "127.0.0.1:$kafka")
+    children_cpu
+    before=$children
     # shellcheck disable=SC2086 # flags are words
     report=$("$tributary" bench $flags "${door_flags[@]}" --server "http://127.0.0.1:$grpc" \
         --token "$(cat "$dir/admin.token")" --json --duration "$duration" --warmup "$warmup" \
         2>"$dir.err") || status=failed
+    children_cpu
+    client_cpu=$(awk -v a="$children" -v b="$before" 'BEGIN { printf "%.2f", a - b }')
+    server_cpu=$(process_cpu "$server_pid")
     stop_server
     if [ $status = failed ]; then
         say "$door $name (round $round) failed: $(tail -n 3 "$dir.err")"
         report=null
     fi
-    printf '{"round":%s,"workload":"%s","door":"%s","report":%s}\n' \
-        "$round" "$name" "$door" "$report" >>"$results"
+    printf '{"round":%s,"workload":"%s","door":"%s","server_cpu_s":%s,"client_cpu_s":%s,"report":%s}\n' \
+        "$round" "$name" "$door" "$server_cpu" "$client_cpu" "$report" >>"$results"
     rm -rf "$dir" "$dir.log" "$dir.err"
 }
 
@@ -149,5 +174,27 @@ for w, label in labels.items():
           (lambda x: "n/a" if x is None else f"{x:,.0f}")
     ratio = "n/a" if g in (None, 0) or k is None else f"{k / g:.2f}x"
     print(f"| {label} | {fmt(g)} | {fmt(k)} | {ratio} |")
+
+def per_record(r, side):
+    rep = r["report"]
+    n = rep and rep.get("produced", 0) + rep.get("consumed", 0)
+    return r[f"{side}_cpu_s"] / n * 1e6 if n else None
+
+def cpu(workload, door, side):
+    xs = [per_record(r, side) for r in rows if r["workload"] == workload and r["door"] == door]
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+print()
+print("CPU per record handled (produced, plus consumed), medians, µs:")
+print()
+print("| workload | server, gRPC | server, Kafka | Kafka/gRPC | client, gRPC | client, Kafka (librdkafka) |")
+print("|---|---|---|---|---|---|")
+for w in ["produce-100B", "produce-1KiB", "consume-100B"]:
+    sg, sk = cpu(w, "grpc", "server"), cpu(w, "kafka", "server")
+    cg, ck = cpu(w, "grpc", "client"), cpu(w, "kafka", "client")
+    f = lambda x: "n/a" if x is None else f"{x:.2f}"
+    ratio = "n/a" if not sg or sk is None else f"{sk / sg:.2f}x"
+    print(f"| {w} | {f(sg)} | {f(sk)} | {ratio} | {f(cg)} | {f(ck)} |")
 print(f"\nEvery run's report: {path}")
 PY
