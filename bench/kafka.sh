@@ -12,7 +12,8 @@
 #
 # The workloads: produce 100 B and 1 KiB records as fast as acknowledgements come back;
 # consume 100 B (fill, then read from offset 0); and produce 100 B at half the gRPC door's
-# median peak (measured first in this run), where the figure is the produce-ack p99.
+# median peak (measured first in this run), and through the Kafka door at half its own,
+# where the figure is the produce-ack p99.
 #
 # Prints one table: the median of the N runs per door and workload and the Kafka door's
 # ratio to gRPC's; then the CPU time each side spent per record (the server's from /proc,
@@ -122,23 +123,34 @@ common="--producers 2 --partitions 2 --batch-records 1000 --in-flight 4"
 rounds produce-100B "produce --record-size 100 $common"
 rounds produce-1KiB "produce --record-size 1024 $common"
 rounds consume-100B "consume --record-size 100 $common"
-half=$(python3 - "$results" <<'PY'
+# half_peak DOOR: half of DOOR's median produce-100B rate in this run (0 without one).
+half_peak() {
+    python3 - "$results" "$1" <<'PY'
 import json, statistics, sys
 xs = [r["report"]["produce"]["records_per_sec"] for r in map(json.loads, open(sys.argv[1]))
-      if r["workload"] == "produce-100B" and r["door"] == "grpc" and r["report"]]
+      if r["workload"] == "produce-100B" and r["door"] == sys.argv[2] and r["report"]]
 print(int(statistics.median(xs) / 2) if xs else 0)
 PY
-)
+}
+half=$(half_peak grpc)
 if [ "$half" -gt 0 ]; then
     rounds half-peak-100B "produce --record-size 100 $common --rate $half"
 else
     say "no gRPC peak measured: the half-peak latency rows are skipped"
 fi
+# The Kafka door at half its own peak: the gRPC door's is the row above.
+kafka_half=$(half_peak kafka)
+if [ "$kafka_half" -gt 0 ]; then
+    for ((round = 1; round <= runs; round++)); do
+        say "round $round/$runs: own-half-peak-100B through kafka"
+        run_one "$round" kafka own-half-peak-100B "produce --record-size 100 $common --rate $kafka_half"
+    done
+fi
 
-python3 - "$results" "$runs" "$duration" "$half" "$memory" <<'PY'
+python3 - "$results" "$runs" "$duration" "$half" "$memory" "$kafka_half" <<'PY'
 import json, statistics, sys
 
-path, runs, duration, half, memory = sys.argv[1:]
+path, runs, duration, half, memory, kafka_half = sys.argv[1:]
 rows = [json.loads(line) for line in open(path)]
 
 def figure(r):
@@ -147,7 +159,7 @@ def figure(r):
         return None
     if r["workload"].startswith("consume"):
         return rep["consume"]["records_per_sec"]
-    if r["workload"].startswith("half-peak"):
+    if "half-peak" in r["workload"]:
         return rep["produce"]["ack_latency_ms"]["p99"]
     return rep["produce"]["records_per_sec"]
 
@@ -174,6 +186,12 @@ for w, label in labels.items():
           (lambda x: "n/a" if x is None else f"{x:,.0f}")
     ratio = "n/a" if g in (None, 0) or k is None else f"{k / g:.2f}x"
     print(f"| {label} | {fmt(g)} | {fmt(k)} | {ratio} |")
+g, k = median("half-peak-100B", "grpc"), median("own-half-peak-100B", "kafka")
+if int(kafka_half) > 0:
+    f = lambda x: "n/a" if x is None else f"{x:.2f} ms"
+    ratio = "n/a" if g in (None, 0) or k is None else f"{k / g:.2f}x"
+    print(f"| produce 100 B at half each door's own peak ({int(half):,}/s and "
+          f"{int(kafka_half):,}/s), ack p99 | {f(g)} | {f(k)} | {ratio} |")
 
 def per_record(r, side):
     rep = r["report"]
