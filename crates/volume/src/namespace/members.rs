@@ -895,8 +895,8 @@ fn kafka_assignment(stream: &str, bytes: &[u8]) -> Vec<(String, u32)> {
     topics
         .into_iter()
         .flat_map(|(name, partitions)| {
-            let topic = match name.rsplit_once(':') {
-                Some((path, topic)) if path == stream => topic.to_owned(),
+            let topic = match TopicPath::parse("topic", &name) {
+                Ok(t) if t.stream.to_string() == stream => t.topic,
                 _ => name,
             };
             partitions
